@@ -1,0 +1,31 @@
+//! The built-in job kinds, as data: inputs, parameters, validation, cost and a check
+//! against the reference implementation. Backends implement the computation.
+
+pub mod image_filter;
+pub mod matmul;
+pub mod mlp_train;
+pub mod vector_add;
+
+pub use image_filter::{FilterOp, ImageFilter, ImageFilterOutput};
+pub use matmul::{Matmul, MatmulOutput};
+pub use mlp_train::{EpochStats, LayerParams, MlpData, MlpDataset, MlpTrain, MlpTrainOutput};
+pub use vector_add::{VectorAdd, VectorAddOutput};
+
+use crate::error::ValidationError;
+use crate::tensor::Tensor;
+
+/// The names of the built-in kinds.
+pub const BUILTIN_KINDS: [&str; 4] = [VectorAdd::KIND_NAME, Matmul::KIND_NAME, ImageFilter::KIND_NAME, MlpTrain::KIND_NAME];
+
+/// Checks a tensor's shape and data length together; returns its element count.
+pub(crate) fn check_tensor(t: &Tensor, name: &str, rank: usize) -> Result<usize, ValidationError> {
+    let n = t.check_shape(name, rank)?;
+    t.check_length(name)?;
+    Ok(n)
+}
+
+/// Fingerprint of an output's tensors that hold values.
+pub(crate) fn fingerprint_tensors(tensors: &[&Tensor]) -> crate::fingerprint::Fingerprint {
+    let values: Vec<_> = tensors.iter().filter_map(|t| t.values().ok()).collect();
+    crate::fingerprint::Fingerprint::of_slices(values.iter().map(|v| &v[..]))
+}

@@ -1,0 +1,121 @@
+//! The `Queue` trait: the durable hand-offs between clients, the scheduler and workers.
+//!
+//! Semantics every implementation keeps (the embedded [`MemoryQueue`] and the Redis
+//! queue alike, checked by one conformance suite):
+//! - **At-least-once.** A job leaves a lane only when a worker completes it, fails it
+//!   for good, or its attempts run out. A worker that dies loses its leases, which
+//!   expire and are reclaimed by another worker.
+//! - **Attempts are deliveries.** Every fetch or reclaim of a job counts one attempt;
+//!   after `max_attempts` deliveries the job is dead-lettered with its last error.
+//! - **Leases are fenced.** A worker whose lease was reclaimed cannot complete the job
+//!   any more ([`crate::QueueError::LeaseLost`]), so a result is recorded once.
+//! - **Retries back off.** A temporary failure puts the job back on its lane after the
+//!   [`crate::RetryPolicy`] delay; a permanent one ends it as failed.
+//! - **Priorities overtake without starving.** See the implementation's fetch order.
+//! - **Cancel.** A queued job that is cancelled never runs; a running one is told
+//!   through [`RenewOutcome::cancel_requested`].
+
+mod lane;
+mod memory;
+mod types;
+
+pub use memory::{MemoryQueue, MemoryQueueConfig};
+pub use types::{CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome, WorkerInfo};
+
+use crate::device::DeviceClass;
+use crate::error::{JobError, QueueError};
+use crate::id::JobId;
+use crate::placement::PlacementDecision;
+use crate::state::{JobRecord, JobResult};
+use async_trait::async_trait;
+use crate::envelope::JobEnvelope;
+use std::time::Duration;
+
+/// The job queue, as clients, schedulers and workers use it.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    // ----- clients -----
+
+    /// Enqueues a job for the scheduler. The envelope should have been validated.
+    async fn submit(&self, job: JobEnvelope) -> Result<JobId, QueueError>;
+
+    /// The job's record, or `None` if unknown (or its record expired).
+    async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError>;
+
+    /// Cancels a job: a queued or placed job never runs; a running job is asked to stop.
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError>;
+
+    /// Waits until the job reaches a terminal state or `timeout` passes, then returns its
+    /// record. The default polls [`Queue::status`] with a growing interval.
+    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut interval = Duration::from_millis(2);
+        loop {
+            let rec = self.status(id).await?;
+            let done = rec.as_ref().is_none_or(|r| r.state.is_terminal());
+            if done || tokio::time::Instant::now() >= deadline {
+                return Ok(rec);
+            }
+            tokio::time::sleep(interval.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+            interval = (interval * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    // ----- scheduler -----
+
+    /// Takes up to `max` submitted jobs for placement, waiting up to `wait` for one.
+    /// Entries that cannot be read come back with `job: Err(reason)`.
+    async fn take_submitted(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Incoming>, QueueError>;
+
+    /// Forwards a taken job to a lane, atomically with acknowledging its submit entry.
+    async fn place(&self, incoming: &Incoming, decision: PlacementDecision) -> Result<(), QueueError>;
+
+    /// Moves a taken entry that cannot run to the dead-letter list with `reason`.
+    async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError>;
+
+    // ----- workers -----
+
+    /// Leases up to `max` ready jobs of `lane` to `consumer` for `lease`, waiting up to
+    /// `wait` for one. Each returned job has had its attempt count incremented.
+    async fn fetch(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Extends a lease; tells the worker whether the job has been cancelled.
+    async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError>;
+
+    /// Records a success and releases the job. Fails with `LeaseLost` if the lease is no
+    /// longer the job's current one.
+    async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError>;
+
+    /// Records a failed attempt: retried with backoff, failed, dead-lettered, or (for
+    /// [`crate::ErrorClass::Cancelled`]) cancelled.
+    async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError>;
+
+    /// Gives a job back without counting the attempt (graceful shutdown).
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
+
+    /// Claims up to `max` jobs of `lane` whose lease expired (their worker died or hung)
+    /// for `consumer`, counting a new attempt; jobs out of attempts go to dead-letter.
+    async fn reclaim_expired(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    // ----- dead letters -----
+
+    /// The newest `max` dead-lettered jobs.
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Re-submits a dead-lettered job with fresh attempts. `false` if it is not there.
+    async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError>;
+
+    // ----- cluster facts -----
+
+    /// Records that a worker is alive, with its counters.
+    async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError>;
+
+    /// Removes a worker that is shutting down.
+    async fn deregister(&self, worker_id: &str) -> Result<(), QueueError>;
+
+    /// Workers whose last heartbeat is recent.
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError>;
+
+    /// Depth, in-flight count and estimated backlog of each lane.
+    async fn lane_stats(&self) -> Result<Vec<LaneStats>, QueueError>;
+}

@@ -1,0 +1,136 @@
+//! Values exchanged with a [`super::Queue`].
+
+use crate::device::{DeviceClass, DeviceInfo};
+use crate::envelope::JobEnvelope;
+use crate::id::JobId;
+use crate::state::JobState;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A submitted entry taken by the scheduler.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The queue's handle for the entry (a stream id in Redis).
+    pub entry: String,
+    /// The job, or why the entry could not be read as one.
+    pub job: Result<JobEnvelope, String>,
+    /// The raw entry, kept for the dead-letter record when it could not be read.
+    pub raw: Option<String>,
+}
+
+/// A worker's right to run a job until `deadline` (renewable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The job.
+    pub job_id: JobId,
+    /// The lane it was fetched from.
+    pub lane: DeviceClass,
+    /// The delivery this lease belongs to (1 for the first); fences stale workers.
+    pub attempt: u32,
+    /// The worker holding it.
+    pub consumer: String,
+    /// The queue's handle for the lane entry (a stream id in Redis).
+    pub entry: String,
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The lease to complete, fail, renew or release.
+    pub lease: Lease,
+    /// The job, with `attempts` already counting this delivery.
+    pub envelope: JobEnvelope,
+}
+
+/// What [`super::Queue::renew`] learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RenewOutcome {
+    /// The job was cancelled: the worker should stop it and report `JobError::cancelled`.
+    pub cancel_requested: bool,
+}
+
+/// What happened to a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Back on its lane after `delay`.
+    Retrying {
+        /// Attempts used so far.
+        attempts: u32,
+        /// Backoff before it becomes fetchable.
+        delay: Duration,
+    },
+    /// Ended as failed (permanent error), kept in dead-letter.
+    Failed,
+    /// Out of attempts, dead-lettered.
+    Dead,
+    /// Ended as cancelled.
+    Cancelled,
+}
+
+/// What [`super::Queue::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job had not started; it never will.
+    Cancelled,
+    /// The job is running; its worker has been asked to stop it.
+    Requested,
+    /// The job had already ended in this state.
+    AlreadyFinished(JobState),
+    /// No such job.
+    NotFound,
+}
+
+/// A job (or unreadable entry) in the dead-letter list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The job id, or the raw entry's id when it could not be read.
+    pub id: String,
+    /// Its kind, if known.
+    pub kind: Option<String>,
+    /// Why it is here.
+    pub reason: String,
+    /// Attempts it used.
+    pub attempts: u32,
+    /// When it arrived (ms since epoch).
+    pub at_ms: u64,
+    /// The raw entry, for entries that could not be read as a job.
+    pub raw: Option<String>,
+}
+
+/// A worker's announcement of itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Unique consumer name (host, pid and a random suffix).
+    pub id: String,
+    /// The lane it serves.
+    pub lane: DeviceClass,
+    /// Its device.
+    pub device: DeviceInfo,
+    /// Jobs it runs at once.
+    pub concurrency: u32,
+    /// Jobs running now.
+    pub in_flight: u32,
+    /// Jobs completed.
+    pub jobs_done: u64,
+    /// Attempts that failed.
+    pub jobs_failed: u64,
+    /// Start time (ms since epoch).
+    pub started_ms: u64,
+    /// Last heartbeat (ms since epoch).
+    pub last_seen_ms: u64,
+}
+
+/// The state of one lane.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LaneStats {
+    /// The lane.
+    pub lane: DeviceClass,
+    /// Jobs ready to fetch.
+    pub ready: u64,
+    /// Jobs waiting out a retry backoff.
+    pub delayed: u64,
+    /// Jobs leased to workers.
+    pub in_flight: u64,
+    /// Sum of the placement estimates of ready and delayed jobs, in seconds.
+    pub backlog_s: f64,
+}

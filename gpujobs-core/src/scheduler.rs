@@ -1,0 +1,146 @@
+//! The scheduler loop: takes submitted jobs, validates them, places each on a lane,
+//! and forwards it. Several schedulers may share one queue.
+
+use crate::device::DeviceClass;
+use crate::error::QueueError;
+use crate::limits::Limits;
+use crate::placement::{ClusterFacts, Placement};
+use crate::queue::{Incoming, Queue};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a scheduler behaves.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Consumer name in the submit group.
+    pub id: String,
+    /// Most entries taken per call.
+    pub batch: usize,
+    /// How long one take waits for submissions.
+    pub poll: Duration,
+    /// How often live workers and lane backlogs are re-read.
+    pub facts_every: Duration,
+    /// Memory limits jobs are validated against.
+    pub limits: Limits,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            id: crate::worker::unique_worker_id(DeviceClass::Cpu).replace("-cpu-", "-sched-"),
+            batch: 256,
+            poll: Duration::from_millis(500),
+            facts_every: Duration::from_millis(250),
+            limits: Limits::detect(),
+        }
+    }
+}
+
+/// What a scheduler did before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchedulerReport {
+    /// Jobs placed on a lane.
+    pub placed: u64,
+    /// Entries dead-lettered as invalid.
+    pub rejected: u64,
+}
+
+/// Places submitted jobs on lanes.
+pub struct Scheduler {
+    queue: Arc<dyn Queue>,
+    registry: Arc<Registry>,
+    placement: Arc<dyn Placement>,
+    config: SchedulerConfig,
+}
+
+impl Scheduler {
+    /// A scheduler validating with `registry`'s kinds and placing with `placement`.
+    pub fn new(queue: Arc<dyn Queue>, registry: Arc<Registry>, placement: Arc<dyn Placement>, config: SchedulerConfig) -> Self {
+        Scheduler { queue, registry, placement, config }
+    }
+
+    /// Reads live worker slots and lane backlogs.
+    pub async fn facts(&self) -> Result<ClusterFacts, QueueError> {
+        let mut facts = ClusterFacts::default();
+        for w in self.queue.workers().await? {
+            *facts.slots.entry(w.lane).or_insert(0) += w.concurrency.max(1);
+        }
+        for lane in self.queue.lane_stats().await? {
+            facts.backlog_s.insert(lane.lane, lane.backlog_s);
+        }
+        Ok(facts)
+    }
+
+    /// Runs until `shutdown` fires. Queue errors are logged and retried with backoff.
+    pub async fn run(self, mut shutdown: Shutdown) -> SchedulerReport {
+        let mut report = SchedulerReport::default();
+        let mut facts = ClusterFacts::default();
+        let mut facts_at: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(50);
+        tracing::info!(scheduler = %self.config.id, "scheduler started");
+        while !shutdown.is_triggered() {
+            if facts_at.is_none_or(|t| t.elapsed() >= self.config.facts_every) {
+                match self.facts().await {
+                    Ok(f) => {
+                        facts = f;
+                        facts_at = Some(Instant::now());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read cluster facts"),
+                }
+            }
+            let taken = match self.queue.take_submitted(&self.config.id, self.config.batch, self.config.poll).await {
+                Ok(t) => {
+                    backoff = Duration::from_millis(50);
+                    t
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "taking submissions failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            for incoming in taken {
+                match self.handle(&incoming, &mut facts).await {
+                    Ok(true) => report.placed += 1,
+                    Ok(false) => report.rejected += 1,
+                    Err(e) => tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; the entry will be taken again"),
+                }
+            }
+        }
+        tracing::info!(scheduler = %self.config.id, placed = report.placed, rejected = report.rejected, "scheduler stopped");
+        report
+    }
+
+    /// Places or rejects one entry; `Ok(true)` when placed.
+    async fn handle(&self, incoming: &Incoming, facts: &mut ClusterFacts) -> Result<bool, QueueError> {
+        let env = match &incoming.job {
+            Ok(env) => env,
+            Err(reason) => {
+                tracing::warn!(entry = %incoming.entry, %reason, "unreadable submission dead-lettered");
+                self.queue.reject(incoming, reason).await?;
+                return Ok(false);
+            }
+        };
+        match self.registry.inspect(&env.kind, &env.payload, &env.blobs, &self.config.limits) {
+            Err(e) => {
+                tracing::warn!(job = %env.id, kind = %env.kind, error = %e, "invalid job dead-lettered");
+                self.queue.reject(incoming, &e.to_string()).await?;
+                Ok(false)
+            }
+            Ok(inspection) => {
+                let decision = self.placement.place(env, &inspection.cost, facts);
+                *facts.backlog_s.entry(decision.lane).or_insert(0.0) += decision.run_estimate_s;
+                tracing::debug!(job = %env.id, lane = %decision.lane, reason = %decision.reason, "placed");
+                self.queue.place(incoming, decision).await?;
+                Ok(true)
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Job states, results and the per-job record a queue keeps.
+
+use crate::device::{DeviceClass, DeviceInfo, DevicePref};
+use crate::envelope::{JobEnvelope, Priority};
+use crate::error::JobError;
+use crate::fingerprint::Fingerprint;
+use crate::id::JobId;
+use crate::placement::PlacementDecision;
+use crate::tensor::Blobs;
+use crate::timing::Timings;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a job is in its life.
+///
+/// ```text
+/// queued ──scheduler──> placed ──worker──> running ──> succeeded
+///    │                    ▲  │                │ └────> failed     (permanent error)
+///    │                    │  │                ├──────> dead       (attempts exhausted)
+///    │                    └──┴── retry ◄──────┘
+///    └──────── cancel ─────────────────────────────> cancelled
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Submitted, waiting for the scheduler.
+    Queued,
+    /// On a device lane, waiting for a worker (also while waiting out a retry backoff).
+    Placed,
+    /// Leased by a worker.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Failed with an error that retrying cannot fix; kept in the dead-letter list.
+    Failed,
+    /// Failed on every allowed attempt, or refused by the scheduler; in the dead-letter list.
+    Dead,
+    /// Cancelled before or while running.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job has finished for good.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Dead | JobState::Cancelled)
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Placed => "placed",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a successful job produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The kind's output as JSON; large tensors refer to `blobs`.
+    pub output: serde_json::Value,
+    /// Output tensors' data.
+    #[serde(skip)]
+    pub blobs: Blobs,
+    /// One line describing the output, for listings.
+    pub summary: String,
+    /// A fingerprint of the output's numbers, to compare devices.
+    pub fingerprint: Fingerprint,
+    /// The device that ran it.
+    pub device: DeviceInfo,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+impl JobResult {
+    /// Decodes the output into the kind's output type, resolving blobs.
+    pub fn decode<O: crate::job::JobOutput>(&self) -> Result<O, crate::error::ValidationError> {
+        let mut out: O = serde_json::from_value(self.output.clone()).map_err(|e| crate::error::ValidationError::Payload {
+            kind: "output".into(),
+            reason: e.to_string(),
+        })?;
+        crate::tensor::resolve_all(out.tensors_mut(), &self.blobs)?;
+        Ok(out)
+    }
+}
+
+/// Everything a queue knows about one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: JobId,
+    /// Its kind.
+    pub kind: String,
+    /// Current state.
+    pub state: JobState,
+    /// Fetch priority.
+    pub priority: Priority,
+    /// Requested device.
+    pub device: DevicePref,
+    /// The lane it was placed on.
+    pub lane: Option<DeviceClass>,
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// Deliveries allowed.
+    pub max_attempts: u32,
+    /// Submit time (ms since epoch).
+    pub created_ms: u64,
+    /// Last change (ms since epoch).
+    pub updated_ms: u64,
+    /// When the current or last attempt started (ms since epoch).
+    pub started_ms: Option<u64>,
+    /// When it reached a terminal state (ms since epoch).
+    pub finished_ms: Option<u64>,
+    /// The worker holding or last holding it.
+    pub worker: Option<String>,
+    /// Why the scheduler put it where it did.
+    pub placement: Option<PlacementDecision>,
+    /// The result, once succeeded.
+    pub result: Option<JobResult>,
+    /// The last error, if any attempt failed.
+    pub error: Option<JobError>,
+    /// Whether cancellation was asked for while it ran.
+    pub cancel_requested: bool,
+}
+
+impl JobRecord {
+    /// The record of a freshly submitted job.
+    pub fn submitted(env: &JobEnvelope) -> Self {
+        JobRecord {
+            id: env.id.clone(),
+            kind: env.kind.clone(),
+            state: JobState::Queued,
+            priority: env.priority,
+            device: env.device,
+            lane: None,
+            attempts: 0,
+            max_attempts: env.max_attempts,
+            created_ms: env.created_ms,
+            updated_ms: env.created_ms,
+            started_ms: None,
+            finished_ms: None,
+            worker: None,
+            placement: None,
+            result: None,
+            error: None,
+            cancel_requested: false,
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The worker loop: fetch jobs of one lane, run them with a concurrency limit, keep
+//! their leases alive, record results, and drain gracefully on shutdown.
+//!
+//! On shutdown the worker stops fetching, lets in-flight jobs finish within the grace
+//! period, then stops the rest and releases their leases so other workers pick them up
+//! at once (a released job does not lose an attempt). A worker killed outright loses
+//! nothing either: its leases expire and are reclaimed.
+
+use crate::device::{DeviceClass, DeviceInfo};
+use crate::envelope::now_ms;
+use crate::error::{JobError, QueueError};
+use crate::executor::{CancelFlag, ExecContext};
+use crate::id::JobId;
+use crate::limits::Limits;
+use crate::queue::{Delivery, FailOutcome, Lease, Queue, WorkerInfo};
+use crate::registry::Registry;
+use crate::shutdown::Shutdown;
+use crate::state::JobResult;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique consumer name; two workers must never share one.
+    pub id: String,
+    /// The lane it serves.
+    pub lane: DeviceClass,
+    /// Its device, as shown in heartbeats and results.
+    pub device: DeviceInfo,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Most jobs fetched in one call.
+    pub batch: usize,
+    /// Visibility timeout: a job whose lease is not renewed for this long is reclaimed.
+    pub lease: Duration,
+    /// How long one fetch waits for work.
+    pub poll: Duration,
+    /// Interval between heartbeats.
+    pub heartbeat: Duration,
+    /// Interval between scans for expired leases of dead workers.
+    pub reclaim_every: Duration,
+    /// Time in-flight jobs get to finish after shutdown is asked for.
+    pub grace: Duration,
+    /// Memory limits jobs are validated against.
+    pub limits: Limits,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker of `device`'s class: concurrency 1, 30 s leases.
+    pub fn new(device: DeviceInfo) -> Self {
+        WorkerConfig {
+            id: unique_worker_id(device.class),
+            lane: device.class,
+            device,
+            concurrency: 1,
+            batch: 16,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            heartbeat: Duration::from_secs(2),
+            reclaim_every: Duration::from_secs(5),
+            grace: Duration::from_secs(30),
+            limits: Limits::detect(),
+        }
+    }
+}
+
+/// A consumer name unique across machines and restarts: host, pid, lane, random.
+pub fn unique_worker_id(lane: DeviceClass) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into());
+    let suffix = &JobId::new().to_string()[20..];
+    format!("{host}-{}-{lane}-{}", std::process::id(), suffix.to_ascii_lowercase())
+}
+
+/// Counters a running worker keeps (read them for metrics).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Jobs completed.
+    pub done: AtomicU64,
+    /// Attempts that failed.
+    pub failed: AtomicU64,
+    /// Jobs running now.
+    pub in_flight: AtomicU32,
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerReport {
+    /// Jobs completed.
+    pub done: u64,
+    /// Attempts that failed.
+    pub failed: u64,
+    /// Jobs given back unfinished at shutdown.
+    pub released: u64,
+}
+
+/// A worker serving one lane.
+pub struct Worker {
+    queue: Arc<dyn Queue>,
+    registry: Arc<Registry>,
+    config: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    started_ms: u64,
+}
+
+type InFlight = Arc<Mutex<HashMap<JobId, Lease>>>;
+
+impl Worker {
+    /// A worker over `queue` running the executors of `registry`.
+    pub fn new(queue: Arc<dyn Queue>, registry: Arc<Registry>, config: WorkerConfig) -> Self {
+        Worker { queue, registry, config, stats: Arc::default(), started_ms: now_ms() }
+    }
+
+    /// The worker's live counters.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// The worker's configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            id: self.config.id.clone(),
+            lane: self.config.lane,
+            device: self.config.device.clone(),
+            concurrency: self.config.concurrency as u32,
+            in_flight: self.stats.in_flight.load(Ordering::Relaxed),
+            jobs_done: self.stats.done.load(Ordering::Relaxed),
+            jobs_failed: self.stats.failed.load(Ordering::Relaxed),
+            started_ms: self.started_ms,
+            last_seen_ms: now_ms(),
+        }
+    }
+
+    async fn heartbeat(&self) {
+        if let Err(e) = self.queue.heartbeat(&self.info()).await {
+            tracing::warn!(worker = %self.config.id, error = %e, "heartbeat failed");
+        }
+    }
+
+    /// Serves the lane until `shutdown` fires, then drains.
+    pub async fn run(self, mut shutdown: Shutdown) -> WorkerReport {
+        let cfg = &self.config;
+        tracing::info!(worker = %cfg.id, lane = %cfg.lane, device = %cfg.device, concurrency = cfg.concurrency, "worker started");
+        let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let inflight: InFlight = Arc::default();
+        let mut tasks = JoinSet::new();
+        let mut next_heartbeat = Instant::now();
+        let mut next_reclaim = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+
+        while !shutdown.is_triggered() {
+            while tasks.try_join_next().is_some() {}
+            if Instant::now() >= next_heartbeat {
+                self.heartbeat().await;
+                next_heartbeat = Instant::now() + cfg.heartbeat;
+            }
+            let free = sem.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = tasks.join_next() => {}
+                    _ = shutdown.wait() => {}
+                    _ = tokio::time::sleep_until(next_heartbeat) => {}
+                }
+                continue;
+            }
+            let mut deliveries = Vec::new();
+            if Instant::now() >= next_reclaim {
+                next_reclaim = Instant::now() + cfg.reclaim_every;
+                match self.queue.reclaim_expired(cfg.lane, &cfg.id, free, cfg.lease).await {
+                    Ok(d) => {
+                        if !d.is_empty() {
+                            tracing::info!(worker = %cfg.id, count = d.len(), "reclaimed jobs with expired leases");
+                        }
+                        deliveries = d;
+                    }
+                    Err(e) => tracing::warn!(worker = %cfg.id, error = %e, "reclaim failed"),
+                }
+            }
+            if deliveries.is_empty() {
+                match self.queue.fetch(cfg.lane, &cfg.id, free.min(cfg.batch.max(1)), cfg.lease, cfg.poll).await {
+                    Ok(d) => {
+                        deliveries = d;
+                        backoff = Duration::from_millis(50);
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %cfg.id, error = %e, retry_in = ?backoff, "fetch failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.wait() => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+            for delivery in deliveries {
+                let Ok(permit) = sem.clone().acquire_owned().await else { break };
+                inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(delivery.lease.job_id.clone(), delivery.lease.clone());
+                let job = JobRun {
+                    queue: self.queue.clone(),
+                    registry: self.registry.clone(),
+                    config: self.config.clone(),
+                    stats: self.stats.clone(),
+                    inflight: inflight.clone(),
+                };
+                tasks.spawn(job.run(delivery, permit));
+            }
+        }
+        self.drain(tasks, inflight).await
+    }
+
+    async fn drain(self, mut tasks: JoinSet<()>, inflight: InFlight) -> WorkerReport {
+        let cfg = &self.config;
+        tracing::info!(worker = %cfg.id, in_flight = tasks.len(), grace = ?cfg.grace, "draining");
+        let deadline = Instant::now() + cfg.grace;
+        while !tasks.is_empty() {
+            tokio::select! {
+                _ = tasks.join_next() => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let leftover: Vec<Lease> = inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, l)| l).collect();
+        let mut released = 0;
+        for lease in leftover {
+            match self.queue.release(&lease).await {
+                Ok(()) => released += 1,
+                Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "could not release; its lease will expire instead"),
+            }
+        }
+        self.heartbeat().await;
+        if let Err(e) = self.queue.deregister(&cfg.id).await {
+            tracing::warn!(worker = %cfg.id, error = %e, "deregister failed");
+        }
+        let report = WorkerReport {
+            done: self.stats.done.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            released,
+        };
+        tracing::info!(worker = %cfg.id, done = report.done, failed = report.failed, released, "worker stopped");
+        report
+    }
+}
+
+/// Everything one job's task needs.
+struct JobRun {
+    queue: Arc<dyn Queue>,
+    registry: Arc<Registry>,
+    config: WorkerConfig,
+    stats: Arc<WorkerStats>,
+    inflight: InFlight,
+}
+
+/// Why a run produced nothing to record.
+enum RunEnd {
+    Finished(Box<Result<JobResult, JobError>>),
+    LeaseLost,
+}
+
+impl JobRun {
+    async fn run(self, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let Delivery { lease, envelope } = delivery;
+        let queue_wait_s = now_ms().saturating_sub(envelope.created_ms) as f64 / 1000.0;
+        let end = match self.registry.executor(&envelope.kind, self.config.lane) {
+            None => RunEnd::Finished(Box::new(Err(JobError::temporary(format!(
+                "worker {} has no executor for kind `{}` on {}",
+                self.config.id, envelope.kind, self.config.lane
+            ))))),
+            Some(exec) => {
+                let ctx = ExecContext {
+                    job_id: lease.job_id.clone(),
+                    attempt: lease.attempt,
+                    cancel: CancelFlag::new(),
+                    limits: self.config.limits,
+                };
+                let timeout = envelope.timeout();
+                let run = tokio::time::timeout(timeout, exec.execute(&envelope.payload, &envelope.blobs, &ctx));
+                tokio::select! {
+                    r = run => RunEnd::Finished(Box::new(r.unwrap_or_else(|_| {
+                        ctx.cancel.cancel();
+                        Err(JobError::timed_out(timeout))
+                    }))),
+                    () = keep_lease(self.queue.as_ref(), &lease, self.config.lease, &ctx.cancel) => {
+                        ctx.cancel.cancel();
+                        RunEnd::LeaseLost
+                    }
+                }
+            }
+        };
+        let finished = match end {
+            RunEnd::LeaseLost => None,
+            RunEnd::Finished(r) => Some(*r),
+        };
+        match finished {
+            None => {
+                tracing::warn!(job = %lease.job_id, "lease lost while running (reclaimed elsewhere); result dropped");
+            }
+            Some(Ok(mut result)) => {
+                result.timings.queue_wait_s = queue_wait_s;
+                match with_retries(|| self.queue.complete(&lease, result.clone())).await {
+                    Ok(()) => {
+                        self.stats.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(QueueError::LeaseLost(_)) => {
+                        tracing::warn!(job = %lease.job_id, "finished after its lease was lost; result dropped")
+                    }
+                    Err(e) => tracing::error!(job = %lease.job_id, error = %e, "could not record result; the job will be re-run"),
+                }
+            }
+            Some(Err(error)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                match with_retries(|| self.queue.fail(&lease, &error)).await {
+                    Ok(outcome) => log_failure(&lease, &error, outcome),
+                    Err(e) => tracing::error!(job = %lease.job_id, error = %e, "could not record failure; the lease will expire"),
+                }
+            }
+        }
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.job_id);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn log_failure(lease: &Lease, error: &JobError, outcome: FailOutcome) {
+    match outcome {
+        FailOutcome::Retrying { attempts, delay } => {
+            tracing::warn!(job = %lease.job_id, attempts, retry_in = ?delay, error = %error, "attempt failed; will retry")
+        }
+        FailOutcome::Failed => tracing::warn!(job = %lease.job_id, error = %error, "job failed (permanent error)"),
+        FailOutcome::Dead => tracing::warn!(job = %lease.job_id, error = %error, "job dead-lettered (out of attempts)"),
+        FailOutcome::Cancelled => tracing::info!(job = %lease.job_id, "job cancelled"),
+    }
+}
+
+/// Renews `lease` every third of its length while the job runs; flags cancellation
+/// when asked for. Returns only when the lease is lost.
+async fn keep_lease(queue: &dyn Queue, lease: &Lease, length: Duration, cancel: &CancelFlag) {
+    let period = (length / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(period).await;
+        match queue.renew(lease, length).await {
+            Ok(outcome) => {
+                if outcome.cancel_requested {
+                    cancel.cancel();
+                }
+            }
+            Err(QueueError::LeaseLost(_)) => return,
+            Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "lease renewal failed; retrying"),
+        }
+    }
+}
+
+/// Retries a queue call on backend errors (a Redis blip must not waste a result):
+/// up to 6 tries over about 6 seconds.
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(QueueError::Backend(msg)) if tries < 5 => {
+                tracing::warn!(error = %msg, retry_in = ?delay, "queue call failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}

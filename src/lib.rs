@@ -1,0 +1,5 @@
+#![doc = include_str!("../README.md")]
+
+pub use gpujobs_core as core;
+pub use gpujobs_core::*;
+
