@@ -3,3 +3,4 @@
 pub use gpujobs_core as core;
 pub use gpujobs_core::*;
 
+pub use gpujobs_cpu as cpu;

@@ -1,0 +1,154 @@
+//! `mlp-train` on the CPU: the dense layers' forward and backward products on faer,
+//! the element-wise steps (bias, ReLU, softmax cross-entropy) in plain loops.
+//! Follows the algorithm documented in `gpujobs_core::jobs::mlp_train` step for step.
+
+use crate::CpuExecutor;
+use async_trait::async_trait;
+use faer::{Accum, MatMut, MatRef, Par};
+use gpujobs_core::jobs::{EpochStats, MlpDataset, MlpTrain, MlpTrainOutput};
+use gpujobs_core::timing::timed;
+use gpujobs_core::{CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PARALLEL_MACS: usize = 1 << 18;
+
+fn par_for(macs: usize) -> Par {
+    if macs >= PARALLEL_MACS { Par::rayon(0) } else { Par::Seq }
+}
+
+/// Trains `job` on `data`; stops between minibatches when `cancel` is set.
+pub fn mlp_train(job: &MlpTrain, data: &MlpDataset, cancel: &CancelFlag) -> Result<MlpTrainOutput, JobError> {
+    let dims = job.dims();
+    let layers = dims.len() - 1;
+    let classes = dims[layers];
+    let mut params = job.initial_params();
+    let bmax = job.batch.min(data.samples).max(1);
+    let mut acts: Vec<Vec<f32>> = dims.iter().map(|&d| vec![0f32; bmax * d]).collect();
+    let widest = dims.iter().copied().max().unwrap_or(1);
+    let mut grad = vec![0f32; bmax * widest];
+    let mut grad_in = vec![0f32; bmax * widest];
+    let mut epochs = Vec::with_capacity(job.epochs as usize);
+    for epoch in 0..job.epochs {
+        let order = job.epoch_order(epoch);
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        for batch in order.chunks(job.batch.max(1)) {
+            cancel.check()?;
+            let bs = batch.len();
+            for (r, &s) in batch.iter().enumerate() {
+                acts[0][r * dims[0]..(r + 1) * dims[0]].copy_from_slice(data.row(s as usize));
+            }
+            // Forward.
+            for l in 0..layers {
+                let (din, dout) = (dims[l], dims[l + 1]);
+                let (inputs, outputs) = acts.split_at_mut(l + 1);
+                let h = &inputs[l][..bs * din];
+                let z = &mut outputs[0][..bs * dout];
+                faer::linalg::matmul::matmul(
+                    MatMut::from_row_major_slice_mut(z, bs, dout),
+                    Accum::Replace,
+                    MatRef::from_row_major_slice(h, bs, din),
+                    MatRef::from_row_major_slice(&params[l].w, din, dout),
+                    1.0,
+                    par_for(bs * din * dout),
+                );
+                let relu = l + 1 < layers;
+                for row in z.chunks_mut(dout) {
+                    for (v, &b) in row.iter_mut().zip(&params[l].b) {
+                        let s = *v + b;
+                        *v = if relu { s.max(0.0) } else { s };
+                    }
+                }
+            }
+            // Softmax cross-entropy and its gradient (p − onehot) / batch.
+            let inv_bs = 1.0 / bs as f32;
+            for r in 0..bs {
+                let logits = &acts[layers][r * classes..(r + 1) * classes];
+                let label = data.y[batch[r] as usize] as usize;
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+                loss_sum += f64::from(-(logits[label] - max - sum.ln()));
+                if argmax(logits) == label {
+                    correct += 1;
+                }
+                let g = &mut grad[r * classes..(r + 1) * classes];
+                for (o, (gv, &lv)) in g.iter_mut().zip(logits).enumerate() {
+                    let p = (lv - max).exp() / sum;
+                    *gv = (p - if o == label { 1.0 } else { 0.0 }) * inv_bs;
+                }
+            }
+            // Backward and SGD, last layer first.
+            for l in (0..layers).rev() {
+                let (din, dout) = (dims[l], dims[l + 1]);
+                let h = &acts[l][..bs * din];
+                let g = &grad[..bs * dout];
+                if l > 0 {
+                    let gi = &mut grad_in[..bs * din];
+                    faer::linalg::matmul::matmul(
+                        MatMut::from_row_major_slice_mut(gi, bs, din),
+                        Accum::Replace,
+                        MatRef::from_row_major_slice(g, bs, dout),
+                        MatRef::from_row_major_slice(&params[l].w, din, dout).transpose(),
+                        1.0,
+                        par_for(bs * din * dout),
+                    );
+                    for (v, &a) in gi.iter_mut().zip(h) {
+                        if a <= 0.0 {
+                            *v = 0.0;
+                        }
+                    }
+                }
+                faer::linalg::matmul::matmul(
+                    MatMut::from_row_major_slice_mut(&mut params[l].w, din, dout),
+                    Accum::Add,
+                    MatRef::from_row_major_slice(h, bs, din).transpose(),
+                    MatRef::from_row_major_slice(g, bs, dout),
+                    -job.lr,
+                    par_for(bs * din * dout),
+                );
+                for o in 0..dout {
+                    let s: f32 = (0..bs).map(|r| g[r * dout + o]).sum();
+                    params[l].b[o] -= job.lr * s;
+                }
+                std::mem::swap(&mut grad, &mut grad_in);
+            }
+        }
+        let n = data.samples as f64;
+        epochs.push(EpochStats { epoch, loss: loss_sum / n, accuracy: correct as f64 / n });
+    }
+    let mut weights = Vec::with_capacity(layers);
+    let mut biases = Vec::with_capacity(layers);
+    for (l, p) in params.into_iter().enumerate() {
+        weights.push(Tensor::from_values(vec![dims[l], dims[l + 1]], p.w)?);
+        biases.push(Tensor::from_values(vec![dims[l + 1]], p.b)?);
+    }
+    Ok(MlpTrainOutput { epochs, weights, biases })
+}
+
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[async_trait]
+impl Executor<MlpTrain> for CpuExecutor {
+    fn device(&self) -> DeviceInfo {
+        self.device.clone()
+    }
+
+    async fn run(&self, job: MlpTrain, ctx: &ExecContext) -> Result<Execution<MlpTrainOutput>, JobError> {
+        ctx.cancel.check()?;
+        let cancel = ctx.cancel.clone();
+        Self::blocking(move || {
+            let (data, prepare) = timed(|| job.dataset());
+            let data = data?;
+            let (out, compute) = timed(|| mlp_train(&job, &data, &cancel));
+            Ok(Execution { output: out?, times: StageTimes::cpu(prepare, compute) })
+        })
+        .await
+    }
+}

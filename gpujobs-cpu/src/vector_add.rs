@@ -1,0 +1,49 @@
+//! `vector-add` on the CPU: a parallel, vectorized, memory-bound loop.
+
+use crate::parallel::{CHUNK, materialize};
+use crate::simd::{Madd, multiversion};
+use crate::CpuExecutor;
+use async_trait::async_trait;
+use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
+use gpujobs_core::timing::timed;
+use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use rayon::prelude::*;
+
+#[inline(always)]
+fn add_impl<M: Madd>(a: &[f32], b: &[f32], c: &mut [f32]) {
+    for ((c, &a), &b) in c.iter_mut().zip(a).zip(b) {
+        *c = a + b;
+    }
+}
+
+multiversion!(fn add_chunk(a: &[f32], b: &[f32], c: &mut [f32]) = add_impl);
+
+/// `a + b` into a new vector, in parallel chunks. Panics if the lengths differ.
+pub fn vector_add(a: &[f32], b: &[f32]) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "vector_add needs equal lengths");
+    let mut c = vec![0f32; a.len()];
+    c.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK))
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|((c, a), b)| add_chunk(a, b, c));
+    c
+}
+
+#[async_trait]
+impl Executor<VectorAdd> for CpuExecutor {
+    fn device(&self) -> DeviceInfo {
+        self.device.clone()
+    }
+
+    async fn run(&self, job: VectorAdd, ctx: &ExecContext) -> Result<Execution<VectorAddOutput>, JobError> {
+        ctx.cancel.check()?;
+        Self::blocking(move || {
+            let (inputs, prepare) = timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
+            let (a, b) = inputs?;
+            let (c, compute) = timed(|| vector_add(&a, &b));
+            let c = Tensor::from_values(vec![c.len()], c)?;
+            Ok(Execution { output: VectorAddOutput { c }, times: StageTimes::cpu(prepare, compute) })
+        })
+        .await
+    }
+}
