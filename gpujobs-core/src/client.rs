@@ -56,7 +56,11 @@ pub struct Client {
 impl Client {
     /// A client validating with `registry`'s kinds.
     pub fn new(queue: Arc<dyn Queue>, registry: Arc<Registry>) -> Self {
-        Client { queue, registry, limits: Limits::detect() }
+        Client {
+            queue,
+            registry,
+            limits: Limits::detect(),
+        }
     }
 
     /// Uses other memory limits for validation.
@@ -79,7 +83,8 @@ impl Client {
 
     /// Validates and submits an envelope (priority, device, attempts already set).
     pub async fn submit_envelope(&self, env: JobEnvelope) -> Result<JobId, ClientError> {
-        self.registry.inspect(&env.kind, &env.payload, &env.blobs, &self.limits)?;
+        self.registry
+            .inspect(&env.kind, &env.payload, &env.blobs, &self.limits)?;
         Ok(self.queue.submit(env).await?)
     }
 
@@ -93,7 +98,11 @@ impl Client {
     }
 
     /// Waits for a job of kind `J` and decodes its output.
-    pub async fn output<J: Job>(&self, id: &JobId, timeout: Duration) -> Result<Finished<J::Output>, ClientError> {
+    pub async fn output<J: Job>(
+        &self,
+        id: &JobId,
+        timeout: Duration,
+    ) -> Result<Finished<J::Output>, ClientError> {
         let record = self.wait(id, timeout).await?;
         match (&record.state, &record.result) {
             (JobState::Succeeded, Some(result)) => {
@@ -103,13 +112,20 @@ impl Client {
             _ => Err(ClientError::Failed {
                 id: id.clone(),
                 state: record.state,
-                message: record.error.as_ref().map_or_else(|| "no result".into(), |e| e.message.clone()),
+                message: record
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "no result".into(), |e| e.message.clone()),
             }),
         }
     }
 
     /// Submits `job`, waits for it and returns its output.
-    pub async fn run<J: Job>(&self, job: J, timeout: Duration) -> Result<Finished<J::Output>, ClientError> {
+    pub async fn run<J: Job>(
+        &self,
+        job: J,
+        timeout: Duration,
+    ) -> Result<Finished<J::Output>, ClientError> {
         let id = self.submit(job).await?;
         self.output::<J>(&id, timeout).await
     }

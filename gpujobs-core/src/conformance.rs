@@ -57,7 +57,11 @@ fn result() -> JobResult {
         blobs: Default::default(),
         summary: "ok".into(),
         fingerprint: Fingerprint::default(),
-        device: DeviceInfo { class: LANE, name: "test".into(), ordinal: 0 },
+        device: DeviceInfo {
+            class: LANE,
+            name: "test".into(),
+            ordinal: 0,
+        },
         timings: Timings::default(),
     }
 }
@@ -67,7 +71,10 @@ pub async fn submit_and_place(q: &dyn Queue, env: JobEnvelope) -> JobId {
     let id = q.submit(env).await.expect("submit");
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
-        let taken = q.take_submitted("conformance-sched", 64, WAIT).await.expect("take_submitted");
+        let taken = q
+            .take_submitted("conformance-sched", 64, WAIT)
+            .await
+            .expect("take_submitted");
         let mut found = false;
         for inc in taken {
             let mine = inc.job.as_ref().is_ok_and(|e| e.id == id);
@@ -77,28 +84,41 @@ pub async fn submit_and_place(q: &dyn Queue, env: JobEnvelope) -> JobId {
         if found {
             return id;
         }
-        assert!(tokio::time::Instant::now() < deadline, "submitted job {id} was never taken");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "submitted job {id} was never taken"
+        );
     }
 }
 
 async fn fetch_one(q: &dyn Queue, consumer: &str, lease: Duration) -> Delivery {
-    let mut got = q.fetch(LANE, consumer, 1, lease, WAIT).await.expect("fetch");
+    let mut got = q
+        .fetch(LANE, consumer, 1, lease, WAIT)
+        .await
+        .expect("fetch");
     assert_eq!(got.len(), 1, "expected one job on the lane");
     got.remove(0)
 }
 
 async fn state(q: &dyn Queue, id: &JobId) -> JobState {
-    q.status(id).await.expect("status").expect("record exists").state
+    q.status(id)
+        .await
+        .expect("status")
+        .expect("record exists")
+        .state
 }
 
 /// Submit → place → fetch → renew → complete, and a second complete is refused.
 pub async fn happy_path(q: &dyn Queue) {
-    let before = now_ms();
+    let before = crate::envelope::now_us();
     let id = q.submit(job(1)).await.expect("submit");
     let rec = q.status(&id).await.expect("status").expect("record");
     assert_eq!(rec.state, JobState::Queued);
-    assert!(rec.created_ms >= before.saturating_sub(1000));
-    let taken = q.take_submitted("conformance-sched", 10, WAIT).await.expect("take");
+    assert!(rec.created_us >= before.saturating_sub(1_000_000));
+    let taken = q
+        .take_submitted("conformance-sched", 10, WAIT)
+        .await
+        .expect("take");
     assert_eq!(taken.len(), 1);
     let env = taken[0].job.as_ref().expect("readable");
     assert_eq!(env.id, id);
@@ -108,13 +128,21 @@ pub async fn happy_path(q: &dyn Queue) {
     assert_eq!(d.lease.job_id, id);
     assert_eq!(d.envelope.attempts, 1);
     assert_eq!(state(q, &id).await, JobState::Running);
-    assert!(!q.renew(&d.lease, LEASE).await.expect("renew").cancel_requested);
+    assert!(
+        !q.renew(&d.lease, LEASE)
+            .await
+            .expect("renew")
+            .cancel_requested
+    );
     q.complete(&d.lease, result()).await.expect("complete");
     let rec = q.status(&id).await.expect("status").expect("record");
     assert_eq!(rec.state, JobState::Succeeded);
     assert_eq!(rec.attempts, 1);
     assert_eq!(rec.result.as_ref().map(|r| r.summary.as_str()), Some("ok"));
-    assert!(matches!(q.complete(&d.lease, result()).await, Err(QueueError::LeaseLost(_))));
+    assert!(matches!(
+        q.complete(&d.lease, result()).await,
+        Err(QueueError::LeaseLost(_))
+    ));
 }
 
 /// A lease that is not renewed expires; another worker reclaims the job with a new
@@ -122,14 +150,26 @@ pub async fn happy_path(q: &dyn Queue) {
 pub async fn lease_expiry_is_reclaimed(q: &dyn Queue) {
     let id = submit_and_place(q, job(2)).await;
     let first = fetch_one(q, "w1", Duration::from_millis(100)).await;
-    assert!(q.reclaim_expired(LANE, "w2", 10, LEASE).await.expect("reclaim").is_empty(), "reclaimed before expiry");
+    assert!(
+        q.reclaim_expired(LANE, "w2", 10, LEASE)
+            .await
+            .expect("reclaim")
+            .is_empty(),
+        "reclaimed before expiry"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let mut again = q.reclaim_expired(LANE, "w2", 10, LEASE).await.expect("reclaim");
+    let mut again = q
+        .reclaim_expired(LANE, "w2", 10, LEASE)
+        .await
+        .expect("reclaim");
     assert_eq!(again.len(), 1);
     let second = again.remove(0);
     assert_eq!(second.lease.job_id, id);
     assert_eq!(second.envelope.attempts, 2);
-    assert!(matches!(q.complete(&first.lease, result()).await, Err(QueueError::LeaseLost(_))));
+    assert!(matches!(
+        q.complete(&first.lease, result()).await,
+        Err(QueueError::LeaseLost(_))
+    ));
     q.complete(&second.lease, result()).await.expect("complete");
     let rec = q.status(&id).await.expect("status").expect("record");
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 2));
@@ -140,19 +180,40 @@ pub async fn lease_expiry_is_reclaimed(q: &dyn Queue) {
 pub async fn retries_then_dead_letter_then_retry(q: &dyn Queue) {
     let id = submit_and_place(q, job(3).with_max_attempts(2)).await;
     let d = fetch_one(q, "w1", LEASE).await;
-    let outcome = q.fail(&d.lease, &JobError::temporary("flaky device")).await.expect("fail");
-    assert!(matches!(outcome, FailOutcome::Retrying { attempts: 1, .. }), "{outcome:?}");
+    let outcome = q
+        .fail(&d.lease, &JobError::temporary("flaky device"))
+        .await
+        .expect("fail");
+    assert!(
+        matches!(outcome, FailOutcome::Retrying { attempts: 1, .. }),
+        "{outcome:?}"
+    );
     let d = fetch_one(q, "w1", LEASE).await;
     assert_eq!(d.envelope.attempts, 2);
-    let outcome = q.fail(&d.lease, &JobError::temporary("flaky device")).await.expect("fail");
+    let outcome = q
+        .fail(&d.lease, &JobError::temporary("flaky device"))
+        .await
+        .expect("fail");
     assert_eq!(outcome, FailOutcome::Dead);
     assert_eq!(state(q, &id).await, JobState::Dead);
     let dead = q.dead_letters(100).await.expect("dead letters");
-    let letter = dead.iter().find(|d| d.id == id.as_str()).expect("in dead letters");
+    let letter = dead
+        .iter()
+        .find(|d| d.id == id.as_str())
+        .expect("in dead letters");
     assert!(letter.reason.contains("flaky device"), "{}", letter.reason);
     assert!(q.retry_dead(&id).await.expect("retry_dead"));
-    assert!(!q.dead_letters(100).await.expect("dead letters").iter().any(|d| d.id == id.as_str()));
-    let taken = q.take_submitted("conformance-sched", 10, WAIT).await.expect("take");
+    assert!(
+        !q.dead_letters(100)
+            .await
+            .expect("dead letters")
+            .iter()
+            .any(|d| d.id == id.as_str())
+    );
+    let taken = q
+        .take_submitted("conformance-sched", 10, WAIT)
+        .await
+        .expect("take");
     assert_eq!(taken.len(), 1);
     q.place(&taken[0], decision()).await.expect("place");
     let d = fetch_one(q, "w1", LEASE).await;
@@ -165,11 +226,27 @@ pub async fn retries_then_dead_letter_then_retry(q: &dyn Queue) {
 pub async fn permanent_failure_is_not_retried(q: &dyn Queue) {
     let id = submit_and_place(q, job(4).with_max_attempts(5)).await;
     let d = fetch_one(q, "w1", LEASE).await;
-    assert_eq!(q.fail(&d.lease, &JobError::permanent("bad shape")).await.expect("fail"), FailOutcome::Failed);
+    assert_eq!(
+        q.fail(&d.lease, &JobError::permanent("bad shape"))
+            .await
+            .expect("fail"),
+        FailOutcome::Failed
+    );
     let rec = q.status(&id).await.expect("status").expect("record");
     assert_eq!((rec.state, rec.attempts), (JobState::Failed, 1));
-    assert!(q.dead_letters(100).await.expect("dead").iter().any(|d| d.id == id.as_str()));
-    assert!(q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(100)).await.expect("fetch").is_empty());
+    assert!(
+        q.dead_letters(100)
+            .await
+            .expect("dead")
+            .iter()
+            .any(|d| d.id == id.as_str())
+    );
+    assert!(
+        q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(100))
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
 }
 
 /// A high-priority job placed behind a backlog of normal ones is among the next few
@@ -185,7 +262,10 @@ pub async fn priorities_overtake_a_backlog(q: &dyn Queue) {
         seen.push(d.lease.job_id.clone());
         q.complete(&d.lease, result()).await.expect("complete");
     }
-    assert!(seen.contains(&high), "high-priority job not among the first 3 fetched");
+    assert!(
+        seen.contains(&high),
+        "high-priority job not among the first 3 fetched"
+    );
     let mut drained = 3;
     while drained < 21 {
         let got = q.fetch(LANE, "w1", 8, LEASE, WAIT).await.expect("fetch");
@@ -200,31 +280,75 @@ pub async fn priorities_overtake_a_backlog(q: &dyn Queue) {
 /// A job cancelled before a worker takes it never runs.
 pub async fn cancel_before_start_never_runs(q: &dyn Queue) {
     let id = submit_and_place(q, job(5)).await;
-    assert_eq!(q.cancel(&id).await.expect("cancel"), CancelOutcome::Cancelled);
-    assert!(q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(200)).await.expect("fetch").is_empty());
+    assert_eq!(
+        q.cancel(&id).await.expect("cancel"),
+        CancelOutcome::Cancelled
+    );
+    assert!(
+        q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(200))
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
     assert_eq!(state(q, &id).await, JobState::Cancelled);
     // Cancelled while still waiting for the scheduler.
     let id = q.submit(job(6)).await.expect("submit");
-    assert_eq!(q.cancel(&id).await.expect("cancel"), CancelOutcome::Cancelled);
-    let taken = q.take_submitted("conformance-sched", 10, Duration::from_millis(200)).await.expect("take");
+    assert_eq!(
+        q.cancel(&id).await.expect("cancel"),
+        CancelOutcome::Cancelled
+    );
+    let taken = q
+        .take_submitted("conformance-sched", 10, Duration::from_millis(200))
+        .await
+        .expect("take");
     for inc in &taken {
         q.place(inc, decision()).await.expect("place");
     }
-    assert!(q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(200)).await.expect("fetch").is_empty());
+    assert!(
+        q.fetch(LANE, "w1", 1, LEASE, Duration::from_millis(200))
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
     assert_eq!(state(q, &id).await, JobState::Cancelled);
-    assert_eq!(q.cancel(&id).await.expect("cancel"), CancelOutcome::AlreadyFinished(JobState::Cancelled));
-    assert_eq!(q.cancel(&JobId::new()).await.expect("cancel"), CancelOutcome::NotFound);
+    assert_eq!(
+        q.cancel(&id).await.expect("cancel"),
+        CancelOutcome::AlreadyFinished(JobState::Cancelled)
+    );
+    assert_eq!(
+        q.cancel(&JobId::new()).await.expect("cancel"),
+        CancelOutcome::NotFound
+    );
 }
 
 /// Cancelling a running job is relayed through lease renewal, and it ends cancelled.
 pub async fn cancel_while_running(q: &dyn Queue) {
     let id = submit_and_place(q, job(7)).await;
     let d = fetch_one(q, "w1", LEASE).await;
-    assert_eq!(q.cancel(&id).await.expect("cancel"), CancelOutcome::Requested);
-    assert!(q.renew(&d.lease, LEASE).await.expect("renew").cancel_requested);
-    assert_eq!(q.fail(&d.lease, &JobError::cancelled()).await.expect("fail"), FailOutcome::Cancelled);
+    assert_eq!(
+        q.cancel(&id).await.expect("cancel"),
+        CancelOutcome::Requested
+    );
+    assert!(
+        q.renew(&d.lease, LEASE)
+            .await
+            .expect("renew")
+            .cancel_requested
+    );
+    assert_eq!(
+        q.fail(&d.lease, &JobError::cancelled())
+            .await
+            .expect("fail"),
+        FailOutcome::Cancelled
+    );
     assert_eq!(state(q, &id).await, JobState::Cancelled);
-    assert!(!q.dead_letters(100).await.expect("dead").iter().any(|d| d.id == id.as_str()));
+    assert!(
+        !q.dead_letters(100)
+            .await
+            .expect("dead")
+            .iter()
+            .any(|d| d.id == id.as_str())
+    );
 }
 
 /// A job given back at shutdown is fetched again without losing an attempt.
@@ -242,12 +366,20 @@ pub async fn release_does_not_count_an_attempt(q: &dyn Queue) {
 /// A rejected submission ends dead, in the dead-letter list with its reason.
 pub async fn reject_goes_to_dead_letter(q: &dyn Queue) {
     let id = q.submit(job(9)).await.expect("submit");
-    let taken = q.take_submitted("conformance-sched", 10, WAIT).await.expect("take");
+    let taken = q
+        .take_submitted("conformance-sched", 10, WAIT)
+        .await
+        .expect("take");
     assert_eq!(taken.len(), 1);
-    q.reject(&taken[0], "unknown job kind `nope`").await.expect("reject");
+    q.reject(&taken[0], "unknown job kind `nope`")
+        .await
+        .expect("reject");
     assert_eq!(state(q, &id).await, JobState::Dead);
     let dead = q.dead_letters(100).await.expect("dead");
-    assert!(dead.iter().any(|d| d.id == id.as_str() && d.reason.contains("nope")));
+    assert!(
+        dead.iter()
+            .any(|d| d.id == id.as_str() && d.reason.contains("nope"))
+    );
 }
 
 /// Heartbeats make a worker visible until it deregisters; lane stats count jobs.
@@ -255,7 +387,11 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
     let info = WorkerInfo {
         id: "conformance-worker".into(),
         lane: LANE,
-        device: DeviceInfo { class: LANE, name: "test".into(), ordinal: 0 },
+        device: DeviceInfo {
+            class: LANE,
+            name: "test".into(),
+            ordinal: 0,
+        },
         concurrency: 2,
         in_flight: 0,
         jobs_done: 0,
@@ -264,11 +400,26 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
         last_seen_ms: now_ms(),
     };
     q.heartbeat(&info).await.expect("heartbeat");
-    assert!(q.workers().await.expect("workers").iter().any(|w| w.id == info.id && w.concurrency == 2));
+    assert!(
+        q.workers()
+            .await
+            .expect("workers")
+            .iter()
+            .any(|w| w.id == info.id && w.concurrency == 2)
+    );
     q.deregister(&info.id).await.expect("deregister");
-    assert!(!q.workers().await.expect("workers").iter().any(|w| w.id == info.id));
+    assert!(
+        !q.workers()
+            .await
+            .expect("workers")
+            .iter()
+            .any(|w| w.id == info.id)
+    );
 
-    let ids = [submit_and_place(q, job(10)).await, submit_and_place(q, job(11)).await];
+    let ids = [
+        submit_and_place(q, job(10)).await,
+        submit_and_place(q, job(11)).await,
+    ];
     let stats = q.lane_stats().await.expect("stats");
     let cpu = stats.iter().find(|s| s.lane == LANE).expect("cpu lane");
     assert_eq!((cpu.ready, cpu.in_flight), (2, 0));

@@ -25,6 +25,10 @@ pub struct Cost {
 impl Cost {
     /// Arithmetic intensity in flops per byte moved (0 when no bytes are moved).
     pub fn intensity(&self) -> f64 {
-        if self.bytes > 0.0 { self.flops / self.bytes } else { 0.0 }
+        if self.bytes > 0.0 {
+            self.flops / self.bytes
+        } else {
+            0.0
+        }
     }
 }

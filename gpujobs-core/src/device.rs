@@ -40,7 +40,9 @@ impl FromStr for DeviceClass {
         match s.to_ascii_lowercase().as_str() {
             "cpu" => Ok(DeviceClass::Cpu),
             "gpu" | "cuda" => Ok(DeviceClass::Gpu),
-            other => Err(format!("unknown device class `{other}` (expected cpu or gpu)")),
+            other => Err(format!(
+                "unknown device class `{other}` (expected cpu or gpu)"
+            )),
         }
     }
 }
@@ -76,7 +78,9 @@ impl FromStr for DevicePref {
             "auto" => Ok(DevicePref::Auto),
             "cpu" => Ok(DevicePref::Cpu),
             "gpu" | "cuda" => Ok(DevicePref::Gpu),
-            other => Err(format!("unknown device `{other}` (expected auto, cpu or gpu)")),
+            other => Err(format!(
+                "unknown device `{other}` (expected auto, cpu or gpu)"
+            )),
         }
     }
 }
@@ -95,9 +99,15 @@ pub struct DeviceInfo {
 impl DeviceInfo {
     /// Describes this machine's CPU: model name and number of threads.
     pub fn host_cpu() -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let model = cpu_model_name().unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        DeviceInfo { class: DeviceClass::Cpu, name: format!("{model} ({threads} threads)"), ordinal: 0 }
+        DeviceInfo {
+            class: DeviceClass::Cpu,
+            name: format!("{model} ({threads} threads)"),
+            ordinal: 0,
+        }
     }
 }
 

@@ -68,7 +68,12 @@ impl EmbeddedBuilder {
         let kinds = Arc::new(self.kinds);
         let (trigger, shutdown) = shutdown_channel();
         let limits = self.scheduler.limits;
-        let scheduler = Scheduler::new(dyn_queue.clone(), kinds.clone(), self.placement, self.scheduler);
+        let scheduler = Scheduler::new(
+            dyn_queue.clone(),
+            kinds.clone(),
+            self.placement,
+            self.scheduler,
+        );
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
         let mut workers = Vec::new();
         let mut stats = Vec::new();

@@ -14,7 +14,9 @@ pub const WIRE_VERSION: u32 = 1;
 
 /// How urgently a job should be fetched. Higher priorities overtake a backlog of lower
 /// ones, but lower ones still get a share (see the queue's fetch order), so none starves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Priority {
     /// Fetched before normal and low.
@@ -58,7 +60,9 @@ impl FromStr for Priority {
             "high" => Ok(Priority::High),
             "normal" => Ok(Priority::Normal),
             "low" => Ok(Priority::Low),
-            other => Err(format!("unknown priority `{other}` (expected high, normal or low)")),
+            other => Err(format!(
+                "unknown priority `{other}` (expected high, normal or low)"
+            )),
         }
     }
 }
@@ -106,9 +110,9 @@ pub struct JobEnvelope {
     /// How long one attempt may run before it is stopped, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Submit time, milliseconds since the Unix epoch.
+    /// Submit time, microseconds since the Unix epoch (stamped at submit if absent).
     #[serde(default)]
-    pub created_ms: u64,
+    pub created_us: u64,
 }
 
 impl JobEnvelope {
@@ -127,7 +131,7 @@ impl JobEnvelope {
             attempts: 0,
             max_attempts: default_max_attempts(),
             timeout_ms: default_timeout_ms(),
-            created_ms: now_ms(),
+            created_us: now_us(),
         })
     }
 
@@ -166,8 +170,8 @@ impl JobEnvelope {
         if self.id.as_str().is_empty() {
             self.id = JobId::new();
         }
-        if self.created_ms == 0 {
-            self.created_ms = now_ms();
+        if self.created_us == 0 {
+            self.created_us = now_us();
         }
         self.max_attempts = self.max_attempts.max(1);
         self.attempts = 0;
@@ -179,7 +183,18 @@ impl JobEnvelope {
     }
 }
 
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -113,17 +113,26 @@ pub struct JobError {
 impl JobError {
     /// A failure that will repeat on every attempt.
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Permanent, message: message.into() }
+        Self {
+            class: ErrorClass::Permanent,
+            message: message.into(),
+        }
     }
 
     /// A failure that may pass on another attempt.
     pub fn temporary(message: impl Into<String>) -> Self {
-        Self { class: ErrorClass::Temporary, message: message.into() }
+        Self {
+            class: ErrorClass::Temporary,
+            message: message.into(),
+        }
     }
 
     /// The job stopped because it was cancelled.
     pub fn cancelled() -> Self {
-        Self { class: ErrorClass::Cancelled, message: "cancelled on request".into() }
+        Self {
+            class: ErrorClass::Cancelled,
+            message: "cancelled on request".into(),
+        }
     }
 
     /// The job ran past its timeout (temporary: another attempt may be faster).

@@ -43,7 +43,11 @@ impl CancelFlag {
     /// `Err(JobError::cancelled())` once stopping was asked for: use with `?` between
     /// steps of a long computation.
     pub fn check(&self) -> Result<(), JobError> {
-        if self.is_cancelled() { Err(JobError::cancelled()) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(JobError::cancelled())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -63,7 +67,12 @@ pub struct ExecContext {
 impl ExecContext {
     /// A context for running a job outside a queue (tests, `gpujobs run`).
     pub fn standalone(limits: Limits) -> Self {
-        ExecContext { job_id: JobId::new(), attempt: 1, cancel: CancelFlag::new(), limits }
+        ExecContext {
+            job_id: JobId::new(),
+            attempt: 1,
+            cancel: CancelFlag::new(),
+            limits,
+        }
     }
 }
 
@@ -99,14 +108,26 @@ pub trait DynExecutor: Send + Sync {
 
     /// Decodes, validates and runs a job from its queue form. The returned timings have
     /// the executor's stages and `run_s` filled in; the worker adds the queue-side ones.
-    async fn execute(&self, payload: &serde_json::Value, blobs: &Blobs, ctx: &ExecContext) -> Result<JobResult, JobError>;
+    async fn execute(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        ctx: &ExecContext,
+    ) -> Result<JobResult, JobError>;
 }
 
 /// Decodes a job of kind `J` from JSON and blobs; when `require_data` is false, blobs
 /// that are absent are left as references (the scheduler checks shapes without data).
-pub fn decode_job<J: Job>(payload: &serde_json::Value, blobs: &Blobs, require_data: bool) -> Result<J, ValidationError> {
-    let mut job: J = serde_json::from_value(payload.clone())
-        .map_err(|e| ValidationError::Payload { kind: J::KIND.into(), reason: e.to_string() })?;
+pub fn decode_job<J: Job>(
+    payload: &serde_json::Value,
+    blobs: &Blobs,
+    require_data: bool,
+) -> Result<J, ValidationError> {
+    let mut job: J =
+        serde_json::from_value(payload.clone()).map_err(|e| ValidationError::Payload {
+            kind: J::KIND.into(),
+            reason: e.to_string(),
+        })?;
     match resolve_all(job.tensors_mut(), blobs) {
         Ok(()) => Ok(job),
         Err(ValidationError::MissingBlob(_)) if !require_data => Ok(job),
@@ -115,12 +136,18 @@ pub fn decode_job<J: Job>(payload: &serde_json::Value, blobs: &Blobs, require_da
 }
 
 /// Turns a typed output into a queue result.
-pub fn encode_output<O: JobOutput>(mut output: O, device: DeviceInfo, times: StageTimes, run: f64) -> Result<JobResult, JobError> {
+pub fn encode_output<O: JobOutput>(
+    mut output: O,
+    device: DeviceInfo,
+    times: StageTimes,
+    run: f64,
+) -> Result<JobResult, JobError> {
     let fingerprint = output.fingerprint();
     let summary = output.summary();
     let mut blobs = Blobs::new();
     detach_all(output.tensors_mut(), &mut blobs);
-    let output = serde_json::to_value(&output).map_err(|e| JobError::permanent(format!("output not serializable: {e}")))?;
+    let output = serde_json::to_value(&output)
+        .map_err(|e| JobError::permanent(format!("output not serializable: {e}")))?;
     let timings = Timings {
         prepare_s: times.prepare.as_secs_f64(),
         h2d_s: times.h2d.as_secs_f64(),
@@ -129,7 +156,14 @@ pub fn encode_output<O: JobOutput>(mut output: O, device: DeviceInfo, times: Sta
         run_s: run,
         ..Timings::default()
     };
-    Ok(JobResult { output, blobs, summary, fingerprint, device, timings })
+    Ok(JobResult {
+        output,
+        blobs,
+        summary,
+        fingerprint,
+        device,
+        timings,
+    })
 }
 
 /// Adapts a typed executor to [`DynExecutor`].
@@ -140,7 +174,10 @@ pub(crate) struct Typed<J, E> {
 
 impl<J, E> Typed<J, E> {
     pub(crate) fn new(inner: E) -> Self {
-        Typed { inner, _kind: PhantomData }
+        Typed {
+            inner,
+            _kind: PhantomData,
+        }
     }
 }
 
@@ -154,11 +191,21 @@ impl<J: Job, E: Executor<J>> DynExecutor for Typed<J, E> {
         self.inner.device()
     }
 
-    async fn execute(&self, payload: &serde_json::Value, blobs: &Blobs, ctx: &ExecContext) -> Result<JobResult, JobError> {
+    async fn execute(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        ctx: &ExecContext,
+    ) -> Result<JobResult, JobError> {
         let start = Instant::now();
         let job: J = decode_job(payload, blobs, true)?;
         job.validate(&ctx.limits)?;
         let exec = self.inner.run(job, ctx).await?;
-        encode_output(exec.output, self.inner.device(), exec.times, start.elapsed().as_secs_f64())
+        encode_output(
+            exec.output,
+            self.inner.device(),
+            exec.times,
+            start.elapsed().as_secs_f64(),
+        )
     }
 }

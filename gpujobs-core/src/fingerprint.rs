@@ -29,7 +29,12 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint of a sequence of slices, as if they were one.
     pub fn of_slices<'a>(parts: impl IntoIterator<Item = &'a [f32]>) -> Self {
-        let mut f = Fingerprint { min: f32::INFINITY, max: f32::NEG_INFINITY, hash: 0xcbf2_9ce4_8422_2325, ..Default::default() };
+        let mut f = Fingerprint {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            hash: 0xcbf2_9ce4_8422_2325,
+            ..Default::default()
+        };
         let mut sq = 0f64;
         for part in parts {
             for &v in part {
@@ -90,6 +95,9 @@ mod tests {
     #[test]
     fn split_equals_whole() {
         let a: Vec<f32> = (0..100).map(|i| i as f32).collect();
-        assert_eq!(Fingerprint::of(&a), Fingerprint::of_slices([&a[..40], &a[40..]]));
+        assert_eq!(
+            Fingerprint::of(&a),
+            Fingerprint::of_slices([&a[..40], &a[40..]])
+        );
     }
 }

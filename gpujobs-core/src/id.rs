@@ -72,9 +72,15 @@ struct Generator {
 static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
 fn next_parts() -> (u64, u128) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
-    let g = guard.get_or_insert_with(|| Generator { last_ms: 0, rand: seed_random() });
+    let g = guard.get_or_insert_with(|| Generator {
+        last_ms: 0,
+        rand: seed_random(),
+    });
     if now > g.last_ms {
         g.last_ms = now;
         g.rand = seed_random();
@@ -88,7 +94,10 @@ fn next_parts() -> (u64, u128) {
 /// 80 bits from the clock, the process id and a stack address, mixed with SplitMix64.
 /// Uniqueness across processes is what matters here, not unpredictability.
 fn seed_random() -> u128 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let local = 0u8;
     let addr = &local as *const u8 as usize as u64;
     let a = crate::synth::splitmix64(nanos as u64 ^ (u64::from(std::process::id()) << 32));
@@ -98,7 +107,9 @@ fn seed_random() -> u128 {
 
 fn encode(ms: u64, rand: u128) -> String {
     let v: u128 = (u128::from(ms & ((1 << 48) - 1)) << 80) | rand;
-    (0..26).map(|i| ALPHABET[((v >> (125 - 5 * i)) & 31) as usize] as char).collect()
+    (0..26)
+        .map(|i| ALPHABET[((v >> (125 - 5 * i)) & 31) as usize] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -115,7 +126,10 @@ mod tests {
 
     #[test]
     fn timestamp_round_trips() {
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let id = JobId::new();
         let ts = id.timestamp_ms().unwrap();
         assert!(ts >= before && ts < before + 5_000, "{ts} vs {before}");

@@ -82,6 +82,10 @@ impl Check {
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let verdict = if self.passed() { "ok" } else { "MISMATCH" };
-        write!(f, "{verdict} ({} {:.2e} <= {:.0e})", self.metric, self.error, self.tolerance)
+        write!(
+            f,
+            "{verdict} ({} {:.2e} <= {:.0e})",
+            self.metric, self.error, self.tolerance
+        )
     }
 }

@@ -39,7 +39,9 @@ pub use fingerprint::Fingerprint;
 pub use id::JobId;
 pub use job::{Check, Job, JobOutput};
 pub use limits::Limits;
-pub use placement::{ClusterFacts, CostModel, EarliestFinish, NominalCostModel, Placement, PlacementDecision};
+pub use placement::{
+    ClusterFacts, CostModel, EarliestFinish, NominalCostModel, Placement, PlacementDecision,
+};
 pub use queue::{MemoryQueue, MemoryQueueConfig, Queue};
 pub use registry::Registry;
 pub use retry::RetryPolicy;

@@ -16,7 +16,9 @@ impl Limits {
     /// Falls back to 16 GiB where physical memory cannot be read.
     pub fn detect() -> Self {
         let total = physical_memory_bytes().unwrap_or(16 << 30);
-        Limits { max_job_bytes: total / 10 * 8 }
+        Limits {
+            max_job_bytes: total / 10 * 8,
+        }
     }
 
     /// A fixed limit, for tests and for services that share the machine.
@@ -27,7 +29,11 @@ impl Limits {
     /// Refuses `needed` bytes (computed with overflow-free `u128` arithmetic) over the limit.
     pub fn check(&self, needed: u128, what: &str) -> Result<(), ValidationError> {
         if needed > u128::from(self.max_job_bytes) {
-            return Err(ValidationError::TooLarge { needed, limit: self.max_job_bytes, what: what.to_string() });
+            return Err(ValidationError::TooLarge {
+                needed,
+                limit: self.max_job_bytes,
+                what: what.to_string(),
+            });
         }
         Ok(())
     }

@@ -51,7 +51,10 @@ pub struct ClusterFacts {
 impl ClusterFacts {
     /// Facts with the given live slots and no backlog.
     pub fn with_slots(slots: &[(DeviceClass, u32)]) -> Self {
-        ClusterFacts { slots: slots.iter().copied().collect(), backlog_s: BTreeMap::new() }
+        ClusterFacts {
+            slots: slots.iter().copied().collect(),
+            backlog_s: BTreeMap::new(),
+        }
     }
 }
 
@@ -107,7 +110,9 @@ impl Default for NominalCostModel {
 impl CostModel for NominalCostModel {
     fn estimate(&self, _kind: &str, c: &Cost, class: DeviceClass) -> f64 {
         match class {
-            DeviceClass::Cpu => self.cpu_overhead_s + (c.flops / self.cpu_flops).max(c.bytes / self.cpu_bandwidth),
+            DeviceClass::Cpu => {
+                self.cpu_overhead_s + (c.flops / self.cpu_flops).max(c.bytes / self.cpu_bandwidth)
+            }
             DeviceClass::Gpu => {
                 self.gpu_overhead_s
                     + f64::from(c.launches) * self.gpu_launch_s
@@ -153,13 +158,17 @@ impl<M: CostModel> Placement for EarliestFinish<M> {
             let backlog = facts.backlog_s.get(&class).copied().unwrap_or(0.0);
             backlog / slots + self.model.estimate(&job.kind, cost, class)
         };
-        let live: Vec<DeviceClass> = DeviceClass::ALL.into_iter().filter(|c| facts.slots.get(c).copied().unwrap_or(0) > 0).collect();
+        let live: Vec<DeviceClass> = DeviceClass::ALL
+            .into_iter()
+            .filter(|c| facts.slots.get(c).copied().unwrap_or(0) > 0)
+            .collect();
         let considered: Vec<DeviceClass> = match job.device.pinned() {
             Some(pin) => vec![pin],
             None if live.is_empty() => vec![DeviceClass::Cpu],
             None => live.clone(),
         };
-        let estimates: BTreeMap<DeviceClass, f64> = considered.iter().map(|&c| (c, finish(c))).collect();
+        let estimates: BTreeMap<DeviceClass, f64> =
+            considered.iter().map(|&c| (c, finish(c))).collect();
         let lane = estimates
             .iter()
             .min_by(|a, b| a.1.total_cmp(b.1))
@@ -171,11 +180,20 @@ impl<M: CostModel> Placement for EarliestFinish<M> {
             None if live.is_empty() => "no live workers yet; defaulting to cpu".to_string(),
             None if estimates.len() == 1 => format!("only {lane} workers are alive"),
             None => {
-                let parts: Vec<String> = estimates.iter().map(|(c, s)| format!("{c} {}", fmt_seconds(*s))).collect();
+                let parts: Vec<String> = estimates
+                    .iter()
+                    .map(|(c, s)| format!("{c} {}", fmt_seconds(*s)))
+                    .collect();
                 format!("earliest finish on {lane} ({})", parts.join(" vs "))
             }
         };
-        PlacementDecision { lane, run_estimate_s: self.model.estimate(&job.kind, cost, lane), estimates, reason, model: self.model.name() }
+        PlacementDecision {
+            lane,
+            run_estimate_s: self.model.estimate(&job.kind, cost, lane),
+            estimates,
+            reason,
+            model: self.model.name(),
+        }
     }
 }
 
@@ -194,8 +212,8 @@ pub fn fmt_seconds(s: f64) -> String {
 mod tests {
     use super::*;
     use crate::device::DevicePref;
-    use crate::jobs::{Matmul, VectorAdd};
     use crate::job::Job;
+    use crate::jobs::{Matmul, VectorAdd};
 
     fn env<J: Job>(j: J) -> (JobEnvelope, Cost) {
         let cost = j.cost();
@@ -225,7 +243,10 @@ mod tests {
         assert_eq!(d.lane, DeviceClass::Gpu);
         assert!(d.reason.contains("pinned"));
         let (e, c) = env(VectorAdd::synthetic(10, 1));
-        assert_eq!(p.place(&e, &c, &ClusterFacts::default()).lane, DeviceClass::Cpu);
+        assert_eq!(
+            p.place(&e, &c, &ClusterFacts::default()).lane,
+            DeviceClass::Cpu
+        );
     }
 
     #[test]

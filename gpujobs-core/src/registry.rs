@@ -28,20 +28,43 @@ pub struct Inspection {
 
 /// Type-erased operations on a job kind.
 trait KindOps: Send + Sync {
-    fn inspect(&self, payload: &serde_json::Value, blobs: &Blobs, limits: &Limits) -> Result<Inspection, ValidationError>;
-    fn check(&self, payload: &serde_json::Value, blobs: &Blobs, result: &JobResult) -> Result<Option<Check>, ValidationError>;
+    fn inspect(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        limits: &Limits,
+    ) -> Result<Inspection, ValidationError>;
+    fn check(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        result: &JobResult,
+    ) -> Result<Option<Check>, ValidationError>;
 }
 
 struct KindOf<J>(PhantomData<fn() -> J>);
 
 impl<J: Job> KindOps for KindOf<J> {
-    fn inspect(&self, payload: &serde_json::Value, blobs: &Blobs, limits: &Limits) -> Result<Inspection, ValidationError> {
+    fn inspect(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        limits: &Limits,
+    ) -> Result<Inspection, ValidationError> {
         let job: J = decode_job(payload, blobs, false)?;
         job.validate(limits)?;
-        Ok(Inspection { cost: job.cost(), size_label: job.size_label() })
+        Ok(Inspection {
+            cost: job.cost(),
+            size_label: job.size_label(),
+        })
     }
 
-    fn check(&self, payload: &serde_json::Value, blobs: &Blobs, result: &JobResult) -> Result<Option<Check>, ValidationError> {
+    fn check(
+        &self,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        result: &JobResult,
+    ) -> Result<Option<Check>, ValidationError> {
         let job: J = decode_job(payload, blobs, true)?;
         let output: J::Output = result.decode()?;
         Ok(job.check(&output))
@@ -82,7 +105,8 @@ impl Registry {
 
     /// Makes the kind `J` known (for validation and cost).
     pub fn register_kind<J: Job>(&mut self) -> &mut Self {
-        self.kinds.insert(J::KIND.to_string(), Arc::new(KindOf::<J>(PhantomData)));
+        self.kinds
+            .insert(J::KIND.to_string(), Arc::new(KindOf::<J>(PhantomData)));
         self
     }
 
@@ -99,22 +123,39 @@ impl Registry {
     pub fn register<J: Job, E: Executor<J>>(&mut self, executor: E) -> &mut Self {
         self.register_kind::<J>();
         let class = executor.device().class;
-        self.executors.insert((J::KIND.to_string(), class), Arc::new(Typed::<J, E>::new(executor)));
+        self.executors.insert(
+            (J::KIND.to_string(), class),
+            Arc::new(Typed::<J, E>::new(executor)),
+        );
         self
     }
 
     /// Validates a job and estimates its cost without running it.
-    pub fn inspect(&self, kind: &str, payload: &serde_json::Value, blobs: &Blobs, limits: &Limits) -> Result<Inspection, ValidationError> {
+    pub fn inspect(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        limits: &Limits,
+    ) -> Result<Inspection, ValidationError> {
         self.kind(kind)?.inspect(payload, blobs, limits)
     }
 
     /// Checks a job's result against the kind's reference implementation, if it has one.
-    pub fn check(&self, kind: &str, payload: &serde_json::Value, blobs: &Blobs, result: &JobResult) -> Result<Option<Check>, ValidationError> {
+    pub fn check(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        blobs: &Blobs,
+        result: &JobResult,
+    ) -> Result<Option<Check>, ValidationError> {
         self.kind(kind)?.check(payload, blobs, result)
     }
 
     fn kind(&self, kind: &str) -> Result<&Arc<dyn KindOps>, ValidationError> {
-        self.kinds.get(kind).ok_or_else(|| ValidationError::UnknownKind(kind.to_string()))
+        self.kinds
+            .get(kind)
+            .ok_or_else(|| ValidationError::UnknownKind(kind.to_string()))
     }
 
     /// The executor for `kind` on `class`, if registered.
@@ -129,6 +170,10 @@ impl Registry {
 
     /// Kinds with an executor on `class`.
     pub fn executable_kinds(&self, class: DeviceClass) -> Vec<String> {
-        self.executors.keys().filter(|(_, c)| *c == class).map(|(k, _)| k.clone()).collect()
+        self.executors
+            .keys()
+            .filter(|(_, c)| *c == class)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }

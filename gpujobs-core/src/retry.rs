@@ -23,19 +23,32 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_millis(500), factor: 2.0, max: Duration::from_secs(60), jitter: 0.2 }
+        RetryPolicy {
+            base: Duration::from_millis(500),
+            factor: 2.0,
+            max: Duration::from_secs(60),
+            jitter: 0.2,
+        }
     }
 }
 
 impl RetryPolicy {
     /// No delay at all (tests).
     pub fn immediate() -> Self {
-        RetryPolicy { base: Duration::ZERO, factor: 1.0, max: Duration::ZERO, jitter: 0.0 }
+        RetryPolicy {
+            base: Duration::ZERO,
+            factor: 1.0,
+            max: Duration::ZERO,
+            jitter: 0.0,
+        }
     }
 
     /// The wait after `failures` failed attempts (at least 1) of the job `key`.
     pub fn delay(&self, failures: u32, key: &str) -> Duration {
-        let exp = self.factor.max(1.0).powi(failures.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .factor
+            .max(1.0)
+            .powi(failures.saturating_sub(1).min(64) as i32);
         let raw = (self.base.as_secs_f64() * exp).min(self.max.as_secs_f64());
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for b in key.bytes().chain(failures.to_le_bytes()) {
@@ -69,7 +82,10 @@ mod tests {
 
     #[test]
     fn first_delays() {
-        let p = RetryPolicy { jitter: 0.0, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
         assert_eq!(p.delay(1, "x"), Duration::from_millis(500));
         assert_eq!(p.delay(2, "x"), Duration::from_millis(1000));
         assert_eq!(p.delay(30, "x"), Duration::from_secs(60));

@@ -58,8 +58,18 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler validating with `registry`'s kinds and placing with `placement`.
-    pub fn new(queue: Arc<dyn Queue>, registry: Arc<Registry>, placement: Arc<dyn Placement>, config: SchedulerConfig) -> Self {
-        Scheduler { queue, registry, placement, config }
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        registry: Arc<Registry>,
+        placement: Arc<dyn Placement>,
+        config: SchedulerConfig,
+    ) -> Self {
+        Scheduler {
+            queue,
+            registry,
+            placement,
+            config,
+        }
     }
 
     /// Reads live worker slots and lane backlogs.
@@ -82,16 +92,11 @@ impl Scheduler {
         let mut backoff = Duration::from_millis(50);
         tracing::info!(scheduler = %self.config.id, "scheduler started");
         while !shutdown.is_triggered() {
-            if facts_at.is_none_or(|t| t.elapsed() >= self.config.facts_every) {
-                match self.facts().await {
-                    Ok(f) => {
-                        facts = f;
-                        facts_at = Some(Instant::now());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not read cluster facts"),
-                }
-            }
-            let taken = match self.queue.take_submitted(&self.config.id, self.config.batch, self.config.poll).await {
+            let taken = match self
+                .queue
+                .take_submitted(&self.config.id, self.config.batch, self.config.poll)
+                .await
+            {
                 Ok(t) => {
                     backoff = Duration::from_millis(50);
                     t
@@ -106,11 +111,26 @@ impl Scheduler {
                     continue;
                 }
             };
+            // Re-read when stale, and always while no worker is known (at start-up the
+            // first heartbeats may land just after the first read).
+            let stale = facts_at.is_none_or(|t| t.elapsed() >= self.config.facts_every)
+                || facts.slots.is_empty();
+            if stale && !taken.is_empty() {
+                match self.facts().await {
+                    Ok(f) => {
+                        facts = f;
+                        facts_at = Some(Instant::now());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read cluster facts"),
+                }
+            }
             for incoming in taken {
                 match self.handle(&incoming, &mut facts).await {
                     Ok(true) => report.placed += 1,
                     Ok(false) => report.rejected += 1,
-                    Err(e) => tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; the entry will be taken again"),
+                    Err(e) => {
+                        tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; the entry will be taken again")
+                    }
                 }
             }
         }
@@ -119,7 +139,11 @@ impl Scheduler {
     }
 
     /// Places or rejects one entry; `Ok(true)` when placed.
-    async fn handle(&self, incoming: &Incoming, facts: &mut ClusterFacts) -> Result<bool, QueueError> {
+    async fn handle(
+        &self,
+        incoming: &Incoming,
+        facts: &mut ClusterFacts,
+    ) -> Result<bool, QueueError> {
         let env = match &incoming.job {
             Ok(env) => env,
             Err(reason) => {
@@ -128,7 +152,10 @@ impl Scheduler {
                 return Ok(false);
             }
         };
-        match self.registry.inspect(&env.kind, &env.payload, &env.blobs, &self.config.limits) {
+        match self
+            .registry
+            .inspect(&env.kind, &env.payload, &env.blobs, &self.config.limits)
+        {
             Err(e) => {
                 tracing::warn!(job = %env.id, kind = %env.kind, error = %e, "invalid job dead-lettered");
                 self.queue.reject(incoming, &e.to_string()).await?;

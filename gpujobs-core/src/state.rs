@@ -42,7 +42,10 @@ pub enum JobState {
 impl JobState {
     /// Whether the job has finished for good.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Dead | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Dead | JobState::Cancelled
+        )
     }
 
     /// Lowercase name.
@@ -86,9 +89,11 @@ pub struct JobResult {
 impl JobResult {
     /// Decodes the output into the kind's output type, resolving blobs.
     pub fn decode<O: crate::job::JobOutput>(&self) -> Result<O, crate::error::ValidationError> {
-        let mut out: O = serde_json::from_value(self.output.clone()).map_err(|e| crate::error::ValidationError::Payload {
-            kind: "output".into(),
-            reason: e.to_string(),
+        let mut out: O = serde_json::from_value(self.output.clone()).map_err(|e| {
+            crate::error::ValidationError::Payload {
+                kind: "output".into(),
+                reason: e.to_string(),
+            }
         })?;
         crate::tensor::resolve_all(out.tensors_mut(), &self.blobs)?;
         Ok(out)
@@ -114,8 +119,8 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Deliveries allowed.
     pub max_attempts: u32,
-    /// Submit time (ms since epoch).
-    pub created_ms: u64,
+    /// Submit time (µs since epoch).
+    pub created_us: u64,
     /// Last change (ms since epoch).
     pub updated_ms: u64,
     /// When the current or last attempt started (ms since epoch).
@@ -146,8 +151,8 @@ impl JobRecord {
             lane: None,
             attempts: 0,
             max_attempts: env.max_attempts,
-            created_ms: env.created_ms,
-            updated_ms: env.created_ms,
+            created_us: env.created_us,
+            updated_ms: env.created_us / 1000,
             started_ms: None,
             finished_ms: None,
             worker: None,

@@ -80,7 +80,10 @@ mod tests {
         // other backends (the CUDA kernels, other languages) generate: pin a few values.
         assert_eq!(splitmix64(0), 0);
         assert_eq!(splitmix64(GOLDEN), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(unit(0, 0), (0xE220_A839_7B1D_CDAFu64 >> 40) as f32 / 16_777_216.0);
+        assert_eq!(
+            unit(0, 0),
+            (0xE220_A839_7B1D_CDAFu64 >> 40) as f32 / 16_777_216.0
+        );
     }
 
     #[test]

@@ -61,16 +61,25 @@ pub struct Tensor {
 
 impl Tensor {
     /// A tensor of real values. Fails when `values.len()` is not the shape's product.
-    pub fn from_values(shape: Vec<usize>, values: impl Into<Arc<[f32]>>) -> Result<Self, ValidationError> {
+    pub fn from_values(
+        shape: Vec<usize>,
+        values: impl Into<Arc<[f32]>>,
+    ) -> Result<Self, ValidationError> {
         let values = values.into();
-        let t = Tensor { shape, data: TensorData::Values(values) };
+        let t = Tensor {
+            shape,
+            data: TensorData::Values(values),
+        };
         t.check_length("tensor")?;
         Ok(t)
     }
 
     /// A synthetic tensor of uniform values in `[lo, hi)`.
     pub fn synthetic(shape: Vec<usize>, seed: u64, lo: f32, hi: f32) -> Self {
-        Tensor { shape, data: TensorData::Synthetic(Synthetic { seed, lo, hi }) }
+        Tensor {
+            shape,
+            data: TensorData::Synthetic(Synthetic { seed, lo, hi }),
+        }
     }
 
     /// The shape, outermost dimension first.
@@ -85,22 +94,34 @@ impl Tensor {
 
     /// Number of elements, or `None` if the shape's product overflows `usize`.
     pub fn numel(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Checks the rank, that no dimension is zero, and that the element count is
     /// representable; returns the element count.
     pub fn check_shape(&self, name: &str, rank: usize) -> Result<usize, ValidationError> {
         if self.shape.len() != rank {
-            return Err(ValidationError::Rank { name: name.into(), expected: rank, shape: self.shape.clone() });
+            return Err(ValidationError::Rank {
+                name: name.into(),
+                expected: rank,
+                shape: self.shape.clone(),
+            });
         }
         if self.shape.contains(&0) {
-            return Err(ValidationError::Empty(format!("`{name}` has shape {:?}", self.shape)));
+            return Err(ValidationError::Empty(format!(
+                "`{name}` has shape {:?}",
+                self.shape
+            )));
         }
         self.numel().ok_or_else(|| ValidationError::TooLarge {
             needed: u128::MAX,
             limit: u64::MAX,
-            what: format!("`{name}` of shape {:?} overflows the address space", self.shape),
+            what: format!(
+                "`{name}` of shape {:?} overflows the address space",
+                self.shape
+            ),
         })
     }
 
@@ -137,7 +158,9 @@ impl Tensor {
         match &self.data {
             TensorData::Values(v) => Ok(v.clone()),
             TensorData::Synthetic(s) => {
-                let n = self.numel().ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
+                let n = self
+                    .numel()
+                    .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
                 let mut out = vec![0f32; n];
                 crate::synth::fill_uniform(&mut out, s.seed, 0, s.lo, s.hi);
                 Ok(out.into())
@@ -152,7 +175,10 @@ impl Tensor {
         match &self.data {
             TensorData::Values(v) => {
                 let src = v.get(start..start + out.len()).ok_or_else(|| {
-                    ValidationError::Empty(format!("range {start}..{} outside tensor", start + out.len()))
+                    ValidationError::Empty(format!(
+                        "range {start}..{} outside tensor",
+                        start + out.len()
+                    ))
                 })?;
                 out.copy_from_slice(src);
                 Ok(())
@@ -177,7 +203,9 @@ impl Tensor {
     /// Replaces a blob reference by the blob's values.
     pub fn resolve(&mut self, blobs: &Blobs) -> Result<(), ValidationError> {
         if let TensorData::Blob(key) = &self.data {
-            let v = blobs.get(key).ok_or_else(|| ValidationError::MissingBlob(key.clone()))?;
+            let v = blobs
+                .get(key)
+                .ok_or_else(|| ValidationError::MissingBlob(key.clone()))?;
             self.data = TensorData::Values(v.clone());
         }
         Ok(())
@@ -235,13 +263,22 @@ impl TryFrom<TensorRepr> for Tensor {
         } else {
             unreachable!("exactly one source was counted above")
         };
-        Ok(Tensor { shape: r.shape, data })
+        Ok(Tensor {
+            shape: r.shape,
+            data,
+        })
     }
 }
 
 impl From<Tensor> for TensorRepr {
     fn from(t: Tensor) -> Self {
-        let mut r = TensorRepr { shape: t.shape, synthetic: None, data: None, data_b64: None, blob: None };
+        let mut r = TensorRepr {
+            shape: t.shape,
+            synthetic: None,
+            data: None,
+            data_b64: None,
+            blob: None,
+        };
         match t.data {
             TensorData::Synthetic(s) => r.synthetic = Some(s),
             TensorData::Values(v) => r.data_b64 = Some(encode_f32_base64(&v)),
@@ -263,9 +300,15 @@ pub fn f32_to_le_bytes(values: &[f32]) -> Vec<u8> {
 /// `f32` values from little-endian bytes; fails when the length is not a multiple of 4.
 pub fn f32_from_le_bytes(bytes: &[u8]) -> Result<Vec<f32>, String> {
     if !bytes.len().is_multiple_of(4) {
-        return Err(format!("{} bytes is not a whole number of f32 values", bytes.len()));
+        return Err(format!(
+            "{} bytes is not a whole number of f32 values",
+            bytes.len()
+        ));
     }
-    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 fn encode_f32_base64(values: &[f32]) -> String {
@@ -291,7 +334,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Tensor>(&j).unwrap(), t);
 
         let s = Tensor::synthetic(vec![3], 9, 0.0, 1.0);
-        assert_eq!(serde_json::from_str::<Tensor>(&serde_json::to_string(&s).unwrap()).unwrap(), s);
+        assert_eq!(
+            serde_json::from_str::<Tensor>(&serde_json::to_string(&s).unwrap()).unwrap(),
+            s
+        );
 
         let plain: Tensor = serde_json::from_str(r#"{"shape":[3],"data":[1,2,3]}"#).unwrap();
         assert_eq!(&*plain.values().unwrap(), &[1.0, 2.0, 3.0]);
@@ -321,11 +367,20 @@ mod tests {
     #[test]
     fn shape_checks() {
         let t = Tensor::synthetic(vec![0, 3], 1, 0.0, 1.0);
-        assert!(matches!(t.check_shape("a", 2), Err(ValidationError::Empty(_))));
+        assert!(matches!(
+            t.check_shape("a", 2),
+            Err(ValidationError::Empty(_))
+        ));
         let t = Tensor::synthetic(vec![usize::MAX, 3], 1, 0.0, 1.0);
-        assert!(matches!(t.check_shape("a", 2), Err(ValidationError::TooLarge { .. })));
+        assert!(matches!(
+            t.check_shape("a", 2),
+            Err(ValidationError::TooLarge { .. })
+        ));
         let t = Tensor::synthetic(vec![3], 1, 0.0, 1.0);
-        assert!(matches!(t.check_shape("a", 2), Err(ValidationError::Rank { .. })));
+        assert!(matches!(
+            t.check_shape("a", 2),
+            Err(ValidationError::Rank { .. })
+        ));
         assert!(Tensor::from_values(vec![3], vec![1.0]).is_err());
         let bad = Tensor::synthetic(vec![3], 1, 1.0, 1.0);
         assert!(bad.check_length("a").is_err());

@@ -43,7 +43,11 @@ pub struct StageTimes {
 impl StageTimes {
     /// Times of a CPU run: preparation and compute only.
     pub fn cpu(prepare: Duration, compute: Duration) -> Self {
-        StageTimes { prepare, compute, ..Default::default() }
+        StageTimes {
+            prepare,
+            compute,
+            ..Default::default()
+        }
     }
 }
 

@@ -79,7 +79,11 @@ pub fn unique_worker_id(lane: DeviceClass) -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "host".into());
     let suffix = &JobId::new().to_string()[20..];
-    format!("{host}-{}-{lane}-{}", std::process::id(), suffix.to_ascii_lowercase())
+    format!(
+        "{host}-{}-{lane}-{}",
+        std::process::id(),
+        suffix.to_ascii_lowercase()
+    )
 }
 
 /// Counters a running worker keeps (read them for metrics).
@@ -118,7 +122,13 @@ type InFlight = Arc<Mutex<HashMap<JobId, Lease>>>;
 impl Worker {
     /// A worker over `queue` running the executors of `registry`.
     pub fn new(queue: Arc<dyn Queue>, registry: Arc<Registry>, config: WorkerConfig) -> Self {
-        Worker { queue, registry, config, stats: Arc::default(), started_ms: now_ms() }
+        Worker {
+            queue,
+            registry,
+            config,
+            stats: Arc::default(),
+            started_ms: now_ms(),
+        }
     }
 
     /// The worker's live counters.
@@ -180,7 +190,11 @@ impl Worker {
             let mut deliveries = Vec::new();
             if Instant::now() >= next_reclaim {
                 next_reclaim = Instant::now() + cfg.reclaim_every;
-                match self.queue.reclaim_expired(cfg.lane, &cfg.id, free, cfg.lease).await {
+                match self
+                    .queue
+                    .reclaim_expired(cfg.lane, &cfg.id, free, cfg.lease)
+                    .await
+                {
                     Ok(d) => {
                         if !d.is_empty() {
                             tracing::info!(worker = %cfg.id, count = d.len(), "reclaimed jobs with expired leases");
@@ -191,7 +205,17 @@ impl Worker {
                 }
             }
             if deliveries.is_empty() {
-                match self.queue.fetch(cfg.lane, &cfg.id, free.min(cfg.batch.max(1)), cfg.lease, cfg.poll).await {
+                match self
+                    .queue
+                    .fetch(
+                        cfg.lane,
+                        &cfg.id,
+                        free.min(cfg.batch.max(1)),
+                        cfg.lease,
+                        cfg.poll,
+                    )
+                    .await
+                {
                     Ok(d) => {
                         deliveries = d;
                         backoff = Duration::from_millis(50);
@@ -208,8 +232,13 @@ impl Worker {
                 }
             }
             for delivery in deliveries {
-                let Ok(permit) = sem.clone().acquire_owned().await else { break };
-                inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(delivery.lease.job_id.clone(), delivery.lease.clone());
+                let Ok(permit) = sem.clone().acquire_owned().await else {
+                    break;
+                };
+                inflight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(delivery.lease.job_id.clone(), delivery.lease.clone());
                 let job = JobRun {
                     queue: self.queue.clone(),
                     registry: self.registry.clone(),
@@ -235,12 +264,19 @@ impl Worker {
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        let leftover: Vec<Lease> = inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, l)| l).collect();
+        let leftover: Vec<Lease> = inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, l)| l)
+            .collect();
         let mut released = 0;
         for lease in leftover {
             match self.queue.release(&lease).await {
                 Ok(()) => released += 1,
-                Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "could not release; its lease will expire instead"),
+                Err(e) => {
+                    tracing::warn!(job = %lease.job_id, error = %e, "could not release; its lease will expire instead")
+                }
             }
         }
         self.heartbeat().await;
@@ -276,7 +312,8 @@ impl JobRun {
     async fn run(self, delivery: Delivery, _permit: OwnedSemaphorePermit) {
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let Delivery { lease, envelope } = delivery;
-        let queue_wait_s = now_ms().saturating_sub(envelope.created_ms) as f64 / 1000.0;
+        let queue_wait_s =
+            crate::envelope::now_us().saturating_sub(envelope.created_us) as f64 / 1e6;
         let end = match self.registry.executor(&envelope.kind, self.config.lane) {
             None => RunEnd::Finished(Box::new(Err(JobError::temporary(format!(
                 "worker {} has no executor for kind `{}` on {}",
@@ -290,7 +327,10 @@ impl JobRun {
                     limits: self.config.limits,
                 };
                 let timeout = envelope.timeout();
-                let run = tokio::time::timeout(timeout, exec.execute(&envelope.payload, &envelope.blobs, &ctx));
+                let run = tokio::time::timeout(
+                    timeout,
+                    exec.execute(&envelope.payload, &envelope.blobs, &ctx),
+                );
                 tokio::select! {
                     r = run => RunEnd::Finished(Box::new(r.unwrap_or_else(|_| {
                         ctx.cancel.cancel();
@@ -320,18 +360,25 @@ impl JobRun {
                     Err(QueueError::LeaseLost(_)) => {
                         tracing::warn!(job = %lease.job_id, "finished after its lease was lost; result dropped")
                     }
-                    Err(e) => tracing::error!(job = %lease.job_id, error = %e, "could not record result; the job will be re-run"),
+                    Err(e) => {
+                        tracing::error!(job = %lease.job_id, error = %e, "could not record result; the job will be re-run")
+                    }
                 }
             }
             Some(Err(error)) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 match with_retries(|| self.queue.fail(&lease, &error)).await {
                     Ok(outcome) => log_failure(&lease, &error, outcome),
-                    Err(e) => tracing::error!(job = %lease.job_id, error = %e, "could not record failure; the lease will expire"),
+                    Err(e) => {
+                        tracing::error!(job = %lease.job_id, error = %e, "could not record failure; the lease will expire")
+                    }
                 }
             }
         }
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.job_id);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&lease.job_id);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -341,8 +388,12 @@ fn log_failure(lease: &Lease, error: &JobError, outcome: FailOutcome) {
         FailOutcome::Retrying { attempts, delay } => {
             tracing::warn!(job = %lease.job_id, attempts, retry_in = ?delay, error = %error, "attempt failed; will retry")
         }
-        FailOutcome::Failed => tracing::warn!(job = %lease.job_id, error = %error, "job failed (permanent error)"),
-        FailOutcome::Dead => tracing::warn!(job = %lease.job_id, error = %error, "job dead-lettered (out of attempts)"),
+        FailOutcome::Failed => {
+            tracing::warn!(job = %lease.job_id, error = %error, "job failed (permanent error)")
+        }
+        FailOutcome::Dead => {
+            tracing::warn!(job = %lease.job_id, error = %error, "job dead-lettered (out of attempts)")
+        }
         FailOutcome::Cancelled => tracing::info!(job = %lease.job_id, "job cancelled"),
     }
 }
@@ -360,7 +411,9 @@ async fn keep_lease(queue: &dyn Queue, lease: &Lease, length: Duration, cancel: 
                 }
             }
             Err(QueueError::LeaseLost(_)) => return,
-            Err(e) => tracing::warn!(job = %lease.job_id, error = %e, "lease renewal failed; retrying"),
+            Err(e) => {
+                tracing::warn!(job = %lease.job_id, error = %e, "lease renewal failed; retrying")
+            }
         }
     }
 }

@@ -6,7 +6,12 @@ use std::time::Duration;
 
 fn fast_queue() -> MemoryQueue {
     MemoryQueue::new(MemoryQueueConfig {
-        retry: RetryPolicy { base: Duration::from_millis(20), factor: 2.0, max: Duration::from_millis(50), jitter: 0.0 },
+        retry: RetryPolicy {
+            base: Duration::from_millis(20),
+            factor: 2.0,
+            max: Duration::from_millis(50),
+            jitter: 0.0,
+        },
         ..MemoryQueueConfig::default()
     })
 }

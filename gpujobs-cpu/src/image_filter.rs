@@ -173,7 +173,12 @@ pub fn sobel_magnitude(img: &[f32], h: usize, w: usize) -> Vec<f32> {
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let above = reflect101(y as isize - 1, h);
         let below = reflect101(y as isize + 1, h);
-        sobel_row(&img[above * w..(above + 1) * w], &img[y * w..(y + 1) * w], &img[below * w..(below + 1) * w], row);
+        sobel_row(
+            &img[above * w..(above + 1) * w],
+            &img[y * w..(y + 1) * w],
+            &img[below * w..(below + 1) * w],
+            row,
+        );
     });
     out
 }
@@ -184,7 +189,11 @@ impl Executor<ImageFilter> for CpuExecutor {
         self.device.clone()
     }
 
-    async fn run(&self, job: ImageFilter, ctx: &ExecContext) -> Result<Execution<ImageFilterOutput>, JobError> {
+    async fn run(
+        &self,
+        job: ImageFilter,
+        ctx: &ExecContext,
+    ) -> Result<Execution<ImageFilterOutput>, JobError> {
         ctx.cancel.check()?;
         Self::blocking(move || {
             let (h, w) = job.dims();
@@ -195,7 +204,10 @@ impl Executor<ImageFilter> for CpuExecutor {
                 FilterOp::Sobel => sobel_magnitude(&img, h, w),
             });
             let image = Tensor::from_values(vec![h, w], out)?;
-            Ok(Execution { output: ImageFilterOutput { image }, times: StageTimes::cpu(prepare, compute) })
+            Ok(Execution {
+                output: ImageFilterOutput { image },
+                times: StageTimes::cpu(prepare, compute),
+            })
         })
         .await
     }

@@ -28,7 +28,9 @@ impl CpuExecutor {
     }
 
     /// Runs `f` on tokio's blocking pool, so compute never stalls the async runtime.
-    pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, JobError> + Send + 'static) -> Result<T, JobError> {
+    pub(crate) async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, JobError> + Send + 'static,
+    ) -> Result<T, JobError> {
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|e| JobError::temporary(format!("CPU task panicked or was cancelled: {e}")))?

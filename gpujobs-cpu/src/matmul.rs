@@ -17,7 +17,14 @@ pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
 }
 
 /// `C = alpha · A · B` (or `C += ...` with [`Accum::Add`]) on row-major slices.
-pub(crate) fn gemm_into(c: &mut [f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), accum: Accum, alpha: f32) {
+pub(crate) fn gemm_into(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    accum: Accum,
+    alpha: f32,
+) {
     let a = MatRef::from_row_major_slice(a, m, k);
     let b = MatRef::from_row_major_slice(b, k, n);
     let c = MatMut::from_row_major_slice_mut(c, m, n);
@@ -30,17 +37,25 @@ impl Executor<Matmul> for CpuExecutor {
         self.device.clone()
     }
 
-    async fn run(&self, job: Matmul, ctx: &ExecContext) -> Result<Execution<MatmulOutput>, JobError> {
+    async fn run(
+        &self,
+        job: Matmul,
+        ctx: &ExecContext,
+    ) -> Result<Execution<MatmulOutput>, JobError> {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
         Self::blocking(move || {
             let (m, k, n) = job.dims();
-            let (inputs, prepare) = timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
+            let (inputs, prepare) =
+                timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
             let (a, b) = inputs?;
             cancel.check()?;
             let (c, compute) = timed(|| matmul(&a, &b, m, k, n));
             let c = Tensor::from_values(vec![m, n], c)?;
-            Ok(Execution { output: MatmulOutput { c }, times: StageTimes::cpu(prepare, compute) })
+            Ok(Execution {
+                output: MatmulOutput { c },
+                times: StageTimes::cpu(prepare, compute),
+            })
         })
         .await
     }

@@ -7,17 +7,27 @@ use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef, Par};
 use gpujobs_core::jobs::{EpochStats, MlpDataset, MlpTrain, MlpTrainOutput};
 use gpujobs_core::timing::timed;
-use gpujobs_core::{CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{
+    CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor,
+};
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_MACS: usize = 1 << 18;
 
 fn par_for(macs: usize) -> Par {
-    if macs >= PARALLEL_MACS { Par::rayon(0) } else { Par::Seq }
+    if macs >= PARALLEL_MACS {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    }
 }
 
 /// Trains `job` on `data`; stops between minibatches when `cancel` is set.
-pub fn mlp_train(job: &MlpTrain, data: &MlpDataset, cancel: &CancelFlag) -> Result<MlpTrainOutput, JobError> {
+pub fn mlp_train(
+    job: &MlpTrain,
+    data: &MlpDataset,
+    cancel: &CancelFlag,
+) -> Result<MlpTrainOutput, JobError> {
     let dims = job.dims();
     let layers = dims.len() - 1;
     let classes = dims[layers];
@@ -113,7 +123,11 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset, cancel: &CancelFlag) -> Resu
             }
         }
         let n = data.samples as f64;
-        epochs.push(EpochStats { epoch, loss: loss_sum / n, accuracy: correct as f64 / n });
+        epochs.push(EpochStats {
+            epoch,
+            loss: loss_sum / n,
+            accuracy: correct as f64 / n,
+        });
     }
     let mut weights = Vec::with_capacity(layers);
     let mut biases = Vec::with_capacity(layers);
@@ -121,7 +135,11 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset, cancel: &CancelFlag) -> Resu
         weights.push(Tensor::from_values(vec![dims[l], dims[l + 1]], p.w)?);
         biases.push(Tensor::from_values(vec![dims[l + 1]], p.b)?);
     }
-    Ok(MlpTrainOutput { epochs, weights, biases })
+    Ok(MlpTrainOutput {
+        epochs,
+        weights,
+        biases,
+    })
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -140,14 +158,21 @@ impl Executor<MlpTrain> for CpuExecutor {
         self.device.clone()
     }
 
-    async fn run(&self, job: MlpTrain, ctx: &ExecContext) -> Result<Execution<MlpTrainOutput>, JobError> {
+    async fn run(
+        &self,
+        job: MlpTrain,
+        ctx: &ExecContext,
+    ) -> Result<Execution<MlpTrainOutput>, JobError> {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
         Self::blocking(move || {
             let (data, prepare) = timed(|| job.dataset());
             let data = data?;
             let (out, compute) = timed(|| mlp_train(&job, &data, &cancel));
-            Ok(Execution { output: out?, times: StageTimes::cpu(prepare, compute) })
+            Ok(Execution {
+                output: out?,
+                times: StageTimes::cpu(prepare, compute),
+            })
         })
         .await
     }

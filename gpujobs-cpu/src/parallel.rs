@@ -13,7 +13,9 @@ pub(crate) const CHUNK: usize = 1 << 16;
 pub fn materialize(t: &Tensor) -> Result<Arc<[f32]>, ValidationError> {
     match t.data() {
         gpujobs_core::TensorData::Synthetic(_) => {
-            let n = t.numel().ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
+            let n = t
+                .numel()
+                .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
             let mut out = vec![0f32; n];
             out.par_chunks_mut(CHUNK)
                 .enumerate()
@@ -28,5 +30,8 @@ pub fn materialize(t: &Tensor) -> Result<Arc<[f32]>, ValidationError> {
 pub(crate) fn strips(rows: usize, min_rows: usize) -> Vec<(usize, usize)> {
     let threads = rayon::current_num_threads().max(1);
     let target = rows.div_ceil(threads * 4).max(min_rows).max(1);
-    (0..rows).step_by(target).map(|y0| (y0, (y0 + target).min(rows))).collect()
+    (0..rows)
+        .step_by(target)
+        .map(|y0| (y0, (y0 + target).min(rows)))
+        .collect()
 }

@@ -1,8 +1,8 @@
 //! `vector-add` on the CPU: a parallel, vectorized, memory-bound loop.
 
+use crate::CpuExecutor;
 use crate::parallel::{CHUNK, materialize};
 use crate::simd::{Madd, multiversion};
-use crate::CpuExecutor;
 use async_trait::async_trait;
 use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
 use gpujobs_core::timing::timed;
@@ -35,14 +35,22 @@ impl Executor<VectorAdd> for CpuExecutor {
         self.device.clone()
     }
 
-    async fn run(&self, job: VectorAdd, ctx: &ExecContext) -> Result<Execution<VectorAddOutput>, JobError> {
+    async fn run(
+        &self,
+        job: VectorAdd,
+        ctx: &ExecContext,
+    ) -> Result<Execution<VectorAddOutput>, JobError> {
         ctx.cancel.check()?;
         Self::blocking(move || {
-            let (inputs, prepare) = timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
+            let (inputs, prepare) =
+                timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
             let (a, b) = inputs?;
             let (c, compute) = timed(|| vector_add(&a, &b));
             let c = Tensor::from_values(vec![c.len()], c)?;
-            Ok(Execution { output: VectorAddOutput { c }, times: StageTimes::cpu(prepare, compute) })
+            Ok(Execution {
+                output: VectorAddOutput { c },
+                times: StageTimes::cpu(prepare, compute),
+            })
         })
         .await
     }

@@ -1,8 +1,12 @@
 //! Every built-in kind through the registry's type-erased executors, as a worker runs
 //! them, checked against the reference; and bad input failing cleanly.
 
-use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpData, MlpTrain, MlpTrainOutput, VectorAdd};
-use gpujobs_core::{DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor};
+use gpujobs_core::jobs::{
+    FilterOp, ImageFilter, Matmul, MlpData, MlpTrain, MlpTrainOutput, VectorAdd,
+};
+use gpujobs_core::{
+    DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor,
+};
 
 fn limits() -> Limits {
     Limits::with_max_bytes(4 << 30)
@@ -10,11 +14,19 @@ fn limits() -> Limits {
 
 async fn run_and_check<J: Job>(registry: &Registry, job: J) -> J::Output {
     let env = JobEnvelope::new(job.clone()).expect("envelope");
-    let exec = registry.executor(J::KIND, DeviceClass::Cpu).expect("cpu executor registered");
-    let result = exec.execute(&env.payload, &env.blobs, &ExecContext::standalone(limits())).await.expect("job runs");
+    let exec = registry
+        .executor(J::KIND, DeviceClass::Cpu)
+        .expect("cpu executor registered");
+    let result = exec
+        .execute(&env.payload, &env.blobs, &ExecContext::standalone(limits()))
+        .await
+        .expect("job runs");
     assert!(result.timings.compute_s > 0.0);
     assert_eq!(result.device.class, DeviceClass::Cpu);
-    let check = registry.check(J::KIND, &env.payload, &env.blobs, &result).expect("decodes").expect("kind has a check");
+    let check = registry
+        .check(J::KIND, &env.payload, &env.blobs, &result)
+        .expect("decodes")
+        .expect("kind has a check");
     assert!(check.passed(), "{} {}: {check}", J::KIND, job.size_label());
     result.decode::<J::Output>().expect("output decodes")
 }
@@ -25,7 +37,11 @@ async fn every_kind_matches_the_reference() {
     run_and_check(&r, VectorAdd::synthetic(100_003, 1)).await;
     run_and_check(&r, Matmul::synthetic(67, 129, 31, 2)).await;
     run_and_check(&r, Matmul::synthetic(512, 512, 512, 3)).await;
-    run_and_check(&r, ImageFilter::synthetic(123, 77, FilterOp::GaussianBlur { sigma: 2.0 }, 4)).await;
+    run_and_check(
+        &r,
+        ImageFilter::synthetic(123, 77, FilterOp::GaussianBlur { sigma: 2.0 }, 4),
+    )
+    .await;
     run_and_check(&r, ImageFilter::synthetic(64, 200, FilterOp::Sobel, 5)).await;
     let mut mlp = MlpTrain::synthetic(600, 12, 5, 32, 6);
     mlp.batch = 50;
@@ -51,8 +67,17 @@ async fn mlp_learns_separable_data() {
     let out: MlpTrainOutput = run_and_check(&r, job).await;
     let first = out.epochs.first().unwrap();
     let last = out.epochs.last().unwrap();
-    assert!(last.loss < first.loss, "loss did not decrease: {:?}", out.epochs);
-    assert!(last.accuracy >= 0.9, "accuracy {:.3} < 0.9: {:?}", last.accuracy, out.epochs);
+    assert!(
+        last.loss < first.loss,
+        "loss did not decrease: {:?}",
+        out.epochs
+    );
+    assert!(
+        last.accuracy >= 0.9,
+        "accuracy {:.3} < 0.9: {:?}",
+        last.accuracy,
+        out.epochs
+    );
     assert_eq!(out.weights.len(), 2);
     assert_eq!(out.weights[0].shape(), &[20, 64]);
 }
@@ -70,13 +95,19 @@ async fn bad_input_fails_the_job_permanently_without_panicking() {
         serde_json::json!({"a": "garbage"}),
     ];
     for payload in cases {
-        let err = exec.execute(&payload, &Default::default(), &ctx).await.expect_err("must fail");
+        let err = exec
+            .execute(&payload, &Default::default(), &ctx)
+            .await
+            .expect_err("must fail");
         assert_eq!(err.class, ErrorClass::Permanent, "{err}");
         assert!(!err.message.is_empty());
     }
     let blur = r.executor("image-filter", DeviceClass::Cpu).unwrap();
     let nan_sigma = serde_json::json!({"image": {"shape": [4, 4], "synthetic": {"seed": 1}}, "filter": {"op": "gaussian-blur", "sigma": -1.0}});
-    let err = blur.execute(&nan_sigma, &Default::default(), &ctx).await.expect_err("must fail");
+    let err = blur
+        .execute(&nan_sigma, &Default::default(), &ctx)
+        .await
+        .expect_err("must fail");
     assert!(err.message.contains("sigma"), "{err}");
     let mlp = r.executor("mlp-train", DeviceClass::Cpu).unwrap();
     let mut job = MlpTrain::synthetic(3, 2, 2, 4, 1);
@@ -85,6 +116,9 @@ async fn bad_input_fails_the_job_permanently_without_panicking() {
         y: Tensor::from_values(vec![3], vec![0.0, 1.0, 7.0]).unwrap(),
     };
     let env = JobEnvelope::new(job).unwrap();
-    let err = mlp.execute(&env.payload, &env.blobs, &ctx).await.expect_err("labels out of range");
+    let err = mlp
+        .execute(&env.payload, &env.blobs, &ctx)
+        .await
+        .expect_err("labels out of range");
     assert!(err.message.contains("label 7"), "{err}");
 }

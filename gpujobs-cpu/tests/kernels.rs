@@ -7,7 +7,9 @@ use gpujobs_cpu::simd::{Level, cap_level};
 use proptest::prelude::*;
 
 fn data(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n as u64).map(|i| synth::uniform(seed, i, lo, hi)).collect()
+    (0..n as u64)
+        .map(|i| synth::uniform(seed, i, lo, hi))
+        .collect()
 }
 
 proptest! {
@@ -62,10 +64,16 @@ fn tiny_images_where_borders_are_everything() {
     for (h, w) in [(1, 1), (1, 7), (7, 1), (2, 2), (2, 3), (3, 2)] {
         let img = data(h * w, 42, 0.0, 1.0);
         for sigma in [0.3f32, 1.0, 2.0, 5.0] {
-            let err = reference::max_abs_diff(&ops::gaussian_blur(&img, h, w, sigma), &reference::gaussian_blur(&img, h, w, f64::from(sigma)));
+            let err = reference::max_abs_diff(
+                &ops::gaussian_blur(&img, h, w, sigma),
+                &reference::gaussian_blur(&img, h, w, f64::from(sigma)),
+            );
             assert!(err < 1e-5, "blur {h}x{w} sigma {sigma}: {err}");
         }
-        let err = reference::max_abs_diff(&ops::sobel_magnitude(&img, h, w), &reference::sobel_magnitude(&img, h, w));
+        let err = reference::max_abs_diff(
+            &ops::sobel_magnitude(&img, h, w),
+            &reference::sobel_magnitude(&img, h, w),
+        );
         assert!(err < 1e-5, "sobel {h}x{w}: {err}");
     }
     // A 1×1 image is its own blur and has no gradient.
@@ -83,9 +91,19 @@ fn every_instruction_set_level_gives_the_same_answers() {
     let b = data(5000, 2, -1.0, 1.0);
     for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
         cap_level(Some(level));
-        assert!(reference::max_abs_diff(&ops::gaussian_blur(&img, h, w, 1.7), &blur_ref) < 1e-5, "{level:?}");
-        assert!(reference::max_abs_diff(&ops::sobel_magnitude(&img, h, w), &sobel_ref) < 1e-5, "{level:?}");
-        assert_eq!(ops::vector_add(&a, &b), reference::vector_add(&a, &b), "{level:?}");
+        assert!(
+            reference::max_abs_diff(&ops::gaussian_blur(&img, h, w, 1.7), &blur_ref) < 1e-5,
+            "{level:?}"
+        );
+        assert!(
+            reference::max_abs_diff(&ops::sobel_magnitude(&img, h, w), &sobel_ref) < 1e-5,
+            "{level:?}"
+        );
+        assert_eq!(
+            ops::vector_add(&a, &b),
+            reference::vector_add(&a, &b),
+            "{level:?}"
+        );
     }
     cap_level(None);
 }

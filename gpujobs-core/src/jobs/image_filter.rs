@@ -50,13 +50,19 @@ impl ImageFilter {
 
     /// A synthetic image of values in `[0, 1)`.
     pub fn synthetic(height: usize, width: usize, filter: FilterOp, seed: u64) -> Self {
-        ImageFilter { image: Tensor::synthetic(vec![height, width], seed, 0.0, 1.0), filter }
+        ImageFilter {
+            image: Tensor::synthetic(vec![height, width], seed, 0.0, 1.0),
+            filter,
+        }
     }
 
     /// `(height, width)`; meaningful after [`Job::validate`].
     pub fn dims(&self) -> (usize, usize) {
         let s = self.image.shape();
-        (s.first().copied().unwrap_or(0), s.get(1).copied().unwrap_or(0))
+        (
+            s.first().copied().unwrap_or(0),
+            s.get(1).copied().unwrap_or(0),
+        )
     }
 }
 
@@ -94,14 +100,19 @@ impl Job for ImageFilter {
             });
         }
         // Input, intermediate and output images.
-        limits.check(f32_bytes(3 * n as u128), "image-filter input, intermediate and output")
+        limits.check(
+            f32_bytes(3 * n as u128),
+            "image-filter input, intermediate and output",
+        )
     }
 
     fn cost(&self) -> Cost {
         let (h, w) = self.dims();
         let px = (h * w) as f64;
         let (flops, passes) = match self.filter {
-            FilterOp::GaussianBlur { sigma } => (px * 4.0 * gaussian_ksize(f64::from(sigma)) as f64, 2),
+            FilterOp::GaussianBlur { sigma } => {
+                (px * 4.0 * gaussian_ksize(f64::from(sigma)) as f64, 2)
+            }
             FilterOp::Sobel => (px * 20.0, 1),
         };
         Cost {
@@ -129,7 +140,9 @@ impl Job for ImageFilter {
         let (h, w) = self.dims();
         let (img, out) = (self.image.values().ok()?, output.image.values().ok()?);
         let reference = match self.filter {
-            FilterOp::GaussianBlur { sigma } => reference::gaussian_blur(&img, h, w, f64::from(sigma)),
+            FilterOp::GaussianBlur { sigma } => {
+                reference::gaussian_blur(&img, h, w, f64::from(sigma))
+            }
             FilterOp::Sobel => reference::sobel_magnitude(&img, h, w),
         };
         // 1e-4 absolute on [0, 1] images, scaled for images of larger range.
@@ -151,9 +164,19 @@ mod tests {
         let l = Limits::with_max_bytes(1 << 30);
         for bad in [0.0, -1.0, f32::NAN, f32::INFINITY, 5000.0] {
             let j = ImageFilter::synthetic(4, 4, FilterOp::GaussianBlur { sigma: bad }, 1);
-            assert!(matches!(j.validate(&l), Err(ValidationError::InvalidParameter { .. })), "{bad}");
+            assert!(
+                matches!(
+                    j.validate(&l),
+                    Err(ValidationError::InvalidParameter { .. })
+                ),
+                "{bad}"
+            );
         }
-        assert!(ImageFilter::synthetic(1, 1, FilterOp::Sobel, 1).validate(&l).is_ok());
+        assert!(
+            ImageFilter::synthetic(1, 1, FilterOp::Sobel, 1)
+                .validate(&l)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ impl Matmul {
     /// `(m, k, n)`; meaningful after [`Job::validate`].
     pub fn dims(&self) -> (usize, usize, usize) {
         let (a, b) = (self.a.shape(), self.b.shape());
-        (a.first().copied().unwrap_or(0), a.get(1).copied().unwrap_or(0), b.get(1).copied().unwrap_or(0))
+        (
+            a.first().copied().unwrap_or(0),
+            a.get(1).copied().unwrap_or(0),
+            b.get(1).copied().unwrap_or(0),
+        )
     }
 }
 
@@ -78,14 +82,23 @@ impl Job for Matmul {
             )));
         }
         let (m, k, n) = (a[0] as u128, a[1] as u128, b[1] as u128);
-        limits.check(f32_bytes(m * k + k * n + m * n), &format!("matmul {m}x{k}x{n} operands and product"))
+        limits.check(
+            f32_bytes(m * k + k * n + m * n),
+            &format!("matmul {m}x{k}x{n} operands and product"),
+        )
     }
 
     fn cost(&self) -> Cost {
         let (m, k, n) = self.dims();
         let (m, k, n) = (m as f64, k as f64, n as f64);
         let bytes = 4.0 * (m * k + k * n + m * n);
-        Cost { flops: 2.0 * m * k * n, bytes, transfer_bytes: bytes, memory_bytes: bytes as u64, launches: 1 }
+        Cost {
+            flops: 2.0 * m * k * n,
+            bytes,
+            transfer_bytes: bytes,
+            memory_bytes: bytes as u64,
+            launches: 1,
+        }
     }
 
     fn size_label(&self) -> String {
@@ -99,16 +112,32 @@ impl Job for Matmul {
 
     fn check(&self, output: &MatmulOutput) -> Option<Check> {
         let (m, k, n) = self.dims();
-        let (a, b, c) = (self.a.values().ok()?, self.b.values().ok()?, output.c.values().ok()?);
+        let (a, b, c) = (
+            self.a.values().ok()?,
+            self.b.values().ok()?,
+            output.c.values().ok()?,
+        );
         if c.len() != m * n {
-            return Some(Check { error: f64::INFINITY, tolerance: 1e-4, metric: "output length".into() });
+            return Some(Check {
+                error: f64::INFINITY,
+                tolerance: 1e-4,
+                metric: "output length".into(),
+            });
         }
         if (m as u128) * (k as u128) * (n as u128) <= FULL_CHECK_MACS {
             let reference = reference::matmul(&a, &b, m, k, n);
-            Some(Check { error: reference::rel_l2_error(&c, &reference), tolerance: 1e-4, metric: "rel Frobenius".into() })
+            Some(Check {
+                error: reference::rel_l2_error(&c, &reference),
+                tolerance: 1e-4,
+                metric: "rel Frobenius".into(),
+            })
         } else {
             let error = reference::matmul_probe(&a, &b, &c, (m, k, n), 3, 0x5eed);
-            Some(Check { error, tolerance: 1e-4, metric: "rel Freivalds".into() })
+            Some(Check {
+                error,
+                tolerance: 1e-4,
+                metric: "rel Freivalds".into(),
+            })
         }
     }
 }
@@ -124,10 +153,16 @@ mod tests {
         let mut j = Matmul::synthetic(3, 5, 7, 1);
         j.b = Tensor::synthetic(vec![4, 7], 1, 0.0, 1.0);
         let e = j.validate(&l).unwrap_err();
-        assert!(e.to_string().contains("3x5") && e.to_string().contains("4x7"), "{e}");
+        assert!(
+            e.to_string().contains("3x5") && e.to_string().contains("4x7"),
+            "{e}"
+        );
         // 10⁶ × 10⁶ is refused by size before anything is allocated.
         let huge = Matmul::synthetic(1_000_000, 1_000_000, 1_000_000, 1);
-        assert!(matches!(huge.validate(&l), Err(ValidationError::TooLarge { .. })));
+        assert!(matches!(
+            huge.validate(&l),
+            Err(ValidationError::TooLarge { .. })
+        ));
         assert_eq!(Matmul::synthetic(2, 3, 4, 0).cost().flops, 48.0);
     }
 }

@@ -126,16 +126,28 @@ pub struct MlpTrainOutput {
 
 impl JobOutput for MlpTrainOutput {
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
-        self.weights.iter_mut().chain(self.biases.iter_mut()).collect()
+        self.weights
+            .iter_mut()
+            .chain(self.biases.iter_mut())
+            .collect()
     }
     fn summary(&self) -> String {
         match self.epochs.last() {
-            Some(e) => format!("{} epochs, loss {:.4}, accuracy {:.1}%", self.epochs.len(), e.loss, 100.0 * e.accuracy),
+            Some(e) => format!(
+                "{} epochs, loss {:.4}, accuracy {:.1}%",
+                self.epochs.len(),
+                e.loss,
+                100.0 * e.accuracy
+            ),
             None => "no epochs".into(),
         }
     }
     fn fingerprint(&self) -> Fingerprint {
-        let curve: Vec<f32> = self.epochs.iter().flat_map(|e| [e.loss as f32, e.accuracy as f32]).collect();
+        let curve: Vec<f32> = self
+            .epochs
+            .iter()
+            .flat_map(|e| [e.loss as f32, e.accuracy as f32])
+            .collect();
         Fingerprint::of(&curve)
     }
 }
@@ -145,9 +157,19 @@ impl MlpTrain {
     pub const KIND_NAME: &'static str = "mlp-train";
 
     /// A synthetic problem with one hidden layer.
-    pub fn synthetic(samples: usize, features: usize, classes: usize, hidden: usize, seed: u64) -> Self {
+    pub fn synthetic(
+        samples: usize,
+        features: usize,
+        classes: usize,
+        hidden: usize,
+        seed: u64,
+    ) -> Self {
         MlpTrain {
-            data: MlpData::Synthetic { samples, features, seed: derive_seed(seed, "data") },
+            data: MlpData::Synthetic {
+                samples,
+                features,
+                seed: derive_seed(seed, "data"),
+            },
             classes,
             hidden: vec![hidden],
             epochs: 5,
@@ -175,7 +197,10 @@ impl MlpTrain {
 
     /// Layer widths from input to output.
     pub fn dims(&self) -> Vec<usize> {
-        std::iter::once(self.features()).chain(self.hidden.iter().copied()).chain([self.classes]).collect()
+        std::iter::once(self.features())
+            .chain(self.hidden.iter().copied())
+            .chain([self.classes])
+            .collect()
     }
 
     /// Multiply-adds of one forward pass over one sample.
@@ -186,12 +211,21 @@ impl MlpTrain {
     /// The training data in memory (generated for synthetic data).
     pub fn dataset(&self) -> Result<MlpDataset, ValidationError> {
         match &self.data {
-            MlpData::Synthetic { samples, features, seed } => Ok(synthetic_clusters(*samples, *features, self.classes, *seed)),
+            MlpData::Synthetic {
+                samples,
+                features,
+                seed,
+            } => Ok(synthetic_clusters(*samples, *features, self.classes, *seed)),
             MlpData::Tensors { x, y } => {
                 let (samples, features) = (self.samples(), self.features());
                 let labels = y.values()?;
                 let y = labels_to_classes(&labels, self.classes)?;
-                Ok(MlpDataset { x: x.values()?, y, samples, features })
+                Ok(MlpDataset {
+                    x: x.values()?,
+                    y,
+                    samples,
+                    features,
+                })
             }
         }
     }
@@ -204,15 +238,23 @@ impl MlpTrain {
             .map(|(l, d)| {
                 let limit = (6.0 / d[0] as f64).sqrt() as f32;
                 let s = derive_seed(self.seed, &format!("w{l}"));
-                let w = (0..(d[0] * d[1]) as u64).map(|i| uniform(s, i, -limit, limit)).collect();
-                LayerParams { w, b: vec![0.0; d[1]] }
+                let w = (0..(d[0] * d[1]) as u64)
+                    .map(|i| uniform(s, i, -limit, limit))
+                    .collect();
+                LayerParams {
+                    w,
+                    b: vec![0.0; d[1]],
+                }
             })
             .collect()
     }
 
     /// The order in which epoch `epoch` visits the samples.
     pub fn epoch_order(&self, epoch: u32) -> Vec<u32> {
-        permutation(self.samples(), derive_seed(self.seed, &format!("epoch{epoch}")))
+        permutation(
+            self.samples(),
+            derive_seed(self.seed, &format!("epoch{epoch}")),
+        )
     }
 }
 
@@ -225,7 +267,11 @@ fn labels_to_classes(labels: &[f32], classes: usize) -> Result<Vec<u32>, Validat
             if v.fract() == 0.0 && v >= 0.0 && (v as usize) < classes {
                 Ok(v as u32)
             } else {
-                Err(ValidationError::LabelOutOfRange { label: v, row, classes })
+                Err(ValidationError::LabelOutOfRange {
+                    label: v,
+                    row,
+                    classes,
+                })
             }
         })
         .collect()
@@ -237,7 +283,9 @@ fn synthetic_clusters(samples: usize, features: usize, classes: usize, seed: u64
     let cs = derive_seed(seed, "centres");
     let ns = derive_seed(seed, "noise");
     let ls = derive_seed(seed, "labels");
-    let y: Vec<u32> = (0..samples as u64).map(|i| (splitmix64(ls.wrapping_add(i)) % classes as u64) as u32).collect();
+    let y: Vec<u32> = (0..samples as u64)
+        .map(|i| (splitmix64(ls.wrapping_add(i)) % classes as u64) as u32)
+        .collect();
     let mut x = vec![0f32; samples * features];
     for (i, row) in x.chunks_mut(features.max(1)).enumerate() {
         let c = y[i] as u64;
@@ -246,7 +294,12 @@ fn synthetic_clusters(samples: usize, features: usize, classes: usize, seed: u64
             *v = centre + uniform(ns, (i * features + j) as u64, -0.5, 0.5);
         }
     }
-    MlpDataset { x: x.into(), y, samples, features }
+    MlpDataset {
+        x: x.into(),
+        y,
+        samples,
+        features,
+    }
 }
 
 impl Job for MlpTrain {
@@ -254,15 +307,26 @@ impl Job for MlpTrain {
     type Output = MlpTrainOutput;
 
     fn validate(&self, limits: &Limits) -> Result<(), ValidationError> {
-        let invalid = |name: &str, reason: String| Err(ValidationError::InvalidParameter { name: name.into(), reason });
+        let invalid = |name: &str, reason: String| {
+            Err(ValidationError::InvalidParameter {
+                name: name.into(),
+                reason,
+            })
+        };
         if self.classes < 2 {
             return invalid("classes", format!("need at least 2, got {}", self.classes));
         }
         if self.hidden.contains(&0) || self.hidden.len() > 16 {
-            return invalid("hidden", format!("need 0 to 16 layers of width >= 1, got {:?}", self.hidden));
+            return invalid(
+                "hidden",
+                format!("need 0 to 16 layers of width >= 1, got {:?}", self.hidden),
+            );
         }
         if self.epochs == 0 || self.epochs > 100_000 {
-            return invalid("epochs", format!("must be in 1..=100000, got {}", self.epochs));
+            return invalid(
+                "epochs",
+                format!("must be in 1..=100000, got {}", self.epochs),
+            );
         }
         if self.batch == 0 {
             return invalid("batch", "must be at least 1".into());
@@ -271,9 +335,13 @@ impl Job for MlpTrain {
             return invalid("lr", format!("must be a positive number, got {}", self.lr));
         }
         match &self.data {
-            MlpData::Synthetic { samples, features, .. } => {
+            MlpData::Synthetic {
+                samples, features, ..
+            } => {
                 if *samples == 0 || *features == 0 {
-                    return Err(ValidationError::Empty(format!("synthetic data of {samples} samples x {features} features")));
+                    return Err(ValidationError::Empty(format!(
+                        "synthetic data of {samples} samples x {features} features"
+                    )));
                 }
             }
             MlpData::Tensors { x, y } => {
@@ -295,14 +363,21 @@ impl Job for MlpTrain {
         let params: u128 = dims.windows(2).map(|d| d[0] * d[1] + d[1]).sum();
         let acts: u128 = dims.iter().sum::<u128>() * (self.batch.min(self.samples()) as u128);
         let data = (self.samples() as u128) * (dims[0] + 1);
-        limits.check(f32_bytes(data + 3 * params + 3 * acts), "mlp-train data, parameters and activations")
+        limits.check(
+            f32_bytes(data + 3 * params + 3 * acts),
+            "mlp-train data, parameters and activations",
+        )
     }
 
     fn cost(&self) -> Cost {
         let samples = self.samples() as f64;
         let epochs = f64::from(self.epochs);
         let macs = self.macs_per_sample();
-        let params: f64 = self.dims().windows(2).map(|d| (d[0] * d[1] + d[1]) as f64).sum();
+        let params: f64 = self
+            .dims()
+            .windows(2)
+            .map(|d| (d[0] * d[1] + d[1]) as f64)
+            .sum();
         let batches = (samples / self.batch.max(1) as f64).ceil() * epochs;
         let data_bytes = 4.0 * samples * (self.features() as f64 + 1.0);
         Cost {
@@ -317,7 +392,14 @@ impl Job for MlpTrain {
 
     fn size_label(&self) -> String {
         let hidden: Vec<String> = self.hidden.iter().map(|h| h.to_string()).collect();
-        format!("{}x{}→[{}]→{} e{}", self.samples(), self.features(), hidden.join(","), self.classes, self.epochs)
+        format!(
+            "{}x{}→[{}]→{} e{}",
+            self.samples(),
+            self.features(),
+            hidden.join(","),
+            self.classes,
+            self.epochs
+        )
     }
 
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
@@ -328,21 +410,34 @@ impl Job for MlpTrain {
     }
 
     fn check(&self, output: &MlpTrainOutput) -> Option<Check> {
-        if self.macs_per_sample() * self.samples() as f64 * f64::from(self.epochs) * 3.0 > CHECK_MACS_LIMIT {
+        if self.macs_per_sample() * self.samples() as f64 * f64::from(self.epochs) * 3.0
+            > CHECK_MACS_LIMIT
+        {
             return None;
         }
         let data = self.dataset().ok()?;
         let reference = reference::mlp_train(self, &data);
         if output.epochs.len() != reference.epochs.len() {
-            return Some(Check { error: f64::INFINITY, tolerance: 1e-3, metric: "epoch count".into() });
+            return Some(Check {
+                error: f64::INFINITY,
+                tolerance: 1e-3,
+                metric: "epoch count".into(),
+            });
         }
         let error = output
             .epochs
             .iter()
             .zip(&reference.epochs)
             .map(|(o, r)| (o.loss - r.loss).abs())
-            .fold(0.0, |m: f64, d| if d.is_nan() { f64::INFINITY } else { m.max(d) });
-        Some(Check { error, tolerance: 1e-3, metric: "max loss diff".into() })
+            .fold(
+                0.0,
+                |m: f64, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+            );
+        Some(Check {
+            error,
+            tolerance: 1e-3,
+            metric: "max loss diff".into(),
+        })
     }
 }
 
@@ -366,7 +461,10 @@ mod tests {
         let mut real = ok.clone();
         real.data = MlpData::Tensors { x, y };
         let e = real.validate(&l).unwrap_err();
-        assert!(matches!(e, ValidationError::LabelOutOfRange { row: 2, .. }), "{e}");
+        assert!(
+            matches!(e, ValidationError::LabelOutOfRange { row: 2, .. }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,7 +15,12 @@ use crate::error::ValidationError;
 use crate::tensor::Tensor;
 
 /// The names of the built-in kinds.
-pub const BUILTIN_KINDS: [&str; 4] = [VectorAdd::KIND_NAME, Matmul::KIND_NAME, ImageFilter::KIND_NAME, MlpTrain::KIND_NAME];
+pub const BUILTIN_KINDS: [&str; 4] = [
+    VectorAdd::KIND_NAME,
+    Matmul::KIND_NAME,
+    ImageFilter::KIND_NAME,
+    MlpTrain::KIND_NAME,
+];
 
 /// Checks a tensor's shape and data length together; returns its element count.
 pub(crate) fn check_tensor(t: &Tensor, name: &str, rank: usize) -> Result<usize, ValidationError> {

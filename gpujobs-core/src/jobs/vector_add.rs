@@ -71,14 +71,22 @@ impl Job for VectorAdd {
         let na = check_tensor(&self.a, "a", 1)?;
         let nb = check_tensor(&self.b, "b", 1)?;
         if na != nb {
-            return Err(ValidationError::ShapeMismatch(format!("vector-add needs equal lengths, got a[{na}] and b[{nb}]")));
+            return Err(ValidationError::ShapeMismatch(format!(
+                "vector-add needs equal lengths, got a[{na}] and b[{nb}]"
+            )));
         }
         limits.check(f32_bytes(3 * na as u128), "vector-add a, b and c")
     }
 
     fn cost(&self) -> Cost {
         let n = self.len() as f64;
-        Cost { flops: n, bytes: 12.0 * n, transfer_bytes: 12.0 * n, memory_bytes: 12 * self.len() as u64, launches: 1 }
+        Cost {
+            flops: n,
+            bytes: 12.0 * n,
+            transfer_bytes: 12.0 * n,
+            memory_bytes: 12 * self.len() as u64,
+            launches: 1,
+        }
     }
 
     fn size_label(&self) -> String {
@@ -90,9 +98,17 @@ impl Job for VectorAdd {
     }
 
     fn check(&self, output: &VectorAddOutput) -> Option<Check> {
-        let (a, b, c) = (self.a.values().ok()?, self.b.values().ok()?, output.c.values().ok()?);
+        let (a, b, c) = (
+            self.a.values().ok()?,
+            self.b.values().ok()?,
+            output.c.values().ok()?,
+        );
         // f32 addition is correctly rounded, so every backend must match exactly.
-        Some(Check { error: reference::max_abs_diff(&c, &reference::vector_add(&a, &b)), tolerance: 0.0, metric: "max abs".into() })
+        Some(Check {
+            error: reference::max_abs_diff(&c, &reference::vector_add(&a, &b)),
+            tolerance: 0.0,
+            metric: "max abs".into(),
+        })
     }
 }
 
@@ -106,8 +122,17 @@ mod tests {
         assert!(VectorAdd::synthetic(10, 1).validate(&l).is_ok());
         let mut j = VectorAdd::synthetic(10, 1);
         j.b = Tensor::synthetic(vec![11], 2, 0.0, 1.0);
-        assert!(matches!(j.validate(&l), Err(ValidationError::ShapeMismatch(_))));
-        assert!(matches!(VectorAdd::synthetic(0, 1).validate(&l), Err(ValidationError::Empty(_))));
-        assert!(matches!(VectorAdd::synthetic(1 << 30, 1).validate(&l), Err(ValidationError::TooLarge { .. })));
+        assert!(matches!(
+            j.validate(&l),
+            Err(ValidationError::ShapeMismatch(_))
+        ));
+        assert!(matches!(
+            VectorAdd::synthetic(0, 1).validate(&l),
+            Err(ValidationError::Empty(_))
+        ));
+        assert!(matches!(
+            VectorAdd::synthetic(1 << 30, 1).validate(&l),
+            Err(ValidationError::TooLarge { .. })
+        ));
     }
 }

@@ -65,7 +65,9 @@ impl LaneQueue {
         for &i in &active {
             self.credit[i] += WEIGHTS[i];
         }
-        let pick = *active.iter().max_by_key(|&&i| (self.credit[i], -(i as i64)))?;
+        let pick = *active
+            .iter()
+            .max_by_key(|&&i| (self.credit[i], -(i as i64)))?;
         self.credit[pick] -= total;
         // Classes with nothing ready keep no credit, so a burst cannot be saved up.
         for i in 0..3 {
@@ -103,7 +105,9 @@ mod tests {
     use super::*;
 
     fn ids(prefix: &str, n: usize) -> Vec<JobId> {
-        (0..n).map(|i| JobId::parse(&format!("{prefix}{i}")).unwrap()).collect()
+        (0..n)
+            .map(|i| JobId::parse(&format!("{prefix}{i}")).unwrap())
+            .collect()
     }
 
     #[test]
@@ -117,10 +121,16 @@ mod tests {
         }
         lane.pop();
         lane.push(JobId::parse("h0").unwrap(), Priority::High);
-        let next: Vec<String> = (0..2).filter_map(|_| lane.pop()).map(|j| j.to_string()).collect();
+        let next: Vec<String> = (0..2)
+            .filter_map(|_| lane.pop())
+            .map(|j| j.to_string())
+            .collect();
         assert!(next.contains(&"h0".to_string()), "{next:?}");
         // With a backlog of normal and low only, low gets a quarter of the picks.
-        let picks: Vec<String> = (0..40).filter_map(|_| lane.pop()).map(|j| j.to_string()).collect();
+        let picks: Vec<String> = (0..40)
+            .filter_map(|_| lane.pop())
+            .map(|j| j.to_string())
+            .collect();
         let lows = picks.iter().filter(|s| s.starts_with('l')).count();
         assert!((8..=12).contains(&lows), "{lows} low picks of 40");
     }
@@ -131,7 +141,10 @@ mod tests {
         for id in ids("n", 5) {
             lane.push(id, Priority::Normal);
         }
-        let got: Vec<String> = (0..5).filter_map(|_| lane.pop()).map(|j| j.to_string()).collect();
+        let got: Vec<String> = (0..5)
+            .filter_map(|_| lane.pop())
+            .map(|j| j.to_string())
+            .collect();
         assert_eq!(got, vec!["n0", "n1", "n2", "n3", "n4"]);
     }
 }

@@ -5,11 +5,14 @@
 //! is never held across an `.await`; waiting (for submits, for ready jobs, for results)
 //! uses `Notify`, so idle consumers cost nothing. Durability ends with the process.
 
-use super::lane::LaneQueue;
-use super::types::{CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome, WorkerInfo};
 use super::Queue;
+use super::lane::LaneQueue;
+use super::types::{
+    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
+    WorkerInfo,
+};
 use crate::device::DeviceClass;
-use crate::envelope::{JobEnvelope, now_ms};
+use crate::envelope::{JobEnvelope, now_ms, now_us};
 use crate::error::{ErrorClass, JobError, QueueError};
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
@@ -79,7 +82,9 @@ pub struct MemoryQueue {
 
 impl std::fmt::Debug for MemoryQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryQueue").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("MemoryQueue")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -174,11 +179,16 @@ impl MemoryQueue {
         }
         inner.next_sweep_ms = now + 10_000;
         let ttl = self.config.finished_ttl.as_millis() as u64;
-        let dead: std::collections::HashSet<String> = inner.dead.iter().map(|d| d.id.clone()).collect();
+        let dead: std::collections::HashSet<String> =
+            inner.dead.iter().map(|d| d.id.clone()).collect();
         let expired: Vec<JobId> = inner
             .records
             .values()
-            .filter(|r| r.state.is_terminal() && r.finished_ms.is_some_and(|f| f + ttl < now) && !dead.contains(r.id.as_str()))
+            .filter(|r| {
+                r.state.is_terminal()
+                    && r.finished_ms.is_some_and(|f| f + ttl < now)
+                    && !dead.contains(r.id.as_str())
+            })
             .map(|r| r.id.clone())
             .collect();
         for id in expired {
@@ -196,7 +206,13 @@ impl MemoryQueue {
     }
 
     /// Leases `id` to `consumer`, counting a delivery.
-    fn deliver(inner: &mut Inner, id: &JobId, lane: DeviceClass, consumer: &str, lease: Duration) -> Option<Delivery> {
+    fn deliver(
+        inner: &mut Inner,
+        id: &JobId,
+        lane: DeviceClass,
+        consumer: &str,
+        lease: Duration,
+    ) -> Option<Delivery> {
         let rec = inner.records.get_mut(id)?;
         let env = inner.jobs.get_mut(id)?;
         rec.attempts += 1;
@@ -208,11 +224,22 @@ impl MemoryQueue {
         let attempt = rec.attempts;
         inner.leases.insert(
             id.clone(),
-            ActiveLease { lane, attempt, consumer: consumer.to_string(), deadline: Instant::now() + lease },
+            ActiveLease {
+                lane,
+                attempt,
+                consumer: consumer.to_string(),
+                deadline: Instant::now() + lease,
+            },
         );
         let entry = format!("{id}/{attempt}");
         Some(Delivery {
-            lease: Lease { job_id: id.clone(), lane, attempt, consumer: consumer.to_string(), entry },
+            lease: Lease {
+                job_id: id.clone(),
+                lane,
+                attempt,
+                consumer: consumer.to_string(),
+                entry,
+            },
             envelope: env.clone(),
         })
     }
@@ -268,9 +295,11 @@ impl Queue for MemoryQueue {
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
         let deadline = Instant::now() + timeout;
         let done = self
-            .wait_until(&self.changed, deadline, |inner| match inner.records.get(id) {
-                Some(r) if !r.state.is_terminal() => (None, None),
-                other => (Some(other.cloned()), None),
+            .wait_until(&self.changed, deadline, |inner| {
+                match inner.records.get(id) {
+                    Some(r) if !r.state.is_terminal() => (None, None),
+                    other => (Some(other.cloned()), None),
+                }
             })
             .await;
         match done {
@@ -279,18 +308,31 @@ impl Queue for MemoryQueue {
         }
     }
 
-    async fn take_submitted(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Incoming>, QueueError> {
+    async fn take_submitted(
+        &self,
+        _consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Incoming>, QueueError> {
         let deadline = Instant::now() + wait;
         let taken = self
             .wait_until(&self.submit_ready, deadline, |inner| {
                 let mut out = Vec::new();
                 while out.len() < max.max(1) {
-                    let Some(id) = inner.submitted.pop_front() else { break };
-                    let Some(env) = inner.jobs.get(&id).cloned() else { continue };
+                    let Some(id) = inner.submitted.pop_front() else {
+                        break;
+                    };
+                    let Some(env) = inner.jobs.get(&id).cloned() else {
+                        continue;
+                    };
                     inner.next_entry += 1;
                     let entry = format!("s{}", inner.next_entry);
                     inner.taken.insert(entry.clone(), id);
-                    out.push(Incoming { entry, job: Ok(env), raw: None });
+                    out.push(Incoming {
+                        entry,
+                        job: Ok(env),
+                        raw: None,
+                    });
                 }
                 ((!out.is_empty()).then_some(out), None)
             })
@@ -298,12 +340,21 @@ impl Queue for MemoryQueue {
         Ok(taken.unwrap_or_default())
     }
 
-    async fn place(&self, incoming: &Incoming, decision: PlacementDecision) -> Result<(), QueueError> {
+    async fn place(
+        &self,
+        incoming: &Incoming,
+        decision: PlacementDecision,
+    ) -> Result<(), QueueError> {
         let lane = decision.lane;
         {
             let mut inner = self.lock();
-            let id = inner.taken.remove(&incoming.entry).ok_or_else(|| QueueError::NotFound(incoming.entry.clone()))?;
-            let Some(rec) = inner.records.get_mut(&id) else { return Ok(()) };
+            let id = inner
+                .taken
+                .remove(&incoming.entry)
+                .ok_or_else(|| QueueError::NotFound(incoming.entry.clone()))?;
+            let Some(rec) = inner.records.get_mut(&id) else {
+                return Ok(());
+            };
             if rec.state.is_terminal() {
                 return Ok(());
             }
@@ -325,7 +376,10 @@ impl Queue for MemoryQueue {
         let mut inner = self.lock();
         let id = inner.taken.remove(&incoming.entry);
         let (id_text, kind) = match &id {
-            Some(id) => (id.to_string(), inner.records.get(id).map(|r| r.kind.clone())),
+            Some(id) => (
+                id.to_string(),
+                inner.records.get(id).map(|r| r.kind.clone()),
+            ),
             None => (incoming.entry.clone(), None),
         };
         if let Some(id) = &id {
@@ -334,12 +388,26 @@ impl Queue for MemoryQueue {
             }
             self.finish(&mut inner, id, JobState::Dead);
         }
-        let letter = DeadLetter { id: id_text, kind, reason: reason.to_string(), attempts: 0, at_ms: now_ms(), raw: incoming.raw.clone() };
+        let letter = DeadLetter {
+            id: id_text,
+            kind,
+            reason: reason.to_string(),
+            attempts: 0,
+            at_ms: now_ms(),
+            raw: incoming.raw.clone(),
+        };
         self.dead_letter(&mut inner, letter);
         Ok(())
     }
 
-    async fn fetch(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn fetch(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = Instant::now() + wait;
         let li = lane_index(lane);
         let got = self
@@ -348,8 +416,13 @@ impl Queue for MemoryQueue {
                 inner.lanes[li].promote_due(now);
                 let mut out = Vec::new();
                 while out.len() < max.max(1) {
-                    let Some(id) = inner.lanes[li].pop() else { break };
-                    let placed = inner.records.get(&id).is_some_and(|r| r.state == JobState::Placed);
+                    let Some(id) = inner.lanes[li].pop() else {
+                        break;
+                    };
+                    let placed = inner
+                        .records
+                        .get(&id)
+                        .is_some_and(|r| r.state == JobState::Placed);
                     if !placed {
                         continue;
                     }
@@ -370,7 +443,10 @@ impl Queue for MemoryQueue {
         if let Some(a) = inner.leases.get_mut(&lease.job_id) {
             a.deadline = Instant::now() + extend;
         }
-        let cancel_requested = inner.records.get(&lease.job_id).is_some_and(|r| r.cancel_requested);
+        let cancel_requested = inner
+            .records
+            .get(&lease.job_id)
+            .is_some_and(|r| r.cancel_requested);
         Ok(RenewOutcome { cancel_requested })
     }
 
@@ -379,8 +455,7 @@ impl Queue for MemoryQueue {
         Self::check_lease(&inner, lease)?;
         inner.leases.remove(&lease.job_id);
         if let Some(rec) = inner.records.get_mut(&lease.job_id) {
-            let now = now_ms();
-            result.timings.total_s = now.saturating_sub(rec.created_ms) as f64 / 1000.0;
+            result.timings.total_s = now_us().saturating_sub(rec.created_us) as f64 / 1e6;
             rec.result = Some(result);
             rec.error = None;
         }
@@ -393,12 +468,26 @@ impl Queue for MemoryQueue {
         Self::check_lease(&inner, lease)?;
         inner.leases.remove(&lease.job_id);
         let id = lease.job_id.clone();
-        let Some(rec) = inner.records.get_mut(&id) else { return Err(QueueError::NotFound(id.to_string())) };
+        let Some(rec) = inner.records.get_mut(&id) else {
+            return Err(QueueError::NotFound(id.to_string()));
+        };
         rec.error = Some(error.clone());
         rec.updated_ms = now_ms();
-        let (attempts, max, priority, kind) = (rec.attempts, rec.max_attempts, rec.priority, rec.kind.clone());
+        let (attempts, max, priority, kind) = (
+            rec.attempts,
+            rec.max_attempts,
+            rec.priority,
+            rec.kind.clone(),
+        );
         let cancelled = error.class == ErrorClass::Cancelled || rec.cancel_requested;
-        let letter = |reason: String| DeadLetter { id: id.to_string(), kind: Some(kind.clone()), reason, attempts, at_ms: now_ms(), raw: None };
+        let letter = |reason: String| DeadLetter {
+            id: id.to_string(),
+            kind: Some(kind.clone()),
+            reason,
+            attempts,
+            at_ms: now_ms(),
+            raw: None,
+        };
         if cancelled {
             self.finish(&mut inner, &id, JobState::Cancelled);
             return Ok(FailOutcome::Cancelled);
@@ -410,13 +499,23 @@ impl Queue for MemoryQueue {
         }
         if attempts >= max {
             self.finish(&mut inner, &id, JobState::Dead);
-            self.dead_letter(&mut inner, letter(format!("failed on all {max} attempts; last error: {}", error.message)));
+            self.dead_letter(
+                &mut inner,
+                letter(format!(
+                    "failed on all {max} attempts; last error: {}",
+                    error.message
+                )),
+            );
             return Ok(FailOutcome::Dead);
         }
         let delay = self.config.retry.delay(attempts, id.as_str());
         rec.state = JobState::Placed;
         let li = lane_index(lease.lane);
-        let estimate = rec.placement.as_ref().and_then(|p| p.estimate_for(lease.lane)).unwrap_or(0.0);
+        let estimate = rec
+            .placement
+            .as_ref()
+            .and_then(|p| p.estimate_for(lease.lane))
+            .unwrap_or(0.0);
         inner.lanes[li].estimates.insert(id.clone(), estimate);
         inner.lanes[li].push_delayed(id, priority, Instant::now() + delay);
         drop(inner);
@@ -430,7 +529,9 @@ impl Queue for MemoryQueue {
             let mut inner = self.lock();
             Self::check_lease(&inner, lease)?;
             inner.leases.remove(&lease.job_id);
-            let Some(rec) = inner.records.get_mut(&lease.job_id) else { return Ok(()) };
+            let Some(rec) = inner.records.get_mut(&lease.job_id) else {
+                return Ok(());
+            };
             rec.attempts = rec.attempts.saturating_sub(1);
             if rec.cancel_requested {
                 let id = lease.job_id.clone();
@@ -440,15 +541,27 @@ impl Queue for MemoryQueue {
             rec.state = JobState::Placed;
             rec.updated_ms = now_ms();
             let priority = rec.priority;
-            let estimate = rec.placement.as_ref().and_then(|p| p.estimate_for(lease.lane)).unwrap_or(0.0);
-            inner.lanes[li].estimates.insert(lease.job_id.clone(), estimate);
+            let estimate = rec
+                .placement
+                .as_ref()
+                .and_then(|p| p.estimate_for(lease.lane))
+                .unwrap_or(0.0);
+            inner.lanes[li]
+                .estimates
+                .insert(lease.job_id.clone(), estimate);
             inner.lanes[li].push_front(lease.job_id.clone(), priority);
         }
         self.lane_ready[li].notify_waiters();
         Ok(())
     }
 
-    async fn reclaim_expired(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn reclaim_expired(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let mut inner = self.lock();
         let now = Instant::now();
         let mut expired: Vec<(Instant, JobId)> = inner
@@ -460,8 +573,12 @@ impl Queue for MemoryQueue {
         expired.sort();
         let mut out = Vec::new();
         for (_, id) in expired {
-            let Some(old) = inner.leases.remove(&id) else { continue };
-            let Some(rec) = inner.records.get_mut(&id) else { continue };
+            let Some(old) = inner.leases.remove(&id) else {
+                continue;
+            };
+            let Some(rec) = inner.records.get_mut(&id) else {
+                continue;
+            };
             if rec.cancel_requested {
                 self.finish(&mut inner, &id, JobState::Cancelled);
                 continue;
@@ -472,7 +589,14 @@ impl Queue for MemoryQueue {
                     rec.attempts, rec.max_attempts, old.consumer
                 );
                 rec.error = Some(JobError::temporary(reason.clone()));
-                let letter = DeadLetter { id: id.to_string(), kind: Some(rec.kind.clone()), reason, attempts: rec.attempts, at_ms: now_ms(), raw: None };
+                let letter = DeadLetter {
+                    id: id.to_string(),
+                    kind: Some(rec.kind.clone()),
+                    reason,
+                    attempts: rec.attempts,
+                    at_ms: now_ms(),
+                    raw: None,
+                };
                 self.finish(&mut inner, &id, JobState::Dead);
                 self.dead_letter(&mut inner, letter);
                 continue;
@@ -496,10 +620,16 @@ impl Queue for MemoryQueue {
     async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError> {
         {
             let mut inner = self.lock();
-            let Some(pos) = inner.dead.iter().position(|d| d.id == id.as_str()) else { return Ok(false) };
-            let Some(env) = inner.jobs.get_mut(id) else { return Ok(false) };
+            let Some(pos) = inner.dead.iter().position(|d| d.id == id.as_str()) else {
+                return Ok(false);
+            };
+            let Some(env) = inner.jobs.get_mut(id) else {
+                return Ok(false);
+            };
             env.attempts = 0;
-            let Some(rec) = inner.records.get_mut(id) else { return Ok(false) };
+            let Some(rec) = inner.records.get_mut(id) else {
+                return Ok(false);
+            };
             rec.state = JobState::Queued;
             rec.attempts = 0;
             rec.error = None;
@@ -527,7 +657,13 @@ impl Queue for MemoryQueue {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
         let cutoff = now_ms().saturating_sub(self.config.worker_ttl.as_millis() as u64);
-        let mut v: Vec<WorkerInfo> = self.lock().workers.values().filter(|w| w.last_seen_ms >= cutoff).cloned().collect();
+        let mut v: Vec<WorkerInfo> = self
+            .lock()
+            .workers
+            .values()
+            .filter(|w| w.last_seen_ms >= cutoff)
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }

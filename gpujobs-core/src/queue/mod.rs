@@ -20,15 +20,18 @@ mod memory;
 mod types;
 
 pub use memory::{MemoryQueue, MemoryQueueConfig};
-pub use types::{CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome, WorkerInfo};
+pub use types::{
+    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
+    WorkerInfo,
+};
 
 use crate::device::DeviceClass;
+use crate::envelope::JobEnvelope;
 use crate::error::{JobError, QueueError};
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
 use crate::state::{JobRecord, JobResult};
 use async_trait::async_trait;
-use crate::envelope::JobEnvelope;
 use std::time::Duration;
 
 /// The job queue, as clients, schedulers and workers use it.
@@ -56,7 +59,10 @@ pub trait Queue: Send + Sync {
             if done || tokio::time::Instant::now() >= deadline {
                 return Ok(rec);
             }
-            tokio::time::sleep(interval.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
+            tokio::time::sleep(
+                interval.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
             interval = (interval * 2).min(Duration::from_millis(100));
         }
     }
@@ -65,10 +71,19 @@ pub trait Queue: Send + Sync {
 
     /// Takes up to `max` submitted jobs for placement, waiting up to `wait` for one.
     /// Entries that cannot be read come back with `job: Err(reason)`.
-    async fn take_submitted(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Incoming>, QueueError>;
+    async fn take_submitted(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Incoming>, QueueError>;
 
     /// Forwards a taken job to a lane, atomically with acknowledging its submit entry.
-    async fn place(&self, incoming: &Incoming, decision: PlacementDecision) -> Result<(), QueueError>;
+    async fn place(
+        &self,
+        incoming: &Incoming,
+        decision: PlacementDecision,
+    ) -> Result<(), QueueError>;
 
     /// Moves a taken entry that cannot run to the dead-letter list with `reason`.
     async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError>;
@@ -77,7 +92,14 @@ pub trait Queue: Send + Sync {
 
     /// Leases up to `max` ready jobs of `lane` to `consumer` for `lease`, waiting up to
     /// `wait` for one. Each returned job has had its attempt count incremented.
-    async fn fetch(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+    async fn fetch(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError>;
 
     /// Extends a lease; tells the worker whether the job has been cancelled.
     async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError>;
@@ -95,7 +117,13 @@ pub trait Queue: Send + Sync {
 
     /// Claims up to `max` jobs of `lane` whose lease expired (their worker died or hung)
     /// for `consumer`, counting a new attempt; jobs out of attempts go to dead-letter.
-    async fn reclaim_expired(&self, lane: DeviceClass, consumer: &str, max: usize, lease: Duration) -> Result<Vec<Delivery>, QueueError>;
+    async fn reclaim_expired(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>, QueueError>;
 
     // ----- dead letters -----
 

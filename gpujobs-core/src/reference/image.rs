@@ -5,7 +5,10 @@ use crate::filters::{gaussian_kernel_f32, reflect101};
 /// `cv2.GaussianBlur(img, (0, 0), sigma)` for a row-major `h×w` image, as a separable
 /// filter in `f64` (rows first, then columns), reflect-101 borders.
 pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
-    let k: Vec<f64> = gaussian_kernel_f32(sigma).into_iter().map(f64::from).collect();
+    let k: Vec<f64> = gaussian_kernel_f32(sigma)
+        .into_iter()
+        .map(f64::from)
+        .collect();
     let r = (k.len() / 2) as isize;
     let mut tmp = vec![0f64; h * w];
     for y in 0..h {
@@ -13,7 +16,9 @@ pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
             tmp[y * w + x] = k
                 .iter()
                 .enumerate()
-                .map(|(i, &kv)| kv * f64::from(img[y * w + reflect101(x as isize + i as isize - r, w)]))
+                .map(|(i, &kv)| {
+                    kv * f64::from(img[y * w + reflect101(x as isize + i as isize - r, w)])
+                })
                 .sum();
         }
     }

@@ -19,8 +19,14 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset) -> MlpReference {
     let dims = job.dims();
     let layers = dims.len() - 1;
     let init = job.initial_params();
-    let mut w: Vec<Vec<f64>> = init.iter().map(|l| l.w.iter().map(|&v| f64::from(v)).collect()).collect();
-    let mut b: Vec<Vec<f64>> = init.iter().map(|l| l.b.iter().map(|&v| f64::from(v)).collect()).collect();
+    let mut w: Vec<Vec<f64>> = init
+        .iter()
+        .map(|l| l.w.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let mut b: Vec<Vec<f64>> = init
+        .iter()
+        .map(|l| l.b.iter().map(|&v| f64::from(v)).collect())
+        .collect();
     let lr = f64::from(job.lr);
     let mut epochs = Vec::new();
     for epoch in 0..job.epochs {
@@ -29,10 +35,12 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset) -> MlpReference {
         for batch in order.chunks(job.batch.max(1)) {
             let bs = batch.len();
             // Forward: acts[0] is the input batch, acts[l] the output of layer l.
-            let mut acts: Vec<Vec<f64>> = vec![batch
-                .iter()
-                .flat_map(|&s| data.row(s as usize).iter().map(|&v| f64::from(v)))
-                .collect()];
+            let mut acts: Vec<Vec<f64>> = vec![
+                batch
+                    .iter()
+                    .flat_map(|&s| data.row(s as usize).iter().map(|&v| f64::from(v)))
+                    .collect(),
+            ];
             for l in 0..layers {
                 let (din, dout) = (dims[l], dims[l + 1]);
                 let mut z = vec![0f64; bs * dout];
@@ -83,7 +91,9 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset) -> MlpReference {
                 }
                 for i in 0..din {
                     for o in 0..dout {
-                        let g: f64 = (0..bs).map(|r| acts[l][r * din + i] * grad[r * dout + o]).sum();
+                        let g: f64 = (0..bs)
+                            .map(|r| acts[l][r * din + i] * grad[r * dout + o])
+                            .sum();
                         w[l][i * dout + o] -= lr * g;
                     }
                 }
@@ -95,9 +105,17 @@ pub fn mlp_train(job: &MlpTrain, data: &MlpDataset) -> MlpReference {
             }
         }
         let n = data.samples as f64;
-        epochs.push(EpochStats { epoch, loss: loss_sum / n, accuracy: correct as f64 / n });
+        epochs.push(EpochStats {
+            epoch,
+            loss: loss_sum / n,
+            accuracy: correct as f64 / n,
+        });
     }
-    MlpReference { epochs, weights: w, biases: b }
+    MlpReference {
+        epochs,
+        weights: w,
+        biases: b,
+    }
 }
 
 /// Index of the first largest value.

@@ -1,0 +1,85 @@
+//! The backends this binary can run jobs on, and the in-process cluster over them.
+
+use crate::error::CliError;
+use gpujobs_core::{DeviceInfo, DevicePref, EmbeddedCluster, Registry, WorkerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A backend: its device and a registry of its executors.
+#[derive(Clone)]
+pub struct Backend {
+    /// The device.
+    pub device: DeviceInfo,
+    /// Executors for it.
+    pub registry: Arc<Registry>,
+}
+
+/// Every backend available to this process.
+pub struct Backends {
+    /// The host CPU (always available).
+    pub cpu: Backend,
+    /// The first CUDA GPU, when built with CUDA and one is present.
+    pub gpu: Option<Backend>,
+    /// Why there is no GPU backend, for error messages.
+    pub gpu_missing: String,
+}
+
+/// Finds the backends.
+pub fn detect() -> Backends {
+    let cpu_exec = gpujobs_cpu::CpuExecutor::new();
+    let mut cpu_reg = Registry::with_builtin_kinds();
+    gpujobs_cpu::register(&mut cpu_reg, &cpu_exec);
+    let device = gpujobs_core::Executor::<gpujobs_core::jobs::VectorAdd>::device(&cpu_exec);
+    Backends {
+        cpu: Backend {
+            device,
+            registry: Arc::new(cpu_reg),
+        },
+        gpu: None,
+        gpu_missing: "this gpujobs was built without CUDA support (build with `--features cuda`)"
+            .into(),
+    }
+}
+
+impl Backends {
+    /// Checks that a pinned device is available.
+    pub fn check_pref(&self, pref: DevicePref) -> Result<(), CliError> {
+        if pref == DevicePref::Gpu && self.gpu.is_none() {
+            return Err(CliError::input(format!(
+                "no GPU available: {}",
+                self.gpu_missing
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts an in-process cluster with one worker per backend.
+    pub fn start(&self, concurrency: usize) -> EmbeddedCluster {
+        let mut builder = EmbeddedCluster::builder();
+        for backend in std::iter::once(&self.cpu).chain(self.gpu.as_ref()) {
+            let mut config = WorkerConfig::new(backend.device.clone());
+            config.concurrency = concurrency.max(1);
+            config.poll = Duration::from_millis(100);
+            config.heartbeat = Duration::from_millis(200);
+            builder = builder.worker(config, backend.registry.clone());
+        }
+        builder.start()
+    }
+
+    /// Waits until every backend's worker has announced itself, so the first placement
+    /// decision sees all of them.
+    pub async fn wait_for_workers(&self, cluster: &EmbeddedCluster) {
+        let want = 1 + usize::from(self.gpu.is_some());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref())
+                .await
+                .map(|w| w.len())
+                .unwrap_or(0);
+            if live >= want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The command line as parsed (clap derive). Validation into library objects happens
+//! in `inputs` and the commands.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Run compute jobs (vector add, matrix multiply, image filters, MLP training) on GPU
+/// and CPU workers behind a durable queue.
+///
+/// `demo` and `run` need nothing else: they start an in-process queue, scheduler and
+/// workers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gpujobs",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start an in-process cluster, run every job kind at a few sizes on every backend
+    /// available, check each result against the reference implementation, and print a
+    /// table of devices and timings.
+    Demo(DemoArgs),
+    /// Run one job in-process (embedded queue, scheduler and workers) and print its
+    /// result. Inputs are synthetic (a seed and a shape) or real files (.npy, PNG, JPEG).
+    Run(RunArgs),
+}
+
+/// Options of `gpujobs demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Small sizes only (a few seconds even in a debug build).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Jobs each worker runs at once. With 1, compute times are not disturbed by other
+    /// jobs and queue waits show the backlog.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+}
+
+/// Options of `gpujobs run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job kind and its inputs.
+    #[command(subcommand)]
+    pub job: KindArgs,
+    /// Where to run: cpu, cuda (alias gpu) or auto (the placement policy decides).
+    #[arg(long, default_value = "auto", global = true)]
+    pub device: String,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Skip checking the result against the f64 reference implementation.
+    #[arg(long, global = true)]
+    pub no_check: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 3600.0, global = true)]
+    pub timeout: f64,
+}
+
+/// A job kind with its inputs, shared by `run` and `submit`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KindArgs {
+    /// C = A·B in f32. Synthetic with --m --k --n (values in [-1, 1)), or --a A.npy --b B.npy.
+    Matmul(MatmulArgs),
+    /// c = a + b in f32. Synthetic with --len, or --a X.npy --b Y.npy.
+    VectorAdd(VectorAddArgs),
+    /// Gaussian blur or Sobel magnitude of a grayscale image, with OpenCV's semantics.
+    /// Synthetic with --width --height, or --input photo.png (PNG/JPEG, converted to
+    /// luma in [0, 1]) or a 2-D .npy.
+    ImageFilter(ImageFilterArgs),
+    /// Train an MLP classifier (ReLU, softmax cross-entropy, minibatch SGD). Synthetic
+    /// clusters with --samples --features --classes, or --x X.npy --y y.npy.
+    MlpTrain(MlpArgs),
+}
+
+/// `matmul` inputs.
+#[derive(Debug, Clone, Args)]
+pub struct MatmulArgs {
+    /// Rows of A and C (synthetic).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// Columns of A, rows of B (synthetic).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Columns of B and C (synthetic).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Left operand, a 2-D .npy file.
+    #[arg(long, requires = "b")]
+    pub a: Option<PathBuf>,
+    /// Right operand, a 2-D .npy file.
+    #[arg(long, requires = "a")]
+    pub b: Option<PathBuf>,
+    /// Write C to this .npy file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `vector-add` inputs.
+#[derive(Debug, Clone, Args)]
+pub struct VectorAddArgs {
+    /// Length of the synthetic vectors.
+    #[arg(long)]
+    pub len: Option<usize>,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// First operand, a 1-D .npy file.
+    #[arg(long, requires = "b")]
+    pub a: Option<PathBuf>,
+    /// Second operand, a 1-D .npy file.
+    #[arg(long, requires = "a")]
+    pub b: Option<PathBuf>,
+    /// Write the sum to this .npy file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The image filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilterArg {
+    /// cv2.GaussianBlur(img, (0, 0), sigma).
+    GaussianBlur,
+    /// sqrt(Sobel_x² + Sobel_y²), ksize 3.
+    Sobel,
+}
+
+/// `image-filter` inputs.
+#[derive(Debug, Clone, Args)]
+pub struct ImageFilterArgs {
+    /// The filter.
+    #[arg(long, value_enum, default_value_t = FilterArg::GaussianBlur)]
+    pub op: FilterArg,
+    /// Standard deviation of the Gaussian, in pixels (kernel size is derived as OpenCV does).
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    pub sigma: f32,
+    /// Width of the synthetic image.
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Height of the synthetic image.
+    #[arg(long)]
+    pub height: Option<usize>,
+    /// Seed of the synthetic image.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Input image: PNG, JPEG, or a 2-D .npy of f32.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Output: PNG/JPEG (8-bit, clamped to [0, 1]) or .npy (exact f32).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Scale the output by its maximum before saving as PNG/JPEG (for Sobel magnitudes).
+    #[arg(long)]
+    pub normalize: bool,
+}
+
+/// `mlp-train` inputs.
+#[derive(Debug, Clone, Args)]
+pub struct MlpArgs {
+    /// Synthetic samples.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Features per synthetic sample.
+    #[arg(long)]
+    pub features: Option<usize>,
+    /// Number of classes (default: 10 synthetic, or the largest label + 1).
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Seed of the synthetic data, initial weights and shuffles.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Features, a 2-D .npy file (samples × features).
+    #[arg(long, requires = "y")]
+    pub x: Option<PathBuf>,
+    /// Integer labels, a 1-D .npy file.
+    #[arg(long, requires = "x")]
+    pub y: Option<PathBuf>,
+    /// Hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    pub hidden: Vec<usize>,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: u32,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr: f32,
+}

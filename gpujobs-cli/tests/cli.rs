@@ -1,0 +1,389 @@
+//! The `gpujobs` binary end to end: `demo`, `run` with synthetic inputs and with .npy
+//! and PNG files written here, and the refusals of bad input (exit code 2, one line).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn gpujobs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes a little-endian `.npy` with the given dtype and raw bytes, as NumPy would.
+fn write_npy(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn f32_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(path, "<f4", shape, &payload);
+}
+
+/// Reads back an `f32` `.npy` the binary wrote (header up to the newline, then data).
+fn read_f32_npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'<f4'"), "{header}");
+    bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn p(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn demo_runs_every_kind_and_matches_the_reference() {
+    let o = gpujobs(&["demo", "--quick"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    for kind in ["vector-add", "matmul", "image-filter", "mlp-train"] {
+        assert!(out.contains(kind), "{out}");
+    }
+    assert_eq!(out.matches(" yes (").count(), 7, "{out}");
+    assert!(
+        out.contains("queue wait") && out.contains("compute"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_json_reports_timings_and_the_check() {
+    let o = gpujobs(&[
+        "run", "matmul", "--m", "37", "--k", "53", "--n", "29", "--device", "cpu", "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(v["device"]["class"], "cpu");
+    assert_eq!(v["check"]["passed"], true);
+    for key in ["queue_wait_s", "h2d_s", "compute_s", "d2h_s", "total_s"] {
+        assert!(v["timings"][key].as_f64().is_some(), "missing {key}: {v}");
+    }
+    assert!(v["timings"]["compute_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["timings"]["total_s"].as_f64().unwrap() >= v["timings"]["compute_s"].as_f64().unwrap()
+    );
+}
+
+#[test]
+fn matmul_and_vector_add_on_npy_files() {
+    let dir = tmp();
+    let (a, b, c) = (
+        p(dir.path(), "a.npy"),
+        p(dir.path(), "b.npy"),
+        p(dir.path(), "c.npy"),
+    );
+    f32_npy(&a, &[2, 3], &[1., 2., 3., 4., 5., 6.]);
+    // b as float64: converted with a warning.
+    let b64: Vec<u8> = [7f64, 8., 9., 10., 11., 12.]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    write_npy(&b, "<f8", &[3, 2], &b64);
+    let o = gpujobs(&["run", "matmul", "--a", s(&a), "--b", s(&b), "--out", s(&c)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("converted from dtype <f8"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read_f32_npy(&c), vec![58., 64., 139., 154.]);
+
+    let (x, y, z) = (
+        p(dir.path(), "x.npy"),
+        p(dir.path(), "y.npy"),
+        p(dir.path(), "z.npy"),
+    );
+    let xs: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
+    let ys: Vec<f32> = (0..1000).map(|i| 1.0 - i as f32).collect();
+    f32_npy(&x, &[1000], &xs);
+    f32_npy(&y, &[1000], &ys);
+    let o = gpujobs(&[
+        "run",
+        "vector-add",
+        "--a",
+        s(&x),
+        "--b",
+        s(&y),
+        "--out",
+        s(&z),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expect: Vec<f32> = xs.iter().zip(&ys).map(|(a, b)| a + b).collect();
+    assert_eq!(read_f32_npy(&z), expect);
+}
+
+#[test]
+fn image_filters_on_png_and_npy() {
+    let dir = tmp();
+    let png = p(dir.path(), "in.png");
+    let img =
+        image::GrayImage::from_fn(40, 30, |x, y| image::Luma([((x * 6 + y * 3) % 256) as u8]));
+    img.save(&png).unwrap();
+    let blurred = p(dir.path(), "blurred.png");
+    let o = gpujobs(&[
+        "run",
+        "image-filter",
+        "--op",
+        "gaussian-blur",
+        "--sigma",
+        "2.0",
+        "--input",
+        s(&png),
+        "--out",
+        s(&blurred),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = image::open(&blurred).unwrap();
+    assert_eq!((out.width(), out.height()), (40, 30));
+
+    let edges = p(dir.path(), "edges.png");
+    let o = gpujobs(&[
+        "run",
+        "image-filter",
+        "--op",
+        "sobel",
+        "--input",
+        s(&png),
+        "--out",
+        s(&edges),
+        "--normalize",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        image::open(&edges)
+            .unwrap()
+            .to_luma8()
+            .pixels()
+            .any(|p| p.0[0] == 255)
+    );
+
+    // A constant .npy image stays constant under blur, exactly in f32 up to rounding.
+    let flat = p(dir.path(), "flat.npy");
+    let flat_out = p(dir.path(), "flat_out.npy");
+    f32_npy(&flat, &[9, 11], &[0.25; 99]);
+    let o = gpujobs(&[
+        "run",
+        "image-filter",
+        "--sigma",
+        "1.5",
+        "--input",
+        s(&flat),
+        "--out",
+        s(&flat_out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = read_f32_npy(&flat_out);
+    assert_eq!(v.len(), 99);
+    assert!(v.iter().all(|x| (x - 0.25).abs() < 1e-6), "{v:?}");
+}
+
+#[test]
+fn mlp_on_npy_files_with_integer_labels() {
+    let dir = tmp();
+    let (x, y) = (p(dir.path(), "X.npy"), p(dir.path(), "y.npy"));
+    // Two well-separated blobs in 3 features.
+    let n = 400;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for i in 0..n {
+        let c = (i % 2) as f32;
+        let jitter = ((i * 37) % 100) as f32 / 500.0;
+        xs.extend_from_slice(&[c * 2.0 - 1.0 + jitter, 1.0 - c * 2.0 - jitter, jitter]);
+        ys.extend_from_slice(&((i % 2) as i64).to_le_bytes());
+    }
+    f32_npy(&x, &[n, 3], &xs);
+    write_npy(&y, "<i8", &[n], &ys);
+    let o = gpujobs(&[
+        "run",
+        "mlp-train",
+        "--x",
+        s(&x),
+        "--y",
+        s(&y),
+        "--hidden",
+        "16",
+        "--epochs",
+        "5",
+        "--batch",
+        "32",
+        "--lr",
+        "0.1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let epochs = v["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 5);
+    assert!(epochs[4]["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    assert!(epochs[4]["loss"].as_f64().unwrap() < epochs[0]["loss"].as_f64().unwrap());
+    assert_eq!(v["check"]["passed"], true);
+}
+
+/// Runs `args`, expecting exit code 2 and a one-line error containing `needle`.
+fn refused(args: &[&str], needle: &str) {
+    let o = gpujobs(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{args:?}: {}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
+    assert!(
+        lines[0].to_lowercase().contains(&needle.to_lowercase()),
+        "{args:?}: {err}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_code_2() {
+    let dir = tmp();
+    let a = p(dir.path(), "a.npy");
+    let b = p(dir.path(), "b.npy");
+    f32_npy(&a, &[2, 3], &[0.0; 6]);
+    f32_npy(&b, &[4, 2], &[0.0; 8]);
+    refused(
+        &["run", "matmul", "--a", s(&a), "--b", s(&b)],
+        "inner dimensions",
+    );
+    let empty = p(dir.path(), "empty.npy");
+    f32_npy(&empty, &[0, 3], &[]);
+    refused(&["run", "matmul", "--a", s(&empty), "--b", s(&b)], "empty");
+    let complex = p(dir.path(), "complex.npy");
+    write_npy(&complex, "<c8", &[2], &[0u8; 16]);
+    refused(
+        &["run", "vector-add", "--a", s(&complex), "--b", s(&complex)],
+        "dtype `<c8`",
+    );
+    refused(&["run", "vector-add", "--a", s(&a), "--b", s(&a)], "1-D");
+    let truncated = p(dir.path(), "truncated.npy");
+    write_npy(&truncated, "<f4", &[100, 100], &[0u8; 40]);
+    refused(
+        &["run", "matmul", "--a", s(&truncated), "--b", s(&truncated)],
+        "truncated",
+    );
+    refused(
+        &["run", "matmul", "--a", "/nonexistent/a.npy", "--b", s(&b)],
+        "No such file",
+    );
+    for sigma in ["nan", "0", "-1"] {
+        refused(
+            &[
+                "run",
+                "image-filter",
+                "--width",
+                "8",
+                "--height",
+                "8",
+                "--sigma",
+                sigma,
+            ],
+            "sigma",
+        );
+    }
+    refused(
+        &[
+            "run", "matmul", "--m", "1000000", "--k", "1000000", "--n", "1000000",
+        ],
+        "memory",
+    );
+    refused(
+        &[
+            "run",
+            "image-filter",
+            "--width",
+            "3000000",
+            "--height",
+            "3000000",
+        ],
+        "memory",
+    );
+    let x = p(dir.path(), "x.npy");
+    let y = p(dir.path(), "y.npy");
+    f32_npy(&x, &[3, 2], &[0.0; 6]);
+    f32_npy(&y, &[3], &[0.0, 1.0, 7.0]);
+    refused(
+        &[
+            "run",
+            "mlp-train",
+            "--x",
+            s(&x),
+            "--y",
+            s(&y),
+            "--classes",
+            "3",
+        ],
+        "label 7",
+    );
+    let garbage = p(dir.path(), "garbage.png");
+    std::fs::write(&garbage, b"definitely not a png").unwrap();
+    refused(
+        &["run", "image-filter", "--input", s(&garbage)],
+        "garbage.png",
+    );
+    refused(&["run", "matmul", "--device", "tpu"], "unknown device");
+}
+
+#[test]
+fn cuda_requested_without_a_gpu_is_refused() {
+    let o = gpujobs(&["run", "vector-add", "--len", "10", "--device", "cuda"]);
+    // Built without CUDA (the default), or with CUDA on a machine without a GPU.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no GPU available"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_explains_each_command() {
+    let o = gpujobs(&["--help"]);
+    assert!(o.status.success());
+    let h = stdout(&o);
+    assert!(h.contains("demo") && h.contains("run"), "{h}");
+    let o = gpujobs(&["run", "image-filter", "--help"]);
+    assert!(
+        stdout(&o).contains("reflect") || stdout(&o).contains("OpenCV"),
+        "{}",
+        stdout(&o)
+    );
+}
