@@ -1,1 +1,182 @@
-fn main() {}
+//! Throughput of the embedded queue (criterion): the queue operations alone, and tiny
+//! jobs end to end through the scheduler and a worker.
+//!
+//! `cargo bench --bench embedded_queue`.
+
+use async_trait::async_trait;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gpujobs::{
+    Cost, DeviceClass, DeviceInfo, EmbeddedCluster, ExecContext, Execution, Executor, Job,
+    JobEnvelope, JobError, JobOutput, Limits, MemoryQueue, PlacementDecision, Queue, Registry,
+    StageTimes, ValidationError, WorkerConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A job that does nothing, so only queue overhead is measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Noop;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NoopOut;
+
+impl JobOutput for NoopOut {
+    fn summary(&self) -> String {
+        String::new()
+    }
+}
+
+impl Job for Noop {
+    const KIND: &'static str = "noop";
+    type Output = NoopOut;
+    fn validate(&self, _: &Limits) -> Result<(), ValidationError> {
+        Ok(())
+    }
+    fn cost(&self) -> Cost {
+        Cost::default()
+    }
+    fn size_label(&self) -> String {
+        "noop".into()
+    }
+}
+
+struct NoopExec;
+
+#[async_trait]
+impl Executor<Noop> for NoopExec {
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            class: DeviceClass::Cpu,
+            name: "noop".into(),
+            ordinal: 0,
+        }
+    }
+    async fn run(&self, _: Noop, _: &ExecContext) -> Result<Execution<NoopOut>, JobError> {
+        Ok(Execution {
+            output: NoopOut,
+            times: StageTimes::default(),
+        })
+    }
+}
+
+const JOBS: u64 = 10_000;
+
+fn decision() -> PlacementDecision {
+    PlacementDecision {
+        lane: DeviceClass::Cpu,
+        estimates: BTreeMap::new(),
+        run_estimate_s: 0.0,
+        reason: String::new(),
+        model: String::new(),
+    }
+}
+
+/// submit → take → place → fetch → complete for `JOBS` jobs, in batches, no workers.
+async fn queue_ops(q: &MemoryQueue) {
+    let envs: Vec<JobEnvelope> = (0..JOBS)
+        .map(|_| JobEnvelope::new(Noop).expect("serializes"))
+        .collect();
+    let result = gpujobs::JobResult {
+        output: serde_json::Value::Null,
+        blobs: Default::default(),
+        summary: String::new(),
+        fingerprint: Default::default(),
+        device: NoopExec.device(),
+        timings: Default::default(),
+    };
+    for env in envs {
+        q.submit(env).await.expect("submit");
+    }
+    let mut left = JOBS;
+    while left > 0 {
+        for inc in q
+            .take_submitted("s", 256, Duration::ZERO)
+            .await
+            .expect("take")
+        {
+            q.place(&inc, decision()).await.expect("place");
+        }
+        for d in q
+            .fetch(
+                DeviceClass::Cpu,
+                "w",
+                256,
+                Duration::from_secs(30),
+                Duration::ZERO,
+            )
+            .await
+            .expect("fetch")
+        {
+            q.complete(&d.lease, result.clone())
+                .await
+                .expect("complete");
+            left -= 1;
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut g = c.benchmark_group("embedded_queue");
+    g.throughput(Throughput::Elements(JOBS));
+    g.bench_function("queue_ops_10k", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let q = MemoryQueue::default();
+                    let t = Instant::now();
+                    queue_ops(&q).await;
+                    total += t.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.bench_function("end_to_end_10k_noop_jobs", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut reg = Registry::new();
+                    reg.register::<Noop, _>(NoopExec);
+                    let mut wc = WorkerConfig::new(NoopExec.device());
+                    wc.concurrency = 64;
+                    wc.batch = 64;
+                    let cluster = EmbeddedCluster::builder().worker(wc, Arc::new(reg)).start();
+                    let envs: Vec<JobEnvelope> = (0..JOBS)
+                        .map(|_| JobEnvelope::new(Noop).expect("serializes"))
+                        .collect();
+                    let t = Instant::now();
+                    let mut ids = Vec::with_capacity(envs.len());
+                    for env in envs {
+                        ids.push(cluster.queue().submit(env).await.expect("submit"));
+                    }
+                    for id in &ids {
+                        cluster
+                            .queue()
+                            .wait(id, Duration::from_secs(60))
+                            .await
+                            .expect("wait");
+                    }
+                    total += t.elapsed();
+                    cluster.shutdown().await;
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);

@@ -1,6 +1,8 @@
 //! The `gpujobs` binary end to end: `demo`, `run` with synthetic inputs and with .npy
 //! and PNG files written here, and the refusals of bad input (exit code 2, one line).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -20,8 +20,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Tensor values in memory, shared without copying. An `Arc<Vec<f32>>` rather than an
+/// `Arc<[f32]>`: turning a freshly computed `Vec` into the latter would copy it.
+pub type Values = Arc<Vec<f32>>;
+
 /// Binary tensor data travelling beside a job's JSON, by name.
-pub type Blobs = BTreeMap<String, Arc<[f32]>>;
+pub type Blobs = BTreeMap<String, Values>;
 
 /// Parameters of a synthetic tensor: uniform values in `[lo, hi)` from the stream `seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -46,7 +50,7 @@ pub enum TensorData {
     /// Generated deterministically where the job runs.
     Synthetic(Synthetic),
     /// Real values in memory.
-    Values(Arc<[f32]>),
+    Values(Values),
     /// Values stored in the named blob of the job.
     Blob(String),
 }
@@ -63,7 +67,7 @@ impl Tensor {
     /// A tensor of real values. Fails when `values.len()` is not the shape's product.
     pub fn from_values(
         shape: Vec<usize>,
-        values: impl Into<Arc<[f32]>>,
+        values: impl Into<Values>,
     ) -> Result<Self, ValidationError> {
         let values = values.into();
         let t = Tensor {
@@ -154,7 +158,7 @@ impl Tensor {
     }
 
     /// The values, generating synthetic data if needed. Blobs must have been resolved.
-    pub fn values(&self) -> Result<Arc<[f32]>, ValidationError> {
+    pub fn values(&self) -> Result<Values, ValidationError> {
         match &self.data {
             TensorData::Values(v) => Ok(v.clone()),
             TensorData::Synthetic(s) => {
@@ -163,7 +167,7 @@ impl Tensor {
                     .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
                 let mut out = vec![0f32; n];
                 crate::synth::fill_uniform(&mut out, s.seed, 0, s.lo, s.hi);
-                Ok(out.into())
+                Ok(Arc::new(out))
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
         }
@@ -255,9 +259,9 @@ impl TryFrom<TensorRepr> for Tensor {
         let data = if let Some(s) = r.synthetic {
             TensorData::Synthetic(s)
         } else if let Some(d) = r.data {
-            TensorData::Values(d.into())
+            TensorData::Values(Arc::new(d))
         } else if let Some(b64) = r.data_b64 {
-            TensorData::Values(decode_f32_base64(&b64)?.into())
+            TensorData::Values(Arc::new(decode_f32_base64(&b64)?))
         } else if let Some(key) = r.blob {
             TensorData::Blob(key)
         } else {

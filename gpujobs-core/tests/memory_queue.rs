@@ -1,5 +1,7 @@
 //! The embedded queue against the shared queue conformance suite.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use gpujobs_core::queue::{MemoryQueue, MemoryQueueConfig};
 use gpujobs_core::{RetryPolicy, conformance};
 use std::time::Duration;

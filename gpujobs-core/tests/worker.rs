@@ -1,6 +1,8 @@
 //! The worker and scheduler loops over the embedded queue, with a custom job kind whose
 //! behaviour (duration, failures) the tests control.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use async_trait::async_trait;
 use gpujobs_core::queue::{MemoryQueue, MemoryQueueConfig};
 use gpujobs_core::{
@@ -121,7 +123,7 @@ fn sleep_job(ms: u64, fail_first: u32, tag: u64) -> JobEnvelope {
         fail_first,
         tag,
     })
-    .unwrap()
+    .expect("serializes")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

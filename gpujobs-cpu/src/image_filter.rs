@@ -94,7 +94,7 @@ pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
     let weights = gaussian_kernel_f32(f64::from(sigma));
     let ksize = weights.len();
     let r = ksize / 2;
-    let mut out = vec![0f32; h * w];
+    let mut out = crate::buffer::zeroed(h * w);
     let plan = strips(h, 16);
     let mut chunks: Vec<(usize, &mut [f32])> = Vec::with_capacity(plan.len());
     let mut rest = out.as_mut_slice();
@@ -169,7 +169,7 @@ multiversion!(fn sobel_row(a: &[f32], b: &[f32], c: &[f32], out: &mut [f32]) = s
 /// image. Panics if `img.len() != h * w`.
 pub fn sobel_magnitude(img: &[f32], h: usize, w: usize) -> Vec<f32> {
     assert_eq!(img.len(), h * w, "image size");
-    let mut out = vec![0f32; h * w];
+    let mut out = crate::buffer::zeroed(h * w);
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let above = reflect101(y as isize - 1, h);
         let below = reflect101(y as isize + 1, h);

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod buffer;
 mod image_filter;
 mod matmul;
 mod mlp_train;

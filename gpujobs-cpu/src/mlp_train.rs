@@ -1,26 +1,17 @@
-//! `mlp-train` on the CPU: the dense layers' forward and backward products on faer,
+//! `mlp-train` on the CPU: the dense layers' forward and backward products on faer
+//! (through the blocked parallel GEMM of `matmul`),
 //! the element-wise steps (bias, ReLU, softmax cross-entropy) in plain loops.
 //! Follows the algorithm documented in `gpujobs_core::jobs::mlp_train` step for step.
 
 use crate::CpuExecutor;
+use crate::matmul::gemm;
 use async_trait::async_trait;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::{Accum, MatMut, MatRef};
 use gpujobs_core::jobs::{EpochStats, MlpDataset, MlpTrain, MlpTrainOutput};
 use gpujobs_core::timing::timed;
 use gpujobs_core::{
     CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor,
 };
-
-/// Products smaller than this many multiply-adds run on one thread.
-const PARALLEL_MACS: usize = 1 << 18;
-
-fn par_for(macs: usize) -> Par {
-    if macs >= PARALLEL_MACS {
-        Par::rayon(0)
-    } else {
-        Par::Seq
-    }
-}
 
 /// Trains `job` on `data`; stops between minibatches when `cancel` is set.
 pub fn mlp_train(
@@ -53,13 +44,12 @@ pub fn mlp_train(
                 let (inputs, outputs) = acts.split_at_mut(l + 1);
                 let h = &inputs[l][..bs * din];
                 let z = &mut outputs[0][..bs * dout];
-                faer::linalg::matmul::matmul(
+                gemm(
                     MatMut::from_row_major_slice_mut(z, bs, dout),
                     Accum::Replace,
                     MatRef::from_row_major_slice(h, bs, din),
                     MatRef::from_row_major_slice(&params[l].w, din, dout),
                     1.0,
-                    par_for(bs * din * dout),
                 );
                 let relu = l + 1 < layers;
                 for row in z.chunks_mut(dout) {
@@ -93,13 +83,12 @@ pub fn mlp_train(
                 let g = &grad[..bs * dout];
                 if l > 0 {
                     let gi = &mut grad_in[..bs * din];
-                    faer::linalg::matmul::matmul(
+                    gemm(
                         MatMut::from_row_major_slice_mut(gi, bs, din),
                         Accum::Replace,
                         MatRef::from_row_major_slice(g, bs, dout),
                         MatRef::from_row_major_slice(&params[l].w, din, dout).transpose(),
                         1.0,
-                        par_for(bs * din * dout),
                     );
                     for (v, &a) in gi.iter_mut().zip(h) {
                         if a <= 0.0 {
@@ -107,13 +96,12 @@ pub fn mlp_train(
                         }
                     }
                 }
-                faer::linalg::matmul::matmul(
+                gemm(
                     MatMut::from_row_major_slice_mut(&mut params[l].w, din, dout),
                     Accum::Add,
                     MatRef::from_row_major_slice(h, bs, din).transpose(),
                     MatRef::from_row_major_slice(g, bs, dout),
                     -job.lr,
-                    par_for(bs * din * dout),
                 );
                 for o in 0..dout {
                     let s: f32 = (0..bs).map(|r| g[r * dout + o]).sum();

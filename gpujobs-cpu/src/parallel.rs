@@ -1,5 +1,6 @@
 //! Helpers for parallel work over rows and chunks.
 
+use gpujobs_core::tensor::Values;
 use gpujobs_core::{Tensor, ValidationError};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -10,17 +11,17 @@ pub(crate) const CHUNK: usize = 1 << 16;
 
 /// A tensor's values in memory: real data is shared as is, synthetic data is generated
 /// in parallel chunks.
-pub fn materialize(t: &Tensor) -> Result<Arc<[f32]>, ValidationError> {
+pub fn materialize(t: &Tensor) -> Result<Values, ValidationError> {
     match t.data() {
         gpujobs_core::TensorData::Synthetic(_) => {
             let n = t
                 .numel()
                 .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
-            let mut out = vec![0f32; n];
+            let mut out = crate::buffer::zeroed(n);
             out.par_chunks_mut(CHUNK)
                 .enumerate()
                 .try_for_each(|(i, chunk)| t.fill_range(chunk, i * CHUNK))?;
-            Ok(out.into())
+            Ok(Arc::new(out))
         }
         _ => t.values(),
     }

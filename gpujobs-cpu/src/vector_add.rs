@@ -21,7 +21,7 @@ multiversion!(fn add_chunk(a: &[f32], b: &[f32], c: &mut [f32]) = add_impl);
 /// `a + b` into a new vector, in parallel chunks. Panics if the lengths differ.
 pub fn vector_add(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "vector_add needs equal lengths");
-    let mut c = vec![0f32; a.len()];
+    let mut c = crate::buffer::zeroed(a.len());
     c.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK))
         .zip(b.par_chunks(CHUNK))

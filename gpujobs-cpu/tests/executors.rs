@@ -1,6 +1,8 @@
 //! Every built-in kind through the registry's type-erased executors, as a worker runs
 //! them, checked against the reference; and bad input failing cleanly.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use gpujobs_core::jobs::{
     FilterOp, ImageFilter, Matmul, MlpData, MlpTrain, MlpTrainOutput, VectorAdd,
 };

@@ -1,5 +1,7 @@
 //! The CPU kernels against the f64 reference implementations, over random shapes.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use gpujobs_core::reference;
 use gpujobs_core::synth;
 use gpujobs_cpu::ops;

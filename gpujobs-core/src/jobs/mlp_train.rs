@@ -24,7 +24,6 @@ use crate::reference;
 use crate::synth::{derive_seed, permutation, splitmix64, uniform};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Largest total work (multiply-adds over all epochs) the check recomputes in `f64`.
 const CHECK_MACS_LIMIT: f64 = 4e9;
@@ -97,7 +96,7 @@ pub struct LayerParams {
 #[derive(Debug, Clone)]
 pub struct MlpDataset {
     /// Row-major `samples × features`.
-    pub x: Arc<[f32]>,
+    pub x: crate::tensor::Values,
     /// Class of each sample.
     pub y: Vec<u32>,
     /// Number of samples.
