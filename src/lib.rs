@@ -4,3 +4,4 @@ pub use gpujobs_core as core;
 pub use gpujobs_core::*;
 
 pub use gpujobs_cpu as cpu;
+pub use gpujobs_cuda as cuda;

@@ -18,37 +18,48 @@ pub struct Backend {
 pub struct Backends {
     /// The host CPU (always available).
     pub cpu: Backend,
-    /// The first CUDA GPU, when built with CUDA and one is present.
-    pub gpu: Option<Backend>,
-    /// Why there is no GPU backend, for error messages.
+    /// One backend per CUDA GPU, when built with CUDA and a GPU is present.
+    pub gpus: Vec<Backend>,
+    /// Why there is no GPU backend, for messages.
     pub gpu_missing: String,
+}
+
+/// The CPU executor and a registry of it.
+pub fn cpu() -> Backend {
+    let exec = gpujobs_cpu::CpuExecutor::new();
+    let mut registry = Registry::with_builtin_kinds();
+    gpujobs_cpu::register(&mut registry, &exec);
+    let device = gpujobs_core::Executor::<gpujobs_core::jobs::VectorAdd>::device(&exec);
+    Backend { device, registry: Arc::new(registry) }
+}
+
+/// One backend per CUDA device, or why there are none.
+pub fn gpus() -> Result<Vec<Backend>, String> {
+    let devices = gpujobs_cuda::devices().map_err(|e| e.to_string())?;
+    Ok(devices
+        .into_iter()
+        .map(|exec| {
+            let mut registry = Registry::with_builtin_kinds();
+            gpujobs_cuda::register(&mut registry, &exec);
+            Backend { device: exec.device_info(), registry: Arc::new(registry) }
+        })
+        .collect())
 }
 
 /// Finds the backends.
 pub fn detect() -> Backends {
-    let cpu_exec = gpujobs_cpu::CpuExecutor::new();
-    let mut cpu_reg = Registry::with_builtin_kinds();
-    gpujobs_cpu::register(&mut cpu_reg, &cpu_exec);
-    let device = gpujobs_core::Executor::<gpujobs_core::jobs::VectorAdd>::device(&cpu_exec);
-    Backends {
-        cpu: Backend {
-            device,
-            registry: Arc::new(cpu_reg),
-        },
-        gpu: None,
-        gpu_missing: "this gpujobs was built without CUDA support (build with `--features cuda`)"
-            .into(),
-    }
+    let (gpus, gpu_missing) = match gpus() {
+        Ok(g) => (g, String::new()),
+        Err(why) => (Vec::new(), why),
+    };
+    Backends { cpu: cpu(), gpus, gpu_missing }
 }
 
 impl Backends {
     /// Checks that a pinned device is available.
     pub fn check_pref(&self, pref: DevicePref) -> Result<(), CliError> {
-        if pref == DevicePref::Gpu && self.gpu.is_none() {
-            return Err(CliError::input(format!(
-                "no GPU available: {}",
-                self.gpu_missing
-            )));
+        if pref == DevicePref::Gpu && self.gpus.is_empty() {
+            return Err(CliError::input(format!("no GPU available: {}", self.gpu_missing)));
         }
         Ok(())
     }
@@ -56,7 +67,7 @@ impl Backends {
     /// Starts an in-process cluster with one worker per backend.
     pub fn start(&self, concurrency: usize) -> EmbeddedCluster {
         let mut builder = EmbeddedCluster::builder();
-        for backend in std::iter::once(&self.cpu).chain(self.gpu.as_ref()) {
+        for backend in std::iter::once(&self.cpu).chain(&self.gpus) {
             let mut config = WorkerConfig::new(backend.device.clone());
             config.concurrency = concurrency.max(1);
             config.poll = Duration::from_millis(100);
@@ -69,13 +80,10 @@ impl Backends {
     /// Waits until every backend's worker has announced itself, so the first placement
     /// decision sees all of them.
     pub async fn wait_for_workers(&self, cluster: &EmbeddedCluster) {
-        let want = 1 + usize::from(self.gpu.is_some());
+        let want = 1 + self.gpus.len();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
-            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref())
-                .await
-                .map(|w| w.len())
-                .unwrap_or(0);
+            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref()).await.map(|w| w.len()).unwrap_or(0);
             if live >= want {
                 return;
             }

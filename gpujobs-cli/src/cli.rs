@@ -47,6 +47,11 @@ pub enum Command {
     /// Run one job in-process (embedded queue, scheduler and workers) and print its
     /// result. Inputs are synthetic (a seed and a shape) or real files (.npy, PNG, JPEG).
     Run(RunArgs),
+    /// Verify a GPU: cross-check every kind against the CPU backend on fresh random
+    /// inputs and time it (kernel-only and end to end) against the device's copy
+    /// bandwidth. Built with the `cuda` feature only.
+    #[cfg(feature = "cuda")]
+    GpuCheck(crate::commands::gpu_check::GpuCheckArgs),
 }
 
 /// Options of `gpujobs demo`.

@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Run(args) => commands::run::run(args).await,
+            #[cfg(feature = "cuda")]
+            Command::GpuCheck(args) => commands::gpu_check::run(args).await,
         }
     });
     match result {

@@ -67,9 +67,11 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     if !args.json {
         println!("backends:");
         println!("  {}", backends.cpu.device);
-        match &backends.gpu {
-            Some(g) => println!("  {}", g.device),
-            None => println!("  gpu: none ({})", backends.gpu_missing),
+        for g in &backends.gpus {
+            println!("  {}", g.device);
+        }
+        if backends.gpus.is_empty() {
+            println!("  gpu: none ({})", backends.gpu_missing);
         }
     }
     let cluster = backends.start(args.concurrency);

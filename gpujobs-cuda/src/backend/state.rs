@@ -1,0 +1,318 @@
+//! Everything one device owns, living on its device thread: the context, the loaded
+//! modules, the job stream, pinned staging memory, and the SGEMM choices.
+
+use crate::CudaError;
+use crate::kernels::{self, Module};
+use crate::ptx;
+use cust::context::Context;
+use cust::device::{Device, DeviceAttribute};
+use cust::error::CudaError as DriverError;
+use cust::event::{Event, EventFlags};
+use cust::memory::{AsyncCopyDestination, DeviceBuffer, LockedBuffer};
+use cust::stream::{Stream, StreamFlags};
+use gpujobs_core::{DeviceClass, DeviceInfo, JobError, Tensor, TensorData};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Number of CUDA devices, initialising the driver.
+pub(crate) fn device_count() -> Result<u32, CudaError> {
+    cust::init(cust::CudaFlags::empty()).map_err(|e| match e {
+        DriverError::NoDevice => CudaError::NoDevice,
+        other => CudaError::NoDriver(other.to_string()),
+    })?;
+    match Device::num_devices() {
+        Ok(0) | Err(DriverError::NoDevice) => Err(CudaError::NoDevice),
+        Ok(n) => Ok(n),
+        Err(e) => Err(CudaError::NoDriver(e.to_string())),
+    }
+}
+
+/// Errors after which the context cannot be used any more.
+fn is_sticky(e: DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::IllegalAddress
+            | DriverError::LaunchFailed
+            | DriverError::LaunchTimeout
+            | DriverError::HardwareStackError
+            | DriverError::IllegalInstruction
+            | DriverError::MisalignedAddress
+            | DriverError::InvalidAddressSpace
+            | DriverError::InvalidProgramCounter
+            | DriverError::AssertError
+            | DriverError::EccUncorrectable
+            | DriverError::ContextIsDestroyed
+    )
+}
+
+/// A device's state; fields drop in order, the context last.
+pub(crate) struct DeviceState {
+    pub(crate) info: DeviceInfo,
+    pub(crate) sms: u32,
+    modules: HashMap<Module, cust::module::Module>,
+    pub(crate) stream: Stream,
+    staging: Option<LockedBuffer<f32>>,
+    /// Fastest SGEMM variant per shape class, found by timing (see `matmul`).
+    pub(crate) sgemm_choice: HashMap<(u32, u32, u32, bool), usize>,
+    broken: bool,
+    _context: Context,
+}
+
+impl DeviceState {
+    /// Opens device `ordinal`: retains its primary context (current on this thread),
+    /// loads every module and creates the job stream.
+    pub(crate) fn open(ordinal: u32) -> Result<Self, CudaError> {
+        let drv = |doing: &str| {
+            let doing = doing.to_string();
+            move |e: DriverError| CudaError::Driver { doing: doing.clone(), message: e.to_string() }
+        };
+        device_count()?;
+        let device = Device::get_device(ordinal).map_err(drv("opening the device"))?;
+        let context = Context::new(device).map_err(drv("creating the context"))?;
+        let name = device.name().map_err(drv("reading the device name"))?;
+        let total = device.total_memory().map_err(drv("reading device memory"))? as u64;
+        let attr = |a| device.get_attribute(a).unwrap_or(0);
+        let (major, minor) = (attr(DeviceAttribute::ComputeCapabilityMajor), attr(DeviceAttribute::ComputeCapabilityMinor));
+        let sms = attr(DeviceAttribute::MultiprocessorCount).max(1) as u32;
+        let mut modules = HashMap::new();
+        for m in Module::ALL {
+            modules.insert(m, load_module(m)?);
+        }
+        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(drv("creating a stream"))?;
+        let info = DeviceInfo {
+            class: DeviceClass::Gpu,
+            name: format!("{name} (sm_{major}{minor}, {sms} SMs, {:.1} GiB)", total as f64 / (1u64 << 30) as f64),
+            ordinal,
+        };
+        Ok(DeviceState {
+            info,
+            sms,
+            modules,
+            stream,
+            staging: None,
+            sgemm_choice: HashMap::new(),
+            broken: false,
+            _context: context,
+        })
+    }
+
+    /// Resets the primary context (after a sticky error) and opens the device again.
+    pub(crate) fn reopen(ordinal: u32) -> Result<Self, CudaError> {
+        let device = Device::get_device(ordinal)
+            .map_err(|e| CudaError::Driver { doing: "finding the device".into(), message: e.to_string() })?;
+        // SAFETY: the previous state, and with it every object of the context, has been
+        // dropped on this thread, the only one that uses the device.
+        #[allow(unsafe_code)]
+        unsafe {
+            let _ = Context::reset(&device);
+        }
+        Self::open(ordinal)
+    }
+
+    /// Whether a sticky error has made the context unusable.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Turns a driver error into a job error, remembering sticky ones.
+    pub(crate) fn err(&mut self, doing: &str, e: DriverError) -> JobError {
+        if is_sticky(e) {
+            self.broken = true;
+        }
+        let msg = format!("CUDA error while {doing} on {}: {e}", self.info);
+        match e {
+            DriverError::OutOfMemory => JobError::temporary(format!("out of device memory while {doing} on {}", self.info)),
+            DriverError::InvalidValue | DriverError::LaunchOutOfResources => JobError::permanent(msg),
+            _ => JobError::temporary(msg),
+        }
+    }
+
+    /// Free and total device memory.
+    pub(crate) fn memory_info(&mut self) -> Result<(u64, u64), JobError> {
+        match cust::memory::mem_get_info() {
+            Ok((free, total)) => Ok((free as u64, total as u64)),
+            Err(e) => Err(self.err("reading memory info", e)),
+        }
+    }
+
+    /// Admission: refuses a job that can never fit (permanent), and one that does not
+    /// fit now (temporary: the queue retries it later with backoff).
+    pub(crate) fn admit(&mut self, bytes: u64) -> Result<(), JobError> {
+        let (free, total) = self.memory_info()?;
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        if bytes > total / 100 * 95 {
+            return Err(JobError::permanent(format!(
+                "needs {:.2} GiB of device memory; {} has {:.2} GiB",
+                gib(bytes),
+                self.info,
+                gib(total)
+            )));
+        }
+        if bytes > free {
+            return Err(JobError::temporary(format!("needs {:.2} GiB of device memory, {:.2} GiB free now", gib(bytes), gib(free))));
+        }
+        Ok(())
+    }
+
+    /// An uninitialised device buffer of `n` values (at least one, so pointers are valid).
+    pub(crate) fn alloc<T: cust::memory::DeviceCopy>(&mut self, n: usize) -> Result<DeviceBuffer<T>, JobError> {
+        // SAFETY: every buffer is fully written (by a copy or a kernel) before it is read.
+        #[allow(unsafe_code)]
+        let r = unsafe { DeviceBuffer::uninitialized(n.max(1)) };
+        r.map_err(|e| self.err("allocating device memory", e))
+    }
+
+    /// The module holding `m`'s kernels.
+    pub(crate) fn module(&self, m: Module) -> &cust::module::Module {
+        &self.modules[&m]
+    }
+
+    /// Pinned host memory of at least `n` values, reused across jobs.
+    fn staging(&mut self, n: usize) -> Result<&mut LockedBuffer<f32>, JobError> {
+        if self.staging.as_ref().is_none_or(|s| s.len() < n) {
+            self.staging = None;
+            let size = n.max(1 << 20).next_power_of_two();
+            // SAFETY: staging memory is always written before it is read.
+            #[allow(unsafe_code)]
+            let buf = unsafe { LockedBuffer::uninitialized(size) };
+            let buf = buf.map_err(|e| self.err("allocating pinned host memory", e))?;
+            self.staging = Some(buf);
+        }
+        self.staging.as_mut().ok_or_else(|| JobError::temporary("no staging buffer"))
+    }
+
+    /// A new event recorded on the job stream now.
+    pub(crate) fn mark(&mut self) -> Result<Event, JobError> {
+        let e = Event::new(EventFlags::DEFAULT).map_err(|e| self.err("creating an event", e))?;
+        e.record(&self.stream).map_err(|e| self.err("recording an event", e))?;
+        Ok(e)
+    }
+
+    /// Waits for everything queued on the job stream.
+    pub(crate) fn sync(&mut self) -> Result<(), JobError> {
+        self.stream.synchronize().map_err(|e| self.err("synchronising the stream", e))
+    }
+
+    /// Time between two recorded events (after they completed).
+    pub(crate) fn between(&mut self, start: &Event, end: &Event) -> Result<Duration, JobError> {
+        let ms = end.elapsed_time_f32(start).map_err(|e| self.err("reading event times", e))?;
+        Ok(Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3))
+    }
+
+    /// Copies host slices to device buffers through pinned staging memory, with
+    /// asynchronous copies on the job stream, and waits for them. Returns the whole
+    /// host-to-device time: staging into pinned memory (wall clock) plus the copies
+    /// (CUDA events).
+    pub(crate) fn upload(&mut self, pairs: &mut [(&[f32], &mut DeviceBuffer<f32>)]) -> Result<Duration, JobError> {
+        let total: usize = pairs.iter().map(|(h, _)| h.len()).sum();
+        let start = Instant::now();
+        let staging = self.staging(total)?;
+        let mut offset = 0;
+        for (host, _) in pairs.iter() {
+            staging.as_mut_slice()[offset..offset + host.len()].copy_from_slice(host);
+            offset += host.len();
+        }
+        let staged = start.elapsed();
+        let c0 = self.mark()?;
+        let mut offset = 0;
+        for (host, dev) in pairs.iter_mut() {
+            let n = host.len();
+            let Some(staging) = self.staging.as_ref() else { break };
+            let src = &staging.as_slice()[offset..offset + n];
+            // SAFETY: `src` is pinned and untouched until the synchronisation below;
+            // `dev` has at least `n` elements.
+            #[allow(unsafe_code)]
+            let r = unsafe { dev.index(..n).async_copy_from(src, &self.stream) };
+            r.map_err(|e| self.err("copying to the device", e))?;
+            offset += n;
+        }
+        let c1 = self.mark()?;
+        self.sync()?;
+        Ok(staged + self.between(&c0, &c1)?)
+    }
+
+    /// Copies `n` values from the device into a new vector through pinned staging
+    /// memory; synchronises the stream. Returns the vector and the host-side time.
+    pub(crate) fn download(&mut self, dev: &DeviceBuffer<f32>, n: usize) -> Result<(Vec<f32>, Duration, Event), JobError> {
+        self.staging(n)?;
+        let Some(staging) = self.staging.as_mut() else { return Err(JobError::temporary("no staging buffer")) };
+        // SAFETY: the staging range is not read until the stream is synchronised below.
+        #[allow(unsafe_code)]
+        let r = unsafe { dev.index(..n).async_copy_to(&mut staging.as_mut_slice()[..n], &self.stream) };
+        r.map_err(|e| self.err("copying from the device", e))?;
+        let done = self.mark()?;
+        self.sync()?;
+        let start = Instant::now();
+        let out = self.staging.as_ref().map(|s| s.as_slice()[..n].to_vec()).unwrap_or_default();
+        Ok((out, start.elapsed(), done))
+    }
+
+    /// Fills `dev` with a synthetic tensor's values, generated on the device.
+    pub(crate) fn fill_synthetic(&mut self, t: &Tensor, dev: &mut DeviceBuffer<f32>) -> Result<(), JobError> {
+        let TensorData::Synthetic(s) = t.data() else {
+            return Err(JobError::permanent("fill_synthetic on a tensor that is not synthetic"));
+        };
+        let n = t.numel().unwrap_or(0) as u64;
+        let (out, seed, start, lo, hi) = (dev.as_device_ptr().as_raw(), s.seed, 0u64, s.lo, s.hi);
+        let blocks = (n.div_ceil(256)).min(u64::from(self.sms) * 32).max(1) as u32;
+        crate::launch!(self, kernels::FILL_UNIFORM, blocks, 256, 0; out, n, seed, start, lo, hi)
+    }
+
+    /// Puts each tensor's values into its device buffer: synthetic ones generated on the
+    /// device (timed as preparation), real ones uploaded (timed as host-to-device).
+    /// Returns (prepare, h2d).
+    pub(crate) fn inputs(&mut self, items: &mut [(&Tensor, &mut DeviceBuffer<f32>)]) -> Result<(Duration, Duration), JobError> {
+        let p0 = self.mark()?;
+        for (t, dev) in items.iter_mut() {
+            if matches!(t.data(), TensorData::Synthetic(_)) {
+                self.fill_synthetic(t, dev)?;
+            }
+        }
+        let p1 = self.mark()?;
+        self.sync()?;
+        let prepare = self.between(&p0, &p1)?;
+        let values: Vec<_> = items
+            .iter()
+            .map(|(t, _)| match t.data() {
+                TensorData::Values(v) => Ok(Some(v.clone())),
+                TensorData::Synthetic(_) => Ok(None),
+                TensorData::Blob(k) => Err(JobError::permanent(format!("tensor blob `{k}` was not resolved"))),
+            })
+            .collect::<Result<_, _>>()?;
+        let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();
+        for ((_, dev), v) in items.iter_mut().zip(&values) {
+            if let Some(v) = v {
+                pairs.push((v.as_slice(), &mut **dev));
+            }
+        }
+        let h2d = if pairs.is_empty() { Duration::ZERO } else { self.upload(&mut pairs)? };
+        Ok((prepare, h2d))
+    }
+}
+
+/// Loads a module, turning the driver's refusal of a too-new PTX into a message that
+/// names the PTX ISA version and the driver's CUDA version.
+fn load_module(m: Module) -> Result<cust::module::Module, CudaError> {
+    let ptx = m.ptx();
+    cust::module::Module::from_ptx(ptx, &[]).map_err(|e| {
+        let isa = ptx::isa_version(ptx).unwrap_or((0, 0));
+        let driver = cust::CudaApiVersion::get().map(|v| (v.major() as u32, v.minor() as u32)).unwrap_or((0, 0));
+        let need = ptx::min_driver_for_isa(isa);
+        let driver_code = driver.0 * 1000 + driver.1 * 10;
+        // cust 0.3.2 maps CUDA_ERROR_UNSUPPORTED_PTX_VERSION (222) to UnknownError, so
+        // compare the versions ourselves.
+        if matches!(e, DriverError::UnknownError | DriverError::InvalidPtx | DriverError::InvalidImage) && driver_code < need {
+            CudaError::UnsupportedPtx {
+                module: m.name().into(),
+                isa_major: isa.0,
+                isa_minor: isa.1,
+                driver_major: driver.0,
+                driver_minor: driver.1,
+                need_major: need / 1000,
+                need_minor: (need % 1000) / 10,
+            }
+        } else {
+            CudaError::Driver { doing: format!("loading the PTX of module `{}` (PTX ISA {}.{})", m.name(), isa.0, isa.1), message: e.to_string() }
+        }
+    })
+}

@@ -1,0 +1,37 @@
+//! `vector-add` on the GPU.
+
+use super::CudaExecutor;
+use crate::kernels;
+use async_trait::async_trait;
+use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
+use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+
+#[async_trait]
+impl Executor<VectorAdd> for CudaExecutor {
+    fn device(&self) -> DeviceInfo {
+        self.device_info()
+    }
+
+    async fn run(&self, job: VectorAdd, ctx: &ExecContext) -> Result<Execution<VectorAddOutput>, JobError> {
+        ctx.cancel.check()?;
+        self.on_device(move |s| {
+            let n = job.len();
+            s.admit(12 * n as u64)?;
+            let mut a = s.alloc::<f32>(n)?;
+            let mut b = s.alloc::<f32>(n)?;
+            let c = s.alloc::<f32>(n)?;
+            let (prepare, h2d) = s.inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?;
+            let (pa, pb, pc, len) = (a.as_device_ptr().as_raw(), b.as_device_ptr().as_raw(), c.as_device_ptr().as_raw(), n as u64);
+            let blocks = (len.div_ceil(4 * 256)).min(u64::from(s.sms) * 16).max(1) as u32;
+            let k0 = s.mark()?;
+            crate::launch!(s, kernels::VECTOR_ADD, blocks, 256, 0; pa, pb, pc, len)?;
+            let k1 = s.mark()?;
+            let (out, host, done) = s.download(&c, n)?;
+            let compute = s.between(&k0, &k1)?;
+            let d2h = s.between(&k1, &done)? + host;
+            let c = Tensor::from_values(vec![n], out)?;
+            Ok(Execution { output: VectorAddOutput { c }, times: StageTimes { prepare, h2d, compute, d2h } })
+        })
+        .await
+    }
+}

@@ -1,0 +1,28 @@
+//! The backend when built without the `cuda` feature: it exists, so callers need no
+//! `cfg`, but it has no devices.
+
+use crate::CudaError;
+use gpujobs_core::{DeviceInfo, Registry};
+
+/// A CUDA device's executor. Without the `cuda` feature none can be created.
+#[derive(Debug, Clone)]
+pub struct CudaExecutor {
+    never: std::convert::Infallible,
+}
+
+impl CudaExecutor {
+    /// The device this executor runs on.
+    pub fn device_info(&self) -> DeviceInfo {
+        match self.never {}
+    }
+}
+
+/// The CUDA devices of this machine: always `Err(CudaError::NotCompiled)` here.
+pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
+    Err(CudaError::NotCompiled)
+}
+
+/// Registers the executor for every built-in kind (unreachable without CUDA).
+pub fn register(_registry: &mut Registry, executor: &CudaExecutor) {
+    match executor.never {}
+}

@@ -1,0 +1,53 @@
+//! Reading PTX text: its ISA version and its entry points.
+
+/// The `.version major.minor` of a PTX text.
+pub fn isa_version(ptx: &str) -> Option<(u32, u32)> {
+    let line = ptx.lines().find(|l| l.trim_start().starts_with(".version"))?;
+    let (major, minor) = line.split_whitespace().nth(1)?.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Every `.entry` with its parameter count.
+pub fn entries(ptx: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let mut rest = ptx;
+    while let Some(at) = rest.find(".entry ") {
+        let after = &rest[at + ".entry ".len()..];
+        let name_end = after.find(|c: char| c == '(' || c.is_whitespace()).unwrap_or(after.len());
+        let name = after[..name_end].to_string();
+        let params = match (after.find('('), after.find(')')) {
+            (Some(open), Some(close)) if open < close => after[open..close].matches(".param").count(),
+            _ => 0,
+        };
+        out.push((name, params));
+        rest = &after[name_end..];
+    }
+    out
+}
+
+/// The minimum CUDA driver version (as `major * 1000 + minor * 10`) that can JIT a PTX
+/// ISA version, from NVIDIA's PTX ISA release notes (ISA 9.0 came with CUDA 13.0, 8.x
+/// with CUDA 12.x, 7.x with CUDA 11.x).
+pub fn min_driver_for_isa((major, minor): (u32, u32)) -> u32 {
+    match major {
+        9 => 13_000 + minor * 10,
+        8 => 12_000 + minor * 10,
+        7 => 11_000 + minor * 10,
+        _ => 10_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = ".version 9.0\n.target sm_75\n.visible .entry foo(\n\t.param .u64 foo_param_0,\n\t.param .f32 foo_param_1\n)\n{\n}\n.visible .entry bar()\n{\n}\n";
+
+    #[test]
+    fn parses_version_and_entries() {
+        assert_eq!(isa_version(SAMPLE), Some((9, 0)));
+        assert_eq!(entries(SAMPLE), vec![("foo".to_string(), 2), ("bar".to_string(), 0)]);
+        assert_eq!(min_driver_for_isa((9, 0)), 13_000);
+        assert_eq!(min_driver_for_isa((8, 4)), 12_040);
+    }
+}

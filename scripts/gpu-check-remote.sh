@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the folder scripts/gpu-check.sh prepared (.device/):
+# the CUDA tests, `gpujobs gpu-check`, the PyTorch/cuBLAS anchors, the merged report and
+# (time permitting) the criterion CUDA benches. Keeps going after a failure so one call
+# returns everything; copies at most 7 files into $OUT (the device tool returns 8).
+set -uo pipefail
+cd "$(dirname "$0")"
+OUT="${OUT:-out}"
+W="$(mktemp -d)"
+mkdir -p "$OUT"
+export RUST_BACKTRACE=1
+finish() {
+    for f in gpu-report.md gpu-check.json anchors.json tests.log gpu-check.log cuda-bench.txt nvidia-smi.txt; do
+        [ -f "$W/$f" ] && cp "$W/$f" "$OUT/"
+    done
+}
+trap finish EXIT
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$W/nvidia-smi.txt" 2>&1
+ldconfig -p | grep -q 'libcuda.so.1' || export LD_LIBRARY_PATH="/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+status=0
+for t in tests/*; do
+    echo "== $t" >> "$W/tests.log"
+    timeout 300 "$t" --test-threads=1 >> "$W/tests.log" 2>&1 || { echo "FAILED: $t" >> "$W/tests.log"; status=1; }
+done
+grep -E "^test result|FAILED|panicked" "$W/tests.log"
+timeout 400 ./gpujobs gpu-check --out "$W" --reps 20 2> "$W/gpu-check.log" > /dev/null || { echo "gpu-check exited non-zero"; status=1; }
+tail -30 "$W/gpu-check.log"
+python3 gpu_anchors.py "$W/gpu-check.json" > "$W/anchors.json" 2>> "$W/gpu-check.log" || { echo "anchors failed"; status=1; }
+python3 gpu_report.py "$W" > "$W/gpu-report.md" 2>> "$W/gpu-check.log" || { echo "report failed"; status=1; }
+cat "$W/gpu-report.md"
+finish
+if [ "${BENCH:-1}" = 1 ] && [ -x bench/cuda_kinds ]; then
+    timeout "${BENCH_TIMEOUT:-120}" bench/cuda_kinds --bench --noplot > "$W/cuda-bench.txt" 2>&1 || echo "cuda bench stopped (timeout or error)"
+    grep -E "^cuda|time:" "$W/cuda-bench.txt" | head -60
+fi
+exit $status
