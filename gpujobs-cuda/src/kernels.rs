@@ -66,6 +66,8 @@ pub const FILL_UNIFORM: KernelSpec = spec(Module::Synth, "fill_uniform", 6);
 pub const VECTOR_ADD: KernelSpec = spec(Module::VectorAdd, "vector_add", 4);
 /// `blur_rows(in, out, h, w, weights, r)`.
 pub const BLUR_ROWS: KernelSpec = spec(Module::ImageFilter, "blur_rows", 6);
+/// `blur_rows_direct(in, out, h, w, weights, r)`.
+pub const BLUR_ROWS_DIRECT: KernelSpec = spec(Module::ImageFilter, "blur_rows_direct", 6);
 /// `blur_cols(in, out, h, w, weights, r)`.
 pub const BLUR_COLS: KernelSpec = spec(Module::ImageFilter, "blur_cols", 6);
 /// `blur_cols_direct(in, out, h, w, weights, r)`.
@@ -121,6 +123,7 @@ pub fn all() -> Vec<KernelSpec> {
         FILL_UNIFORM,
         VECTOR_ADD,
         BLUR_ROWS,
+        BLUR_ROWS_DIRECT,
         BLUR_COLS,
         BLUR_COLS_DIRECT,
         SOBEL,

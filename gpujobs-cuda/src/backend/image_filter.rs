@@ -10,8 +10,10 @@ use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, Stage
 
 /// Shared memory a block may use without opting in to more.
 const SHARED_LIMIT: usize = 48 * 1024;
-/// Output rows per block of the tiled column pass (`blur_cols`).
-const COL_TILE_ROWS: usize = 64;
+/// Output columns per block of the row pass (`ROW_OUT` × 256 threads in the kernel).
+const ROW_SEGMENT: usize = 1024;
+/// Output rows per block of the tiled column pass (`COL_ROWS` in the kernel).
+const COL_TILE_ROWS: usize = 128;
 
 #[async_trait]
 impl Executor<ImageFilter> for CudaExecutor {
@@ -27,8 +29,8 @@ impl Executor<ImageFilter> for CudaExecutor {
                 i32::try_from(h).map_err(|_| JobError::permanent(format!("image height {h} too large for the GPU kernels")))?,
                 i32::try_from(w).map_err(|_| JobError::permanent(format!("image width {w} too large for the GPU kernels")))?,
             );
-            if h.div_ceil(8) > 65_535 || w.div_ceil(256) > 65_535 {
-                return Err(JobError::permanent(format!("a {w}x{h} image exceeds the GPU kernels' grid (at most 524280 rows and 16776960 columns)")));
+            if h.div_ceil(32) > 65_535 || w.div_ceil(256) > 65_535 {
+                return Err(JobError::permanent(format!("a {w}x{h} image exceeds the GPU kernels' grid (at most 2097120 rows and 16776960 columns)")));
             }
             let n = h * w;
             s.admit(12 * n as u64)?;
@@ -44,10 +46,17 @@ impl Executor<ImageFilter> for CudaExecutor {
                     let (prepare, h2d_img) = s.inputs(&mut [(&job.image, &mut img)])?;
                     let h2d_weights = s.upload(&mut [(&weights, &mut wdev)])?;
                     let (pw, pt, ri) = (wdev.as_device_ptr().as_raw(), tmp.as_device_ptr().as_raw(), r as i32);
-                    let row_shared = (256 + 2 * r) * 4;
-                    let col_shared = (COL_TILE_ROWS + 2 * r) * 32 * 4;
+                    // Shared memory: the r+1 weights used, then the tile with its halo.
+                    let row_shared = (r + 1 + ROW_SEGMENT + 2 * r) * 4;
+                    let col_shared = (r + 1 + (COL_TILE_ROWS + 2 * r) * 32) * 4;
                     let k0 = s.mark()?;
-                    crate::launch!(s, kernels::BLUR_ROWS, (h as u32, w.div_ceil(256) as u32, 1), 256, row_shared as u32; pi, pt, hi, wi, pw, ri)?;
+                    if row_shared <= SHARED_LIMIT {
+                        let grid = (h as u32, w.div_ceil(ROW_SEGMENT) as u32, 1);
+                        crate::launch!(s, kernels::BLUR_ROWS, grid, 256, row_shared as u32; pi, pt, hi, wi, pw, ri)?;
+                    } else {
+                        let grid = (h as u32, w.div_ceil(256) as u32, 1);
+                        crate::launch!(s, kernels::BLUR_ROWS_DIRECT, grid, 256, 0; pi, pt, hi, wi, pw, ri)?;
+                    }
                     if col_shared <= SHARED_LIMIT {
                         let grid = (w.div_ceil(32) as u32, h.div_ceil(COL_TILE_ROWS) as u32, 1);
                         crate::launch!(s, kernels::BLUR_COLS, grid, (32, 8, 1), col_shared as u32; pt, po, hi, wi, pw, ri)?;
@@ -69,7 +78,7 @@ impl Executor<ImageFilter> for CudaExecutor {
                 FilterOp::Sobel => {
                     let (prepare, h2d) = s.inputs(&mut [(&job.image, &mut img)])?;
                     let k0 = s.mark()?;
-                    let grid = (w.div_ceil(32) as u32, h.div_ceil(8) as u32, 1);
+                    let grid = (w.div_ceil(32) as u32, h.div_ceil(32) as u32, 1);
                     crate::launch!(s, kernels::SOBEL, grid, (32, 8, 1), 0; pi, po, hi, wi)?;
                     let k1 = s.mark()?;
                     let (data, host, done) = s.download(&out, n)?;
