@@ -8,7 +8,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gpujobs::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
-use gpujobs::{DeviceClass, DynExecutor, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor, synth};
+use gpujobs::{
+    DeviceClass, DynExecutor, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor, synth,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,15 +30,32 @@ impl Bench {
         let exec = gpujobs::cuda::devices().expect("a CUDA device").remove(0);
         let mut registry = Registry::with_builtin_kinds();
         gpujobs::cuda::register(&mut registry, &exec);
-        Bench { rt: tokio::runtime::Runtime::new().expect("runtime"), registry }
+        Bench {
+            rt: tokio::runtime::Runtime::new().expect("runtime"),
+            registry,
+        }
     }
 
     /// Benchmarks `job` as `cuda_<group>/<id>` (kernel) and `cuda_e2e_<group>/<id>`.
-    fn job<J: Job>(&self, c: &mut Criterion, group: &str, id: &str, job: J, throughput: Throughput) {
+    fn job<J: Job>(
+        &self,
+        c: &mut Criterion,
+        group: &str,
+        id: &str,
+        job: J,
+        throughput: Throughput,
+    ) {
         let env = JobEnvelope::new(job).expect("serializes");
-        let exec: Arc<dyn DynExecutor> = self.registry.executor(J::KIND, DeviceClass::Gpu).expect("registered");
+        let exec: Arc<dyn DynExecutor> = self
+            .registry
+            .executor(J::KIND, DeviceClass::Gpu)
+            .expect("registered");
         let ctx = ExecContext::standalone(Limits::detect());
-        let run = || self.rt.block_on(exec.execute(&env.payload, &env.blobs, &ctx)).expect("runs");
+        let run = || {
+            self.rt
+                .block_on(exec.execute(&env.payload, &env.blobs, &ctx))
+                .expect("runs")
+        };
         run(); // warm-up (and SGEMM autotuning)
         for (prefix, kernel_only) in [("cuda_", true), ("cuda_e2e_", false)] {
             let mut g = c.benchmark_group(format!("{prefix}{group}"));
@@ -59,24 +78,70 @@ impl Bench {
 fn benches(c: &mut Criterion) {
     let b = Bench::new();
     for n in [1_000_000usize, 16_000_000, 50_000_000] {
-        let job = VectorAdd { a: random(vec![n], 1), b: random(vec![n], 2) };
-        b.job(c, "vector_add", &n.to_string(), job, Throughput::Bytes(12 * n as u64));
+        let job = VectorAdd {
+            a: random(vec![n], 1),
+            b: random(vec![n], 2),
+        };
+        b.job(
+            c,
+            "vector_add",
+            &n.to_string(),
+            job,
+            Throughput::Bytes(12 * n as u64),
+        );
     }
     for n in [256usize, 1024, 2048, 4096] {
-        let job = Matmul { a: random(vec![n, n], 3), b: random(vec![n, n], 4) };
-        b.job(c, "matmul", &n.to_string(), job, Throughput::Elements(2 * (n as u64).pow(3)));
+        let job = Matmul {
+            a: random(vec![n, n], 3),
+            b: random(vec![n, n], 4),
+        };
+        b.job(
+            c,
+            "matmul",
+            &n.to_string(),
+            job,
+            Throughput::Elements(2 * (n as u64).pow(3)),
+        );
     }
     for n in [1024usize, 2048, 4096] {
         let img = random(vec![n, n], 5);
         let px = Throughput::Elements((n * n) as u64);
-        b.job(c, "gaussian_blur", &n.to_string(), ImageFilter { image: img.clone(), filter: FilterOp::GaussianBlur { sigma: 2.0 } }, px.clone());
-        b.job(c, "sobel", &n.to_string(), ImageFilter { image: img, filter: FilterOp::Sobel }, px);
+        b.job(
+            c,
+            "gaussian_blur",
+            &n.to_string(),
+            ImageFilter {
+                image: img.clone(),
+                filter: FilterOp::GaussianBlur { sigma: 2.0 },
+            },
+            px.clone(),
+        );
+        b.job(
+            c,
+            "sobel",
+            &n.to_string(),
+            ImageFilter {
+                image: img,
+                filter: FilterOp::Sobel,
+            },
+            px,
+        );
     }
-    for (samples, features, hidden) in [(4096usize, 64usize, 128usize), (8192, 256, 512), (16384, 784, 1024)] {
+    for (samples, features, hidden) in [
+        (4096usize, 64usize, 128usize),
+        (8192, 256, 512),
+        (16384, 784, 1024),
+    ] {
         let mut job = MlpTrain::synthetic(samples, features, 10, hidden, 1);
         job.epochs = 1;
         job.batch = 1024.min(samples);
-        b.job(c, "mlp_train_epoch", &format!("{samples}x{features}-h{hidden}"), job, Throughput::Elements(samples as u64));
+        b.job(
+            c,
+            "mlp_train_epoch",
+            &format!("{samples}x{features}-h{hidden}"),
+            job,
+            Throughput::Elements(samples as u64),
+        );
     }
 }
 

@@ -12,13 +12,16 @@ fn nvcc() -> Option<PathBuf> {
         Ok(v) if v == "off" || v == "0" => None,
         Ok(v) if !v.is_empty() => Some(PathBuf::from(v)),
         _ => env::var_os("PATH").and_then(|paths| {
-            env::split_paths(&paths).map(|p| p.join("nvcc")).find(|p| p.is_file())
+            env::split_paths(&paths)
+                .map(|p| p.join("nvcc"))
+                .find(|p| p.is_file())
         }),
     }
 }
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=GPUJOBS_NVCC");
     println!("cargo:rerun-if-env-changed=PATH");
@@ -28,12 +31,20 @@ fn main() {
     for module in MODULES {
         let target = out.join(format!("{module}.ptx"));
         if let Some(nvcc) = &nvcc {
-            if compile(nvcc, &manifest.join("kernels").join(format!("{module}.cu")), &target) {
+            if compile(
+                nvcc,
+                &manifest.join("kernels").join(format!("{module}.cu")),
+                &target,
+            ) {
                 continue;
             }
-            println!("cargo:warning=gpujobs-cuda: {} failed on {module}.cu; using the committed PTX", nvcc.display());
+            println!(
+                "cargo:warning=gpujobs-cuda: {} failed on {module}.cu; using the committed PTX",
+                nvcc.display()
+            );
         }
-        std::fs::copy(manifest.join("ptx").join(format!("{module}.ptx")), &target).expect("committed PTX is present");
+        std::fs::copy(manifest.join("ptx").join(format!("{module}.ptx")), &target)
+            .expect("committed PTX is present");
     }
 }
 

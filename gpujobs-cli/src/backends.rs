@@ -30,7 +30,10 @@ pub fn cpu() -> Backend {
     let mut registry = Registry::with_builtin_kinds();
     gpujobs_cpu::register(&mut registry, &exec);
     let device = gpujobs_core::Executor::<gpujobs_core::jobs::VectorAdd>::device(&exec);
-    Backend { device, registry: Arc::new(registry) }
+    Backend {
+        device,
+        registry: Arc::new(registry),
+    }
 }
 
 /// One backend per CUDA device, or why there are none.
@@ -41,7 +44,10 @@ pub fn gpus() -> Result<Vec<Backend>, String> {
         .map(|exec| {
             let mut registry = Registry::with_builtin_kinds();
             gpujobs_cuda::register(&mut registry, &exec);
-            Backend { device: exec.device_info(), registry: Arc::new(registry) }
+            Backend {
+                device: exec.device_info(),
+                registry: Arc::new(registry),
+            }
         })
         .collect())
 }
@@ -52,14 +58,21 @@ pub fn detect() -> Backends {
         Ok(g) => (g, String::new()),
         Err(why) => (Vec::new(), why),
     };
-    Backends { cpu: cpu(), gpus, gpu_missing }
+    Backends {
+        cpu: cpu(),
+        gpus,
+        gpu_missing,
+    }
 }
 
 impl Backends {
     /// Checks that a pinned device is available.
     pub fn check_pref(&self, pref: DevicePref) -> Result<(), CliError> {
         if pref == DevicePref::Gpu && self.gpus.is_empty() {
-            return Err(CliError::input(format!("no GPU available: {}", self.gpu_missing)));
+            return Err(CliError::input(format!(
+                "no GPU available: {}",
+                self.gpu_missing
+            )));
         }
         Ok(())
     }
@@ -83,7 +96,10 @@ impl Backends {
         let want = 1 + self.gpus.len();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
-            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref()).await.map(|w| w.len()).unwrap_or(0);
+            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref())
+                .await
+                .map(|w| w.len())
+                .unwrap_or(0);
             if live >= want {
                 return;
             }

@@ -32,7 +32,7 @@ pub use client::{Client, ClientError, Finished};
 pub use cost::Cost;
 pub use device::{DeviceClass, DeviceInfo, DevicePref};
 pub use embedded::{EmbeddedBuilder, EmbeddedCluster};
-pub use envelope::{JobEnvelope, Priority};
+pub use envelope::{JobEnvelope, Priority, WIRE_VERSION};
 pub use error::{ErrorClass, JobError, QueueError, ValidationError};
 pub use executor::{CancelFlag, DynExecutor, ExecContext, Execution, Executor};
 pub use fingerprint::Fingerprint;

@@ -125,12 +125,24 @@ impl Scheduler {
                 }
             }
             for incoming in taken {
-                match self.handle(&incoming, &mut facts).await {
-                    Ok(true) => report.placed += 1,
-                    Ok(false) => report.rejected += 1,
-                    Err(e) => {
-                        tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; the entry will be taken again")
+                // A hand-off is idempotent (the queue checks the job's state), so a
+                // failed one (say, Redis restarting) is simply tried again.
+                let mut delay = Duration::from_millis(100);
+                for attempt in 0..8 {
+                    match self.handle(&incoming, &mut facts).await {
+                        Ok(true) => report.placed += 1,
+                        Ok(false) => report.rejected += 1,
+                        Err(e) if attempt < 7 && !shutdown.is_triggered() => {
+                            tracing::warn!(entry = %incoming.entry, error = %e, retry_in = ?delay, "hand-off failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; another scheduler will take the entry over")
+                        }
                     }
+                    break;
                 }
             }
         }

@@ -20,7 +20,13 @@ pub enum Module {
 
 impl Module {
     /// Every module.
-    pub const ALL: [Module; 5] = [Module::Synth, Module::VectorAdd, Module::Sgemm, Module::ImageFilter, Module::Mlp];
+    pub const ALL: [Module; 5] = [
+        Module::Synth,
+        Module::VectorAdd,
+        Module::Sgemm,
+        Module::ImageFilter,
+        Module::Mlp,
+    ];
 
     /// The file stem (`kernels/<name>.cu`, `ptx/<name>.ptx`).
     pub fn name(self) -> &'static str {
@@ -57,7 +63,11 @@ pub struct KernelSpec {
 }
 
 const fn spec(module: Module, name: &'static str, params: usize) -> KernelSpec {
-    KernelSpec { module, name, params }
+    KernelSpec {
+        module,
+        name,
+        params,
+    }
 }
 
 /// `fill_uniform(out, n, seed, start, lo, hi)`.
@@ -102,8 +112,20 @@ pub struct SgemmVariant {
     pub vectorized: bool,
 }
 
-const fn sgemm(name: &'static str, bm: u32, bn: u32, threads: u32, vectorized: bool) -> SgemmVariant {
-    SgemmVariant { kernel: spec(Module::Sgemm, name, 11), bm, bn, threads, vectorized }
+const fn sgemm(
+    name: &'static str,
+    bm: u32,
+    bn: u32,
+    threads: u32,
+    vectorized: bool,
+) -> SgemmVariant {
+    SgemmVariant {
+        kernel: spec(Module::Sgemm, name, 11),
+        bm,
+        bn,
+        threads,
+        vectorized,
+    }
 }
 
 /// All SGEMM variants; the executor times the applicable ones per shape class and keeps

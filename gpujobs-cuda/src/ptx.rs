@@ -2,7 +2,9 @@
 
 /// The `.version major.minor` of a PTX text.
 pub fn isa_version(ptx: &str) -> Option<(u32, u32)> {
-    let line = ptx.lines().find(|l| l.trim_start().starts_with(".version"))?;
+    let line = ptx
+        .lines()
+        .find(|l| l.trim_start().starts_with(".version"))?;
     let (major, minor) = line.split_whitespace().nth(1)?.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
@@ -13,10 +15,14 @@ pub fn entries(ptx: &str) -> Vec<(String, usize)> {
     let mut rest = ptx;
     while let Some(at) = rest.find(".entry ") {
         let after = &rest[at + ".entry ".len()..];
-        let name_end = after.find(|c: char| c == '(' || c.is_whitespace()).unwrap_or(after.len());
+        let name_end = after
+            .find(|c: char| c == '(' || c.is_whitespace())
+            .unwrap_or(after.len());
         let name = after[..name_end].to_string();
         let params = match (after.find('('), after.find(')')) {
-            (Some(open), Some(close)) if open < close => after[open..close].matches(".param").count(),
+            (Some(open), Some(close)) if open < close => {
+                after[open..close].matches(".param").count()
+            }
             _ => 0,
         };
         out.push((name, params));
@@ -46,7 +52,10 @@ mod tests {
     #[test]
     fn parses_version_and_entries() {
         assert_eq!(isa_version(SAMPLE), Some((9, 0)));
-        assert_eq!(entries(SAMPLE), vec![("foo".to_string(), 2), ("bar".to_string(), 0)]);
+        assert_eq!(
+            entries(SAMPLE),
+            vec![("foo".to_string(), 2), ("bar".to_string(), 0)]
+        );
         assert_eq!(min_driver_for_isa((9, 0)), 13_000);
         assert_eq!(min_driver_for_isa((8, 4)), 12_040);
     }

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd, VectorAddOutput};
-use gpujobs_core::{DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor};
+use gpujobs_core::{
+    DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor,
+};
 
 fn registry() -> Registry {
     let exec = gpujobs_cuda::devices().expect("a CUDA device").remove(0);
@@ -22,9 +24,15 @@ fn ctx() -> ExecContext {
 async fn check<J: Job>(r: &Registry, job: J) {
     let env = JobEnvelope::new(job.clone()).unwrap();
     let exec = r.executor(J::KIND, DeviceClass::Gpu).unwrap();
-    let result = exec.execute(&env.payload, &env.blobs, &ctx()).await.unwrap_or_else(|e| panic!("{} {}: {e}", J::KIND, job.size_label()));
+    let result = exec
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await
+        .unwrap_or_else(|e| panic!("{} {}: {e}", J::KIND, job.size_label()));
     assert_eq!(result.device.class, DeviceClass::Gpu);
-    let c = r.check(J::KIND, &env.payload, &env.blobs, &result).unwrap().unwrap();
+    let c = r
+        .check(J::KIND, &env.payload, &env.blobs, &result)
+        .unwrap()
+        .unwrap();
     assert!(c.passed(), "{} {}: {c}", J::KIND, job.size_label());
 }
 
@@ -34,12 +42,24 @@ async fn every_kind_matches_the_reference_at_awkward_sizes() {
     for n in [1, 3, 4, 1_000_003] {
         check(&r, VectorAdd::synthetic(n, n as u64)).await;
     }
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (129, 67, 33), (128, 128, 128), (257, 260, 252), (300, 1, 500), (1, 300, 1)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (7, 13, 5),
+        (129, 67, 33),
+        (128, 128, 128),
+        (257, 260, 252),
+        (300, 1, 500),
+        (1, 300, 1),
+    ] {
         check(&r, Matmul::synthetic(m, k, n, (m * k * n) as u64)).await;
     }
     for (h, w) in [(1, 1), (1, 7), (7, 1), (2, 3), (37, 101), (300, 257)] {
         for sigma in [0.5f32, 2.0, 7.0, 50.0, 1000.0] {
-            check(&r, ImageFilter::synthetic(h, w, FilterOp::GaussianBlur { sigma }, 9)).await;
+            check(
+                &r,
+                ImageFilter::synthetic(h, w, FilterOp::GaussianBlur { sigma }, 9),
+            )
+            .await;
         }
         check(&r, ImageFilter::synthetic(h, w, FilterOp::Sobel, 10)).await;
     }
@@ -58,14 +78,24 @@ async fn synthetic_data_is_bit_identical_to_the_host() {
     let r = registry();
     let n = 100_003;
     let a = Tensor::synthetic(vec![n], 42, -3.0, 5.0);
-    let job = VectorAdd { a: a.clone(), b: Tensor::from_values(vec![n], vec![0.0; n]).unwrap() };
+    let job = VectorAdd {
+        a: a.clone(),
+        b: Tensor::from_values(vec![n], vec![0.0; n]).unwrap(),
+    };
     let env = JobEnvelope::new(job).unwrap();
     let exec = r.executor("vector-add", DeviceClass::Gpu).unwrap();
-    let result = exec.execute(&env.payload, &env.blobs, &ctx()).await.unwrap();
+    let result = exec
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await
+        .unwrap();
     let out: VectorAddOutput = result.decode().unwrap();
     let host = a.values().unwrap();
     let dev = out.c.values().unwrap();
-    assert!(host.iter().zip(dev.iter()).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert!(
+        host.iter()
+            .zip(dev.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+    );
 }
 
 #[tokio::test]
@@ -75,7 +105,10 @@ async fn a_job_too_large_for_the_device_fails_and_the_device_keeps_serving() {
     let huge = JobEnvelope::new(Matmul::synthetic(200_000, 200_000, 8, 1)).unwrap();
     // Host limits far above the device's memory, so the device admission is what refuses.
     let ctx = ExecContext::standalone(Limits::with_max_bytes(1 << 50));
-    let err = exec.execute(&huge.payload, &huge.blobs, &ctx).await.unwrap_err();
+    let err = exec
+        .execute(&huge.payload, &huge.blobs, &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(err.class, ErrorClass::Permanent, "{err}");
     assert!(err.message.contains("device memory"), "{err}");
     check(&r, Matmul::synthetic(64, 64, 64, 2)).await;

@@ -13,10 +13,13 @@ use crate::error::CliError;
 use crate::report;
 use clap::Args;
 use gpujobs_core::jobs::{
-    FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpTrain, MlpTrainOutput, VectorAdd, VectorAddOutput,
+    FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpTrain, MlpTrainOutput,
+    VectorAdd, VectorAddOutput,
 };
 use gpujobs_core::placement::fmt_seconds;
-use gpujobs_core::{DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, reference, synth};
+use gpujobs_core::{
+    DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, reference, synth,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,34 +60,77 @@ struct Case {
 }
 
 fn case<J: Job>(job: J, work: f64, unit: &'static str, kernel_bytes: f64) -> Case {
-    Case { label: job.size_label(), env: JobEnvelope::new(job).expect("built-in jobs serialize"), work, unit, kernel_bytes }
+    Case {
+        label: job.size_label(),
+        env: JobEnvelope::new(job).expect("built-in jobs serialize"),
+        work,
+        unit,
+        kernel_bytes,
+    }
 }
 
 fn cases(quick: bool, seed: u64) -> Vec<Case> {
     let mut v = Vec::new();
     let s = |i: u64| synth::derive_seed(seed, &i.to_string());
-    let adds: &[usize] = if quick { &[1_000_003] } else { &[1_000_003, 50_000_000] };
+    let adds: &[usize] = if quick {
+        &[1_000_003]
+    } else {
+        &[1_000_003, 50_000_000]
+    };
     for (i, &n) in adds.iter().enumerate() {
-        let job = VectorAdd { a: random(vec![n], s(i as u64), -1.0, 1.0), b: random(vec![n], s(100 + i as u64), -1.0, 1.0) };
+        let job = VectorAdd {
+            a: random(vec![n], s(i as u64), -1.0, 1.0),
+            b: random(vec![n], s(100 + i as u64), -1.0, 1.0),
+        };
         v.push(case(job, 12.0 * n as f64, "GB/s", 12.0 * n as f64));
     }
-    let mms: &[(usize, usize, usize)] =
-        if quick { &[(1023, 1025, 1021), (1024, 1024, 1024)] } else { &[(1023, 1025, 1021), (1000, 1000, 1000), (2048, 2048, 2048), (4096, 4096, 4096)] };
+    let mms: &[(usize, usize, usize)] = if quick {
+        &[(1023, 1025, 1021), (1024, 1024, 1024)]
+    } else {
+        &[
+            (1023, 1025, 1021),
+            (1000, 1000, 1000),
+            (2048, 2048, 2048),
+            (4096, 4096, 4096),
+        ]
+    };
     for (i, &(m, k, n)) in mms.iter().enumerate() {
-        let job = Matmul { a: random(vec![m, k], s(200 + i as u64), -1.0, 1.0), b: random(vec![k, n], s(300 + i as u64), -1.0, 1.0) };
-        v.push(case(job, 2.0 * (m * k * n) as f64, "GFLOP/s", 4.0 * (m * k + k * n + m * n) as f64));
+        let job = Matmul {
+            a: random(vec![m, k], s(200 + i as u64), -1.0, 1.0),
+            b: random(vec![k, n], s(300 + i as u64), -1.0, 1.0),
+        };
+        v.push(case(
+            job,
+            2.0 * (m * k * n) as f64,
+            "GFLOP/s",
+            4.0 * (m * k + k * n + m * n) as f64,
+        ));
     }
     let imgs: &[(usize, usize, Option<f32>)] = if quick {
         &[(999, 1000, Some(2.0)), (777, 1001, None)]
     } else {
-        &[(999, 1000, Some(2.0)), (4096, 4096, Some(2.0)), (2048, 2048, Some(8.0)), (777, 1001, None), (4096, 4096, None)]
+        &[
+            (999, 1000, Some(2.0)),
+            (4096, 4096, Some(2.0)),
+            (2048, 2048, Some(8.0)),
+            (777, 1001, None),
+            (4096, 4096, None),
+        ]
     };
     for (i, &(h, w, sigma)) in imgs.iter().enumerate() {
         let filter = sigma.map_or(FilterOp::Sobel, |sigma| FilterOp::GaussianBlur { sigma });
         // A separable blur reads and writes the image twice; Sobel once.
         let passes = if sigma.is_some() { 2.0 } else { 1.0 };
-        let job = ImageFilter { image: random(vec![h, w], s(400 + i as u64), 0.0, 1.0), filter };
-        v.push(case(job, (h * w) as f64, "Mpix/s", passes * 8.0 * (h * w) as f64));
+        let job = ImageFilter {
+            image: random(vec![h, w], s(400 + i as u64), 0.0, 1.0),
+            filter,
+        };
+        v.push(case(
+            job,
+            (h * w) as f64,
+            "Mpix/s",
+            passes * 8.0 * (h * w) as f64,
+        ));
     }
     let mut small = MlpTrain::synthetic(2000, 20, 4, 64, seed);
     small.batch = 128;
@@ -102,24 +148,62 @@ fn cases(quick: bool, seed: u64) -> Vec<Case> {
 
 /// The GPU-vs-CPU comparison of one output: metric name, value, tolerance.
 fn compare(kind: &str, gpu: &JobResult, cpu: &JobResult) -> Result<(String, f64, f64), CliError> {
-    let bad = |e: gpujobs_core::ValidationError| CliError::runtime(format!("cannot decode output: {e}"));
+    let bad =
+        |e: gpujobs_core::ValidationError| CliError::runtime(format!("cannot decode output: {e}"));
     Ok(match kind {
         "vector-add" => {
-            let (g, c) = (gpu.decode::<VectorAddOutput>().map_err(bad)?.c, cpu.decode::<VectorAddOutput>().map_err(bad)?.c);
-            ("max abs vs CPU".into(), reference::max_abs_diff(&g.values()?, &c.values()?), 0.0)
+            let (g, c) = (
+                gpu.decode::<VectorAddOutput>().map_err(bad)?.c,
+                cpu.decode::<VectorAddOutput>().map_err(bad)?.c,
+            );
+            (
+                "max abs vs CPU".into(),
+                reference::max_abs_diff(&g.values()?, &c.values()?),
+                0.0,
+            )
         }
         "matmul" => {
-            let (g, c) = (gpu.decode::<MatmulOutput>().map_err(bad)?.c, cpu.decode::<MatmulOutput>().map_err(bad)?.c);
-            ("rel Frobenius vs CPU".into(), reference::rel_l2_error(&g.values()?, &c.values()?), 1e-4)
+            let (g, c) = (
+                gpu.decode::<MatmulOutput>().map_err(bad)?.c,
+                cpu.decode::<MatmulOutput>().map_err(bad)?.c,
+            );
+            (
+                "rel Frobenius vs CPU".into(),
+                reference::rel_l2_error(&g.values()?, &c.values()?),
+                1e-4,
+            )
         }
         "image-filter" => {
-            let (g, c) = (gpu.decode::<ImageFilterOutput>().map_err(bad)?.image, cpu.decode::<ImageFilterOutput>().map_err(bad)?.image);
-            ("max abs vs CPU".into(), reference::max_abs_diff(&g.values()?, &c.values()?), 1e-4)
+            let (g, c) = (
+                gpu.decode::<ImageFilterOutput>().map_err(bad)?.image,
+                cpu.decode::<ImageFilterOutput>().map_err(bad)?.image,
+            );
+            (
+                "max abs vs CPU".into(),
+                reference::max_abs_diff(&g.values()?, &c.values()?),
+                1e-4,
+            )
         }
         _ => {
-            let (g, c) = (gpu.decode::<MlpTrainOutput>().map_err(bad)?, cpu.decode::<MlpTrainOutput>().map_err(bad)?);
-            let d = g.epochs.iter().zip(&c.epochs).map(|(a, b)| (a.loss - b.loss).abs()).fold(0.0, f64::max);
-            ("max loss diff vs CPU".into(), if g.epochs.len() == c.epochs.len() { d } else { f64::INFINITY }, 1e-3)
+            let (g, c) = (
+                gpu.decode::<MlpTrainOutput>().map_err(bad)?,
+                cpu.decode::<MlpTrainOutput>().map_err(bad)?,
+            );
+            let d = g
+                .epochs
+                .iter()
+                .zip(&c.epochs)
+                .map(|(a, b)| (a.loss - b.loss).abs())
+                .fold(0.0, f64::max);
+            (
+                "max loss diff vs CPU".into(),
+                if g.epochs.len() == c.epochs.len() {
+                    d
+                } else {
+                    f64::INFINITY
+                },
+                1e-3,
+            )
         }
     })
 }
@@ -127,25 +211,64 @@ fn compare(kind: &str, gpu: &JobResult, cpu: &JobResult) -> Result<(String, f64,
 async fn run_case(c: &Case, cpu: &Backend, gpu: &Backend, reps: usize) -> Result<Value, CliError> {
     let kind = c.env.kind.as_str();
     let ctx = ExecContext::standalone(Limits::detect());
-    let cpu_exec = cpu.registry.executor(kind, DeviceClass::Cpu).ok_or_else(|| CliError::runtime("no CPU executor"))?;
-    let gpu_exec = gpu.registry.executor(kind, DeviceClass::Gpu).ok_or_else(|| CliError::runtime("no GPU executor"))?;
-    let fail = |side: &str, e: gpujobs_core::JobError| CliError::runtime(format!("{kind} {} on {side}: {e}", c.label));
-    let cpu_runs = if c.work > 1e10 || kind == "mlp-train" { 1 } else { 3 };
+    let cpu_exec = cpu
+        .registry
+        .executor(kind, DeviceClass::Cpu)
+        .ok_or_else(|| CliError::runtime("no CPU executor"))?;
+    let gpu_exec = gpu
+        .registry
+        .executor(kind, DeviceClass::Gpu)
+        .ok_or_else(|| CliError::runtime("no GPU executor"))?;
+    let fail = |side: &str, e: gpujobs_core::JobError| {
+        CliError::runtime(format!("{kind} {} on {side}: {e}", c.label))
+    };
+    let cpu_runs = if c.work > 1e10 || kind == "mlp-train" {
+        1
+    } else {
+        3
+    };
     let mut cpu_results = Vec::new();
     for _ in 0..cpu_runs {
-        cpu_results.push(cpu_exec.execute(&c.env.payload, &c.env.blobs, &ctx).await.map_err(|e| fail("cpu", e))?);
+        cpu_results.push(
+            cpu_exec
+                .execute(&c.env.payload, &c.env.blobs, &ctx)
+                .await
+                .map_err(|e| fail("cpu", e))?,
+        );
     }
-    let gpu_reps = if kind == "mlp-train" { reps.clamp(1, 5) } else { reps.max(1) };
-    let warm = gpu_exec.execute(&c.env.payload, &c.env.blobs, &ctx).await.map_err(|e| fail("gpu", e))?;
+    let gpu_reps = if kind == "mlp-train" {
+        reps.clamp(1, 5)
+    } else {
+        reps.max(1)
+    };
+    let warm = gpu_exec
+        .execute(&c.env.payload, &c.env.blobs, &ctx)
+        .await
+        .map_err(|e| fail("gpu", e))?;
     let mut gpu_results = Vec::new();
     for _ in 0..gpu_reps {
-        gpu_results.push(gpu_exec.execute(&c.env.payload, &c.env.blobs, &ctx).await.map_err(|e| fail("gpu", e))?);
+        gpu_results.push(
+            gpu_exec
+                .execute(&c.env.payload, &c.env.blobs, &ctx)
+                .await
+                .map_err(|e| fail("gpu", e))?,
+        );
     }
     let (metric, error, tolerance) = compare(kind, &warm, &cpu_results[0])?;
-    let reference = cpu.registry.check(kind, &c.env.payload, &c.env.blobs, &warm)?;
-    let t = |rs: &[JobResult], f: fn(&gpujobs_core::Timings) -> f64| median(rs.iter().map(|r| f(&r.timings)).collect());
-    let (cpu_compute, cpu_e2e) = (t(&cpu_results, |x| x.compute_s), t(&cpu_results, |x| x.run_s));
-    let (gpu_kernel, gpu_e2e) = (t(&gpu_results, |x| x.compute_s), t(&gpu_results, |x| x.run_s));
+    let reference = cpu
+        .registry
+        .check(kind, &c.env.payload, &c.env.blobs, &warm)?;
+    let t = |rs: &[JobResult], f: fn(&gpujobs_core::Timings) -> f64| {
+        median(rs.iter().map(|r| f(&r.timings)).collect())
+    };
+    let (cpu_compute, cpu_e2e) = (
+        t(&cpu_results, |x| x.compute_s),
+        t(&cpu_results, |x| x.run_s),
+    );
+    let (gpu_kernel, gpu_e2e) = (
+        t(&gpu_results, |x| x.compute_s),
+        t(&gpu_results, |x| x.run_s),
+    );
     let (h2d, d2h) = (t(&gpu_results, |x| x.h2d_s), t(&gpu_results, |x| x.d2h_s));
     let scale = match c.unit {
         "GB/s" | "GFLOP/s" => 1e9,
@@ -166,28 +289,47 @@ async fn run_case(c: &Case, cpu: &Backend, gpu: &Backend, reps: usize) -> Result
 
 /// Runs the command.
 pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
-    let gpus = backends::gpus().map_err(|why| CliError::runtime(format!("no GPU to check: {why}")))?;
-    let gpu = gpus.first().ok_or_else(|| CliError::runtime("no GPU to check"))?;
+    let gpus =
+        backends::gpus().map_err(|why| CliError::runtime(format!("no GPU to check: {why}")))?;
+    let gpu = gpus
+        .first()
+        .ok_or_else(|| CliError::runtime("no GPU to check"))?;
     let cpu = backends::cpu();
-    let exec = gpujobs_cuda::devices().map_err(|e| CliError::runtime(e.to_string()))?.remove(0);
+    let exec = gpujobs_cuda::devices()
+        .map_err(|e| CliError::runtime(e.to_string()))?
+        .remove(0);
     eprintln!("gpu-check on {} (cpu: {})", gpu.device, cpu.device);
-    let copy_bw = exec.copy_bandwidth(512 << 20, args.reps.max(5)).await.map_err(|e| CliError::runtime(e.to_string()))?;
-    eprintln!("device-to-device copy: {:.1} GB/s (read + write)", copy_bw / 1e9);
+    let copy_bw = exec
+        .copy_bandwidth(512 << 20, args.reps.max(5))
+        .await
+        .map_err(|e| CliError::runtime(e.to_string()))?;
+    eprintln!(
+        "device-to-device copy: {:.1} GB/s (read + write)",
+        copy_bw / 1e9
+    );
     let mut variants = Vec::new();
     let sizes: &[usize] = if args.quick { &[1024] } else { &[2048, 4096] };
     for &n in sizes {
-        for (name, secs) in exec.sgemm_variants(n, n, n, 10).await.map_err(|e| CliError::runtime(e.to_string()))? {
+        for (name, secs) in exec
+            .sgemm_variants(n, n, n, 10)
+            .await
+            .map_err(|e| CliError::runtime(e.to_string()))?
+        {
             let tflops = 2.0 * (n as f64).powi(3) / secs / 1e12;
             eprintln!("  {name} {n}³: {:.2} TFLOP/s", tflops);
             variants.push(json!({"variant": name, "n": n, "seconds": secs, "tflops": tflops}));
         }
     }
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     let mut rows = Vec::new();
     let mut failures = 0;
     for c in cases(args.quick, seed) {
         let row = run_case(&c, &cpu, gpu, args.reps).await?;
-        let ok = row["passed"].as_bool().unwrap_or(false) && row["reference"]["passed"].as_bool().unwrap_or(true);
+        let ok = row["passed"].as_bool().unwrap_or(false)
+            && row["reference"]["passed"].as_bool().unwrap_or(true);
         failures += usize::from(!ok);
         eprintln!(
             "  {:<12} {:<24} {} {:.2e}  kernel {}  e2e {}  cpu {}  {}",
@@ -206,12 +348,17 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
         "gpu": gpu.device.name, "cpu": cpu.device.name, "seed": seed, "reps": args.reps,
         "copy_bandwidth_bytes_per_s": copy_bw, "sgemm_variants": variants, "cases": rows,
     });
-    std::fs::create_dir_all(&args.out).map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
     let json_path = args.out.join("gpu-check.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-        .map_err(|e| CliError::runtime(format!("{}: {e}", json_path.display())))?;
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| CliError::runtime(format!("{}: {e}", json_path.display())))?;
     let md = markdown(&doc);
-    std::fs::write(args.out.join("gpu-check.md"), &md).map_err(|e| CliError::runtime(e.to_string()))?;
+    std::fs::write(args.out.join("gpu-check.md"), &md)
+        .map_err(|e| CliError::runtime(e.to_string()))?;
     print!("{md}");
     if failures > 0 {
         return Err(CliError::runtime(format!("{failures} cases did not match")));
@@ -220,7 +367,9 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
 }
 
 fn markdown(doc: &Value) -> String {
-    let copy = doc["copy_bandwidth_bytes_per_s"].as_f64().unwrap_or(f64::NAN);
+    let copy = doc["copy_bandwidth_bytes_per_s"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
     let mut out = format!(
         "GPU: {}\nCPU: {}\nDevice-to-device copy bandwidth: {:.0} GB/s (read + write)\n\n",
         doc["gpu"].as_str().unwrap_or(""),
@@ -231,15 +380,27 @@ fn markdown(doc: &Value) -> String {
     for r in doc["cases"].as_array().into_iter().flatten() {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         let roofline = if f("kernel_bytes") > 0.0 {
-            format!("{:.0}%", 100.0 * f("kernel_bytes") / copy / f("gpu_kernel_s"))
+            format!(
+                "{:.0}%",
+                100.0 * f("kernel_bytes") / copy / f("gpu_kernel_s")
+            )
         } else {
             "-".into()
         };
         let check = format!(
             "{} {:.1e}{}",
-            if r["passed"].as_bool().unwrap_or(false) { "ok" } else { "FAIL" },
+            if r["passed"].as_bool().unwrap_or(false) {
+                "ok"
+            } else {
+                "FAIL"
+            },
             f("error"),
-            r["reference"]["metric"].as_str().map_or(String::new(), |m| format!("; ref {m} {:.1e}", r["reference"]["error"].as_f64().unwrap_or(f64::NAN)))
+            r["reference"]["metric"]
+                .as_str()
+                .map_or(String::new(), |m| format!(
+                    "; ref {m} {:.1e}",
+                    r["reference"]["error"].as_f64().unwrap_or(f64::NAN)
+                ))
         );
         rows.push(vec![
             r["kind"].as_str().unwrap_or("").to_string(),
@@ -248,14 +409,29 @@ fn markdown(doc: &Value) -> String {
             fmt_seconds(f("cpu_compute_s")),
             fmt_seconds(f("gpu_kernel_s")),
             fmt_seconds(f("gpu_e2e_s")),
-            format!("{:.1} {}", f("gpu_kernel_rate"), r["unit"].as_str().unwrap_or("")),
+            format!(
+                "{:.1} {}",
+                f("gpu_kernel_rate"),
+                r["unit"].as_str().unwrap_or("")
+            ),
             roofline,
             format!("{:.1}x", f("speedup_kernel")),
             format!("{:.1}x", f("speedup_e2e")),
         ]);
     }
     out += &report::table(
-        &["kind", "size", "GPU vs CPU", "CPU compute", "GPU kernel", "GPU end-to-end", "GPU kernel rate", "of copy BW", "speedup kernel", "speedup e2e"],
+        &[
+            "kind",
+            "size",
+            "GPU vs CPU",
+            "CPU compute",
+            "GPU kernel",
+            "GPU end-to-end",
+            "GPU kernel rate",
+            "of copy BW",
+            "speedup kernel",
+            "speedup e2e",
+        ],
         &rows,
     );
     out += "\nSGEMM variants (median of 10, CUDA events):\n";
@@ -263,7 +439,13 @@ fn markdown(doc: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|v| vec![v["variant"].as_str().unwrap_or("").to_string(), v["n"].to_string(), format!("{:.2}", v["tflops"].as_f64().unwrap_or(f64::NAN))])
+        .map(|v| {
+            vec![
+                v["variant"].as_str().unwrap_or("").to_string(),
+                v["n"].to_string(),
+                format!("{:.2}", v["tflops"].as_f64().unwrap_or(f64::NAN)),
+            ]
+        })
         .collect();
     out += &report::table(&["variant", "n", "TFLOP/s"], &vrows);
     out

@@ -21,7 +21,11 @@ impl Executor<ImageFilter> for CudaExecutor {
         self.device_info()
     }
 
-    async fn run(&self, job: ImageFilter, ctx: &ExecContext) -> Result<Execution<ImageFilterOutput>, JobError> {
+    async fn run(
+        &self,
+        job: ImageFilter,
+        ctx: &ExecContext,
+    ) -> Result<Execution<ImageFilterOutput>, JobError> {
         ctx.cancel.check()?;
         self.on_device(move |s| {
             let (h, w) = job.dims();

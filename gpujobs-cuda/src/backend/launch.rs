@@ -35,7 +35,12 @@ impl DeviceState {
         args: &mut [*mut c_void],
     ) -> Result<(), JobError> {
         if args.len() != spec.params {
-            return Err(JobError::permanent(format!("kernel {} takes {} arguments, got {}", spec.name, spec.params, args.len())));
+            return Err(JobError::permanent(format!(
+                "kernel {} takes {} arguments, got {}",
+                spec.name,
+                spec.params,
+                args.len()
+            )));
         }
         let result = {
             let module = self.module(spec.module);

@@ -31,7 +31,16 @@ pub(crate) struct Gemm {
 impl Gemm {
     /// `C = A·B`.
     pub(crate) fn plain(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: Operand) -> Self {
-        Gemm { m, n, k, alpha: 1.0, a, b, beta: 0.0, c }
+        Gemm {
+            m,
+            n,
+            k,
+            alpha: 1.0,
+            a,
+            b,
+            beta: 0.0,
+            c,
+        }
     }
 }
 
@@ -43,14 +52,25 @@ fn class(m: usize, n: usize, k: usize, vec: bool) -> (u32, u32, u32, bool) {
 }
 
 fn dim(x: usize, what: &str) -> Result<i32, JobError> {
-    i32::try_from(x).map_err(|_| JobError::permanent(format!("{what} = {x} is larger than the GPU kernels support (2^31 - 1)")))
+    i32::try_from(x).map_err(|_| {
+        JobError::permanent(format!(
+            "{what} = {x} is larger than the GPU kernels support (2^31 - 1)"
+        ))
+    })
 }
 
 impl DeviceState {
     /// The variants usable for this shape, in preference order.
     fn candidates(&self, g: &Gemm) -> (bool, Vec<usize>) {
-        let vec = [g.n, g.k, g.a.ld as usize, g.b.ld as usize, g.c.ld as usize].iter().all(|x| x.is_multiple_of(4));
-        let list = SGEMM_VARIANTS.iter().enumerate().filter(|(_, v)| v.vectorized == vec).map(|(i, _)| i).collect();
+        let vec = [g.n, g.k, g.a.ld as usize, g.b.ld as usize, g.c.ld as usize]
+            .iter()
+            .all(|x| x.is_multiple_of(4));
+        let list = SGEMM_VARIANTS
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.vectorized == vec)
+            .map(|(i, _)| i)
+            .collect();
         (vec, list)
     }
 
@@ -58,7 +78,11 @@ impl DeviceState {
     fn heuristic(&self, m: usize, n: usize, candidates: &[usize]) -> usize {
         let tiles = m.div_ceil(128) * n.div_ceil(128);
         let want = if tiles >= self.sms as usize { 128 } else { 64 };
-        candidates.iter().copied().find(|&i| SGEMM_VARIANTS[i].bm == want).unwrap_or(candidates[0])
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| SGEMM_VARIANTS[i].bm == want)
+            .unwrap_or(candidates[0])
     }
 
     fn launch_sgemm(&mut self, v: &SgemmVariant, g: &Gemm) -> Result<(), JobError> {
@@ -103,7 +127,13 @@ impl DeviceState {
                         best = (t, i);
                     }
                 }
-                tracing::debug!(m = g.m, n = g.n, k = g.k, variant = SGEMM_VARIANTS[best.1].kernel.name, "sgemm autotuned");
+                tracing::debug!(
+                    m = g.m,
+                    n = g.n,
+                    k = g.k,
+                    variant = SGEMM_VARIANTS[best.1].kernel.name,
+                    "sgemm autotuned"
+                );
                 self.sgemm_choice.insert(key, best.1);
                 best.1
             }
@@ -113,8 +143,15 @@ impl DeviceState {
     }
 
     /// Median seconds of `reps` runs of variant `i` on `g` (after one warm-up run).
-    pub(crate) fn time_variant(&mut self, i: usize, g: &Gemm, reps: usize) -> Result<f64, JobError> {
-        let v = SGEMM_VARIANTS.get(i).ok_or_else(|| JobError::permanent(format!("no SGEMM variant {i}")))?;
+    pub(crate) fn time_variant(
+        &mut self,
+        i: usize,
+        g: &Gemm,
+        reps: usize,
+    ) -> Result<f64, JobError> {
+        let v = SGEMM_VARIANTS
+            .get(i)
+            .ok_or_else(|| JobError::permanent(format!("no SGEMM variant {i}")))?;
         self.launch_sgemm(v, g)?;
         let mut times = Vec::with_capacity(reps);
         for _ in 0..reps.max(1) {
@@ -140,7 +177,11 @@ impl Executor<Matmul> for CudaExecutor {
         self.device_info()
     }
 
-    async fn run(&self, job: Matmul, ctx: &ExecContext) -> Result<Execution<MatmulOutput>, JobError> {
+    async fn run(
+        &self,
+        job: Matmul,
+        ctx: &ExecContext,
+    ) -> Result<Execution<MatmulOutput>, JobError> {
         ctx.cancel.check()?;
         self.on_device(move |s| {
             let (m, k, n) = job.dims();
@@ -150,9 +191,18 @@ impl Executor<Matmul> for CudaExecutor {
             let c = s.alloc::<f32>(m * n)?;
             let (prepare, h2d) = s.inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?;
             let (oa, ob, oc) = (
-                Operand { ptr: a.as_device_ptr().as_raw(), ld: dim(k, "k")? },
-                Operand { ptr: b.as_device_ptr().as_raw(), ld: dim(n, "n")? },
-                Operand { ptr: c.as_device_ptr().as_raw(), ld: dim(n, "n")? },
+                Operand {
+                    ptr: a.as_device_ptr().as_raw(),
+                    ld: dim(k, "k")?,
+                },
+                Operand {
+                    ptr: b.as_device_ptr().as_raw(),
+                    ld: dim(n, "n")?,
+                },
+                Operand {
+                    ptr: c.as_device_ptr().as_raw(),
+                    ld: dim(n, "n")?,
+                },
             );
             // Tune (if this shape class is new) before the timed run.
             let g = Gemm::plain(m, n, k, oa, ob, oc);
@@ -167,7 +217,15 @@ impl Executor<Matmul> for CudaExecutor {
             let compute = s.between(&k0, &k1)?;
             let d2h = s.between(&k1, &done)? + host;
             let c = Tensor::from_values(vec![m, n], out)?;
-            Ok(Execution { output: MatmulOutput { c }, times: StageTimes { prepare, h2d, compute, d2h } })
+            Ok(Execution {
+                output: MatmulOutput { c },
+                times: StageTimes {
+                    prepare,
+                    h2d,
+                    compute,
+                    d2h,
+                },
+            })
         })
         .await
     }

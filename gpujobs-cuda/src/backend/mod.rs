@@ -29,7 +29,9 @@ pub struct CudaExecutor {
 
 impl std::fmt::Debug for CudaExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CudaExecutor").field("device", &self.thread.info).finish()
+        f.debug_struct("CudaExecutor")
+            .field("device", &self.thread.info)
+            .finish()
     }
 }
 
@@ -57,7 +59,13 @@ impl CudaExecutor {
 /// driver is missing, sees no device, or refuses our PTX (with both versions named).
 pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
     let count = state::device_count()?;
-    (0..count).map(|ordinal| Ok(CudaExecutor { thread: Arc::new(thread::DeviceThread::start(ordinal)?) })).collect()
+    (0..count)
+        .map(|ordinal| {
+            Ok(CudaExecutor {
+                thread: Arc::new(thread::DeviceThread::start(ordinal)?),
+            })
+        })
+        .collect()
 }
 
 /// Registers the executor for every built-in kind.

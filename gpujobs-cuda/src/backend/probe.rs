@@ -39,7 +39,13 @@ impl CudaExecutor {
 
     /// Median seconds of each SGEMM variant that applies to an `m × k` by `k × n`
     /// product of synthetic data, `reps` timed runs each after a warm-up.
-    pub async fn sgemm_variants(&self, m: usize, n: usize, k: usize, reps: usize) -> Result<Vec<(String, f64)>, JobError> {
+    pub async fn sgemm_variants(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        reps: usize,
+    ) -> Result<Vec<(String, f64)>, JobError> {
         self.on_device(move |s| {
             s.admit(4 * (m * k + k * n + m * n) as u64)?;
             let mut a = s.alloc::<f32>(m * k)?;
@@ -47,18 +53,31 @@ impl CudaExecutor {
             let c = s.alloc::<f32>(m * n)?;
             s.fill_synthetic(&Tensor::synthetic(vec![m, k], 1, -1.0, 1.0), &mut a)?;
             s.fill_synthetic(&Tensor::synthetic(vec![k, n], 2, -1.0, 1.0), &mut b)?;
-            let ld = |x: usize| i32::try_from(x).map_err(|_| JobError::permanent("dimension too large"));
+            let ld =
+                |x: usize| i32::try_from(x).map_err(|_| JobError::permanent("dimension too large"));
             let g = Gemm::plain(
                 m,
                 n,
                 k,
-                Operand { ptr: a.as_device_ptr().as_raw(), ld: ld(k)? },
-                Operand { ptr: b.as_device_ptr().as_raw(), ld: ld(n)? },
-                Operand { ptr: c.as_device_ptr().as_raw(), ld: ld(n)? },
+                Operand {
+                    ptr: a.as_device_ptr().as_raw(),
+                    ld: ld(k)?,
+                },
+                Operand {
+                    ptr: b.as_device_ptr().as_raw(),
+                    ld: ld(n)?,
+                },
+                Operand {
+                    ptr: c.as_device_ptr().as_raw(),
+                    ld: ld(n)?,
+                },
             );
             let mut out = Vec::new();
             for i in s.applicable_variants(&g) {
-                out.push((SGEMM_VARIANTS[i].kernel.name.to_string(), s.time_variant(i, &g, reps)?));
+                out.push((
+                    SGEMM_VARIANTS[i].kernel.name.to_string(),
+                    s.time_variant(i, &g, reps)?,
+                ));
             }
             Ok(out)
         })

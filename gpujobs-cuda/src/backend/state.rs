@@ -64,24 +64,36 @@ impl DeviceState {
     pub(crate) fn open(ordinal: u32) -> Result<Self, CudaError> {
         let drv = |doing: &str| {
             let doing = doing.to_string();
-            move |e: DriverError| CudaError::Driver { doing: doing.clone(), message: e.to_string() }
+            move |e: DriverError| CudaError::Driver {
+                doing: doing.clone(),
+                message: e.to_string(),
+            }
         };
         device_count()?;
         let device = Device::get_device(ordinal).map_err(drv("opening the device"))?;
         let context = Context::new(device).map_err(drv("creating the context"))?;
         let name = device.name().map_err(drv("reading the device name"))?;
-        let total = device.total_memory().map_err(drv("reading device memory"))? as u64;
+        let total = device
+            .total_memory()
+            .map_err(drv("reading device memory"))? as u64;
         let attr = |a| device.get_attribute(a).unwrap_or(0);
-        let (major, minor) = (attr(DeviceAttribute::ComputeCapabilityMajor), attr(DeviceAttribute::ComputeCapabilityMinor));
+        let (major, minor) = (
+            attr(DeviceAttribute::ComputeCapabilityMajor),
+            attr(DeviceAttribute::ComputeCapabilityMinor),
+        );
         let sms = attr(DeviceAttribute::MultiprocessorCount).max(1) as u32;
         let mut modules = HashMap::new();
         for m in Module::ALL {
             modules.insert(m, load_module(m)?);
         }
-        let stream = Stream::new(StreamFlags::NON_BLOCKING, None).map_err(drv("creating a stream"))?;
+        let stream =
+            Stream::new(StreamFlags::NON_BLOCKING, None).map_err(drv("creating a stream"))?;
         let info = DeviceInfo {
             class: DeviceClass::Gpu,
-            name: format!("{name} (sm_{major}{minor}, {sms} SMs, {:.1} GiB)", total as f64 / (1u64 << 30) as f64),
+            name: format!(
+                "{name} (sm_{major}{minor}, {sms} SMs, {:.1} GiB)",
+                total as f64 / (1u64 << 30) as f64
+            ),
             ordinal,
         };
         Ok(DeviceState {
@@ -98,8 +110,10 @@ impl DeviceState {
 
     /// Resets the primary context (after a sticky error) and opens the device again.
     pub(crate) fn reopen(ordinal: u32) -> Result<Self, CudaError> {
-        let device = Device::get_device(ordinal)
-            .map_err(|e| CudaError::Driver { doing: "finding the device".into(), message: e.to_string() })?;
+        let device = Device::get_device(ordinal).map_err(|e| CudaError::Driver {
+            doing: "finding the device".into(),
+            message: e.to_string(),
+        })?;
         // SAFETY: the previous state, and with it every object of the context, has been
         // dropped on this thread, the only one that uses the device.
         #[allow(unsafe_code)]
@@ -121,8 +135,13 @@ impl DeviceState {
         }
         let msg = format!("CUDA error while {doing} on {}: {e}", self.info);
         match e {
-            DriverError::OutOfMemory => JobError::temporary(format!("out of device memory while {doing} on {}", self.info)),
-            DriverError::InvalidValue | DriverError::LaunchOutOfResources => JobError::permanent(msg),
+            DriverError::OutOfMemory => JobError::temporary(format!(
+                "out of device memory while {doing} on {}",
+                self.info
+            )),
+            DriverError::InvalidValue | DriverError::LaunchOutOfResources => {
+                JobError::permanent(msg)
+            }
             _ => JobError::temporary(msg),
         }
     }
@@ -149,13 +168,20 @@ impl DeviceState {
             )));
         }
         if bytes > free {
-            return Err(JobError::temporary(format!("needs {:.2} GiB of device memory, {:.2} GiB free now", gib(bytes), gib(free))));
+            return Err(JobError::temporary(format!(
+                "needs {:.2} GiB of device memory, {:.2} GiB free now",
+                gib(bytes),
+                gib(free)
+            )));
         }
         Ok(())
     }
 
     /// An uninitialised device buffer of `n` values (at least one, so pointers are valid).
-    pub(crate) fn alloc<T: cust::memory::DeviceCopy>(&mut self, n: usize) -> Result<DeviceBuffer<T>, JobError> {
+    pub(crate) fn alloc<T: cust::memory::DeviceCopy>(
+        &mut self,
+        n: usize,
+    ) -> Result<DeviceBuffer<T>, JobError> {
         // SAFETY: every buffer is fully written (by a copy or a kernel) before it is read.
         #[allow(unsafe_code)]
         let r = unsafe { DeviceBuffer::uninitialized(n.max(1)) };
@@ -178,24 +204,31 @@ impl DeviceState {
             let buf = buf.map_err(|e| self.err("allocating pinned host memory", e))?;
             self.staging = Some(buf);
         }
-        self.staging.as_mut().ok_or_else(|| JobError::temporary("no staging buffer"))
+        self.staging
+            .as_mut()
+            .ok_or_else(|| JobError::temporary("no staging buffer"))
     }
 
     /// A new event recorded on the job stream now.
     pub(crate) fn mark(&mut self) -> Result<Event, JobError> {
         let e = Event::new(EventFlags::DEFAULT).map_err(|e| self.err("creating an event", e))?;
-        e.record(&self.stream).map_err(|e| self.err("recording an event", e))?;
+        e.record(&self.stream)
+            .map_err(|e| self.err("recording an event", e))?;
         Ok(e)
     }
 
     /// Waits for everything queued on the job stream.
     pub(crate) fn sync(&mut self) -> Result<(), JobError> {
-        self.stream.synchronize().map_err(|e| self.err("synchronising the stream", e))
+        self.stream
+            .synchronize()
+            .map_err(|e| self.err("synchronising the stream", e))
     }
 
     /// Time between two recorded events (after they completed).
     pub(crate) fn between(&mut self, start: &Event, end: &Event) -> Result<Duration, JobError> {
-        let ms = end.elapsed_time_f32(start).map_err(|e| self.err("reading event times", e))?;
+        let ms = end
+            .elapsed_time_f32(start)
+            .map_err(|e| self.err("reading event times", e))?;
         Ok(Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3))
     }
 
@@ -203,7 +236,10 @@ impl DeviceState {
     /// asynchronous copies on the job stream, and waits for them. Returns the whole
     /// host-to-device time: staging into pinned memory (wall clock) plus the copies
     /// (CUDA events).
-    pub(crate) fn upload(&mut self, pairs: &mut [(&[f32], &mut DeviceBuffer<f32>)]) -> Result<Duration, JobError> {
+    pub(crate) fn upload(
+        &mut self,
+        pairs: &mut [(&[f32], &mut DeviceBuffer<f32>)],
+    ) -> Result<Duration, JobError> {
         let total: usize = pairs.iter().map(|(h, _)| h.len()).sum();
         let start = Instant::now();
         let staging = self.staging(total)?;
@@ -217,7 +253,9 @@ impl DeviceState {
         let mut offset = 0;
         for (host, dev) in pairs.iter_mut() {
             let n = host.len();
-            let Some(staging) = self.staging.as_ref() else { break };
+            let Some(staging) = self.staging.as_ref() else {
+                break;
+            };
             let src = &staging.as_slice()[offset..offset + n];
             // SAFETY: `src` is pinned and untouched until the synchronisation below;
             // `dev` has at least `n` elements.
@@ -233,24 +271,43 @@ impl DeviceState {
 
     /// Copies `n` values from the device into a new vector through pinned staging
     /// memory; synchronises the stream. Returns the vector and the host-side time.
-    pub(crate) fn download(&mut self, dev: &DeviceBuffer<f32>, n: usize) -> Result<(Vec<f32>, Duration, Event), JobError> {
+    pub(crate) fn download(
+        &mut self,
+        dev: &DeviceBuffer<f32>,
+        n: usize,
+    ) -> Result<(Vec<f32>, Duration, Event), JobError> {
         self.staging(n)?;
-        let Some(staging) = self.staging.as_mut() else { return Err(JobError::temporary("no staging buffer")) };
+        let Some(staging) = self.staging.as_mut() else {
+            return Err(JobError::temporary("no staging buffer"));
+        };
         // SAFETY: the staging range is not read until the stream is synchronised below.
         #[allow(unsafe_code)]
-        let r = unsafe { dev.index(..n).async_copy_to(&mut staging.as_mut_slice()[..n], &self.stream) };
+        let r = unsafe {
+            dev.index(..n)
+                .async_copy_to(&mut staging.as_mut_slice()[..n], &self.stream)
+        };
         r.map_err(|e| self.err("copying from the device", e))?;
         let done = self.mark()?;
         self.sync()?;
         let start = Instant::now();
-        let out = self.staging.as_ref().map(|s| s.as_slice()[..n].to_vec()).unwrap_or_default();
+        let out = self
+            .staging
+            .as_ref()
+            .map(|s| s.as_slice()[..n].to_vec())
+            .unwrap_or_default();
         Ok((out, start.elapsed(), done))
     }
 
     /// Fills `dev` with a synthetic tensor's values, generated on the device.
-    pub(crate) fn fill_synthetic(&mut self, t: &Tensor, dev: &mut DeviceBuffer<f32>) -> Result<(), JobError> {
+    pub(crate) fn fill_synthetic(
+        &mut self,
+        t: &Tensor,
+        dev: &mut DeviceBuffer<f32>,
+    ) -> Result<(), JobError> {
         let TensorData::Synthetic(s) = t.data() else {
-            return Err(JobError::permanent("fill_synthetic on a tensor that is not synthetic"));
+            return Err(JobError::permanent(
+                "fill_synthetic on a tensor that is not synthetic",
+            ));
         };
         let n = t.numel().unwrap_or(0) as u64;
         let (out, seed, start, lo, hi) = (dev.as_device_ptr().as_raw(), s.seed, 0u64, s.lo, s.hi);
@@ -261,7 +318,10 @@ impl DeviceState {
     /// Puts each tensor's values into its device buffer: synthetic ones generated on the
     /// device (timed as preparation), real ones uploaded (timed as host-to-device).
     /// Returns (prepare, h2d).
-    pub(crate) fn inputs(&mut self, items: &mut [(&Tensor, &mut DeviceBuffer<f32>)]) -> Result<(Duration, Duration), JobError> {
+    pub(crate) fn inputs(
+        &mut self,
+        items: &mut [(&Tensor, &mut DeviceBuffer<f32>)],
+    ) -> Result<(Duration, Duration), JobError> {
         let p0 = self.mark()?;
         for (t, dev) in items.iter_mut() {
             if matches!(t.data(), TensorData::Synthetic(_)) {
@@ -276,7 +336,9 @@ impl DeviceState {
             .map(|(t, _)| match t.data() {
                 TensorData::Values(v) => Ok(Some(v.clone())),
                 TensorData::Synthetic(_) => Ok(None),
-                TensorData::Blob(k) => Err(JobError::permanent(format!("tensor blob `{k}` was not resolved"))),
+                TensorData::Blob(k) => Err(JobError::permanent(format!(
+                    "tensor blob `{k}` was not resolved"
+                ))),
             })
             .collect::<Result<_, _>>()?;
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();
@@ -285,7 +347,11 @@ impl DeviceState {
                 pairs.push((v.as_slice(), &mut **dev));
             }
         }
-        let h2d = if pairs.is_empty() { Duration::ZERO } else { self.upload(&mut pairs)? };
+        let h2d = if pairs.is_empty() {
+            Duration::ZERO
+        } else {
+            self.upload(&mut pairs)?
+        };
         Ok((prepare, h2d))
     }
 }
@@ -296,12 +362,18 @@ fn load_module(m: Module) -> Result<cust::module::Module, CudaError> {
     let ptx = m.ptx();
     cust::module::Module::from_ptx(ptx, &[]).map_err(|e| {
         let isa = ptx::isa_version(ptx).unwrap_or((0, 0));
-        let driver = cust::CudaApiVersion::get().map(|v| (v.major() as u32, v.minor() as u32)).unwrap_or((0, 0));
+        let driver = cust::CudaApiVersion::get()
+            .map(|v| (v.major() as u32, v.minor() as u32))
+            .unwrap_or((0, 0));
         let need = ptx::min_driver_for_isa(isa);
         let driver_code = driver.0 * 1000 + driver.1 * 10;
         // cust 0.3.2 maps CUDA_ERROR_UNSUPPORTED_PTX_VERSION (222) to UnknownError, so
         // compare the versions ourselves.
-        if matches!(e, DriverError::UnknownError | DriverError::InvalidPtx | DriverError::InvalidImage) && driver_code < need {
+        if matches!(
+            e,
+            DriverError::UnknownError | DriverError::InvalidPtx | DriverError::InvalidImage
+        ) && driver_code < need
+        {
             CudaError::UnsupportedPtx {
                 module: m.name().into(),
                 isa_major: isa.0,
@@ -312,7 +384,15 @@ fn load_module(m: Module) -> Result<cust::module::Module, CudaError> {
                 need_minor: (need % 1000) / 10,
             }
         } else {
-            CudaError::Driver { doing: format!("loading the PTX of module `{}` (PTX ISA {}.{})", m.name(), isa.0, isa.1), message: e.to_string() }
+            CudaError::Driver {
+                doing: format!(
+                    "loading the PTX of module `{}` (PTX ISA {}.{})",
+                    m.name(),
+                    isa.0,
+                    isa.1
+                ),
+                message: e.to_string(),
+            }
         }
     })
 }

@@ -23,10 +23,14 @@ impl DeviceThread {
         std::thread::Builder::new()
             .name(format!("gpujobs-cuda{ordinal}"))
             .spawn(move || serve(ordinal, rx, ready_tx))
-            .map_err(|e| CudaError::Driver { doing: "starting the device thread".into(), message: e.to_string() })?;
-        let info = ready_rx
-            .recv()
-            .map_err(|_| CudaError::Driver { doing: "opening the device".into(), message: "device thread exited".into() })??;
+            .map_err(|e| CudaError::Driver {
+                doing: "starting the device thread".into(),
+                message: e.to_string(),
+            })?;
+        let info = ready_rx.recv().map_err(|_| CudaError::Driver {
+            doing: "opening the device".into(),
+            message: "device thread exited".into(),
+        })??;
         Ok(DeviceThread { info, tx })
     }
 
@@ -38,18 +42,30 @@ impl DeviceThread {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task: Task = Box::new(move |state: &mut Option<DeviceState>| {
             let result = match state.as_mut() {
-                Some(s) => catch_unwind(AssertUnwindSafe(|| f(s)))
-                    .unwrap_or_else(|_| Err(JobError::temporary("the CUDA executor panicked; the device is being reset"))),
-                None => Err(JobError::temporary("the CUDA device could not be re-opened after an error")),
+                Some(s) => catch_unwind(AssertUnwindSafe(|| f(s))).unwrap_or_else(|_| {
+                    Err(JobError::temporary(
+                        "the CUDA executor panicked; the device is being reset",
+                    ))
+                }),
+                None => Err(JobError::temporary(
+                    "the CUDA device could not be re-opened after an error",
+                )),
             };
             let _ = tx.send(result);
         });
-        self.tx.send(task).map_err(|_| JobError::temporary("the CUDA device thread has stopped"))?;
-        rx.await.map_err(|_| JobError::temporary("the CUDA device thread dropped the job"))?
+        self.tx
+            .send(task)
+            .map_err(|_| JobError::temporary("the CUDA device thread has stopped"))?;
+        rx.await
+            .map_err(|_| JobError::temporary("the CUDA device thread dropped the job"))?
     }
 }
 
-fn serve(ordinal: u32, rx: mpsc::Receiver<Task>, ready: mpsc::Sender<Result<DeviceInfo, CudaError>>) {
+fn serve(
+    ordinal: u32,
+    rx: mpsc::Receiver<Task>,
+    ready: mpsc::Sender<Result<DeviceInfo, CudaError>>,
+) {
     let mut state = match DeviceState::open(ordinal) {
         Ok(s) => {
             let _ = ready.send(Ok(s.info.clone()));
@@ -65,7 +81,10 @@ fn serve(ordinal: u32, rx: mpsc::Receiver<Task>, ready: mpsc::Sender<Result<Devi
         // After a sticky error (illegal address, launch failure) the context is unusable:
         // drop everything in it, reset the device's primary context and open it again.
         if state.as_ref().is_none_or(|s| s.is_broken()) {
-            tracing::error!(device = ordinal, "CUDA context broken by an earlier error; resetting the device");
+            tracing::error!(
+                device = ordinal,
+                "CUDA context broken by an earlier error; resetting the device"
+            );
             drop(state.take());
             state = DeviceState::reopen(ordinal)
                 .map_err(|e| tracing::error!(device = ordinal, error = %e, "could not re-open the CUDA device"))

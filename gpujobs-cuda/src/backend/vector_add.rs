@@ -12,7 +12,11 @@ impl Executor<VectorAdd> for CudaExecutor {
         self.device_info()
     }
 
-    async fn run(&self, job: VectorAdd, ctx: &ExecContext) -> Result<Execution<VectorAddOutput>, JobError> {
+    async fn run(
+        &self,
+        job: VectorAdd,
+        ctx: &ExecContext,
+    ) -> Result<Execution<VectorAddOutput>, JobError> {
         ctx.cancel.check()?;
         self.on_device(move |s| {
             let n = job.len();
@@ -21,7 +25,12 @@ impl Executor<VectorAdd> for CudaExecutor {
             let mut b = s.alloc::<f32>(n)?;
             let c = s.alloc::<f32>(n)?;
             let (prepare, h2d) = s.inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?;
-            let (pa, pb, pc, len) = (a.as_device_ptr().as_raw(), b.as_device_ptr().as_raw(), c.as_device_ptr().as_raw(), n as u64);
+            let (pa, pb, pc, len) = (
+                a.as_device_ptr().as_raw(),
+                b.as_device_ptr().as_raw(),
+                c.as_device_ptr().as_raw(),
+                n as u64,
+            );
             let blocks = (len.div_ceil(4 * 256)).min(u64::from(s.sms) * 16).max(1) as u32;
             let k0 = s.mark()?;
             crate::launch!(s, kernels::VECTOR_ADD, blocks, 256, 0; pa, pb, pc, len)?;
@@ -30,7 +39,15 @@ impl Executor<VectorAdd> for CudaExecutor {
             let compute = s.between(&k0, &k1)?;
             let d2h = s.between(&k1, &done)? + host;
             let c = Tensor::from_values(vec![n], out)?;
-            Ok(Execution { output: VectorAddOutput { c }, times: StageTimes { prepare, h2d, compute, d2h } })
+            Ok(Execution {
+                output: VectorAddOutput { c },
+                times: StageTimes {
+                    prepare,
+                    h2d,
+                    compute,
+                    d2h,
+                },
+            })
         })
         .await
     }

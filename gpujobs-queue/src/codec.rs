@@ -1,0 +1,166 @@
+//! Conversions between the queue's Rust values and what is stored in Redis.
+
+use gpujobs_core::tensor::{f32_from_le_bytes, f32_to_le_bytes};
+use gpujobs_core::{
+    DevicePref, JobEnvelope, JobError, JobId, JobRecord, JobResult, JobState, PlacementDecision,
+    Priority, WIRE_VERSION,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::str::FromStr;
+
+/// Names of the blobs a payload refers to (`{"shape": [..], "blob": "t0"}` anywhere).
+pub(crate) fn blob_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let (Some(Value::String(name)), Some(Value::Array(_))) =
+                (map.get("blob"), map.get("shape"))
+            {
+                out.push(name.clone());
+            }
+            map.values().for_each(|x| blob_refs(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| blob_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// Encodes blob values for Redis.
+pub(crate) fn blob_bytes(values: &[f32]) -> Vec<u8> {
+    f32_to_le_bytes(values)
+}
+
+/// Decodes a blob read from Redis.
+pub(crate) fn blob_values(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    f32_from_le_bytes(bytes)
+}
+
+/// Reads a submit-stream entry's `job` field as an envelope, or says why it cannot be.
+pub(crate) fn parse_submission(field: Option<&[u8]>) -> Result<JobEnvelope, String> {
+    let bytes = field.ok_or("entry has no `job` field")?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "`job` field is not UTF-8 text".to_string())?;
+    let mut env: JobEnvelope = serde_json::from_str(text)
+        .map_err(|e| format!("`job` field is not a valid job envelope: {e}"))?;
+    if env.version > WIRE_VERSION {
+        return Err(format!(
+            "wire format version {} is newer than this scheduler's {WIRE_VERSION}",
+            env.version
+        ));
+    }
+    if env.id.as_str().is_empty() || JobId::parse(env.id.as_str()).is_none() {
+        return Err(format!(
+            "job id `{}` is not 1 to 128 printable ASCII characters",
+            env.id
+        ));
+    }
+    env.stamp_for_submit();
+    Ok(env)
+}
+
+/// A short printable excerpt of raw bytes, for dead letters.
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]);
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    if bytes.len() > 1024 {
+        s.push_str("...");
+    }
+    s
+}
+
+fn field<'a>(h: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
+    h.get(k).map(String::as_str).filter(|s| !s.is_empty())
+}
+
+fn num<T: FromStr>(h: &HashMap<String, String>, k: &str) -> Option<T> {
+    field(h, k).and_then(|v| v.parse().ok())
+}
+
+/// Builds a record from a job hash (tolerant of fields an older or external writer
+/// left out). `None` when the hash is empty.
+pub(crate) fn record_from_hash(id: &JobId, h: &HashMap<String, String>) -> Option<JobRecord> {
+    if h.is_empty() {
+        return None;
+    }
+    let state = match field(h, "state")? {
+        "queued" => JobState::Queued,
+        "placed" => JobState::Placed,
+        "running" => JobState::Running,
+        "succeeded" => JobState::Succeeded,
+        "failed" => JobState::Failed,
+        "dead" => JobState::Dead,
+        "cancelled" => JobState::Cancelled,
+        _ => return None,
+    };
+    let created_us: u64 = num(h, "created_us").unwrap_or(0);
+    Some(JobRecord {
+        id: id.clone(),
+        kind: field(h, "kind").unwrap_or("").to_string(),
+        state,
+        priority: field(h, "priority")
+            .and_then(|p| Priority::from_str(p).ok())
+            .unwrap_or_default(),
+        device: field(h, "device")
+            .and_then(|d| DevicePref::from_str(d).ok())
+            .unwrap_or_default(),
+        lane: field(h, "lane").and_then(|l| l.parse().ok()),
+        attempts: num(h, "attempts").unwrap_or(0),
+        max_attempts: num(h, "max_attempts").unwrap_or(1),
+        created_us,
+        updated_ms: num(h, "updated_ms").unwrap_or(created_us / 1000),
+        started_ms: num(h, "started_ms"),
+        finished_ms: num(h, "finished_ms"),
+        worker: field(h, "worker").map(str::to_string),
+        placement: field(h, "placement")
+            .and_then(|p| serde_json::from_str::<PlacementDecision>(p).ok()),
+        result: field(h, "result").and_then(|r| serde_json::from_str::<JobResult>(r).ok()),
+        error: field(h, "error").and_then(|e| serde_json::from_str::<JobError>(e).ok()),
+        cancel_requested: field(h, "cancel") == Some("1"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_blob_refs_anywhere() {
+        let v: Value = serde_json::json!({"a": {"shape": [2], "blob": "t0"}, "data": {"x": {"shape": [1, 2], "blob": "t1"}}, "b": {"shape": [1], "synthetic": {"seed": 1}}});
+        let mut refs = Vec::new();
+        blob_refs(&v, &mut refs);
+        refs.sort();
+        assert_eq!(refs, vec!["t0", "t1"]);
+    }
+
+    #[test]
+    fn submissions_are_checked() {
+        assert!(parse_submission(None).is_err());
+        assert!(
+            parse_submission(Some(&[0xff, 0xfe]))
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+        assert!(
+            parse_submission(Some(b"{nope"))
+                .unwrap_err()
+                .contains("not a valid job envelope")
+        );
+        let e = parse_submission(Some(br#"{"kind":"vector-add","payload":{}}"#)).unwrap();
+        assert_eq!(e.kind, "vector-add");
+        assert!(e.created_us > 0);
+        assert!(
+            parse_submission(Some(br#"{"version":99,"kind":"x","payload":{}}"#))
+                .unwrap_err()
+                .contains("version")
+        );
+    }
+
+    #[test]
+    fn excerpts_are_printable() {
+        assert_eq!(excerpt(&[b'a', 0, b'b']), "a.b");
+        assert!(excerpt(&[b'x'; 2000]).ends_with("..."));
+    }
+}

@@ -1,0 +1,79 @@
+//! Settings of the Redis queue.
+
+use gpujobs_core::RetryPolicy;
+use std::time::Duration;
+
+/// How the Redis queue connects and keeps its data.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://...` (feature `tls`).
+    pub url: String,
+    /// Prefix of every key (`<namespace>:submit`, ...). Use a hash tag such as
+    /// `{gpujobs}` to keep all keys in one slot of a Redis Cluster.
+    pub namespace: String,
+    /// Records of finished jobs (and their result blobs) expire this long after.
+    pub finished_ttl: Duration,
+    /// Input blobs expire this long after submit.
+    pub blob_ttl: Duration,
+    /// Largest blob accepted (Redis strings stop at 512 MiB).
+    pub max_blob_bytes: u64,
+    /// Backoff between attempts of a job.
+    pub retry: RetryPolicy,
+    /// Dead letters kept (oldest trimmed first, approximately).
+    pub dead_letter_max: u64,
+    /// Events kept in the events stream (approximately).
+    pub events_max: u64,
+    /// A worker without a heartbeat for this long is not counted as live.
+    pub worker_ttl: Duration,
+    /// Submit entries a scheduler took but did not hand off for this long are taken
+    /// again by another scheduler.
+    pub scheduler_lease: Duration,
+}
+
+impl RedisConfig {
+    /// Defaults for `url`, namespace `gpujobs`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            namespace: "gpujobs".into(),
+            finished_ttl: Duration::from_secs(24 * 3600),
+            blob_ttl: Duration::from_secs(24 * 3600),
+            max_blob_bytes: 512 << 20,
+            retry: RetryPolicy::default(),
+            dead_letter_max: 100_000,
+            events_max: 100_000,
+            worker_ttl: Duration::from_secs(15),
+            scheduler_lease: Duration::from_secs(30),
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("redis://u:p4ss@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(super::redact("redis://:p4ss@h"), "redis://:***@h");
+        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
+    }
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod config;
+mod connection;
+pub mod keys;
+mod queue;
+mod read;
+mod scripts;
+
+pub use config::{RedisConfig, redact};
+pub use queue::RedisQueue;

@@ -1,0 +1,241 @@
+//! `RedisQueue` against a private redis-server: the shared conformance suite, bad
+//! submissions, blobs, and a Redis restart in the middle of a run.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use async_trait::async_trait;
+use gpujobs_core::jobs::{Matmul, VectorAdd, VectorAddOutput};
+use gpujobs_core::{
+    DeviceClass, DeviceInfo, EarliestFinish, ExecContext, Execution, Executor, JobEnvelope,
+    JobError, JobState, Queue, Registry, RetryPolicy, Scheduler, SchedulerConfig, StageTimes,
+    Tensor, Worker, WorkerConfig, conformance, shutdown_channel,
+};
+use gpujobs_queue::{RedisConfig, RedisQueue};
+use std::sync::Arc;
+use std::time::Duration;
+use support::RedisServer;
+
+fn config(server: &RedisServer, ns: &str) -> RedisConfig {
+    let mut c = RedisConfig::new(server.url());
+    c.namespace = ns.into();
+    c.retry = RetryPolicy {
+        base: Duration::from_millis(20),
+        factor: 2.0,
+        max: Duration::from_millis(50),
+        jitter: 0.0,
+    };
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite() {
+    let server = RedisServer::start(false);
+    let q = RedisQueue::connect(config(&server, "conf")).await.unwrap();
+    conformance::run_all(&q).await;
+}
+
+/// Adds on the CPU, plainly: the queue tests need an executor, not a fast one.
+struct Add;
+
+#[async_trait]
+impl Executor<VectorAdd> for Add {
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            class: DeviceClass::Cpu,
+            name: "test".into(),
+            ordinal: 0,
+        }
+    }
+    async fn run(
+        &self,
+        job: VectorAdd,
+        _: &ExecContext,
+    ) -> Result<Execution<VectorAddOutput>, JobError> {
+        let (a, b) = (job.a.values()?, job.b.values()?);
+        let c: Vec<f32> = a.iter().zip(b.iter()).map(|(x, y)| x + y).collect();
+        Ok(Execution {
+            output: VectorAddOutput {
+                c: Tensor::from_values(vec![c.len()], c)?,
+            },
+            times: StageTimes::default(),
+        })
+    }
+}
+
+fn registry() -> Arc<Registry> {
+    let mut r = Registry::with_builtin_kinds();
+    r.register::<VectorAdd, _>(Add);
+    Arc::new(r)
+}
+
+fn start_cluster(q: Arc<dyn Queue>) -> gpujobs_core::ShutdownTrigger {
+    let (trigger, shutdown) = shutdown_channel();
+    let sched = SchedulerConfig {
+        poll: Duration::from_millis(100),
+        ..SchedulerConfig::default()
+    };
+    tokio::spawn(
+        Scheduler::new(
+            q.clone(),
+            registry(),
+            Arc::new(EarliestFinish::default()),
+            sched,
+        )
+        .run(shutdown.clone()),
+    );
+    let mut wc = WorkerConfig::new(DeviceInfo {
+        class: DeviceClass::Cpu,
+        name: "test".into(),
+        ordinal: 0,
+    });
+    wc.concurrency = 4;
+    wc.poll = Duration::from_millis(100);
+    wc.lease = Duration::from_secs(2);
+    wc.reclaim_every = Duration::from_millis(200);
+    tokio::spawn(Worker::new(q, registry(), wc).run(shutdown));
+    trigger
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_tensors_travel_as_blobs_both_ways() {
+    let server = RedisServer::start(false);
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "blobs")).await.unwrap());
+    let _stop = start_cluster(q.clone());
+    let a = Tensor::from_values(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
+    let b = Tensor::from_values(vec![3], vec![10.0, 20.0, 30.0]).unwrap();
+    let id = q
+        .submit(JobEnvelope::new(VectorAdd { a, b }).unwrap())
+        .await
+        .unwrap();
+    let rec = q.wait(&id, Duration::from_secs(10)).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
+    let out: VectorAddOutput = rec.result.unwrap().decode().unwrap();
+    assert_eq!(out.c.values().unwrap().as_slice(), &[11.0, 22.0, 33.0]);
+    // The envelope in Redis holds a blob reference, not the numbers.
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let env: String = redis::cmd("HGET")
+        .arg(format!("blobs:job:{id}"))
+        .arg("env")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        env.contains("\"blob\":\"t0\"") && !env.contains("data"),
+        "{env}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_submissions_are_dead_lettered_and_good_jobs_still_run() {
+    let server = RedisServer::start(false);
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "bad")).await.unwrap());
+    let _stop = start_cluster(q.clone());
+    let huge = JobEnvelope::new(Matmul::synthetic(1_000_000, 1_000_000, 1_000_000, 1)).unwrap();
+    let mut mismatched = JobEnvelope::new(Matmul::synthetic(3, 4, 5, 1)).unwrap();
+    mismatched.payload["b"]["shape"] = serde_json::json!([7, 5]);
+    let mut unknown = JobEnvelope::new(VectorAdd::synthetic(4, 1)).unwrap();
+    unknown.kind = "teleport".into();
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{ this is not json".to_vec(), "not a valid job envelope"),
+        (
+            serde_json::to_vec(&unknown).unwrap(),
+            "unknown job kind `teleport`",
+        ),
+        (serde_json::to_vec(&mismatched).unwrap(), "inner dimensions"),
+        (serde_json::to_vec(&huge).unwrap(), "memory"),
+        (
+            (0..200u8)
+                .map(|i| i.wrapping_mul(37).wrapping_add(128))
+                .collect(),
+            "not UTF-8",
+        ),
+    ];
+    let good1 = q
+        .submit(JobEnvelope::new(VectorAdd::synthetic(8, 1)).unwrap())
+        .await
+        .unwrap();
+    for (raw, _) in &bad {
+        q.submit_raw(raw).await.unwrap();
+    }
+    // A plain external submission with inline data is accepted.
+    let external = br#"{"id":"ext-1","kind":"vector-add","payload":{"a":{"shape":[2],"data":[1,2]},"b":{"shape":[2],"data":[3,4]}}}"#;
+    q.submit_raw(external).await.unwrap();
+    let good2 = q
+        .submit(JobEnvelope::new(VectorAdd::synthetic(8, 2)).unwrap())
+        .await
+        .unwrap();
+    for id in [
+        &good1,
+        &good2,
+        &gpujobs_core::JobId::parse("ext-1").unwrap(),
+    ] {
+        let rec = q.wait(id, Duration::from_secs(10)).await.unwrap().unwrap();
+        assert_eq!(rec.state, JobState::Succeeded, "{id}: {rec:?}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead = q.dead_letters(100).await.unwrap();
+        let all_there = bad
+            .iter()
+            .all(|(_, why)| dead.iter().any(|d| d.reason.contains(why)));
+        if all_there {
+            assert!(dead.iter().any(|d| {
+                d.raw
+                    .as_deref()
+                    .is_some_and(|r| r.contains("this is not json"))
+            }));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead letters: {dead:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out: VectorAddOutput = q
+        .status(&gpujobs_core::JobId::parse("ext-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .result
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(out.c.values().unwrap().as_slice(), &[4.0, 6.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_no_acknowledged_job() {
+    let mut server = RedisServer::start(true);
+    let q: Arc<RedisQueue> = Arc::new(
+        RedisQueue::connect(config(&server, "restart"))
+            .await
+            .unwrap(),
+    );
+    let _stop = start_cluster(q.clone());
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(
+            q.submit(JobEnvelope::new(VectorAdd::synthetic(16, i)).unwrap())
+                .await
+                .unwrap(),
+        );
+        if i == 100 {
+            server.restart();
+        }
+        if i > 100 && ids.len() % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    for id in &ids {
+        let rec = q.wait(id, Duration::from_secs(30)).await.unwrap();
+        let rec = rec.unwrap_or_else(|| panic!("job {id} lost"));
+        assert_eq!(rec.state, JobState::Succeeded, "{id}: {rec:?}");
+    }
+}
