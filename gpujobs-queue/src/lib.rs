@@ -7,6 +7,8 @@ pub mod keys;
 mod queue;
 mod read;
 mod scripts;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use config::{RedisConfig, redact};
 pub use queue::RedisQueue;

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod support;
-
 use async_trait::async_trait;
 use gpujobs_core::jobs::{Matmul, VectorAdd, VectorAddOutput};
 use gpujobs_core::{
@@ -15,7 +13,7 @@ use gpujobs_core::{
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::sync::Arc;
 use std::time::Duration;
-use support::RedisServer;
+use gpujobs_queue::testkit::RedisServer;
 
 fn config(server: &RedisServer, ns: &str) -> RedisConfig {
     let mut c = RedisConfig::new(server.url());

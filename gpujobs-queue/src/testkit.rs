@@ -1,14 +1,16 @@
-//! A private `redis-server` per test: a free loopback port, a temporary directory, and
-//! the power to kill and restart it. Tests never touch the machine's own Redis.
-#![allow(dead_code)]
+//! A private `redis-server` for tests (feature `testkit`): a free loopback port, a
+//! temporary directory, and the power to kill and restart it, so tests never touch the
+//! machine's own Redis.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `redis-server` child process, killed on drop.
 pub struct RedisServer {
     child: Option<Child>,
+    /// The loopback port it listens on.
     pub port: u16,
     dir: tempfile::TempDir,
     appendonly: bool,
@@ -71,6 +73,7 @@ impl RedisServer {
         }
     }
 
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
