@@ -47,6 +47,23 @@ pub enum Command {
     /// Run one job in-process (embedded queue, scheduler and workers) and print its
     /// result. Inputs are synthetic (a seed and a shape) or real files (.npy, PNG, JPEG).
     Run(RunArgs),
+    /// Place submitted jobs on lanes (GPU or CPU) by estimated finish time. Run one or
+    /// several; they share the work.
+    Scheduler(SchedulerArgs),
+    /// Serve a lane: run jobs on this machine's CPUs or GPUs, with heartbeats, lease
+    /// renewal and a graceful drain on SIGTERM/SIGINT.
+    Worker(WorkerArgs),
+    /// Submit jobs to Redis (the same job arguments as `run`, or a JSON-lines file of
+    /// envelopes), optionally waiting for the results.
+    Submit(SubmitArgs),
+    /// Show a job's record: state, placement and why, attempts, timings, error.
+    Status(StatusArgs),
+    /// Cancel a job: a queued one never runs, a running one is asked to stop.
+    Cancel(CancelArgs),
+    /// List dead-lettered jobs, or re-submit one.
+    DeadLetter(DeadLetterArgs),
+    /// A live view of lanes, workers, throughput and failures (until Ctrl-C).
+    Watch(WatchArgs),
     /// Verify a GPU: cross-check every kind against the CPU backend on fresh random
     /// inputs and time it (kernel-only and end to end) against the device's copy
     /// bandwidth. Built with the `cuda` feature only.
@@ -222,4 +239,179 @@ pub struct MlpArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub lr: f32,
+}
+
+/// Where Redis is.
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    /// Redis URL: redis://[user:password@]host:port[/db] (rediss:// with the `tls` build).
+    #[arg(
+        long = "redis",
+        env = "GPUJOBS_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    pub url: String,
+    /// Key prefix, so several deployments can share one Redis.
+    #[arg(
+        long,
+        env = "GPUJOBS_NAMESPACE",
+        default_value = "gpujobs",
+        global = true
+    )]
+    pub namespace: String,
+}
+
+/// Options of `gpujobs scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Consumer name in the schedulers' group (default: host-pid-random).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Most submissions taken at once.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+/// The backends a worker can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// This machine's CPUs (the cpu lane).
+    Cpu,
+    /// Every CUDA GPU of this machine, one worker per device (the gpu lane).
+    Cuda,
+}
+
+/// Options of `gpujobs worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Which lane and executors to serve.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
+    /// Jobs run at once (per device).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Visibility timeout in seconds: a job whose lease is not renewed this long is
+    /// taken over by another worker. Leases are renewed every third of it.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease: f64,
+    /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 30.0)]
+    pub grace: f64,
+    /// Consumer name (default: host-pid-lane-random). Give a stable one to have a
+    /// restarted worker take back the jobs it held.
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+/// Options of `gpujobs submit`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SubmitArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The job kind and its inputs (as for `run`).
+    #[command(subcommand)]
+    pub job: Option<KindArgs>,
+    /// Submit the job envelopes of a JSON-lines file, one per line (see docs/wire-format.md).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Fetch priority: high, normal or low.
+    #[arg(long, default_value = "normal", global = true)]
+    pub priority: String,
+    /// Where to run: auto (placement decides), cpu, or gpu.
+    #[arg(long, default_value = "auto", global = true)]
+    pub device: String,
+    /// Attempts before the job is dead-lettered.
+    #[arg(long, default_value_t = 3, global = true)]
+    pub max_attempts: u32,
+    /// Seconds one attempt may run.
+    #[arg(long, default_value_t = 600.0, global = true)]
+    pub job_timeout: f64,
+    /// Submit this many copies.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub count: usize,
+    /// Wait for the results (a progress bar and a summary for several jobs).
+    #[arg(long, global = true)]
+    pub wait: bool,
+    /// Print results as JSON (with --wait).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 3600.0, global = true)]
+    pub timeout: f64,
+}
+
+/// Options of `gpujobs status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The job id.
+    pub id: String,
+    /// Print the record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `gpujobs cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The job id.
+    pub id: String,
+}
+
+/// Options of `gpujobs dead-letter`.
+#[derive(Debug, Args)]
+pub struct DeadLetterArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DeadLetterAction,
+}
+
+/// `dead-letter` actions.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// The newest dead letters, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-submit a dead-lettered job with fresh attempts.
+    Retry {
+        /// The job id.
+        id: String,
+    },
+}
+
+/// Options of `gpujobs watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Print one snapshot and exit.
+    #[arg(long)]
+    pub once: bool,
 }

@@ -7,11 +7,13 @@
 mod backends;
 mod cli;
 mod commands;
+mod connect;
 mod error;
 mod imageio;
 mod inputs;
 mod npy;
 mod report;
+mod signals;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
@@ -25,9 +27,11 @@ fn init_logging(verbose: u8, format: LogFormat, default: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -39,7 +43,12 @@ fn init_logging(verbose: u8, format: LogFormat, default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.log_format, "warn");
+    // Daemons log their progress; one-shot commands only warnings.
+    let default_level = match cli.command {
+        Command::Scheduler(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.verbose, cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,10 +63,20 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Run(args) => commands::run::run(args).await,
+            Command::Scheduler(args) => commands::scheduler::run(args).await,
+            Command::Worker(args) => commands::worker::run(args).await,
+            Command::Submit(args) => commands::submit::run(args).await,
+            Command::Status(args) => commands::status::status(args).await,
+            Command::Cancel(args) => commands::status::cancel(args).await,
+            Command::DeadLetter(args) => commands::status::dead_letter(args).await,
+            Command::Watch(args) => commands::watch::run(args).await,
             #[cfg(feature = "cuda")]
             Command::GpuCheck(args) => commands::gpu_check::run(args).await,
         }
     });
+    // Blocking compute a drain gave up on must not keep the process alive: cancelled
+    // jobs stop at their next step, anything else is cut off after a short wait.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,7 +17,7 @@ use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::state::JobResult;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -115,9 +115,11 @@ pub struct Worker {
     config: WorkerConfig,
     stats: Arc<WorkerStats>,
     started_ms: u64,
+    draining: Arc<AtomicBool>,
 }
 
-type InFlight = Arc<Mutex<HashMap<JobId, Lease>>>;
+/// Leases of running jobs with their cancel flags, so a drain can stop and release them.
+type InFlight = Arc<Mutex<HashMap<JobId, (Lease, CancelFlag)>>>;
 
 impl Worker {
     /// A worker over `queue` running the executors of `registry`.
@@ -128,6 +130,7 @@ impl Worker {
             config,
             stats: Arc::default(),
             started_ms: now_ms(),
+            draining: Arc::default(),
         }
     }
 
@@ -235,16 +238,19 @@ impl Worker {
                 let Ok(permit) = sem.clone().acquire_owned().await else {
                     break;
                 };
-                inflight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(delivery.lease.job_id.clone(), delivery.lease.clone());
+                let cancel = CancelFlag::new();
+                inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    delivery.lease.job_id.clone(),
+                    (delivery.lease.clone(), cancel.clone()),
+                );
                 let job = JobRun {
                     queue: self.queue.clone(),
                     registry: self.registry.clone(),
                     config: self.config.clone(),
                     stats: self.stats.clone(),
                     inflight: inflight.clone(),
+                    cancel,
+                    draining: self.draining.clone(),
                 };
                 tasks.spawn(job.run(delivery, permit));
             }
@@ -262,14 +268,20 @@ impl Worker {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        // Out of time: ask the unfinished jobs to stop (executors poll the flag between
+        // steps, even on blocking threads), stop their tasks, and give them back.
+        self.draining.store(true, Ordering::Release);
         let leftover: Vec<Lease> = inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
-            .map(|(_, l)| l)
+            .map(|(_, (lease, cancel))| {
+                cancel.cancel();
+                lease
+            })
             .collect();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
         let mut released = 0;
         for lease in leftover {
             match self.queue.release(&lease).await {
@@ -300,6 +312,8 @@ struct JobRun {
     config: WorkerConfig,
     stats: Arc<WorkerStats>,
     inflight: InFlight,
+    cancel: CancelFlag,
+    draining: Arc<AtomicBool>,
 }
 
 /// Why a run produced nothing to record.
@@ -323,7 +337,7 @@ impl JobRun {
                 let ctx = ExecContext {
                     job_id: lease.job_id.clone(),
                     attempt: lease.attempt,
-                    cancel: CancelFlag::new(),
+                    cancel: self.cancel.clone(),
                     limits: self.config.limits,
                 };
                 let timeout = envelope.timeout();
@@ -347,9 +361,17 @@ impl JobRun {
             RunEnd::LeaseLost => None,
             RunEnd::Finished(r) => Some(*r),
         };
+        // Stopped by this worker's own drain, not by the user: give the job back.
+        let drained = self.draining.load(Ordering::Acquire)
+            && matches!(&finished, Some(Err(e)) if e.class == crate::error::ErrorClass::Cancelled);
         match finished {
             None => {
                 tracing::warn!(job = %lease.job_id, "lease lost while running (reclaimed elsewhere); result dropped");
+            }
+            Some(Err(_)) if drained => {
+                if let Err(e) = self.queue.release(&lease).await {
+                    tracing::warn!(job = %lease.job_id, error = %e, "could not release; its lease will expire instead");
+                }
             }
             Some(Ok(mut result)) => {
                 result.timings.queue_wait_s = queue_wait_s;

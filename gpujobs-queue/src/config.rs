@@ -28,6 +28,9 @@ pub struct RedisConfig {
     /// Submit entries a scheduler took but did not hand off for this long are taken
     /// again by another scheduler.
     pub scheduler_lease: Duration,
+    /// Warn at connect when Redis may evict or lose jobs (daemons want this; one-shot
+    /// clients need not repeat it).
+    pub warn_durability: bool,
 }
 
 impl RedisConfig {
@@ -44,6 +47,7 @@ impl RedisConfig {
             events_max: 100_000,
             worker_ttl: Duration::from_secs(15),
             scheduler_lease: Duration::from_secs(30),
+            warn_durability: true,
         }
     }
 

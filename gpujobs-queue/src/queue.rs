@@ -102,7 +102,9 @@ impl RedisQueue {
         }
         let keys = Keys::new(&cfg.namespace);
         ensure_groups(&mut conn, &keys).await?;
-        warn_about_durability(&mut conn, &cfg).await;
+        if cfg.warn_durability {
+            warn_about_durability(&mut conn, &cfg).await;
+        }
         let scripts = Arc::new(Scripts::new(cfg.events_max, cfg.dead_letter_max));
         Ok(RedisQueue {
             cfg,
@@ -450,6 +452,42 @@ impl RedisQueue {
                 (f("id"), f("state"))
             })
             .collect())
+    }
+
+    /// The states of many jobs at once (one pipelined round trip); `None` for unknown
+    /// or expired records. Cheaper than `status` for watching a batch.
+    pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>, QueueError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HGET").arg(self.keys.job(id)).arg("state");
+        }
+        let v: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading job states"))?;
+        Ok(v.into_iter()
+            .map(|s| {
+                s.and_then(|s| match s.as_str() {
+                    "queued" => Some(JobState::Queued),
+                    "placed" => Some(JobState::Placed),
+                    "running" => Some(JobState::Running),
+                    "succeeded" => Some(JobState::Succeeded),
+                    "failed" => Some(JobState::Failed),
+                    "dead" => Some(JobState::Dead),
+                    "cancelled" => Some(JobState::Cancelled),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    /// Number of entries in the dead-letter stream.
+    pub async fn dead_letter_count(&self) -> Result<u64, QueueError> {
+        redis::cmd("XLEN")
+            .arg(self.keys.dead())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("counting dead letters"))
     }
 
     /// Submits a raw entry to the submit stream, as a program in another language

@@ -10,10 +10,10 @@ use gpujobs_core::{
     JobError, JobState, Queue, Registry, RetryPolicy, Scheduler, SchedulerConfig, StageTimes,
     Tensor, Worker, WorkerConfig, conformance, shutdown_channel,
 };
+use gpujobs_queue::testkit::RedisServer;
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::sync::Arc;
 use std::time::Duration;
-use gpujobs_queue::testkit::RedisServer;
 
 fn config(server: &RedisServer, ns: &str) -> RedisConfig {
     let mut c = RedisConfig::new(server.url());

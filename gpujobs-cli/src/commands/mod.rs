@@ -4,3 +4,8 @@ pub mod demo;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
 pub mod run;
+pub mod scheduler;
+pub mod status;
+pub mod submit;
+pub mod watch;
+pub mod worker;

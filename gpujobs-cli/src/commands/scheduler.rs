@@ -1,0 +1,37 @@
+//! `gpujobs scheduler`.
+
+use crate::cli::SchedulerArgs;
+use crate::connect;
+use crate::error::CliError;
+use crate::signals;
+use gpujobs_core::{EarliestFinish, Queue, Registry, Scheduler, SchedulerConfig};
+use std::sync::Arc;
+
+/// Runs the command until SIGTERM/SIGINT.
+pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
+    let shutdown = signals::on_signal();
+    let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
+        return Ok(());
+    };
+    let queue: Arc<dyn Queue> = Arc::new(queue);
+    let mut config = SchedulerConfig {
+        batch: args.batch.max(1),
+        ..SchedulerConfig::default()
+    };
+    if let Some(id) = args.id {
+        config.id = id;
+    }
+    tracing::info!(redis = %gpujobs_queue::redact(&args.redis.url), namespace = %args.redis.namespace, id = %config.id, "scheduler connected");
+    let scheduler = Scheduler::new(
+        queue,
+        Arc::new(Registry::with_builtin_kinds()),
+        Arc::new(EarliestFinish::default()),
+        config,
+    );
+    let report = scheduler.run(shutdown).await;
+    eprintln!(
+        "scheduler stopped: {} placed, {} rejected",
+        report.placed, report.rejected
+    );
+    Ok(())
+}

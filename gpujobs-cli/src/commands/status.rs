@@ -1,0 +1,106 @@
+//! `gpujobs status`, `gpujobs cancel` and `gpujobs dead-letter`.
+
+use crate::cli::{CancelArgs, DeadLetterAction, DeadLetterArgs, StatusArgs};
+use crate::connect;
+use crate::error::CliError;
+use crate::report;
+use gpujobs_core::placement::fmt_seconds;
+use gpujobs_core::queue::CancelOutcome;
+use gpujobs_core::{JobId, Queue};
+
+fn job_id(s: &str) -> Result<JobId, CliError> {
+    JobId::parse(s).ok_or_else(|| CliError::input(format!("`{s}` is not a job id")))
+}
+
+/// `gpujobs status <id>`.
+pub async fn status(args: StatusArgs) -> Result<(), CliError> {
+    let id = job_id(&args.id)?;
+    let q = connect::client(&args.redis).await?;
+    let rec = q.status(&id).await?.ok_or_else(|| {
+        CliError::runtime(format!(
+            "no job {id} (never submitted, or its record expired)"
+        ))
+    })?;
+    if args.json {
+        println!("{}", report::job_json(&rec, "", None, None));
+        return Ok(());
+    }
+    print!("{}", report::job_text(&rec, "", None));
+    println!(
+        "  attempts {} of {}{}",
+        rec.attempts,
+        rec.max_attempts,
+        rec.worker
+            .as_ref()
+            .map_or(String::new(), |w| format!(", last worker {w}"))
+    );
+    if let Some(p) = &rec.placement {
+        let est: Vec<String> = p
+            .estimates
+            .iter()
+            .map(|(c, s)| format!("{c} {}", fmt_seconds(*s)))
+            .collect();
+        println!("  estimates {} ({})", est.join(", "), p.model);
+    }
+    if rec.cancel_requested {
+        println!("  cancellation requested");
+    }
+    Ok(())
+}
+
+/// `gpujobs cancel <id>`.
+pub async fn cancel(args: CancelArgs) -> Result<(), CliError> {
+    let id = job_id(&args.id)?;
+    let q = connect::client(&args.redis).await?;
+    match q.cancel(&id).await? {
+        CancelOutcome::Cancelled => println!("{id}: cancelled before it ran"),
+        CancelOutcome::Requested => println!("{id}: running; its worker has been asked to stop it"),
+        CancelOutcome::AlreadyFinished(s) => println!("{id}: already {s}"),
+        CancelOutcome::NotFound => return Err(CliError::runtime(format!("no job {id}"))),
+    }
+    Ok(())
+}
+
+/// `gpujobs dead-letter list|retry`.
+pub async fn dead_letter(args: DeadLetterArgs) -> Result<(), CliError> {
+    let q = connect::client(&args.redis).await?;
+    match args.action {
+        DeadLetterAction::List { limit, json } => {
+            let letters = q.dead_letters(limit).await?;
+            if json {
+                for d in &letters {
+                    println!("{}", serde_json::to_string(d).unwrap_or_default());
+                }
+            } else if letters.is_empty() {
+                println!("no dead letters");
+            } else {
+                let rows: Vec<Vec<String>> = letters
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.id.clone(),
+                            d.kind.clone().unwrap_or_else(|| "-".into()),
+                            d.attempts.to_string(),
+                            d.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    report::table(&["id", "kind", "attempts", "reason"], &rows)
+                );
+            }
+        }
+        DeadLetterAction::Retry { id } => {
+            let id = job_id(&id)?;
+            if q.retry_dead(&id).await? {
+                println!("{id}: re-submitted with fresh attempts");
+            } else {
+                return Err(CliError::runtime(format!(
+                    "{id} is not a dead-lettered job that can be retried"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

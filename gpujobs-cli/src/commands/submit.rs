@@ -1,0 +1,211 @@
+//! `gpujobs submit`.
+
+use crate::cli::SubmitArgs;
+use crate::connect;
+use crate::error::CliError;
+use crate::inputs;
+use crate::report;
+use gpujobs_core::{DevicePref, JobEnvelope, JobId, JobState, Limits, Priority, Queue, Registry};
+use gpujobs_queue::RedisQueue;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// Jobs submitted at once (each is one Redis round trip).
+const IN_FLIGHT: usize = 64;
+
+fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let limits = Limits::detect();
+    let mut envs = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match serde_json::from_str::<JobEnvelope>(line) {
+            Err(e) => errors.push(format!("line {}: not a job envelope: {e}", n + 1)),
+            Ok(env) => match registry.inspect(&env.kind, &env.payload, &env.blobs, &limits) {
+                Err(e) => errors.push(format!("line {}: {e}", n + 1)),
+                Ok(_) => envs.push(env),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::input(format!(
+            "{}: nothing submitted; {}",
+            path.display(),
+            errors.join("; ")
+        )));
+    }
+    Ok(envs)
+}
+
+async fn submit_all(q: &Arc<RedisQueue>, envs: Vec<JobEnvelope>) -> Result<Vec<JobId>, CliError> {
+    let mut ids = vec![None; envs.len()];
+    let mut set = JoinSet::new();
+    for (i, env) in envs.into_iter().enumerate() {
+        if set.len() >= IN_FLIGHT
+            && let Some(done) = set.join_next().await
+        {
+            let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
+            ids[j] = Some(id?);
+        }
+        let q = q.clone();
+        set.spawn(async move { (i, q.submit(env).await) });
+    }
+    while let Some(done) = set.join_next().await {
+        let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
+        ids[j] = Some(id?);
+    }
+    Ok(ids.into_iter().flatten().collect())
+}
+
+/// Runs the command.
+pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
+    let priority: Priority = args.priority.parse().map_err(CliError::input)?;
+    let device: DevicePref = args.device.parse().map_err(CliError::input)?;
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !positive(args.job_timeout) || !positive(args.timeout) {
+        return Err(CliError::input(
+            "--job-timeout and --timeout must be positive numbers of seconds",
+        ));
+    }
+    let registry = Registry::with_builtin_kinds();
+    let (template, label) = match (&args.job, &args.file) {
+        (Some(kind), None) => {
+            let spec = inputs::build(kind)?;
+            let env = spec
+                .envelope
+                .with_priority(priority)
+                .with_device(device)
+                .with_max_attempts(args.max_attempts)
+                .with_timeout(Duration::from_secs_f64(args.job_timeout));
+            (vec![env], spec.label)
+        }
+        (None, Some(path)) => (read_file(path, &registry)?, String::new()),
+        _ => {
+            return Err(CliError::input(
+                "give a job kind (gpujobs submit matmul --m 512 ...) or --file jobs.jsonl",
+            ));
+        }
+    };
+    let mut envs = Vec::with_capacity(template.len() * args.count.max(1));
+    for env in &template {
+        for _ in 0..args.count.max(1) {
+            let mut copy = env.clone();
+            copy.id = JobId::new();
+            envs.push(copy);
+        }
+    }
+    let q = Arc::new(connect::client(&args.redis).await?);
+    let started = Instant::now();
+    let ids = submit_all(&q, envs).await?;
+    if !args.wait {
+        for id in &ids {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    let deadline = Duration::from_secs_f64(args.timeout);
+    if ids.len() == 1 {
+        let rec = q
+            .wait(&ids[0], deadline)
+            .await?
+            .ok_or_else(|| CliError::runtime(format!("job {} vanished", ids[0])))?;
+        if args.json {
+            println!("{}", report::job_json(&rec, &label, None, None));
+        } else {
+            print!("{}", report::job_text(&rec, &label, None));
+        }
+        return match rec.state {
+            JobState::Succeeded => Ok(()),
+            s if s.is_terminal() => Err(CliError::runtime(format!("job {} ended {s}", rec.id))),
+            s => Err(CliError::runtime(format!(
+                "job {} still {s} after {:.0} s",
+                rec.id, args.timeout
+            ))),
+        };
+    }
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(ids.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut pending: Vec<JobId> = ids.clone();
+    let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut delay = Duration::from_millis(5);
+    while !pending.is_empty() && started.elapsed() < deadline {
+        let mut still = Vec::with_capacity(pending.len());
+        for chunk in pending.chunks(1000) {
+            let states = q.states(chunk).await?;
+            for (id, state) in chunk.iter().zip(states) {
+                match state {
+                    Some(s) if s.is_terminal() => {
+                        *tally.entry(s.as_str()).or_default() += 1;
+                        bar.inc(1);
+                    }
+                    None => {
+                        *tally.entry("lost").or_default() += 1;
+                        bar.inc(1);
+                    }
+                    Some(_) => still.push(id.clone()),
+                }
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let succeeded = tally.get("succeeded").copied().unwrap_or(0);
+    let summary = serde_json::json!({
+        "submitted": ids.len(),
+        "succeeded": succeeded,
+        "failed": tally.get("failed").copied().unwrap_or(0),
+        "dead": tally.get("dead").copied().unwrap_or(0),
+        "cancelled": tally.get("cancelled").copied().unwrap_or(0),
+        "lost": tally.get("lost").copied().unwrap_or(0),
+        "unfinished": pending.len(),
+        "wall_s": wall,
+        "jobs_per_s": ids.len() as f64 / wall,
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "{} jobs: {} succeeded, {} failed, {} dead, {} cancelled, {} unfinished in {:.2} s ({:.0} jobs/s)",
+            ids.len(),
+            succeeded,
+            summary["failed"],
+            summary["dead"],
+            summary["cancelled"],
+            pending.len(),
+            wall,
+            ids.len() as f64 / wall
+        );
+    }
+    if succeeded == ids.len() {
+        Ok(())
+    } else {
+        Err(CliError::runtime(format!(
+            "{} of {} jobs did not succeed",
+            ids.len() - succeeded,
+            ids.len()
+        )))
+    }
+}

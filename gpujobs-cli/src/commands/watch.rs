@@ -1,0 +1,113 @@
+//! `gpujobs watch`: a live terminal view of the cluster.
+
+use crate::cli::WatchArgs;
+use crate::connect;
+use crate::error::CliError;
+use crate::report;
+use gpujobs_core::Queue;
+use gpujobs_core::envelope::now_ms;
+use gpujobs_core::placement::fmt_seconds;
+use gpujobs_queue::RedisQueue;
+use std::time::Duration;
+
+/// Throughput is averaged over this window.
+const WINDOW: Duration = Duration::from_secs(10);
+
+async fn snapshot(q: &RedisQueue, ns: &str) -> Result<String, CliError> {
+    let lanes = q.lane_stats().await?;
+    let workers = q.workers().await?;
+    let events = q.recent_events(WINDOW).await?;
+    let dead = q.dead_letter_count().await?;
+    let count = |s: &str| events.iter().filter(|(_, st)| st == s).count();
+    let per_s = |n: usize| n as f64 / WINDOW.as_secs_f64();
+    let mut out = format!(
+        "gpujobs watch — namespace {ns}, {}\n\n",
+        q.config().redacted_url()
+    );
+    let rows: Vec<Vec<String>> = lanes
+        .iter()
+        .map(|l| {
+            vec![
+                l.lane.to_string(),
+                l.ready.to_string(),
+                l.delayed.to_string(),
+                l.in_flight.to_string(),
+                fmt_seconds(l.backlog_s),
+            ]
+        })
+        .collect();
+    out += &report::table(
+        &["lane", "ready", "retry wait", "in flight", "est. backlog"],
+        &rows,
+    );
+    out += "\n";
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.id.clone(),
+                w.lane.to_string(),
+                w.device.name.clone(),
+                format!("{}/{}", w.in_flight, w.concurrency),
+                w.jobs_done.to_string(),
+                w.jobs_failed.to_string(),
+                format!(
+                    "{:.1}s ago",
+                    now.saturating_sub(w.last_seen_ms) as f64 / 1e3
+                ),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out += "no live workers\n";
+    } else {
+        out += &report::table(
+            &[
+                "worker",
+                "lane",
+                "device",
+                "busy",
+                "done",
+                "failed",
+                "heartbeat",
+            ],
+            &rows,
+        );
+    }
+    out += &format!(
+        "\nlast {} s: {:.1} jobs/s succeeded, {:.1}/s submitted, {} failed, {} dead, {} retries; dead letters in total: {dead}\n",
+        WINDOW.as_secs(),
+        per_s(count("succeeded")),
+        per_s(count("queued")),
+        count("failed"),
+        count("dead"),
+        count("retrying"),
+    );
+    Ok(out)
+}
+
+/// Runs the command until Ctrl-C (or once with `--once`).
+pub async fn run(args: WatchArgs) -> Result<(), CliError> {
+    if !(args.interval.is_finite() && args.interval >= 0.1) {
+        return Err(CliError::input("--interval must be at least 0.1 s"));
+    }
+    let q = connect::client(&args.redis).await?;
+    if args.once {
+        print!("{}", snapshot(&q, &args.redis.namespace).await?);
+        return Ok(());
+    }
+    let mut stop = crate::signals::on_signal();
+    loop {
+        let text = match snapshot(&q, &args.redis.namespace).await {
+            Ok(t) => t,
+            Err(e) => format!("Redis unavailable: {e}; retrying\n"),
+        };
+        // Clear the screen and draw from the top.
+        print!("\x1b[2J\x1b[H{text}");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
+            _ = stop.wait() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `gpujobs worker`.
+
+use crate::backends::{self, Backend};
+use crate::cli::{BackendArg, WorkerArgs};
+use crate::connect;
+use crate::error::CliError;
+use crate::signals;
+use gpujobs_core::{Queue, Worker, WorkerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs the command until SIGTERM/SIGINT, then drains and exits 0.
+pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
+    let at_least = |x: f64, min: f64| x.is_finite() && x >= min;
+    if !at_least(args.lease, 0.1) || !at_least(args.grace, 0.0) {
+        return Err(CliError::input(
+            "--lease must be at least 0.1 s and --grace at least 0 s",
+        ));
+    }
+    // Open the devices first: a CUDA worker without a GPU says so and exits non-zero.
+    let targets: Vec<Backend> = match args.backend {
+        BackendArg::Cpu => vec![backends::cpu()],
+        BackendArg::Cuda => backends::gpus()
+            .map_err(|why| CliError::runtime(format!("cannot start a CUDA worker: {why}")))?,
+    };
+    let shutdown = signals::on_signal();
+    let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
+        return Ok(());
+    };
+    let queue: Arc<dyn Queue> = Arc::new(queue);
+    let mut tasks = Vec::new();
+    for (i, backend) in targets.into_iter().enumerate() {
+        let mut config = WorkerConfig::new(backend.device.clone());
+        config.concurrency = args.concurrency.max(1);
+        config.lease = Duration::from_secs_f64(args.lease);
+        config.reclaim_every = config.lease.min(Duration::from_secs(5));
+        config.grace = Duration::from_secs_f64(args.grace);
+        if let Some(id) = &args.id {
+            config.id = if i == 0 {
+                id.clone()
+            } else {
+                format!("{id}-{i}")
+            };
+        }
+        eprintln!(
+            "worker {} serving the {} lane on {}",
+            config.id, config.lane, backend.device
+        );
+        tasks.push(tokio::spawn(
+            Worker::new(queue.clone(), backend.registry.clone(), config).run(shutdown.clone()),
+        ));
+    }
+    let mut done = 0;
+    for t in tasks {
+        let report = t
+            .await
+            .map_err(|e| CliError::runtime(format!("worker task failed: {e}")))?;
+        done += report.done;
+        eprintln!(
+            "worker stopped: {} done, {} failed attempts, {} released unfinished",
+            report.done, report.failed, report.released
+        );
+    }
+    tracing::info!(done, "all workers stopped");
+    Ok(())
+}

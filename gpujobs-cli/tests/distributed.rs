@@ -1,0 +1,424 @@
+//! The distributed commands as processes against a private redis-server: one scheduler
+//! and several workers, killed with SIGKILL mid-run, drained with SIGTERM; malformed
+//! submissions; dead-letter and retry; cancellation; Redis unreachable.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use gpujobs_queue::testkit::RedisServer;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(url: &str, args: &[&str]) -> Proc {
+    let child = bin()
+        .args(args)
+        .env("GPUJOBS_REDIS_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+fn run(url: &str, args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .env("GPUJOBS_REDIS_URL", url)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sigterm(p: &Proc) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.0.id().to_string()])
+        .status();
+}
+
+fn wait_exit(p: &mut Proc, limit: Duration) -> Option<i32> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn states(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ids: &[String],
+    field: &str,
+) -> Vec<Option<String>> {
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HGET").arg(format!("gpujobs:job:{id}")).arg(field);
+    }
+    pipe.query_async(conn).await.unwrap()
+}
+
+fn submit_ids(url: &str, args: &[&str]) -> Vec<String> {
+    let o = run(url, args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout).lines().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_jobs_survive_workers_killed_mid_run() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let worker = |_: usize| spawn(&url, &["worker", "--concurrency", "8", "--lease", "1"]);
+    let mut workers: Vec<Proc> = (0..3).map(worker).collect();
+    let ids = submit_ids(
+        &url,
+        &["submit", "vector-add", "--len", "4", "--count", "10000"],
+    );
+    assert_eq!(ids.len(), 10_000);
+    let mut conn = redis(&url).await;
+    // Kill a worker with SIGKILL three times while the jobs run, starting a new one each time.
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let victim = round % workers.len();
+        workers[victim].0.kill().unwrap();
+        workers[victim].0.wait().unwrap();
+        workers[victim] = worker(victim);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = states(&mut conn, &ids, "state").await;
+        let done = s
+            .iter()
+            .filter(|s| s.as_deref() == Some("succeeded"))
+            .count();
+        if done == ids.len() {
+            break;
+        }
+        let other: Vec<_> = s
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s.as_deref(),
+                    Some("succeeded" | "queued" | "placed" | "running")
+                )
+            })
+            .collect();
+        assert!(other.is_empty(), "jobs ended badly: {other:?}");
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {} succeeded",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Exactly one recorded completion per job, and nothing left in any lane.
+    let completions = states(&mut conn, &ids, "completions").await;
+    assert!(
+        completions.iter().all(|c| c.as_deref() == Some("1")),
+        "a job completed twice"
+    );
+    for p in ["high", "normal", "low"] {
+        let stream = format!("gpujobs:lane:cpu:{p}");
+        let len: u64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let pending: redis::Value = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(len, 0, "{stream} still holds entries");
+        if let redis::Value::Array(v) = pending {
+            assert_eq!(
+                v.first(),
+                Some(&redis::Value::Int(0)),
+                "{stream} has pending entries"
+            );
+        }
+    }
+    let submit_len: u64 = redis::cmd("XLEN")
+        .arg("gpujobs:submit")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(submit_len, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_are_dead_lettered_while_good_jobs_run() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker"]);
+    let mut conn = redis(&url).await;
+    let garbage: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        br#"{"kind":"warp-drive","payload":{}}"#.to_vec(),
+        br#"{"kind":"matmul","payload":{"a":{"shape":[2,3],"synthetic":{"seed":1}},"b":{"shape":[4,2],"synthetic":{"seed":2}}}}"#.to_vec(),
+        br#"{"kind":"matmul","payload":{"a":{"shape":[1000000,1000000],"synthetic":{"seed":1}},"b":{"shape":[1000000,1000000],"synthetic":{"seed":2}}}}"#.to_vec(),
+        vec![0xff, 0x00, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef],
+    ];
+    for g in &garbage {
+        let _: String = redis::cmd("XADD")
+            .arg("gpujobs:submit")
+            .arg("*")
+            .arg("job")
+            .arg(g.as_slice())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let o = run(
+        &url,
+        &[
+            "submit", "matmul", "--m", "20", "--k", "30", "--n", "10", "--wait", "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = run(&url, &["dead-letter", "list", "--json", "--limit", "50"]);
+        let out = text(&o.stdout);
+        let expected = [
+            "not a valid job envelope",
+            "unknown job kind `warp-drive`",
+            "inner dimensions",
+            "memory",
+            "not UTF-8",
+        ];
+        if expected.iter().all(|e| out.contains(e)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dead letters so far:\n{out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_after_max_attempts_and_retry_reruns_it() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker"]);
+    // Every attempt times out: a temporary error, retried until attempts run out.
+    let ids = submit_ids(
+        &url,
+        &[
+            "submit",
+            "matmul",
+            "--m",
+            "1200",
+            "--max-attempts",
+            "2",
+            "--job-timeout",
+            "0.001",
+        ],
+    );
+    let id = &ids[0];
+    let mut conn = redis(&url).await;
+    let wait_state = |want: &'static str| {
+        let url = url.clone();
+        let id = id.clone();
+        async move {
+            let mut conn = redis(&url).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let s = states(&mut conn, std::slice::from_ref(&id), "state").await;
+                if s[0].as_deref() == Some(want) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{id} is {:?}, not {want}", s[0]);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_state("dead").await;
+    let o = run(&url, &["dead-letter", "list"]);
+    let listing = text(&o.stdout);
+    assert!(
+        listing.contains(id.as_str()) && listing.contains("timed out"),
+        "{listing}"
+    );
+    let status = run(&url, &["status", id, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(text(&status.stdout).trim()).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["attempts"].as_u64()),
+        (Some("dead"), Some(2))
+    );
+    let o = run(&url, &["dead-letter", "retry", id]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let queued: u64 = redis::cmd("XLEN")
+        .arg("gpujobs:dead")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "retried job left the dead-letter stream");
+    // It runs again (and, still timing out, ends dead again after two more attempts).
+    wait_state("dead").await;
+    let again = text(&run(&url, &["dead-letter", "list"]).stdout);
+    assert!(again.contains(id.as_str()), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_graceful_drain() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let mut first = spawn(
+        &url,
+        &[
+            "worker",
+            "--concurrency",
+            "2",
+            "--grace",
+            "0.2",
+            "--lease",
+            "2",
+        ],
+    );
+    // Long jobs: an MLP for many epochs checks cancellation between minibatches.
+    let long = [
+        "submit",
+        "mlp-train",
+        "--samples",
+        "2000",
+        "--features",
+        "32",
+        "--hidden",
+        "64",
+        "--epochs",
+        "100000",
+    ];
+    let ids = submit_ids(&url, &long);
+    let victim = &ids[0];
+    let mut conn = redis(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while states(&mut conn, std::slice::from_ref(victim), "state").await[0].as_deref()
+        != Some("running")
+    {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let o = run(&url, &["cancel", victim]);
+    assert!(
+        text(&o.stdout).contains("asked to stop"),
+        "{}",
+        text(&o.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while states(&mut conn, std::slice::from_ref(victim), "state").await[0].as_deref()
+        != Some("cancelled")
+    {
+        assert!(Instant::now() < deadline, "running job was not cancelled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A queued job cancelled before any worker takes it never runs.
+    let queued = submit_ids(
+        &url,
+        &["submit", "vector-add", "--len", "10", "--device", "gpu"],
+    );
+    let o = run(&url, &["cancel", &queued[0]]);
+    assert!(
+        text(&o.stdout).contains("cancelled before it ran"),
+        "{}",
+        text(&o.stdout)
+    );
+    // Drain: two long jobs running, SIGTERM, the worker gives them back and exits 0.
+    let more = [submit_ids(&url, &long), submit_ids(&url, &long)].concat();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while states(&mut conn, &more, "state")
+        .await
+        .iter()
+        .any(|s| s.as_deref() != Some("running"))
+    {
+        assert!(Instant::now() < deadline, "jobs never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&first);
+    assert_eq!(
+        wait_exit(&mut first, Duration::from_secs(10)),
+        Some(0),
+        "worker did not drain and exit 0"
+    );
+    let s = states(&mut conn, &more, "state").await;
+    let attempts = states(&mut conn, &more, "attempts").await;
+    assert!(
+        s.iter().all(|s| s.as_deref() == Some("placed")),
+        "released jobs are back on the lane: {s:?}"
+    );
+    assert!(
+        attempts.iter().all(|a| a.as_deref() == Some("0")),
+        "a release costs no attempt: {attempts:?}"
+    );
+    for id in &more {
+        run(&url, &["cancel", id]);
+    }
+}
+
+#[test]
+fn unreachable_redis_is_reported_not_panicked_on() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let o = run(&url, &["submit", "vector-add", "--len", "10"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("cannot reach Redis") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // A worker keeps retrying with backoff, and stops cleanly on SIGTERM.
+    let mut w = Proc(
+        bin()
+            .args(["worker"])
+            .env("GPUJOBS_REDIS_URL", &url)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        w.0.try_wait().unwrap().is_none(),
+        "worker gave up instead of retrying"
+    );
+    sigterm(&w);
+    assert_eq!(wait_exit(&mut w, Duration::from_secs(5)), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(w.0.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("Redis unavailable; retrying"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
