@@ -5,3 +5,5 @@ pub use gpujobs_core::*;
 
 pub use gpujobs_cpu as cpu;
 pub use gpujobs_cuda as cuda;
+#[cfg(feature = "redis")]
+pub use gpujobs_queue as redis;

@@ -4,12 +4,13 @@
 use crate::device::DeviceClass;
 use crate::error::QueueError;
 use crate::limits::Limits;
-use crate::placement::{ClusterFacts, Placement};
+use crate::placement::{ClusterFacts, Placement, PlacementDecision};
 use crate::queue::{Incoming, Queue};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How a scheduler behaves.
@@ -124,25 +125,21 @@ impl Scheduler {
                     Err(e) => tracing::warn!(error = %e, "could not read cluster facts"),
                 }
             }
+            // Decide every entry first (cheap, in order, so backlog estimates add up),
+            // then hand them all off at once: the queue pipelines the round trips.
+            let mut handoffs = JoinSet::new();
             for incoming in taken {
-                // A hand-off is idempotent (the queue checks the job's state), so a
-                // failed one (say, Redis restarting) is simply tried again.
-                let mut delay = Duration::from_millis(100);
-                for attempt in 0..8 {
-                    match self.handle(&incoming, &mut facts).await {
-                        Ok(true) => report.placed += 1,
-                        Ok(false) => report.rejected += 1,
-                        Err(e) if attempt < 7 && !shutdown.is_triggered() => {
-                            tracing::warn!(entry = %incoming.entry, error = %e, retry_in = ?delay, "hand-off failed; retrying");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(5));
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(entry = %incoming.entry, error = %e, "hand-off failed; another scheduler will take the entry over")
-                        }
+                let action = self.decide(&incoming, &mut facts);
+                handoffs.spawn(hand_off(self.queue.clone(), incoming, action));
+            }
+            while let Some(done) = handoffs.join_next().await {
+                match done {
+                    Ok(Ok(true)) => report.placed += 1,
+                    Ok(Ok(false)) => report.rejected += 1,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "hand-off failed; another scheduler will take the entry over")
                     }
-                    break;
+                    Err(e) => tracing::error!(error = %e, "hand-off task failed"),
                 }
             }
         }
@@ -150,18 +147,13 @@ impl Scheduler {
         report
     }
 
-    /// Places or rejects one entry; `Ok(true)` when placed.
-    async fn handle(
-        &self,
-        incoming: &Incoming,
-        facts: &mut ClusterFacts,
-    ) -> Result<bool, QueueError> {
+    /// What to do with one entry: reject it (why) or place it (where).
+    fn decide(&self, incoming: &Incoming, facts: &mut ClusterFacts) -> Action {
         let env = match &incoming.job {
             Ok(env) => env,
             Err(reason) => {
                 tracing::warn!(entry = %incoming.entry, %reason, "unreadable submission dead-lettered");
-                self.queue.reject(incoming, reason).await?;
-                return Ok(false);
+                return Action::Reject(reason.clone());
             }
         };
         match self
@@ -170,16 +162,46 @@ impl Scheduler {
         {
             Err(e) => {
                 tracing::warn!(job = %env.id, kind = %env.kind, error = %e, "invalid job dead-lettered");
-                self.queue.reject(incoming, &e.to_string()).await?;
-                Ok(false)
+                Action::Reject(e.to_string())
             }
             Ok(inspection) => {
                 let decision = self.placement.place(env, &inspection.cost, facts);
                 *facts.backlog_s.entry(decision.lane).or_insert(0.0) += decision.run_estimate_s;
                 tracing::debug!(job = %env.id, lane = %decision.lane, reason = %decision.reason, "placed");
-                self.queue.place(incoming, decision).await?;
-                Ok(true)
+                Action::Place(Box::new(decision))
             }
+        }
+    }
+}
+
+/// The scheduler's verdict on one entry.
+enum Action {
+    Reject(String),
+    Place(Box<PlacementDecision>),
+}
+
+/// Carries out a verdict; `Ok(true)` when placed. A hand-off is idempotent (the queue
+/// checks the job's state), so a failed one (say, Redis restarting) is tried again.
+async fn hand_off(
+    queue: Arc<dyn Queue>,
+    incoming: Incoming,
+    action: Action,
+) -> Result<bool, QueueError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        let r = match &action {
+            Action::Reject(why) => queue.reject(&incoming, why).await.map(|()| false),
+            Action::Place(d) => queue.place(&incoming, (**d).clone()).await.map(|()| true),
+        };
+        match r {
+            Err(e) if attempt < 7 => {
+                tracing::warn!(entry = %incoming.entry, error = %e, retry_in = ?delay, "hand-off failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other,
         }
     }
 }

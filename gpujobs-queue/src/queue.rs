@@ -23,6 +23,7 @@ use gpujobs_core::{
 use redis::Value;
 use redis::aio::ConnectionManager;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ pub struct RedisQueue {
     created: Mutex<HashMap<JobId, u64>>,
     /// When stale submit entries were last reclaimed.
     submit_reclaimed: Mutex<Option<Instant>>,
+    /// Set after a failed command: a reply may have been lost with entries already
+    /// delivered to our consumers, so they re-read their own pending entries next.
+    reread_own: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -116,6 +120,7 @@ impl RedisQueue {
             credits: Mutex::default(),
             created: Mutex::default(),
             submit_reclaimed: Mutex::new(None),
+            reread_own: AtomicBool::new(false),
         })
     }
 
@@ -185,7 +190,10 @@ impl RedisQueue {
                 Err(e) if attempt == 0 && is_nogroup(&e) => {
                     ensure_groups(&mut conn, &self.keys).await?
                 }
-                Err(e) => return Err(QueueError::Backend(format!("{what}: {e}"))),
+                Err(e) => {
+                    self.reread_own.store(true, Ordering::Release);
+                    return Err(QueueError::Backend(format!("{what}: {e}")));
+                }
             }
         }
         Err(QueueError::Backend(format!(
@@ -226,6 +234,7 @@ impl RedisQueue {
                     ensure_groups(&mut self.conn(), &self.keys).await?
                 }
                 Err(e) => {
+                    self.reread_own.store(true, Ordering::Release);
                     return Err(QueueError::Backend(format!(
                         "reading {}: {e}",
                         streams.join(", ")
@@ -252,6 +261,9 @@ impl RedisQueue {
         wait: Duration,
     ) -> Result<Vec<Entry>, QueueError> {
         let streams = self.lane_streams(lane);
+        if self.reread_own.swap(false, Ordering::AcqRel) {
+            lock(&self.drained).clear();
+        }
         let first = lock(&self.drained).insert((lane, consumer.to_string()));
         if first {
             // A worker that restarts under the same name first takes back what it held.
@@ -651,6 +663,14 @@ impl Queue for RedisQueue {
                 Err(e) if is_nogroup(&e) => ensure_groups(&mut self.conn(), &self.keys).await?,
                 Err(e) => return Err(QueueError::Backend(format!("reclaiming submissions: {e}"))),
             }
+        }
+        if entries.is_empty() && self.reread_own.swap(false, Ordering::AcqRel) {
+            // After an error, entries may have been delivered to us with the reply lost.
+            lock(&self.drained).clear();
+            let own = std::slice::from_ref(&submit);
+            entries = self
+                .read_group(SCHEDULERS, consumer, own, &["0"], max, None)
+                .await?;
         }
         if entries.is_empty() {
             let block = (!wait.is_zero()).then_some(wait);

@@ -8,7 +8,9 @@
 
 use redis::Script;
 
-/// Helpers shared by the scripts.
+/// Helpers shared by the scripts. The events stream records submits and endings
+/// (queued, succeeded, failed, dead, retrying, cancelled), not every intermediate step:
+/// each event is a write on the hot path.
 const PRELUDE: &str = r#"
 local ns = ARGV[1]
 local function rec_key(id) return ns .. ':job:' .. id end
@@ -60,7 +62,6 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
     return {-1, id, entry}
   end
   redis.call('HSET', rec, 'state', 'running', 'worker', consumer, 'started_ms', now, 'updated_ms', now, 'lease_ms', lease_ms)
-  event(id, 'running', 'worker', consumer)
   local g = redis.call('HMGET', rec, 'env', 'cancel', 'created_us')
   return {1, id, entry, attempts, g[1], g[2] or '0', g[3] or '0', stream}
 end
@@ -108,7 +109,6 @@ redis.call('HSET', rec, 'state', 'placed', 'lane', lane, 'placement', ARGV[11], 
 backlog_add(lane, ARGV[12], '')
 redis.call('XACK', submit, 'schedulers', ARGV[2])
 redis.call('XDEL', submit, ARGV[2])
-event(id, 'placed', 'lane', lane)
 return 1
 "#;
 

@@ -148,8 +148,15 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let mut delay = Duration::from_millis(5);
     while !pending.is_empty() && started.elapsed() < deadline {
         let mut still = Vec::with_capacity(pending.len());
-        for chunk in pending.chunks(1000) {
+        // Jobs finish roughly in submit order: poll chunk by chunk from the oldest and
+        // stop at the first chunk with unfinished jobs, so waiting on many jobs does not
+        // load Redis more than running them.
+        let mut chunks = pending.chunks(500);
+        for chunk in chunks.by_ref() {
             let states = q.states(chunk).await?;
+            let unfinished = states
+                .iter()
+                .any(|s| s.as_ref().is_some_and(|s| !s.is_terminal()));
             for (id, state) in chunk.iter().zip(states) {
                 match state {
                     Some(s) if s.is_terminal() => {
@@ -163,6 +170,12 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
                     Some(_) => still.push(id.clone()),
                 }
             }
+            if unfinished {
+                break;
+            }
+        }
+        for chunk in chunks {
+            still.extend_from_slice(chunk);
         }
         pending = still;
         if !pending.is_empty() {
