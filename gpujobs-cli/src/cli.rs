@@ -64,6 +64,12 @@ pub enum Command {
     DeadLetter(DeadLetterArgs),
     /// A live view of lanes, workers, throughput and failures (until Ctrl-C).
     Watch(WatchArgs),
+    /// Measure every kind on every backend here and fit the cost model placement uses;
+    /// writes a versioned JSON file for `gpujobs scheduler --cost-model`.
+    Calibrate(crate::commands::calibrate::CalibrateArgs),
+    /// Compare cost-based placement with always-GPU, always-CPU and round-robin on a
+    /// simulated mixed workload (no GPU needed).
+    Simulate(crate::commands::calibrate::SimulateArgs),
     /// Verify a GPU: cross-check every kind against the CPU backend on fresh random
     /// inputs and time it (kernel-only and end to end) against the device's copy
     /// bandwidth. Built with the `cuda` feature only.
@@ -274,6 +280,10 @@ pub struct SchedulerArgs {
     /// Most submissions taken at once.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Cost model from `gpujobs calibrate` (default: the library's default model,
+    /// measured on the development machines).
+    #[arg(long, env = "GPUJOBS_COST_MODEL")]
+    pub cost_model: Option<PathBuf>,
 }
 
 /// The backends a worker can serve.

@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::status::cancel(args).await,
             Command::DeadLetter(args) => commands::status::dead_letter(args).await,
             Command::Watch(args) => commands::watch::run(args).await,
+            Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
+            Command::Simulate(args) => commands::calibrate::simulate_cmd(args).await,
             #[cfg(feature = "cuda")]
             Command::GpuCheck(args) => commands::gpu_check::run(args).await,
         }

@@ -36,6 +36,13 @@ pub trait Job: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Jobs of increasing size, with real (not synthetic) inputs, that `gpujobs
+    /// calibrate` times on every backend to fit this kind's cost model. `quick` asks for
+    /// a smaller ladder. Kinds without samples keep the nominal model.
+    fn calibration_samples(_quick: bool) -> Vec<Self> {
+        Vec::new()
+    }
+
     /// Checks an output against a reference computation, where the kind has one.
     fn check(&self, _output: &Self::Output) -> Option<Check> {
         None

@@ -4,6 +4,7 @@ pub mod client;
 #[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod cost;
+pub mod cost_model;
 pub mod device;
 pub mod embedded;
 pub mod envelope;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod retry;
 pub mod scheduler;
 pub mod shutdown;
+pub mod simulate;
 pub mod state;
 pub mod synth;
 pub mod tensor;
@@ -30,6 +32,7 @@ pub mod worker;
 
 pub use client::{Client, ClientError, Finished};
 pub use cost::Cost;
+pub use cost_model::{CalibratedCostModel, CostModelFile, LinearCost};
 pub use device::{DeviceClass, DeviceInfo, DevicePref};
 pub use embedded::{EmbeddedBuilder, EmbeddedCluster};
 pub use envelope::{JobEnvelope, Priority, WIRE_VERSION};

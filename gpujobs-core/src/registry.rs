@@ -28,6 +28,7 @@ pub struct Inspection {
 
 /// Type-erased operations on a job kind.
 trait KindOps: Send + Sync {
+    fn calibration_samples(&self, quick: bool) -> Vec<(crate::envelope::JobEnvelope, Cost)>;
     fn inspect(
         &self,
         payload: &serde_json::Value,
@@ -45,6 +46,16 @@ trait KindOps: Send + Sync {
 struct KindOf<J>(PhantomData<fn() -> J>);
 
 impl<J: Job> KindOps for KindOf<J> {
+    fn calibration_samples(&self, quick: bool) -> Vec<(crate::envelope::JobEnvelope, Cost)> {
+        J::calibration_samples(quick)
+            .into_iter()
+            .filter_map(|j| {
+                let cost = j.cost();
+                crate::envelope::JobEnvelope::new(j).ok().map(|e| (e, cost))
+            })
+            .collect()
+    }
+
     fn inspect(
         &self,
         payload: &serde_json::Value,
@@ -156,6 +167,15 @@ impl Registry {
         self.kinds
             .get(kind)
             .ok_or_else(|| ValidationError::UnknownKind(kind.to_string()))
+    }
+
+    /// The calibration ladder of `kind` (see [`Job::calibration_samples`]).
+    pub fn calibration_samples(
+        &self,
+        kind: &str,
+        quick: bool,
+    ) -> Result<Vec<(crate::envelope::JobEnvelope, Cost)>, ValidationError> {
+        Ok(self.kind(kind)?.calibration_samples(quick))
     }
 
     /// The executor for `kind` on `class`, if registered.

@@ -195,6 +195,15 @@ impl Tensor {
         }
     }
 
+    /// Bytes that must be copied to a device to use this tensor there: zero for
+    /// synthetic data (generated on the device), its size otherwise.
+    pub fn upload_bytes(&self) -> f64 {
+        match self.data {
+            TensorData::Synthetic(_) => 0.0,
+            _ => 4.0 * self.numel().unwrap_or(0) as f64,
+        }
+    }
+
     /// Moves in-memory values into `blobs` under `key`, leaving a reference behind.
     /// Synthetic tensors stay as they are: they are cheaper to send than any blob.
     pub fn detach(&mut self, key: &str, blobs: &mut Blobs) {

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod calibrate;
 pub mod demo;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;

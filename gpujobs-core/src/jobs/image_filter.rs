@@ -118,7 +118,7 @@ impl Job for ImageFilter {
         Cost {
             flops,
             bytes: 8.0 * px * f64::from(passes),
-            transfer_bytes: 8.0 * px,
+            transfer_bytes: self.image.upload_bytes() + 4.0 * px,
             memory_bytes: (12.0 * px) as u64,
             launches: passes,
         }
@@ -134,6 +134,24 @@ impl Job for ImageFilter {
 
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
         vec![&mut self.image]
+    }
+
+    fn calibration_samples(quick: bool) -> Vec<Self> {
+        let sizes: &[usize] = if quick {
+            &[64, 256, 1024]
+        } else {
+            &[64, 256, 512, 1024, 2048, 4096]
+        };
+        let mut v = Vec::new();
+        for &n in sizes {
+            for filter in [FilterOp::GaussianBlur { sigma: 2.0 }, FilterOp::Sobel] {
+                v.push(ImageFilter {
+                    image: super::real(vec![n, n], 5, 0.0, 1.0),
+                    filter,
+                });
+            }
+        }
+        v
     }
 
     fn check(&self, output: &ImageFilterOutput) -> Option<Check> {

@@ -95,7 +95,7 @@ impl Job for Matmul {
         Cost {
             flops: 2.0 * m * k * n,
             bytes,
-            transfer_bytes: bytes,
+            transfer_bytes: self.a.upload_bytes() + self.b.upload_bytes() + 4.0 * m * n,
             memory_bytes: bytes as u64,
             launches: 1,
         }
@@ -108,6 +108,21 @@ impl Job for Matmul {
 
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
         vec![&mut self.a, &mut self.b]
+    }
+
+    fn calibration_samples(quick: bool) -> Vec<Self> {
+        let sizes: &[usize] = if quick {
+            &[32, 128, 384]
+        } else {
+            &[32, 128, 256, 512, 1024, 2048]
+        };
+        sizes
+            .iter()
+            .map(|&n| Matmul {
+                a: super::real(vec![n, n], 3, -1.0, 1.0),
+                b: super::real(vec![n, n], 4, -1.0, 1.0),
+            })
+            .collect()
     }
 
     fn check(&self, output: &MatmulOutput) -> Option<Check> {

@@ -383,6 +383,8 @@ impl Job for MlpTrain {
             // forward (1×) and backward (2×) multiply-adds, 2 flops each
             flops: 6.0 * macs * samples * epochs,
             bytes: 4.0 * params * 3.0 * batches + data_bytes * epochs,
+            // The data always goes up (synthetic clusters are generated on the host);
+            // the initial weights go up and the trained ones come back.
             transfer_bytes: data_bytes + 8.0 * params,
             memory_bytes: (data_bytes + 12.0 * params) as u64,
             launches: (batches * 4.0 * self.dims().len() as f64) as u32,
@@ -406,6 +408,28 @@ impl Job for MlpTrain {
             MlpData::Synthetic { .. } => Vec::new(),
             MlpData::Tensors { x, y } => vec![x, y],
         }
+    }
+
+    fn calibration_samples(quick: bool) -> Vec<Self> {
+        let sizes: &[(usize, usize, usize)] = if quick {
+            &[(256, 16, 32), (1024, 32, 64), (2048, 64, 128)]
+        } else {
+            &[
+                (256, 16, 32),
+                (1024, 32, 64),
+                (4096, 64, 128),
+                (8192, 128, 256),
+            ]
+        };
+        sizes
+            .iter()
+            .map(|&(samples, features, hidden)| {
+                let mut j = MlpTrain::synthetic(samples, features, 10, hidden, 1);
+                j.epochs = 2;
+                j.batch = 128;
+                j
+            })
+            .collect()
     }
 
     fn check(&self, output: &MlpTrainOutput) -> Option<Check> {

@@ -34,3 +34,11 @@ pub(crate) fn fingerprint_tensors(tensors: &[&Tensor]) -> crate::fingerprint::Fi
     let values: Vec<_> = tensors.iter().filter_map(|t| t.values().ok()).collect();
     crate::fingerprint::Fingerprint::of_slices(values.iter().map(|v| &v[..]))
 }
+
+/// A tensor of real (not synthetic) uniform values, for calibration ladders: real
+/// inputs are what makes a GPU pay for its transfers.
+pub(crate) fn real(shape: Vec<usize>, seed: u64, lo: f32, hi: f32) -> Tensor {
+    let t = Tensor::synthetic(shape.clone(), seed, lo, hi);
+    let values = t.values().map(|v| v.to_vec()).unwrap_or_default();
+    Tensor::from_values(shape, values).unwrap_or(t)
+}

@@ -83,7 +83,7 @@ impl Job for VectorAdd {
         Cost {
             flops: n,
             bytes: 12.0 * n,
-            transfer_bytes: 12.0 * n,
+            transfer_bytes: self.a.upload_bytes() + self.b.upload_bytes() + 4.0 * n,
             memory_bytes: 12 * self.len() as u64,
             launches: 1,
         }
@@ -95,6 +95,21 @@ impl Job for VectorAdd {
 
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
         vec![&mut self.a, &mut self.b]
+    }
+
+    fn calibration_samples(quick: bool) -> Vec<Self> {
+        let sizes: &[usize] = if quick {
+            &[10_000, 300_000, 3_000_000]
+        } else {
+            &[10_000, 100_000, 1_000_000, 10_000_000, 30_000_000]
+        };
+        sizes
+            .iter()
+            .map(|&n| VectorAdd {
+                a: super::real(vec![n], 1, -1.0, 1.0),
+                b: super::real(vec![n], 2, -1.0, 1.0),
+            })
+            .collect()
     }
 
     fn check(&self, output: &VectorAddOutput) -> Option<Check> {
