@@ -67,6 +67,9 @@ pub enum Command {
     /// Measure every kind on every backend here and fit the cost model placement uses;
     /// writes a versioned JSON file for `gpujobs scheduler --cost-model`.
     Calibrate(crate::commands::calibrate::CalibrateArgs),
+    /// Benchmark every kind at several sizes on every backend here: statistics, GPU
+    /// verification and speedups, written as JSON, CSV, PNG charts and a report.
+    Bench(crate::commands::bench::BenchArgs),
     /// Compare cost-based placement with always-GPU, always-CPU and round-robin on a
     /// simulated mixed workload (no GPU needed).
     Simulate(crate::commands::calibrate::SimulateArgs),

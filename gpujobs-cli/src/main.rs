@@ -7,6 +7,7 @@
 mod backends;
 mod cli;
 mod commands;
+mod compare;
 mod connect;
 mod error;
 mod imageio;
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
             Command::DeadLetter(args) => commands::status::dead_letter(args).await,
             Command::Watch(args) => commands::watch::run(args).await,
             Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
+            Command::Bench(args) => commands::bench::run(args).await,
             Command::Simulate(args) => commands::calibrate::simulate_cmd(args).await,
             #[cfg(feature = "cuda")]
             Command::GpuCheck(args) => commands::gpu_check::run(args).await,

@@ -22,6 +22,11 @@ pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
     Err(CudaError::NotCompiled)
 }
 
+/// The driver's CUDA version: always `None` without CUDA support.
+pub fn driver_version() -> Option<String> {
+    None
+}
+
 /// Registers the executor for every built-in kind (unreachable without CUDA).
 pub fn register(_registry: &mut Registry, executor: &CudaExecutor) {
     match executor.never {}

@@ -12,14 +12,9 @@ use crate::backends::{self, Backend};
 use crate::error::CliError;
 use crate::report;
 use clap::Args;
-use gpujobs_core::jobs::{
-    FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpTrain, MlpTrainOutput,
-    VectorAdd, VectorAddOutput,
-};
+use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
 use gpujobs_core::placement::fmt_seconds;
-use gpujobs_core::{
-    DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, reference, synth,
-};
+use gpujobs_core::{DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, synth};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,68 +141,6 @@ fn cases(quick: bool, seed: u64) -> Vec<Case> {
     v
 }
 
-/// The GPU-vs-CPU comparison of one output: metric name, value, tolerance.
-fn compare(kind: &str, gpu: &JobResult, cpu: &JobResult) -> Result<(String, f64, f64), CliError> {
-    let bad =
-        |e: gpujobs_core::ValidationError| CliError::runtime(format!("cannot decode output: {e}"));
-    Ok(match kind {
-        "vector-add" => {
-            let (g, c) = (
-                gpu.decode::<VectorAddOutput>().map_err(bad)?.c,
-                cpu.decode::<VectorAddOutput>().map_err(bad)?.c,
-            );
-            (
-                "max abs vs CPU".into(),
-                reference::max_abs_diff(&g.values()?, &c.values()?),
-                0.0,
-            )
-        }
-        "matmul" => {
-            let (g, c) = (
-                gpu.decode::<MatmulOutput>().map_err(bad)?.c,
-                cpu.decode::<MatmulOutput>().map_err(bad)?.c,
-            );
-            (
-                "rel Frobenius vs CPU".into(),
-                reference::rel_l2_error(&g.values()?, &c.values()?),
-                1e-4,
-            )
-        }
-        "image-filter" => {
-            let (g, c) = (
-                gpu.decode::<ImageFilterOutput>().map_err(bad)?.image,
-                cpu.decode::<ImageFilterOutput>().map_err(bad)?.image,
-            );
-            (
-                "max abs vs CPU".into(),
-                reference::max_abs_diff(&g.values()?, &c.values()?),
-                1e-4,
-            )
-        }
-        _ => {
-            let (g, c) = (
-                gpu.decode::<MlpTrainOutput>().map_err(bad)?,
-                cpu.decode::<MlpTrainOutput>().map_err(bad)?,
-            );
-            let d = g
-                .epochs
-                .iter()
-                .zip(&c.epochs)
-                .map(|(a, b)| (a.loss - b.loss).abs())
-                .fold(0.0, f64::max);
-            (
-                "max loss diff vs CPU".into(),
-                if g.epochs.len() == c.epochs.len() {
-                    d
-                } else {
-                    f64::INFINITY
-                },
-                1e-3,
-            )
-        }
-    })
-}
-
 async fn run_case(c: &Case, cpu: &Backend, gpu: &Backend, reps: usize) -> Result<Value, CliError> {
     let kind = c.env.kind.as_str();
     let ctx = ExecContext::standalone(Limits::detect());
@@ -254,7 +187,7 @@ async fn run_case(c: &Case, cpu: &Backend, gpu: &Backend, reps: usize) -> Result
                 .map_err(|e| fail("gpu", e))?,
         );
     }
-    let (metric, error, tolerance) = compare(kind, &warm, &cpu_results[0])?;
+    let (metric, error, tolerance) = crate::compare::outputs(kind, &warm, &cpu_results[0])?;
     let reference = cpu
         .registry
         .check(kind, &c.env.payload, &c.env.blobs, &warm)?;

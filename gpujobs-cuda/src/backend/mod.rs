@@ -68,6 +68,13 @@ pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
         .collect()
 }
 
+/// The CUDA version the installed driver supports (`"13.0"`), if a driver answers.
+pub fn driver_version() -> Option<String> {
+    cust::init(cust::CudaFlags::empty()).ok()?;
+    let v = cust::CudaApiVersion::get().ok()?;
+    Some(format!("{}.{}", v.major(), v.minor()))
+}
+
 /// Registers the executor for every built-in kind.
 pub fn register(registry: &mut Registry, executor: &CudaExecutor) {
     registry.register::<VectorAdd, _>(executor.clone());
