@@ -287,6 +287,9 @@ pub struct SchedulerArgs {
     /// measured on the development machines).
     #[arg(long, env = "GPUJOBS_COST_MODEL")]
     pub cost_model: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
+    #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The backends a worker can serve.
@@ -321,6 +324,9 @@ pub struct WorkerArgs {
     /// restarted worker take back the jobs it held.
     #[arg(long)]
     pub id: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
+    #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Options of `gpujobs submit`.

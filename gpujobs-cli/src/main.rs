@@ -12,6 +12,7 @@ mod connect;
 mod error;
 mod imageio;
 mod inputs;
+mod metrics;
 mod npy;
 mod report;
 mod signals;

@@ -422,3 +422,105 @@ fn unreachable_redis_is_reported_not_panicked_on() {
     assert!(log.contains("Redis unavailable; retrying"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+fn try_http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    // A connect to a port nobody listens on yet can succeed against itself (a TCP
+    // self-connect on an ephemeral port); only an HTTP answer counts.
+    out.starts_with("HTTP/1.1").then_some(out)
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    try_http_get(port, path).unwrap_or_else(|| panic!("no HTTP answer on port {port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_metrics_count_the_jobs_done() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sched_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _sched = spawn(
+        &url,
+        &[
+            "scheduler",
+            "--metrics-addr",
+            &format!("127.0.0.1:{sched_port}"),
+        ],
+    );
+    let _worker = spawn(
+        &url,
+        &[
+            "worker",
+            "--concurrency",
+            "4",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while try_http_get(port, "/healthz").is_none() || try_http_get(sched_port, "/healthz").is_none()
+    {
+        assert!(Instant::now() < deadline, "metrics endpoints never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(http_get(port, "/healthz").ends_with("ok\n"));
+    let before = http_get(port, "/metrics");
+    assert!(!before.contains(r#"outcome="succeeded"} 20"#), "{before}");
+    let o = run(
+        &url,
+        &[
+            "submit",
+            "vector-add",
+            "--len",
+            "100",
+            "--count",
+            "20",
+            "--wait",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let metrics = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("200 OK") && metrics.contains("application/openmetrics-text"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"gpujobs_jobs_total{kind="vector-add",device="cpu",outcome="succeeded"} 20"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"gpujobs_job_duration_seconds_count{kind="vector-add",device="cpu",stage="compute"} 20"#), "{metrics}");
+    // Gauges refresh from Redis every few seconds; the worker's own heartbeat shows up.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    loop {
+        let m = http_get(port, "/metrics");
+        if m.contains("gpujobs_worker_heartbeat_age_seconds{")
+            && m.contains(r#"gpujobs_lane_ready{lane="cpu"} 0"#)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gauges never refreshed:\n{m}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let sched = http_get(sched_port, "/metrics");
+    assert!(
+        sched.contains(r#"gpujobs_placed_total{lane="cpu"} 20"#),
+        "{sched}"
+    );
+    assert!(http_get(port, "/nope").contains("404"));
+}

@@ -48,9 +48,9 @@ pub use placement::{
 pub use queue::{MemoryQueue, MemoryQueueConfig, Queue};
 pub use registry::Registry;
 pub use retry::RetryPolicy;
-pub use scheduler::{Scheduler, SchedulerConfig};
+pub use scheduler::{Scheduler, SchedulerConfig, SchedulerObserver};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{JobRecord, JobResult, JobState};
 pub use tensor::{Blobs, Tensor, TensorData};
 pub use timing::{StageTimes, Timings};
-pub use worker::{Worker, WorkerConfig, WorkerReport};
+pub use worker::{Outcome, Worker, WorkerConfig, WorkerObserver, WorkerReport};

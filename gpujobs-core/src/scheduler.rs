@@ -49,12 +49,21 @@ pub struct SchedulerReport {
     pub rejected: u64,
 }
 
+/// Receives a scheduler's decisions, for metrics.
+pub trait SchedulerObserver: Send + Sync {
+    /// A job was placed on `lane`.
+    fn placed(&self, lane: DeviceClass);
+    /// An entry was dead-lettered as invalid.
+    fn rejected(&self);
+}
+
 /// Places submitted jobs on lanes.
 pub struct Scheduler {
     queue: Arc<dyn Queue>,
     registry: Arc<Registry>,
     placement: Arc<dyn Placement>,
     config: SchedulerConfig,
+    observer: Option<Arc<dyn SchedulerObserver>>,
 }
 
 impl Scheduler {
@@ -70,7 +79,14 @@ impl Scheduler {
             registry,
             placement,
             config,
+            observer: None,
         }
+    }
+
+    /// Reports every decision to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn SchedulerObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Reads live worker slots and lane backlogs.
@@ -130,6 +146,12 @@ impl Scheduler {
             let mut handoffs = JoinSet::new();
             for incoming in taken {
                 let action = self.decide(&incoming, &mut facts);
+                if let Some(o) = &self.observer {
+                    match &action {
+                        Action::Place(d) => o.placed(d.lane),
+                        Action::Reject(_) => o.rejected(),
+                    }
+                }
                 handoffs.spawn(hand_off(self.queue.clone(), incoming, action));
             }
             while let Some(done) = handoffs.join_next().await {

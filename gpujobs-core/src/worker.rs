@@ -108,6 +108,49 @@ pub struct WorkerReport {
     pub released: u64,
 }
 
+/// How an attempt ended, as a worker reports it to its observer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Result recorded.
+    Succeeded,
+    /// Failed; will be retried after a backoff.
+    Retrying,
+    /// Failed with a permanent error.
+    Failed,
+    /// Out of attempts: dead-lettered.
+    Dead,
+    /// Cancelled.
+    Cancelled,
+    /// The lease was lost (the job was taken over elsewhere); nothing recorded.
+    LeaseLost,
+}
+
+impl Outcome {
+    /// Lowercase name, for metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Retrying => "retrying",
+            Outcome::Failed => "failed",
+            Outcome::Dead => "dead",
+            Outcome::Cancelled => "cancelled",
+            Outcome::LeaseLost => "lease-lost",
+        }
+    }
+}
+
+/// Receives a worker's events, for metrics (see the CLI's Prometheus exporter).
+pub trait WorkerObserver: Send + Sync {
+    /// An attempt of a job of `kind` ended; `timings` when it produced a result.
+    fn attempt_ended(
+        &self,
+        kind: &str,
+        lane: DeviceClass,
+        outcome: Outcome,
+        timings: Option<&crate::timing::Timings>,
+    );
+}
+
 /// A worker serving one lane.
 pub struct Worker {
     queue: Arc<dyn Queue>,
@@ -116,6 +159,7 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
     started_ms: u64,
     draining: Arc<AtomicBool>,
+    observer: Option<Arc<dyn WorkerObserver>>,
 }
 
 /// Leases of running jobs with their cancel flags, so a drain can stop and release them.
@@ -131,7 +175,14 @@ impl Worker {
             stats: Arc::default(),
             started_ms: now_ms(),
             draining: Arc::default(),
+            observer: None,
         }
+    }
+
+    /// Reports every attempt's end to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn WorkerObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The worker's live counters.
@@ -251,6 +302,7 @@ impl Worker {
                     inflight: inflight.clone(),
                     cancel,
                     draining: self.draining.clone(),
+                    observer: self.observer.clone(),
                 };
                 tasks.spawn(job.run(delivery, permit));
             }
@@ -314,6 +366,7 @@ struct JobRun {
     inflight: InFlight,
     cancel: CancelFlag,
     draining: Arc<AtomicBool>,
+    observer: Option<Arc<dyn WorkerObserver>>,
 }
 
 /// Why a run produced nothing to record.
@@ -378,6 +431,7 @@ impl JobRun {
                 match with_retries(|| self.queue.complete(&lease, result.clone())).await {
                     Ok(()) => {
                         self.stats.done.fetch_add(1, Ordering::Relaxed);
+                        self.observe(&envelope.kind, Outcome::Succeeded, Some(&result.timings));
                     }
                     Err(QueueError::LeaseLost(_)) => {
                         tracing::warn!(job = %lease.job_id, "finished after its lease was lost; result dropped")
@@ -390,7 +444,16 @@ impl JobRun {
             Some(Err(error)) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 match with_retries(|| self.queue.fail(&lease, &error)).await {
-                    Ok(outcome) => log_failure(&lease, &error, outcome),
+                    Ok(outcome) => {
+                        log_failure(&lease, &error, outcome);
+                        let o = match outcome {
+                            FailOutcome::Retrying { .. } => Outcome::Retrying,
+                            FailOutcome::Failed => Outcome::Failed,
+                            FailOutcome::Dead => Outcome::Dead,
+                            FailOutcome::Cancelled => Outcome::Cancelled,
+                        };
+                        self.observe(&envelope.kind, o, None);
+                    }
                     Err(e) => {
                         tracing::error!(job = %lease.job_id, error = %e, "could not record failure; the lease will expire")
                     }
@@ -402,6 +465,14 @@ impl JobRun {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&lease.job_id);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl JobRun {
+    fn observe(&self, kind: &str, outcome: Outcome, timings: Option<&crate::timing::Timings>) {
+        if let Some(o) = &self.observer {
+            o.attempt_ended(kind, self.config.lane, outcome, timings);
+        }
     }
 }
 

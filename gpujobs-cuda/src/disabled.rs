@@ -15,6 +15,11 @@ impl CudaExecutor {
     pub fn device_info(&self) -> DeviceInfo {
         match self.never {}
     }
+
+    /// Free and total device memory in bytes.
+    pub async fn memory_info(&self) -> Result<(u64, u64), gpujobs_core::JobError> {
+        match self.never {}
+    }
 }
 
 /// The CUDA devices of this machine: always `Err(CudaError::NotCompiled)` here.

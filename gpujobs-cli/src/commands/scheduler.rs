@@ -25,12 +25,17 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     let model = crate::commands::calibrate::load_model(args.cost_model.as_deref())?;
     tracing::info!(model = %model.name(), "placement by earliest estimated finish");
     let placement = Arc::new(EarliestFinish::new(model));
-    let scheduler = Scheduler::new(
-        queue,
+    let mut scheduler = Scheduler::new(
+        queue.clone(),
         Arc::new(Registry::with_builtin_kinds()),
         placement,
         config,
     );
+    if let Some(addr) = args.metrics_addr {
+        let metrics = crate::metrics::Metrics::new();
+        crate::metrics::serve(addr, metrics.clone(), queue, Vec::new(), shutdown.clone()).await?;
+        scheduler = scheduler.with_observer(metrics);
+    }
     let report = scheduler.run(shutdown).await;
     eprintln!(
         "scheduler stopped: {} placed, {} rejected",

@@ -18,16 +18,27 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         ));
     }
     // Open the devices first: a CUDA worker without a GPU says so and exits non-zero.
-    let targets: Vec<Backend> = match args.backend {
-        BackendArg::Cpu => vec![backends::cpu()],
-        BackendArg::Cuda => backends::gpus()
-            .map_err(|why| CliError::runtime(format!("cannot start a CUDA worker: {why}")))?,
+    let (targets, gpus): (Vec<Backend>, Vec<gpujobs_cuda::CudaExecutor>) = match args.backend {
+        BackendArg::Cpu => (vec![backends::cpu()], Vec::new()),
+        BackendArg::Cuda => {
+            let why = |e: String| CliError::runtime(format!("cannot start a CUDA worker: {e}"));
+            let devices = gpujobs_cuda::devices().map_err(|e| why(e.to_string()))?;
+            (backends::gpus().map_err(why)?, devices)
+        }
     };
     let shutdown = signals::on_signal();
     let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
         return Ok(());
     };
     let queue: Arc<dyn Queue> = Arc::new(queue);
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            let m = crate::metrics::Metrics::new();
+            crate::metrics::serve(addr, m.clone(), queue.clone(), gpus, shutdown.clone()).await?;
+            Some(m)
+        }
+        None => None,
+    };
     let mut tasks = Vec::new();
     for (i, backend) in targets.into_iter().enumerate() {
         let mut config = WorkerConfig::new(backend.device.clone());
@@ -46,9 +57,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
             "worker {} serving the {} lane on {}",
             config.id, config.lane, backend.device
         );
-        tasks.push(tokio::spawn(
-            Worker::new(queue.clone(), backend.registry.clone(), config).run(shutdown.clone()),
-        ));
+        let mut worker = Worker::new(queue.clone(), backend.registry.clone(), config);
+        if let Some(m) = &metrics {
+            worker = worker.with_observer(m.clone());
+        }
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }
     let mut done = 0;
     for t in tasks {

@@ -1,0 +1,348 @@
+//! Prometheus metrics of `gpujobs worker` and `gpujobs scheduler` (`--metrics-addr`),
+//! on the `prometheus-client` crate: counters and histograms fed by the worker and
+//! scheduler observers, gauges refreshed from Redis every few seconds, served as
+//! OpenMetrics text on `/metrics` (and `ok` on `/healthz`).
+
+use gpujobs_core::{DeviceClass, Outcome, Queue, SchedulerObserver, Timings, WorkerObserver};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    kind: String,
+    device: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    kind: String,
+    device: String,
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    lane: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+    lane: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GpuLabels {
+    device: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type HistFamily = Family<StageLabels, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 10 µs to ~40 min in factors of 4.
+    Histogram::new(exponential_buckets(1e-5, 4.0, 16))
+}
+
+/// Every metric, registered once.
+pub struct Metrics {
+    registry: Registry,
+    jobs: Family<JobLabels, Counter>,
+    durations: HistFamily,
+    lane_ready: Family<LaneLabels, Gauge>,
+    lane_delayed: Family<LaneLabels, Gauge>,
+    lane_in_flight: Family<LaneLabels, Gauge>,
+    retries: Counter,
+    dead_letters: Counter,
+    placed: Family<LaneLabels, Counter>,
+    rejected: Counter,
+    heartbeat_age: Family<WorkerLabels, FloatGauge>,
+    gpu_memory_used: Family<GpuLabels, Gauge>,
+    gpu_memory_total: Family<GpuLabels, Gauge>,
+}
+
+impl Metrics {
+    /// All metrics, zeroed.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("gpujobs");
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Job attempts that ended, by kind, device and outcome",
+            jobs.clone(),
+        );
+        let durations = HistFamily::new_with_constructor(seconds_histogram);
+        registry.register(
+            "job_duration_seconds",
+            "Time of succeeded jobs by stage: queue_wait, transfer (h2d + d2h), compute, total",
+            durations.clone(),
+        );
+        let lane_ready = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "lane_ready",
+            "Jobs ready on a lane, not yet fetched",
+            lane_ready.clone(),
+        );
+        let lane_delayed = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "lane_delayed",
+            "Jobs of a lane waiting out a retry backoff",
+            lane_delayed.clone(),
+        );
+        let lane_in_flight = Family::<LaneLabels, Gauge>::default();
+        registry.register(
+            "lane_in_flight",
+            "Jobs of a lane leased to workers",
+            lane_in_flight.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "retries",
+            "Failed attempts that will be retried",
+            retries.clone(),
+        );
+        let dead_letters = Counter::default();
+        registry.register(
+            "dead_letters",
+            "Jobs this process sent to the dead-letter stream",
+            dead_letters.clone(),
+        );
+        let placed = Family::<LaneLabels, Counter>::default();
+        registry.register(
+            "placed",
+            "Jobs placed on a lane by this scheduler",
+            placed.clone(),
+        );
+        let rejected = Counter::default();
+        registry.register(
+            "rejected",
+            "Submissions this scheduler dead-lettered as invalid",
+            rejected.clone(),
+        );
+        let heartbeat_age = Family::<WorkerLabels, FloatGauge>::default();
+        registry.register(
+            "worker_heartbeat_age_seconds",
+            "Seconds since each live worker's last heartbeat",
+            heartbeat_age.clone(),
+        );
+        let gpu_memory_used = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_memory_used_bytes",
+            "Device memory in use",
+            gpu_memory_used.clone(),
+        );
+        let gpu_memory_total = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_memory_total_bytes",
+            "Device memory in total",
+            gpu_memory_total.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            jobs,
+            durations,
+            lane_ready,
+            lane_delayed,
+            lane_in_flight,
+            retries,
+            dead_letters,
+            placed,
+            rejected,
+            heartbeat_age,
+            gpu_memory_used,
+            gpu_memory_total,
+        })
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+
+    /// Refreshes the gauges read from Redis and the GPUs.
+    async fn refresh(&self, queue: &dyn Queue, gpus: &[gpujobs_cuda::CudaExecutor]) {
+        if let Ok(lanes) = queue.lane_stats().await {
+            for l in lanes {
+                let labels = LaneLabels {
+                    lane: l.lane.to_string(),
+                };
+                self.lane_ready.get_or_create(&labels).set(l.ready as i64);
+                self.lane_delayed
+                    .get_or_create(&labels)
+                    .set(l.delayed as i64);
+                self.lane_in_flight
+                    .get_or_create(&labels)
+                    .set(l.in_flight as i64);
+            }
+        }
+        if let Ok(workers) = queue.workers().await {
+            self.heartbeat_age.clear();
+            let now = gpujobs_core::envelope::now_ms();
+            for w in workers {
+                let age = now.saturating_sub(w.last_seen_ms) as f64 / 1e3;
+                self.heartbeat_age
+                    .get_or_create(&WorkerLabels {
+                        worker: w.id,
+                        lane: w.lane.to_string(),
+                    })
+                    .set(age);
+            }
+        }
+        for g in gpus {
+            if let Ok((free, total)) = g.memory_info().await {
+                let labels = GpuLabels {
+                    device: g.device_info().to_string(),
+                };
+                self.gpu_memory_used
+                    .get_or_create(&labels)
+                    .set(total.saturating_sub(free) as i64);
+                self.gpu_memory_total
+                    .get_or_create(&labels)
+                    .set(total as i64);
+            }
+        }
+    }
+}
+
+impl WorkerObserver for Metrics {
+    fn attempt_ended(
+        &self,
+        kind: &str,
+        lane: DeviceClass,
+        outcome: Outcome,
+        timings: Option<&Timings>,
+    ) {
+        let device = lane.to_string();
+        self.jobs
+            .get_or_create(&JobLabels {
+                kind: kind.into(),
+                device: device.clone(),
+                outcome: outcome.as_str().into(),
+            })
+            .inc();
+        match outcome {
+            Outcome::Retrying => {
+                self.retries.inc();
+            }
+            Outcome::Dead | Outcome::Failed => {
+                self.dead_letters.inc();
+            }
+            _ => {}
+        }
+        if let Some(t) = timings {
+            for (stage, v) in [
+                ("queue_wait", t.queue_wait_s),
+                ("transfer", t.h2d_s + t.d2h_s),
+                ("compute", t.compute_s),
+                ("total", t.total_s.max(t.run_s)),
+            ] {
+                self.durations
+                    .get_or_create(&StageLabels {
+                        kind: kind.into(),
+                        device: device.clone(),
+                        stage: stage.into(),
+                    })
+                    .observe(v);
+            }
+        }
+    }
+}
+
+impl SchedulerObserver for Metrics {
+    fn placed(&self, lane: DeviceClass) {
+        self.placed
+            .get_or_create(&LaneLabels {
+                lane: lane.to_string(),
+            })
+            .inc();
+    }
+    fn rejected(&self) {
+        self.rejected.inc();
+        self.dead_letters.inc();
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `addr`, refreshing gauges every 5 s, until
+/// `shutdown` fires. Returns once the listener is bound (errors if it cannot be).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    queue: Arc<dyn Queue>,
+    gpus: Vec<gpujobs_cuda::CudaExecutor>,
+    mut shutdown: gpujobs_core::Shutdown,
+) -> Result<(), crate::error::CliError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        crate::error::CliError::runtime(format!("cannot serve metrics on {addr}: {e}"))
+    })?;
+    tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+    let refresher = metrics.clone();
+    let mut stop_refresh = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            refresher.refresh(queue.as_ref(), &gpus).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = stop_refresh.wait() => return,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = listener.accept() => c,
+                _ = shutdown.wait() => return,
+            };
+            let Ok((mut stream, _)) = conn else { continue };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                // Read the request head (up to 8 KiB, 5 s): closing with unread bytes
+                // would reset the connection under the client's feet.
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                let read_head = async {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), read_head).await;
+                let n = buf.len();
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, kind, body) = match path {
+                    "/metrics" => (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        metrics.render(),
+                    ),
+                    "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                    _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok(())
+}
