@@ -64,6 +64,9 @@ pub enum Command {
     DeadLetter(DeadLetterArgs),
     /// A live view of lanes, workers, throughput and failures (until Ctrl-C).
     Watch(WatchArgs),
+    /// Check what an operator checks first: Redis (reachable, version, persistence,
+    /// eviction, consumer groups, workers) and CUDA (driver, devices, our PTX).
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// Measure every kind on every backend here and fit the cost model placement uses;
     /// writes a versioned JSON file for `gpujobs scheduler --cost-model`.
     Calibrate(crate::commands::calibrate::CalibrateArgs),

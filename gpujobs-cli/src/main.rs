@@ -72,6 +72,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::status::cancel(args).await,
             Command::DeadLetter(args) => commands::status::dead_letter(args).await,
             Command::Watch(args) => commands::watch::run(args).await,
+            Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Simulate(args) => commands::calibrate::simulate_cmd(args).await,

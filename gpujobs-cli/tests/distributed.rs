@@ -524,3 +524,45 @@ async fn worker_metrics_count_the_jobs_done() {
     );
     assert!(http_get(port, "/nope").contains("404"));
 }
+
+#[test]
+fn doctor_reports_persistence_workers_and_unreachable_redis() {
+    // Without AOF: a warning with its fix, exit 0, and no live workers yet.
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let o = run(&url, &["doctor", "--redis-only"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("ok       Redis at"), "{out}");
+    assert!(out.contains("warning  persistence is off"), "{out}");
+    assert!(out.contains("fix: set appendonly yes"), "{out}");
+    assert!(out.contains("warning  no live workers"), "{out}");
+    // A running worker shows up in the next report.
+    let _w = spawn(&url, &["worker", "--concurrency", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        seen = text(&run(&url, &["doctor", "--redis-only"]).stdout);
+        if seen.contains("1 live workers (1 cpu, 0 gpu)") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen.contains("1 live workers (1 cpu, 0 gpu)"), "{seen}");
+
+    // With AOF the persistence line is ok.
+    let durable = RedisServer::start(true);
+    let out = text(&run(&durable.url(), &["doctor", "--redis-only"]).stdout);
+    assert!(
+        out.contains("ok       persistence: append-only file on"),
+        "{out}"
+    );
+
+    // Unreachable Redis is an error with a fix and exit code 1.
+    drop(server);
+    let o = run(&url, &["doctor", "--redis-only"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("error    Redis at"), "{out}");
+    assert!(out.contains("fix: start Redis"), "{out}");
+}

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod calibrate;
 pub mod demo;
+pub mod doctor;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
 pub mod run;

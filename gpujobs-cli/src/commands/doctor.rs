@@ -1,0 +1,288 @@
+//! `gpujobs doctor`: what an operator checks first, each as ok / warning / error with
+//! the fix.
+
+use crate::cli::RedisArgs;
+use crate::error::CliError;
+use clap::Args;
+use gpujobs_core::{DeviceClass, Priority, Queue};
+use gpujobs_queue::{RedisConfig, RedisQueue};
+use std::time::Duration;
+
+/// Options of `gpujobs doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Where Redis is.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Check Redis only (container health checks).
+    #[arg(long)]
+    pub redis_only: bool,
+    /// Skip the Redis checks (a GPU node before Redis is up).
+    #[arg(long, conflicts_with = "redis_only")]
+    pub no_redis: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Ok,
+    Warning,
+    Error,
+}
+
+struct Report {
+    lines: Vec<(Level, String, String)>,
+}
+
+impl Report {
+    fn add(&mut self, level: Level, what: impl Into<String>, fix: impl Into<String>) {
+        self.lines.push((level, what.into(), fix.into()));
+    }
+
+    fn print(&self) -> Level {
+        for (level, what, fix) in &self.lines {
+            let tag = match level {
+                Level::Ok => "ok     ",
+                Level::Warning => "warning",
+                Level::Error => "error  ",
+            };
+            println!("{tag}  {what}");
+            if !fix.is_empty() {
+                println!("         fix: {fix}");
+            }
+        }
+        self.lines.iter().map(|l| l.0).max().unwrap_or(Level::Ok)
+    }
+}
+
+async fn config_get(url: &str, name: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    v.get(1).cloned()
+}
+
+async fn redis_checks(args: &RedisArgs, r: &mut Report) {
+    let mut cfg = RedisConfig::new(args.url.clone());
+    cfg.namespace = args.namespace.clone();
+    cfg.warn_durability = false;
+    let url = cfg.redacted_url();
+    let q = match tokio::time::timeout(Duration::from_secs(5), RedisQueue::connect(cfg)).await {
+        Ok(Ok(q)) => q,
+        Ok(Err(e)) => {
+            return r.add(Level::Error, format!("Redis at {url}: {e}"), "start Redis, or point --redis / GPUJOBS_REDIS_URL at it (redis://user:password@host:6379)");
+        }
+        Err(_) => {
+            return r.add(
+                Level::Error,
+                format!("Redis at {url}: no answer within 5 s"),
+                "check the address and any firewall or network policy in between",
+            );
+        }
+    };
+    let client = redis::Client::open(args.url.as_str()).ok();
+    let info: Option<String> = match client {
+        Some(c) => match c.get_multiplexed_async_connection().await {
+            Ok(mut conn) => redis::cmd("INFO")
+                .arg("server")
+                .query_async(&mut conn)
+                .await
+                .ok(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let version = info
+        .as_deref()
+        .and_then(|i| i.lines().find_map(|l| l.strip_prefix("redis_version:")))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if major >= 7 {
+        r.add(
+            Level::Ok,
+            format!("Redis at {url} answers (version {version})"),
+            "",
+        );
+    } else {
+        r.add(
+            Level::Error,
+            format!("Redis at {url} is version {version}"),
+            "gpujobs needs Redis 7 or newer (XAUTOCLAIM, XPENDING IDLE)",
+        );
+    }
+    match (
+        config_get(&args.url, "appendonly").await,
+        config_get(&args.url, "save").await,
+    ) {
+        (Some(aof), _) if aof == "yes" => r.add(Level::Ok, "persistence: append-only file on", ""),
+        (Some(_), Some(save)) if !save.trim().is_empty() => r.add(
+            Level::Warning,
+            format!("persistence: RDB snapshots only ({save})"),
+            "a crash loses jobs submitted since the last snapshot; set appendonly yes",
+        ),
+        (Some(_), _) => r.add(
+            Level::Warning,
+            "persistence is off: a Redis restart loses every queued job",
+            "set appendonly yes (and appendfsync everysec or always)",
+        ),
+        (None, _) => r.add(
+            Level::Warning,
+            "persistence: unknown (CONFIG GET is not allowed)",
+            "make sure the managed Redis keeps an append-only file",
+        ),
+    }
+    match config_get(&args.url, "maxmemory-policy").await {
+        Some(p) if p == "noeviction" => r.add(Level::Ok, "maxmemory-policy noeviction", ""),
+        Some(p) => r.add(
+            Level::Warning,
+            format!("maxmemory-policy {p}: Redis may evict queued jobs under memory pressure"),
+            "CONFIG SET maxmemory-policy noeviction (and in redis.conf)",
+        ),
+        None => r.add(
+            Level::Warning,
+            "maxmemory-policy: unknown (CONFIG GET is not allowed)",
+            "make sure eviction is off",
+        ),
+    }
+    // Consumer groups: connect() creates them, so a missing one means no rights.
+    let keys = q.keys();
+    let mut missing = Vec::new();
+    if let Some(c) = redis::Client::open(args.url.as_str()).ok()
+        && let Ok(mut conn) = c.get_multiplexed_async_connection().await
+    {
+        let mut streams = vec![keys.submit()];
+        for lane in DeviceClass::ALL {
+            for p in Priority::ALL {
+                streams.push(keys.lane(lane, p));
+            }
+        }
+        for s in streams {
+            let groups: Result<redis::Value, _> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&s)
+                .query_async(&mut conn)
+                .await;
+            if !matches!(groups, Ok(redis::Value::Array(ref v)) if !v.is_empty()) {
+                missing.push(s);
+            }
+        }
+    }
+    if missing.is_empty() {
+        r.add(
+            Level::Ok,
+            format!(
+                "consumer groups present on the submit and lane streams of namespace `{}`",
+                args.namespace
+            ),
+            "",
+        );
+    } else {
+        r.add(
+            Level::Error,
+            format!("consumer groups missing on {}", missing.join(", ")),
+            "the Redis user needs the XGROUP command (ACL +@stream)",
+        );
+    }
+    match q.workers().await {
+        Ok(w) if w.is_empty() => r.add(
+            Level::Warning,
+            "no live workers",
+            "start `gpujobs worker --backend cpu` (and `--backend cuda` on GPU nodes)",
+        ),
+        Ok(w) => {
+            let gpu = w.iter().filter(|w| w.lane == DeviceClass::Gpu).count();
+            r.add(
+                Level::Ok,
+                format!(
+                    "{} live workers ({} cpu, {gpu} gpu)",
+                    w.len(),
+                    w.len() - gpu
+                ),
+                "",
+            );
+        }
+        Err(e) => r.add(Level::Error, format!("reading workers: {e}"), ""),
+    }
+    if let Ok(n) = q.dead_letter_count().await
+        && n > 0
+    {
+        r.add(
+            Level::Warning,
+            format!("{n} dead letters"),
+            "inspect with `gpujobs dead-letter list`, re-run with `gpujobs dead-letter retry <id>`",
+        );
+    }
+}
+
+async fn cuda_checks(r: &mut Report) {
+    if !gpujobs_cuda::COMPILED {
+        return r.add(
+            Level::Warning,
+            "this gpujobs has no CUDA support (CPU worker only)",
+            "build with `--features cuda` for GPU workers",
+        );
+    }
+    match gpujobs_cuda::driver_version() {
+        Some(v) => r.add(Level::Ok, format!("CUDA driver present (CUDA {v})"), ""),
+        None => {
+            return r.add(
+                Level::Error,
+                "no CUDA driver",
+                "install the NVIDIA driver (580+ for the committed PTX), or run a CPU worker",
+            );
+        }
+    }
+    // Opening the devices loads our PTX: a refusal names the PTX and driver versions.
+    match gpujobs_cuda::devices() {
+        Ok(devs) => {
+            for d in devs {
+                let mem = d
+                    .memory_info()
+                    .await
+                    .map(|(free, total)| {
+                        format!(
+                            ", {:.1} of {:.1} GiB free",
+                            free as f64 / 1073741824.0,
+                            total as f64 / 1073741824.0
+                        )
+                    })
+                    .unwrap_or_default();
+                r.add(
+                    Level::Ok,
+                    format!("{}{mem}; the driver accepts our PTX", d.device_info()),
+                    "",
+                );
+            }
+        }
+        Err(e) => r.add(
+            Level::Error,
+            format!("CUDA devices: {e}"),
+            "see docs/cuda.md",
+        ),
+    }
+}
+
+/// Runs the command; exits 1 when any check is an error.
+pub async fn run(args: DoctorArgs) -> Result<(), CliError> {
+    let mut r = Report { lines: Vec::new() };
+    if !args.no_redis {
+        redis_checks(&args.redis, &mut r).await;
+    }
+    if !args.redis_only {
+        cuda_checks(&mut r).await;
+    }
+    match r.print() {
+        Level::Error => Err(CliError::runtime("doctor found errors")),
+        _ => Ok(()),
+    }
+}
