@@ -67,6 +67,9 @@ pub enum Command {
     /// Check what an operator checks first: Redis (reachable, version, persistence,
     /// eviction, consumer groups, workers) and CUDA (driver, devices, our PTX).
     Doctor(crate::commands::doctor::DoctorArgs),
+    /// Ask a running worker or scheduler (its --metrics-addr) whether it is alive or
+    /// ready; exit 0 if so. For container health checks.
+    Healthcheck(crate::commands::healthcheck::HealthcheckArgs),
     /// Measure every kind on every backend here and fit the cost model placement uses;
     /// writes a versioned JSON file for `gpujobs scheduler --cost-model`.
     Calibrate(crate::commands::calibrate::CalibrateArgs),

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
             Command::DeadLetter(args) => commands::status::dead_letter(args).await,
             Command::Watch(args) => commands::watch::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
+            Command::Healthcheck(args) => commands::healthcheck::run(args).await,
             Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Simulate(args) => commands::calibrate::simulate_cmd(args).await,

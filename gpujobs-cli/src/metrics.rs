@@ -1,7 +1,8 @@
 //! Prometheus metrics of `gpujobs worker` and `gpujobs scheduler` (`--metrics-addr`),
 //! on the `prometheus-client` crate: counters and histograms fed by the worker and
 //! scheduler observers, gauges refreshed from Redis every few seconds, served as
-//! OpenMetrics text on `/metrics` (and `ok` on `/healthz`).
+//! OpenMetrics text on `/metrics`, with `/healthz` (the process answers: liveness) and
+//! `/readyz` (Redis answered within the last 20 s: readiness).
 
 use gpujobs_core::{DeviceClass, Outcome, Queue, SchedulerObserver, Timings, WorkerObserver};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,7 +70,14 @@ pub struct Metrics {
     heartbeat_age: Family<WorkerLabels, FloatGauge>,
     gpu_memory_used: Family<GpuLabels, Gauge>,
     gpu_memory_total: Family<GpuLabels, Gauge>,
+    redis_up: Gauge,
+    /// When Redis last answered a refresh (ms since the epoch; 0: never).
+    redis_ok_ms: AtomicU64,
 }
+
+/// How long after Redis last answered `/readyz` stops saying ready, even with no refresh
+/// failing (refreshes run every 5 s).
+const READY_WINDOW_MS: u64 = 20_000;
 
 impl Metrics {
     /// All metrics, zeroed.
@@ -147,6 +155,12 @@ impl Metrics {
             "Device memory in total",
             gpu_memory_total.clone(),
         );
+        let redis_up = Gauge::default();
+        registry.register(
+            "redis_up",
+            "1 when the last refresh (every 5 s) reached Redis, else 0",
+            redis_up.clone(),
+        );
         Arc::new(Metrics {
             registry,
             jobs,
@@ -161,7 +175,23 @@ impl Metrics {
             heartbeat_age,
             gpu_memory_used,
             gpu_memory_total,
+            redis_up,
+            redis_ok_ms: AtomicU64::new(0),
         })
+    }
+
+    /// `Ok` when the last refresh reached Redis and was within [`READY_WINDOW_MS`] (a
+    /// refresh stuck on a silent network counts as a failure), else why not.
+    fn ready(&self) -> Result<(), String> {
+        let last = self.redis_ok_ms.load(Ordering::Relaxed);
+        let age = gpujobs_core::envelope::now_ms().saturating_sub(last);
+        if last == 0 {
+            Err("Redis has not answered yet".into())
+        } else if self.redis_up.get() == 1 && age <= READY_WINDOW_MS {
+            Ok(())
+        } else {
+            Err(format!("Redis has not answered for {} s", age / 1000))
+        }
     }
 
     /// The OpenMetrics text of every metric.
@@ -175,7 +205,15 @@ impl Metrics {
 
     /// Refreshes the gauges read from Redis and the GPUs.
     async fn refresh(&self, queue: &dyn Queue, gpus: &[gpujobs_cuda::CudaExecutor]) {
-        if let Ok(lanes) = queue.lane_stats().await {
+        let lanes = queue.lane_stats().await;
+        if lanes.is_ok() {
+            self.redis_up.set(1);
+            self.redis_ok_ms
+                .store(gpujobs_core::envelope::now_ms(), Ordering::Relaxed);
+        } else {
+            self.redis_up.set(0);
+        }
+        if let Ok(lanes) = lanes {
             for l in lanes {
                 let labels = LaneLabels {
                     lane: l.lane.to_string(),
@@ -276,7 +314,7 @@ impl SchedulerObserver for Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr`, refreshing gauges every 5 s, until
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr`, refreshing gauges every 5 s, until
 /// `shutdown` fires. Returns once the listener is bound (errors if it cannot be).
 pub async fn serve(
     addr: SocketAddr,
@@ -332,6 +370,10 @@ pub async fn serve(
                         metrics.render(),
                     ),
                     "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                    "/readyz" => match metrics.ready() {
+                        Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+                        Err(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),
+                    },
                     _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
                 };
                 let head = format!(

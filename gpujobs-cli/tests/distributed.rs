@@ -523,6 +523,46 @@ async fn worker_metrics_count_the_jobs_done() {
         "{sched}"
     );
     assert!(http_get(port, "/nope").contains("404"));
+
+    // Liveness and readiness, through the endpoint and the healthcheck command (a
+    // wildcard address is asked on loopback).
+    assert!(http_get(port, "/readyz").ends_with("ready\n"));
+    assert!(http_get(port, "/metrics").contains("gpujobs_redis_up 1"));
+    let check = |extra: &[&str]| {
+        let addr = format!("0.0.0.0:{port}");
+        let mut args = vec!["healthcheck", "--addr", &addr];
+        args.extend_from_slice(extra);
+        run(&url, &args)
+    };
+    assert!(check(&[]).status.success());
+    assert!(check(&["--ready"]).status.success());
+    // Redis goes away: not ready within a refresh or two, still alive.
+    drop(server);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !http_get(port, "/readyz").contains("503") {
+        assert!(Instant::now() < deadline, "still ready without Redis");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let not_ready = check(&["--ready"]);
+    assert_eq!(not_ready.status.code(), Some(1));
+    assert!(
+        text(&not_ready.stderr).contains("Redis has not answered"),
+        "{}",
+        text(&not_ready.stderr)
+    );
+    assert!(check(&[]).status.success());
+    assert!(http_get(port, "/metrics").contains("gpujobs_redis_up 0"));
+    // Nothing listens: the healthcheck fails instead of hanging.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = run(
+        &url,
+        &["healthcheck", "--addr", &format!("127.0.0.1:{free}")],
+    );
+    assert_eq!(o.status.code(), Some(1));
 }
 
 #[test]

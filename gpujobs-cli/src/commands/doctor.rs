@@ -14,7 +14,7 @@ pub struct DoctorArgs {
     /// Where Redis is.
     #[command(flatten)]
     pub redis: RedisArgs,
-    /// Check Redis only (container health checks).
+    /// Check Redis only (a client machine, or before starting workers).
     #[arg(long)]
     pub redis_only: bool,
     /// Skip the Redis checks (a GPU node before Redis is up).
@@ -107,7 +107,13 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    if major >= 7 {
+    if version == "?" {
+        r.add(
+            Level::Warning,
+            format!("Redis at {url} answers, version unknown (INFO is not allowed)"),
+            "gpujobs needs Redis 7 or newer; check the server's version by hand",
+        );
+    } else if major >= 7 {
         r.add(
             Level::Ok,
             format!("Redis at {url} answers (version {version})"),

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod doctor;
 #[cfg(feature = "cuda")]
 pub mod gpu_check;
+pub mod healthcheck;
 pub mod run;
 pub mod scheduler;
 pub mod status;
