@@ -3,6 +3,7 @@
 # the pinned toolkit. Usage: scripts/build-ptx.sh [output-dir]  (default: the committed dir)
 set -euo pipefail
 source "$(dirname "$0")/cuda-env.sh"
+# shellcheck disable=SC2154 # cuda-env.sh sets root
 cd "$root/gpujobs-cuda"
 out="${1:-ptx}"
 mkdir -p "$out"

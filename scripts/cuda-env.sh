@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the CUDA scripts: puts the pinned CUDA 13.0 nvcc/ptxas (NVIDIA's PyPI
 # wheels, installed into .venv-cuda on first use) on PATH. See ../shared notes in
 # docs/cuda.md: the lent H100 runs driver 580 (CUDA 13.0), and a driver cannot JIT PTX

@@ -4,7 +4,7 @@
 # (time permitting) the criterion CUDA benches. Keeps going after a failure so one call
 # returns everything; copies at most 7 files into $OUT (the device tool returns 8).
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 OUT="${OUT:-out}"
 W="$(mktemp -d)"
 mkdir -p "$OUT"

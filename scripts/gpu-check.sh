@@ -7,7 +7,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export CUDA_LIBRARY_PATH="$(scripts/cuda-stub.sh)"
+CUDA_LIBRARY_PATH="$(scripts/cuda-stub.sh)"
+export CUDA_LIBRARY_PATH
 cargo build --release -q -p gpujobs-cli --features cuda
 tests=$(cargo test --release -q -p gpujobs-cuda --features cuda --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json,sys
@@ -18,7 +19,8 @@ for l in sys.stdin:
 rm -rf .device
 mkdir -p .device/tests
 cargo bench -q --features cuda --bench cuda_kinds --no-run 2>/dev/null
-bench=$(ls -t target/release/deps/cuda_kinds-* | grep -v '\.d$' | head -1)
+bench=$(find target/release/deps -maxdepth 1 -type f -executable -name 'cuda_kinds-*' -printf '%T@ %p\n' \
+    | sort -rn | head -1 | cut -d' ' -f2)
 cp target/release/gpujobs .device/
 mkdir -p .device/bench && cp "$bench" .device/bench/cuda_kinds
 for t in $tests; do cp "$t" ".device/tests/$(basename "$t")"; done

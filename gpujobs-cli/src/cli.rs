@@ -56,6 +56,9 @@ pub enum Command {
     /// Submit jobs to Redis (the same job arguments as `run`, or a JSON-lines file of
     /// envelopes), optionally waiting for the results.
     Submit(SubmitArgs),
+    /// Wait for jobs (ids as arguments or in a file) to finish: progress, a tally and,
+    /// with --by-kind, median timings by kind and device. Exit 0 if all succeeded.
+    Wait(crate::commands::wait::WaitArgs),
     /// Show a job's record: state, placement and why, attempts, timings, error.
     Status(StatusArgs),
     /// Cancel a job: a queued one never runs, a running one is asked to stop.

@@ -388,3 +388,79 @@ pub async fn serve(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family with one sample, so each shows up in the text.
+    fn populated() -> Arc<Metrics> {
+        let m = Metrics::new();
+        let t = Timings::default();
+        m.attempt_ended("matmul", DeviceClass::Gpu, Outcome::Succeeded, Some(&t));
+        m.attempt_ended("matmul", DeviceClass::Gpu, Outcome::Retrying, None);
+        m.placed(DeviceClass::Cpu);
+        m.rejected();
+        let lane = LaneLabels { lane: "cpu".into() };
+        m.lane_ready.get_or_create(&lane).set(1);
+        m.lane_delayed.get_or_create(&lane).set(1);
+        m.lane_in_flight.get_or_create(&lane).set(1);
+        let worker = WorkerLabels {
+            worker: "w".into(),
+            lane: "cpu".into(),
+        };
+        m.heartbeat_age.get_or_create(&worker).set(1.0);
+        let gpu = GpuLabels { device: "d".into() };
+        m.gpu_memory_used.get_or_create(&gpu).set(1);
+        m.gpu_memory_total.get_or_create(&gpu).set(2);
+        m
+    }
+
+    /// The alert rules shipped in deploy/ name only metrics that exist.
+    #[test]
+    fn alert_rules_use_real_metric_names() {
+        let text = populated().render();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(families.len() >= 13, "{text}");
+        let rules = include_str!("../../deploy/prometheus/alerts.yml");
+        let mut used = 0;
+        for token in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !token.starts_with("gpujobs_") {
+                continue;
+            }
+            used += 1;
+            let base = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|s| token.strip_suffix(s))
+                .unwrap_or(token);
+            assert!(
+                families.contains(&base),
+                "alerts.yml uses {token}, which gpujobs does not export ({families:?})"
+            );
+        }
+        assert!(used >= 10, "alerts.yml names {used} gpujobs metrics");
+    }
+
+    #[test]
+    fn readiness_follows_redis() {
+        let m = Metrics::new();
+        assert!(m.ready().unwrap_err().contains("not answered yet"));
+        m.redis_up.set(1);
+        m.redis_ok_ms
+            .store(gpujobs_core::envelope::now_ms(), Ordering::Relaxed);
+        assert!(m.ready().is_ok());
+        m.redis_up.set(0);
+        assert!(m.ready().is_err());
+        // A refresh stuck since long ago is not ready either.
+        m.redis_up.set(1);
+        m.redis_ok_ms.store(
+            gpujobs_core::envelope::now_ms() - READY_WINDOW_MS - 1000,
+            Ordering::Relaxed,
+        );
+        assert!(m.ready().unwrap_err().contains("not answered for"));
+    }
+}

@@ -606,3 +606,58 @@ fn doctor_reports_persistence_workers_and_unreachable_redis() {
     assert!(out.contains("error    Redis at"), "{out}");
     assert!(out.contains("fix: start Redis"), "{out}");
 }
+
+#[test]
+fn wait_reports_a_mixed_batch_by_kind() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker", "--concurrency", "2"]);
+    let mut ids = submit_ids(
+        &url,
+        &["submit", "vector-add", "--len", "1000", "--count", "5"],
+    );
+    ids.extend(submit_ids(
+        &url,
+        &[
+            "submit", "matmul", "--m", "32", "--k", "16", "--n", "8", "--count", "2",
+        ],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ids");
+    std::fs::write(&file, ids.join("\n")).unwrap();
+    let o = run(
+        &url,
+        &[
+            "wait",
+            "--from",
+            file.to_str().unwrap(),
+            "--by-kind",
+            "--timeout",
+            "60",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    let row = |kind: &str| {
+        out.lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} row in\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(&row("vector-add")[1..4], ["cpu", "5", "5"], "{out}");
+    assert_eq!(&row("matmul")[1..4], ["cpu", "2", "2"], "{out}");
+    assert!(out.contains("first submitted to last finished"), "{out}");
+    assert!(out.contains("7 jobs: 7 succeeded, 0 failed"), "{out}");
+    // Ids on the command line too; an unknown one is reported, not waited on forever.
+    let o = run(&url, &["wait", &ids[0], "no-such-job", "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stdout).contains("2 jobs: 1 succeeded"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(text(&o.stderr).contains("1 of 2 jobs did not succeed"));
+}

@@ -71,3 +71,35 @@ impl Keys {
         format!("{}:workers", self.ns)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The KEDA triggers in deploy/k8s watch exactly the lane streams the queue writes,
+    /// in the default namespace: renaming a key without the manifests fails here.
+    #[test]
+    fn keda_triggers_watch_the_lane_streams() {
+        let manifests = [
+            include_str!("../../deploy/k8s/autoscaling-cpu.yaml"),
+            include_str!("../../deploy/k8s/autoscaling-gpu.yaml"),
+        ];
+        let watched: Vec<&str> = manifests
+            .iter()
+            .flat_map(|m| m.lines())
+            .filter_map(|l| l.trim().strip_prefix("stream: "))
+            .map(|s| s.trim_matches('"'))
+            .collect();
+        let keys = Keys::new("gpujobs");
+        let mut want = Vec::new();
+        for lane in DeviceClass::ALL {
+            for p in Priority::ALL {
+                want.push(keys.lane(lane, p));
+            }
+        }
+        let mut got: Vec<String> = watched.iter().map(|s| s.to_string()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}

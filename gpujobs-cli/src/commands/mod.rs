@@ -11,5 +11,6 @@ pub mod run;
 pub mod scheduler;
 pub mod status;
 pub mod submit;
+pub mod wait;
 pub mod watch;
 pub mod worker;

@@ -7,8 +7,6 @@ use crate::inputs;
 use crate::report;
 use gpujobs_core::{DevicePref, JobEnvelope, JobId, JobState, Limits, Priority, Queue, Registry};
 use gpujobs_queue::RedisQueue;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,93 +130,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             ))),
         };
     }
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(ids.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut pending: Vec<JobId> = ids.clone();
-    let mut tally: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut delay = Duration::from_millis(5);
-    while !pending.is_empty() && started.elapsed() < deadline {
-        let mut still = Vec::with_capacity(pending.len());
-        // Jobs finish roughly in submit order: poll chunk by chunk from the oldest and
-        // stop at the first chunk with unfinished jobs, so waiting on many jobs does not
-        // load Redis more than running them.
-        let mut chunks = pending.chunks(500);
-        for chunk in chunks.by_ref() {
-            let states = q.states(chunk).await?;
-            let unfinished = states
-                .iter()
-                .any(|s| s.as_ref().is_some_and(|s| !s.is_terminal()));
-            for (id, state) in chunk.iter().zip(states) {
-                match state {
-                    Some(s) if s.is_terminal() => {
-                        *tally.entry(s.as_str()).or_default() += 1;
-                        bar.inc(1);
-                    }
-                    None => {
-                        *tally.entry("lost").or_default() += 1;
-                        bar.inc(1);
-                    }
-                    Some(_) => still.push(id.clone()),
-                }
-            }
-            if unfinished {
-                break;
-            }
-        }
-        for chunk in chunks {
-            still.extend_from_slice(chunk);
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(100));
-        }
-    }
-    bar.finish_and_clear();
+    let tally = super::wait::until_done(&q, &ids, started, deadline, !args.json).await?;
     let wall = started.elapsed().as_secs_f64();
-    let succeeded = tally.get("succeeded").copied().unwrap_or(0);
-    let summary = serde_json::json!({
-        "submitted": ids.len(),
-        "succeeded": succeeded,
-        "failed": tally.get("failed").copied().unwrap_or(0),
-        "dead": tally.get("dead").copied().unwrap_or(0),
-        "cancelled": tally.get("cancelled").copied().unwrap_or(0),
-        "lost": tally.get("lost").copied().unwrap_or(0),
-        "unfinished": pending.len(),
-        "wall_s": wall,
-        "jobs_per_s": ids.len() as f64 / wall,
-    });
-    if args.json {
-        println!("{summary}");
-    } else {
-        println!(
-            "{} jobs: {} succeeded, {} failed, {} dead, {} cancelled, {} unfinished in {:.2} s ({:.0} jobs/s)",
-            ids.len(),
-            succeeded,
-            summary["failed"],
-            summary["dead"],
-            summary["cancelled"],
-            pending.len(),
-            wall,
-            ids.len() as f64 / wall
-        );
-    }
-    if succeeded == ids.len() {
-        Ok(())
-    } else {
-        Err(CliError::runtime(format!(
-            "{} of {} jobs did not succeed",
-            ids.len() - succeeded,
-            ids.len()
-        )))
-    }
+    super::wait::report(ids.len(), &tally, Some(wall), args.json)
 }
