@@ -660,4 +660,40 @@ fn wait_reports_a_mixed_batch_by_kind() {
         text(&o.stdout)
     );
     assert!(text(&o.stderr).contains("1 of 2 jobs did not succeed"));
+
+    // `submit --out --wait` saves the output of the remote job.
+    let png = dir.path().join("edges.png");
+    let o = run(
+        &url,
+        &[
+            "submit",
+            "image-filter",
+            "--op",
+            "sobel",
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--out",
+            png.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 48));
+    // Without --wait there is nothing to save: refused before submitting.
+    let o = run(
+        &url,
+        &[
+            "submit",
+            "vector-add",
+            "--len",
+            "8",
+            "--out",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("use it with --wait"));
 }

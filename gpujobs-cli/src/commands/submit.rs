@@ -75,9 +75,18 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
         ));
     }
     let registry = Registry::with_builtin_kinds();
+    let mut sink_spec = None;
     let (template, label) = match (&args.job, &args.file) {
         (Some(kind), None) => {
             let spec = inputs::build(kind)?;
+            if !matches!(spec.sink, inputs::Sink::None) {
+                if !args.wait || args.count > 1 {
+                    return Err(CliError::input(
+                        "--out saves the output of one job: use it with --wait and without --count",
+                    ));
+                }
+                sink_spec = Some(spec.clone());
+            }
             let env = spec
                 .envelope
                 .with_priority(priority)
@@ -116,6 +125,11 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             .wait(&ids[0], deadline)
             .await?
             .ok_or_else(|| CliError::runtime(format!("job {} vanished", ids[0])))?;
+        if let (Some(spec), Some(result)) = (&sink_spec, &rec.result)
+            && let Some(path) = inputs::save(spec, result)?
+        {
+            eprintln!("wrote {}", path.display());
+        }
         if args.json {
             println!("{}", report::job_json(&rec, &label, None, None));
         } else {
