@@ -33,8 +33,13 @@ apt_install() {
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} (Debian packages)"
         if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
-            --no-install-recommends "${missing[@]}" >/dev/null
+        # A fresh machine may have stale package lists: refresh them once on failure.
+        if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
+            --no-install-recommends "${missing[@]}" >/dev/null; then
+            "${sudo[@]}" apt-get update -q >/dev/null
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
+                --no-install-recommends "${missing[@]}" >/dev/null
+        fi
     fi
 }
 apt_install docker-compose=docker-compose kubectl=kubernetes-client promtool=prometheus \
