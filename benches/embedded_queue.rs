@@ -3,63 +3,18 @@
 //!
 //! `cargo bench --bench embedded_queue`.
 
-use async_trait::async_trait;
+#[path = "common/noop.rs"]
+mod noop;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gpujobs::{
-    Cost, DeviceClass, DeviceInfo, EmbeddedCluster, ExecContext, Execution, Executor, Job,
-    JobEnvelope, JobError, JobOutput, Limits, MemoryQueue, PlacementDecision, Queue, Registry,
-    StageTimes, ValidationError, WorkerConfig,
+    DeviceClass, EmbeddedCluster, Executor, JobEnvelope, MemoryQueue, PlacementDecision, Queue,
+    Registry, WorkerConfig,
 };
-use serde::{Deserialize, Serialize};
+use noop::{Noop, NoopExec};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A job that does nothing, so only queue overhead is measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Noop;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct NoopOut;
-
-impl JobOutput for NoopOut {
-    fn summary(&self) -> String {
-        String::new()
-    }
-}
-
-impl Job for Noop {
-    const KIND: &'static str = "noop";
-    type Output = NoopOut;
-    fn validate(&self, _: &Limits) -> Result<(), ValidationError> {
-        Ok(())
-    }
-    fn cost(&self) -> Cost {
-        Cost::default()
-    }
-    fn size_label(&self) -> String {
-        "noop".into()
-    }
-}
-
-struct NoopExec;
-
-#[async_trait]
-impl Executor<Noop> for NoopExec {
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo {
-            class: DeviceClass::Cpu,
-            name: "noop".into(),
-            ordinal: 0,
-        }
-    }
-    async fn run(&self, _: Noop, _: &ExecContext) -> Result<Execution<NoopOut>, JobError> {
-        Ok(Execution {
-            output: NoopOut,
-            times: StageTimes::default(),
-        })
-    }
-}
 
 const JOBS: u64 = 10_000;
 

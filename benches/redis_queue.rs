@@ -8,60 +8,21 @@
 //!   own `total_s` (submit time to result recorded, measured by the worker);
 //! - the embedded queue's throughput (queue operations alone, and end to end).
 
-use async_trait::async_trait;
+#[path = "common/noop.rs"]
+mod noop;
+
 use gpujobs::redis::testkit::RedisServer;
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{
-    Cost, DeviceClass, DeviceInfo, EarliestFinish, EmbeddedCluster, ExecContext, Execution,
-    Executor, Job, JobEnvelope, JobError, JobId, JobOutput, JobState, Limits, MemoryQueue,
-    PlacementDecision, Queue, Registry, Scheduler, SchedulerConfig, StageTimes, ValidationError,
-    Worker, WorkerConfig, shutdown_channel,
+    DeviceClass, EarliestFinish, EmbeddedCluster, Executor, JobEnvelope, JobId, JobState,
+    MemoryQueue, PlacementDecision, Queue, Registry, Scheduler, SchedulerConfig, Worker,
+    WorkerConfig, shutdown_channel,
 };
-use serde::{Deserialize, Serialize};
+use noop::{Noop, NoopExec};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Noop;
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct NoopOut;
-impl JobOutput for NoopOut {
-    fn summary(&self) -> String {
-        String::new()
-    }
-}
-impl Job for Noop {
-    const KIND: &'static str = "noop";
-    type Output = NoopOut;
-    fn validate(&self, _: &Limits) -> Result<(), ValidationError> {
-        Ok(())
-    }
-    fn cost(&self) -> Cost {
-        Cost::default()
-    }
-    fn size_label(&self) -> String {
-        "noop".into()
-    }
-}
-struct NoopExec;
-#[async_trait]
-impl Executor<Noop> for NoopExec {
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo {
-            class: DeviceClass::Cpu,
-            name: "noop".into(),
-            ordinal: 0,
-        }
-    }
-    async fn run(&self, _: Noop, _: &ExecContext) -> Result<Execution<NoopOut>, JobError> {
-        Ok(Execution {
-            output: NoopOut,
-            times: StageTimes::default(),
-        })
-    }
-}
 
 fn registry() -> Arc<Registry> {
     let mut r = Registry::new();

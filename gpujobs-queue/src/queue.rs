@@ -455,14 +455,7 @@ impl RedisQueue {
             .map_err(backend("reading events"))?;
         Ok(entries_of("", &v)
             .into_iter()
-            .map(|e| {
-                let f = |k: &str| {
-                    e.field(k)
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default()
-                };
-                (f("id"), f("state"))
-            })
+            .map(|e| (e.text("id"), e.text("state")))
             .collect())
     }
 
@@ -955,11 +948,7 @@ impl Queue for RedisQueue {
         Ok(entries_of("", &v)
             .into_iter()
             .map(|e| {
-                let f = |k: &str| {
-                    e.field(k)
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default()
-                };
+                let f = |k: &str| e.text(k);
                 let opt = |s: String| (!s.is_empty()).then_some(s);
                 DeadLetter {
                     id: f("id"),

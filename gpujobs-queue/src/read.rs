@@ -17,6 +17,13 @@ impl Entry {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_slice())
     }
+
+    /// A field as text (lossy), empty when absent.
+    pub(crate) fn text(&self, name: &str) -> String {
+        self.field(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 pub(crate) fn bytes(v: &Value) -> Option<Vec<u8>> {

@@ -6,6 +6,7 @@ use crate::error::CliError;
 use clap::Args;
 use gpujobs_core::{DeviceClass, Priority, Queue};
 use gpujobs_queue::{RedisConfig, RedisQueue};
+use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
 /// Options of `gpujobs doctor`.
@@ -54,9 +55,9 @@ impl Report {
     }
 }
 
-async fn config_get(url: &str, name: &str) -> Option<String> {
-    let client = redis::Client::open(url).ok()?;
-    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+/// A server setting, or `None` when there is no connection or CONFIG is not allowed.
+async fn config_get(conn: &Option<MultiplexedConnection>, name: &str) -> Option<String> {
+    let mut c = conn.clone()?;
     let v: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
@@ -84,16 +85,17 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             );
         }
     };
-    let client = redis::Client::open(args.url.as_str()).ok();
-    let info: Option<String> = match client {
-        Some(c) => match c.get_multiplexed_async_connection().await {
-            Ok(mut conn) => redis::cmd("INFO")
-                .arg("server")
-                .query_async(&mut conn)
-                .await
-                .ok(),
-            Err(_) => None,
-        },
+    // One plain connection for the server-level commands below.
+    let conn = match redis::Client::open(args.url.as_str()) {
+        Ok(c) => c.get_multiplexed_async_connection().await.ok(),
+        Err(_) => None,
+    };
+    let info: Option<String> = match conn.clone() {
+        Some(mut c) => redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut c)
+            .await
+            .ok(),
         None => None,
     };
     let version = info
@@ -127,8 +129,8 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
         );
     }
     match (
-        config_get(&args.url, "appendonly").await,
-        config_get(&args.url, "save").await,
+        config_get(&conn, "appendonly").await,
+        config_get(&conn, "save").await,
     ) {
         (Some(aof), _) if aof == "yes" => r.add(Level::Ok, "persistence: append-only file on", ""),
         (Some(_), Some(save)) if !save.trim().is_empty() => r.add(
@@ -147,7 +149,7 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "make sure the managed Redis keeps an append-only file",
         ),
     }
-    match config_get(&args.url, "maxmemory-policy").await {
+    match config_get(&conn, "maxmemory-policy").await {
         Some(p) if p == "noeviction" => r.add(Level::Ok, "maxmemory-policy noeviction", ""),
         Some(p) => r.add(
             Level::Warning,
@@ -163,9 +165,7 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
     // Consumer groups: connect() creates them, so a missing one means no rights.
     let keys = q.keys();
     let mut missing = Vec::new();
-    if let Some(c) = redis::Client::open(args.url.as_str()).ok()
-        && let Ok(mut conn) = c.get_multiplexed_async_connection().await
-    {
+    if let Some(mut conn) = conn {
         let mut streams = vec![keys.submit()];
         for lane in DeviceClass::ALL {
             for p in Priority::ALL {

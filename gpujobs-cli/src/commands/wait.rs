@@ -205,24 +205,34 @@ fn by_kind_table(recs: &[JobRecord]) -> String {
         }
     }
     let fmt = |v: &Vec<f64>| median(v.clone()).map_or("-".into(), fmt_seconds);
-    let mut out = format!(
-        "{:<14} {:<6} {:>6} {:>9} {:>12} {:>12} {:>12}\n",
-        "kind", "device", "jobs", "succeeded", "wait p50", "compute p50", "total p50"
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|((kind, lane), r)| {
+            vec![
+                kind.clone(),
+                lane.clone(),
+                r.jobs.to_string(),
+                r.ok.to_string(),
+                fmt(&r.wait),
+                fmt(&r.compute),
+                fmt(&r.total),
+            ]
+        })
+        .collect();
+    let mut out = crate::report::table(
+        &[
+            "kind",
+            "device",
+            "jobs",
+            "succeeded",
+            "wait p50",
+            "compute p50",
+            "total p50",
+        ],
+        &table,
     );
     let first_us = recs.iter().map(|r| r.created_us).min();
     let last_ms = recs.iter().filter_map(|r| r.finished_ms).max();
-    for ((kind, lane), r) in &rows {
-        out.push_str(&format!(
-            "{:<14} {:<6} {:>6} {:>9} {:>12} {:>12} {:>12}\n",
-            kind,
-            lane,
-            r.jobs,
-            r.ok,
-            fmt(&r.wait),
-            fmt(&r.compute),
-            fmt(&r.total)
-        ));
-    }
     if let (Some(first), Some(last)) = (first_us, last_ms) {
         let span = (last as f64 / 1e3 - first as f64 / 1e6).max(1e-3);
         out.push_str(&format!(

@@ -69,12 +69,12 @@ impl Executor<ImageFilter> for CudaExecutor {
                         crate::launch!(s, kernels::BLUR_COLS_DIRECT, grid, 256, 0; pt, po, hi, wi, pw, ri)?;
                     }
                     let k1 = s.mark()?;
-                    let (data, host, done) = s.download(&out, n)?;
+                    let (data, compute, d2h) = s.collect(&k0, &k1, &out, n)?;
                     let times = StageTimes {
                         prepare,
                         h2d: h2d_img + h2d_weights,
-                        compute: s.between(&k0, &k1)?,
-                        d2h: s.between(&k1, &done)? + host,
+                        compute,
+                        d2h,
                     };
                     let image = Tensor::from_values(vec![h, w], data)?;
                     Ok(Execution { output: ImageFilterOutput { image }, times })
@@ -85,8 +85,8 @@ impl Executor<ImageFilter> for CudaExecutor {
                     let grid = (w.div_ceil(32) as u32, h.div_ceil(32) as u32, 1);
                     crate::launch!(s, kernels::SOBEL, grid, (32, 8, 1), 0; pi, po, hi, wi)?;
                     let k1 = s.mark()?;
-                    let (data, host, done) = s.download(&out, n)?;
-                    let times = StageTimes { prepare, h2d, compute: s.between(&k0, &k1)?, d2h: s.between(&k1, &done)? + host };
+                    let (data, compute, d2h) = s.collect(&k0, &k1, &out, n)?;
+                    let times = StageTimes { prepare, h2d, compute, d2h };
                     let image = Tensor::from_values(vec![h, w], data)?;
                     Ok(Execution { output: ImageFilterOutput { image }, times })
                 }

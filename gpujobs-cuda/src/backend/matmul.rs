@@ -213,9 +213,7 @@ impl Executor<Matmul> for CudaExecutor {
             let k0 = s.mark()?;
             s.sgemm(&g, false)?;
             let k1 = s.mark()?;
-            let (out, host, done) = s.download(&c, m * n)?;
-            let compute = s.between(&k0, &k1)?;
-            let d2h = s.between(&k1, &done)? + host;
+            let (out, compute, d2h) = s.collect(&k0, &k1, &c, m * n)?;
             let c = Tensor::from_values(vec![m, n], out)?;
             Ok(Execution {
                 output: MatmulOutput { c },

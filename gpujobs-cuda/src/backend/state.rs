@@ -269,6 +269,22 @@ impl DeviceState {
         Ok(staged + self.between(&c0, &c1)?)
     }
 
+    /// Downloads a job's output after its kernels ran between the events `k0` and `k1`:
+    /// the values, the kernels' time, and the device-to-host time (the copy plus
+    /// unstaging on the host).
+    pub(crate) fn collect(
+        &mut self,
+        k0: &Event,
+        k1: &Event,
+        dev: &DeviceBuffer<f32>,
+        n: usize,
+    ) -> Result<(Vec<f32>, Duration, Duration), JobError> {
+        let (out, host, done) = self.download(dev, n)?;
+        let compute = self.between(k0, k1)?;
+        let d2h = self.between(k1, &done)? + host;
+        Ok((out, compute, d2h))
+    }
+
     /// Copies `n` values from the device into a new vector through pinned staging
     /// memory; synchronises the stream. Returns the vector and the host-side time.
     pub(crate) fn download(

@@ -35,9 +35,7 @@ impl Executor<VectorAdd> for CudaExecutor {
             let k0 = s.mark()?;
             crate::launch!(s, kernels::VECTOR_ADD, blocks, 256, 0; pa, pb, pc, len)?;
             let k1 = s.mark()?;
-            let (out, host, done) = s.download(&c, n)?;
-            let compute = s.between(&k0, &k1)?;
-            let d2h = s.between(&k1, &done)? + host;
+            let (out, compute, d2h) = s.collect(&k0, &k1, &c, n)?;
             let c = Tensor::from_values(vec![n], out)?;
             Ok(Execution {
                 output: VectorAddOutput { c },
