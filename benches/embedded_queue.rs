@@ -8,8 +8,8 @@ mod noop;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gpujobs::{
-    DeviceClass, EmbeddedCluster, Executor, JobEnvelope, MemoryQueue, PlacementDecision, Queue,
-    Registry, WorkerConfig,
+    DeviceClass, EmbeddedCluster, JobEnvelope, MemoryQueue, PlacementDecision, Queue, Registry,
+    WorkerConfig,
 };
 use noop::{Noop, NoopExec};
 use std::collections::BTreeMap;
@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let mut reg = Registry::new();
-                    reg.register::<Noop, _>(NoopExec);
+                    reg.register::<Noop, _>(&NoopExec.device(), NoopExec);
                     let mut wc = WorkerConfig::new(NoopExec.device());
                     wc.concurrency = 64;
                     wc.batch = 64;

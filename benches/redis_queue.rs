@@ -14,9 +14,9 @@ mod noop;
 use gpujobs::redis::testkit::RedisServer;
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{
-    DeviceClass, EarliestFinish, EmbeddedCluster, Executor, JobEnvelope, JobId, JobState,
-    MemoryQueue, PlacementDecision, Queue, Registry, Scheduler, SchedulerConfig, Worker,
-    WorkerConfig, shutdown_channel,
+    DeviceClass, EarliestFinish, EmbeddedCluster, JobEnvelope, JobId, JobState, MemoryQueue,
+    PlacementDecision, Queue, Registry, Scheduler, SchedulerConfig, Worker, WorkerConfig,
+    shutdown_channel,
 };
 use noop::{Noop, NoopExec};
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 fn registry() -> Arc<Registry> {
     let mut r = Registry::new();
-    r.register::<Noop, _>(NoopExec);
+    r.register::<Noop, _>(&NoopExec.device(), NoopExec);
     Arc::new(r)
 }
 

@@ -78,10 +78,6 @@ struct MandelbrotCpu;
 
 #[async_trait]
 impl Executor<Mandelbrot> for MandelbrotCpu {
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo::host_cpu()
-    }
-
     async fn run(
         &self,
         job: Mandelbrot,
@@ -120,7 +116,7 @@ impl Executor<Mandelbrot> for MandelbrotCpu {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One registry with the built-in CPU executors and ours.
     let mut registry = gpujobs::cpu::registry();
-    registry.register::<Mandelbrot, _>(MandelbrotCpu);
+    registry.register::<Mandelbrot, _>(&DeviceInfo::host_cpu(), MandelbrotCpu);
     let mut worker = WorkerConfig::new(DeviceInfo::host_cpu());
     worker.concurrency = 2;
     let cluster = EmbeddedCluster::builder()

@@ -39,15 +39,19 @@ impl Job for Noop {
 /// Runs it on the CPU, instantly.
 pub(crate) struct NoopExec;
 
-#[async_trait]
-impl Executor<Noop> for NoopExec {
-    fn device(&self) -> DeviceInfo {
+impl NoopExec {
+    /// The device it claims to run on.
+    pub(crate) fn device(&self) -> DeviceInfo {
         DeviceInfo {
             class: DeviceClass::Cpu,
             name: "noop".into(),
             ordinal: 0,
         }
     }
+}
+
+#[async_trait]
+impl Executor<Noop> for NoopExec {
     async fn run(&self, _: Noop, _: &ExecContext) -> Result<Execution<NoopOut>, JobError> {
         Ok(Execution {
             output: NoopOut,

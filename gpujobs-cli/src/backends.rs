@@ -1,17 +1,39 @@
 //! The backends this binary can run jobs on, and the in-process cluster over them.
+//!
+//! Each device is opened once per process: the CPU backend and one CUDA backend per GPU
+//! are made here and shared by the worker, its metrics and the benchmark.
 
 use crate::error::CliError;
 use gpujobs_core::{DeviceInfo, DevicePref, EmbeddedCluster, Registry, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A backend: its device and a registry of its executors.
+/// A backend: the opened device and a registry of its executors.
 #[derive(Clone)]
 pub struct Backend {
     /// The device.
     pub device: DeviceInfo,
     /// Executors for it.
     pub registry: Arc<Registry>,
+    /// The backend itself (memory, buffers).
+    pub handle: Arc<dyn gpujobs_core::Backend>,
+    /// The CUDA executor, for GPU backends (bandwidth probes in `gpu-check`).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub cuda: Option<gpujobs_cuda::CudaExecutor>,
+}
+
+impl Backend {
+    fn of(
+        handle: Arc<dyn gpujobs_core::Backend>,
+        cuda: Option<gpujobs_cuda::CudaExecutor>,
+    ) -> Self {
+        Backend {
+            device: handle.device(),
+            registry: Arc::new(Registry::for_backend(handle.as_ref())),
+            handle,
+            cuda,
+        }
+    }
 }
 
 /// Every backend available to this process.
@@ -24,31 +46,17 @@ pub struct Backends {
     pub gpu_missing: String,
 }
 
-/// The CPU executor and a registry of it.
+/// The CPU backend, with outputs from the process's default pool.
 pub fn cpu() -> Backend {
-    let exec = gpujobs_cpu::CpuExecutor::new();
-    let mut registry = Registry::with_builtin_kinds();
-    gpujobs_cpu::register(&mut registry, &exec);
-    let device = gpujobs_core::Executor::<gpujobs_core::jobs::VectorAdd>::device(&exec);
-    Backend {
-        device,
-        registry: Arc::new(registry),
-    }
+    Backend::of(Arc::new(gpujobs_cpu::CpuExecutor::new()), None)
 }
 
-/// One backend per CUDA device, or why there are none.
+/// Opens every CUDA device once, or says why there are none.
 pub fn gpus() -> Result<Vec<Backend>, String> {
     let devices = gpujobs_cuda::devices().map_err(|e| e.to_string())?;
     Ok(devices
         .into_iter()
-        .map(|exec| {
-            let mut registry = Registry::with_builtin_kinds();
-            gpujobs_cuda::register(&mut registry, &exec);
-            Backend {
-                device: exec.device_info(),
-                registry: Arc::new(registry),
-            }
-        })
+        .map(|exec| Backend::of(Arc::new(exec.clone()), Some(exec)))
         .collect())
 }
 

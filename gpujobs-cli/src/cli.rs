@@ -26,6 +26,19 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Most host memory kept idle for reuse by later jobs (4G, 512M, or bytes). Job
+    /// outputs and inputs come from a pool of recycled, pre-faulted buffers, so a
+    /// worker running job after job pays no page faults; this bounds what the pool
+    /// keeps between jobs (buffers in use are not counted). Default: an eighth of
+    /// physical memory, at most 4G.
+    #[arg(
+        long,
+        global = true,
+        env = "GPUJOBS_BUFFER_POOL_BYTES",
+        value_parser = gpujobs_core::buffer::parse_bytes,
+        value_name = "BYTES"
+    )]
+    pub buffer_pool_bytes: Option<u64>,
 }
 
 /// How logs are written.

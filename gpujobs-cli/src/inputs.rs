@@ -2,8 +2,9 @@
 
 use crate::cli::{FilterArg, ImageFilterArgs, KindArgs, MatmulArgs, MlpArgs, VectorAddArgs};
 use crate::error::CliError;
-use crate::imageio::{self, Gray};
+use crate::imageio;
 use crate::npy::{self, NpyArray};
+use gpujobs_core::BufferPool;
 use gpujobs_core::jobs::{
     FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpData, MlpTrain, VectorAdd,
     VectorAddOutput,
@@ -38,15 +39,20 @@ pub enum Sink {
     },
 }
 
-/// Reads a `.npy` file, warning on stderr when its dtype was converted.
-pub fn read_npy(path: &Path) -> Result<NpyArray, CliError> {
-    let a = npy::read(path).map_err(|e| CliError::input(e.to_string()))?;
-    if let Some(from) = &a.converted_from {
+fn warn_converted(path: &Path, from: &Option<String>) {
+    if let Some(from) = from {
         eprintln!(
             "warning: {}: converted from dtype {from} to float32",
             path.display()
         );
     }
+}
+
+/// Reads a `.npy` file into the process's buffer pool (the memory the job runs on),
+/// warning on stderr when its dtype was converted.
+pub fn read_npy(path: &Path) -> Result<NpyArray, CliError> {
+    let a = npy::read(path, BufferPool::global()).map_err(|e| CliError::input(e.to_string()))?;
+    warn_converted(path, &a.converted_from);
     Ok(a)
 }
 
@@ -139,7 +145,9 @@ fn image_filter(args: &ImageFilterArgs) -> Result<JobSpec, CliError> {
                     "give either --input or --width/--height, not both",
                 ));
             }
-            let img = imageio::read(path)?;
+            let img = imageio::read(path, BufferPool::global())
+                .map_err(|e| CliError::input(e.to_string()))?;
+            warn_converted(path, &img.converted_from);
             ImageFilter {
                 image: Tensor::from_values(vec![img.height, img.width], img.data)?,
                 filter,
@@ -227,12 +235,14 @@ pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Option<PathBuf>, CliEr
                 .decode::<ImageFilterOutput>()
                 .map_err(decode_err)?
                 .image;
-            let gray = Gray {
-                height: img.shape()[0],
-                width: img.shape()[1],
-                data: img.values()?.to_vec(),
-            };
-            imageio::write(path, &gray, *normalize)?;
+            imageio::write(
+                path,
+                img.shape()[0],
+                img.shape()[1],
+                &img.values()?,
+                *normalize,
+            )
+            .map_err(|e| CliError::runtime(e.to_string()))?;
             Ok(Some(path.clone()))
         }
     }

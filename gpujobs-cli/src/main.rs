@@ -10,15 +10,14 @@ mod commands;
 mod compare;
 mod connect;
 mod error;
-mod imageio;
 mod inputs;
 mod metrics;
-mod npy;
 mod report;
 mod signals;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
+use gpujobs_cli::{imageio, npy};
 use std::process::ExitCode;
 
 fn init_logging(verbose: u8, format: LogFormat, default: &str) {
@@ -51,6 +50,9 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(cli.verbose, cli.log_format, default_level);
+    if let Some(bytes) = cli.buffer_pool_bytes {
+        gpujobs_core::BufferPool::global().set_budget(bytes);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

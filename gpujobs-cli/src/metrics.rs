@@ -47,6 +47,16 @@ struct GpuLabels {
     device: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolRequestLabels {
+    result: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 type HistFamily = Family<StageLabels, Histogram, fn() -> Histogram>;
 
@@ -71,6 +81,11 @@ pub struct Metrics {
     gpu_memory_used: Family<GpuLabels, Gauge>,
     gpu_memory_total: Family<GpuLabels, Gauge>,
     redis_up: Gauge,
+    pool_bytes: Family<PoolLabels, Gauge>,
+    pool_requests: Family<PoolRequestLabels, Counter>,
+    pool_released: Counter,
+    /// The pool counters at the last render, to turn its totals into counter steps.
+    pool_seen: std::sync::Mutex<gpujobs_core::buffer::PoolStats>,
     /// When Redis last answered a refresh (ms since the epoch; 0: never).
     redis_ok_ms: AtomicU64,
 }
@@ -161,8 +176,30 @@ impl Metrics {
             "1 when the last refresh (every 5 s) reached Redis, else 0",
             redis_up.clone(),
         );
+        let pool_bytes = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "buffer_pool_bytes",
+            "Host buffer pool: bytes idle in the pool, handed out to jobs, and the budget for idle bytes",
+            pool_bytes.clone(),
+        );
+        let pool_requests = Family::<PoolRequestLabels, Counter>::default();
+        registry.register(
+            "buffer_pool_requests",
+            "Host buffers taken from the pool: hit (recycled memory, no page faults) or miss (new memory)",
+            pool_requests.clone(),
+        );
+        let pool_released = Counter::default();
+        registry.register(
+            "buffer_pool_released_bytes",
+            "Bytes the host buffer pool gave back to the OS to stay within its budget",
+            pool_released.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            pool_bytes,
+            pool_requests,
+            pool_released,
+            pool_seen: std::sync::Mutex::default(),
             jobs,
             durations,
             lane_ready,
@@ -194,8 +231,40 @@ impl Metrics {
         }
     }
 
+    /// Reads the host buffer pool's counters (the process's default pool, which every
+    /// backend of this binary uses).
+    fn refresh_pool(&self) {
+        let now = gpujobs_core::BufferPool::global().stats();
+        for (state, v) in [
+            ("idle", now.idle_bytes),
+            ("out", now.out_bytes),
+            ("budget", now.budget_bytes),
+        ] {
+            self.pool_bytes
+                .get_or_create(&PoolLabels {
+                    state: state.into(),
+                })
+                .set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
+        let mut seen = self.pool_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (result, v, before) in [
+            ("hit", now.hits, seen.hits),
+            ("miss", now.misses, seen.misses),
+        ] {
+            self.pool_requests
+                .get_or_create(&PoolRequestLabels {
+                    result: result.into(),
+                })
+                .inc_by(v.saturating_sub(before));
+        }
+        self.pool_released
+            .inc_by(now.released_bytes.saturating_sub(seen.released_bytes));
+        *seen = now;
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
+        self.refresh_pool();
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "encoding metrics failed");
@@ -204,7 +273,7 @@ impl Metrics {
     }
 
     /// Refreshes the gauges read from Redis and the GPUs.
-    async fn refresh(&self, queue: &dyn Queue, gpus: &[gpujobs_cuda::CudaExecutor]) {
+    async fn refresh(&self, queue: &dyn Queue, backends: &[Arc<dyn gpujobs_core::Backend>]) {
         let lanes = queue.lane_stats().await;
         if lanes.is_ok() {
             self.redis_up.set(1);
@@ -240,10 +309,13 @@ impl Metrics {
                     .set(age);
             }
         }
-        for g in gpus {
-            if let Ok((free, total)) = g.memory_info().await {
+        for g in backends
+            .iter()
+            .filter(|b| b.device().class == DeviceClass::Gpu)
+        {
+            if let Ok(gpujobs_core::DeviceMemory { free, total }) = g.memory().await {
                 let labels = GpuLabels {
-                    device: g.device_info().to_string(),
+                    device: g.device().to_string(),
                 };
                 self.gpu_memory_used
                     .get_or_create(&labels)
@@ -320,7 +392,7 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     queue: Arc<dyn Queue>,
-    gpus: Vec<gpujobs_cuda::CudaExecutor>,
+    backends: Vec<Arc<dyn gpujobs_core::Backend>>,
     mut shutdown: gpujobs_core::Shutdown,
 ) -> Result<(), crate::error::CliError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -331,7 +403,7 @@ pub async fn serve(
     let mut stop_refresh = shutdown.clone();
     tokio::spawn(async move {
         loop {
-            refresher.refresh(queue.as_ref(), &gpus).await;
+            refresher.refresh(queue.as_ref(), &backends).await;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 _ = stop_refresh.wait() => return,

@@ -2,13 +2,17 @@
 //!
 //! Written here rather than taken from a crate: the format is a magic string, a Python
 //! dict literal and raw bytes, and the crates that parse it pull in a parser generator
-//! for the dict. Supported: format versions 1–3; `f4` as is; `f8`, `f2`? no; integer
-//! and `f8` arrays converted to `f32` (with a warning, since `f8` and large integers lose
+//! for the dict. Supported: format versions 1–3; `f4` as is; `f8`, `f2` and integer
+//! arrays converted to `f32` (the caller warns, since `f8` and large integers lose
 //! precision); either byte order; Fortran order reordered to C order. Everything else
 //! (booleans, complex, strings, objects, structured dtypes) is refused with its dtype.
+//!
+//! Arrays are read into page-aligned buffers from a [`BufferPool`], the memory a job
+//! runs on and a device can register in place.
 
+use gpujobs_core::{BufferPool, HostBuf};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// A `.npy` file that cannot be used.
@@ -40,15 +44,23 @@ pub enum NpyError {
         /// Its dtype.
         dtype: String,
     },
+    /// No memory for the array.
+    #[error("{path}: {source}")]
+    Memory {
+        /// The file.
+        path: String,
+        /// What could not be allocated.
+        source: gpujobs_core::buffer::OutOfHostMemory,
+    },
 }
 
 /// An array read from a `.npy` file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct NpyArray {
     /// Its shape (C order).
     pub shape: Vec<usize>,
-    /// Its values in C order.
-    pub data: Vec<f32>,
+    /// Its values in C order, in a page-aligned buffer from the pool it was read with.
+    pub data: HostBuf,
     /// Set when values were converted from another dtype (say which).
     pub converted_from: Option<String>,
 }
@@ -72,14 +84,99 @@ impl Elem {
     }
 }
 
-/// Reads an `.npy` file into `f32`.
-pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
+/// What the header says.
+struct Header {
+    shape: Vec<usize>,
+    count: usize,
+    elem: Elem,
+    big_endian: bool,
+    fortran: bool,
+    descr: String,
+    /// Offset of the data in the file.
+    data_start: usize,
+    /// Bytes of data the shape needs.
+    data_bytes: usize,
+}
+
+/// Most bytes a header may take (numpy writes at most a few hundred; version 2 allows
+/// 4 GiB, which a hostile file could claim).
+const MAX_HEADER: usize = 1 << 20;
+
+/// Bytes converted per step when a dtype other than little-endian `f4` is read.
+const CONVERT_CHUNK: usize = 1 << 20;
+
+/// Reads an `.npy` file into `f32`, straight into a page-aligned buffer from `pool`:
+/// little-endian `f4` data is read from the file into its final memory with no copy in
+/// between; other dtypes are converted a chunk at a time. The file's size is checked
+/// against its shape before anything large is allocated.
+pub fn read(path: &Path, pool: &BufferPool) -> Result<NpyArray, NpyError> {
     let p = path.display().to_string();
-    let bytes = fs::read(path).map_err(|source| NpyError::Io {
+    let io = |source| NpyError::Io {
+        path: p.clone(),
+        source,
+    };
+    let mut f = fs::File::open(path).map_err(io)?;
+    let file_len = f.metadata().map_err(io)?.len();
+    let mut pre = Vec::with_capacity(12);
+    (&mut f).take(12).read_to_end(&mut pre).map_err(io)?;
+    let want = header_end(header_len(&pre, &p)?);
+    let mut head = pre;
+    (&mut f)
+        .take(want.saturating_sub(head.len()) as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let h = parse_header(&head, &p)?;
+    check_length(&h, file_len.saturating_sub(h.data_start as u64), &p)?;
+    let mut data = pool.take(h.count).map_err(|source| NpyError::Memory {
         path: p.clone(),
         source,
     })?;
-    parse(&bytes, &p)
+    if matches!(h.elem, Elem::F4) && !h.big_endian && cfg!(target_endian = "little") {
+        f.read_exact(data.as_bytes_mut()).map_err(io)?;
+    } else {
+        let size = h.elem.size();
+        let mut chunk = vec![0u8; CONVERT_CHUNK / size * size];
+        for out in data.chunks_mut(chunk.len() / size) {
+            let bytes = &mut chunk[..out.len() * size];
+            f.read_exact(bytes).map_err(io)?;
+            decode_into(bytes, h.elem, h.big_endian, out);
+        }
+    }
+    finish(h, data, pool, &p)
+}
+
+/// Parses the bytes of an `.npy` file held in memory.
+pub fn parse(bytes: &[u8], path: &str, pool: &BufferPool) -> Result<NpyArray, NpyError> {
+    let end = header_end(header_len(bytes, path)?);
+    let h = parse_header(&bytes[..end.min(bytes.len())], path)?;
+    let raw = &bytes[h.data_start.min(bytes.len())..];
+    check_length(&h, raw.len() as u64, path)?;
+    let mut data = pool.take(h.count).map_err(|source| NpyError::Memory {
+        path: path.to_string(),
+        source,
+    })?;
+    decode_into(raw, h.elem, h.big_endian, &mut data);
+    finish(h, data, pool, path)
+}
+
+/// Reorders Fortran-order data and notes conversions.
+fn finish(h: Header, data: HostBuf, pool: &BufferPool, path: &str) -> Result<NpyArray, NpyError> {
+    let data = if h.fortran && h.shape.len() > 1 {
+        let mut c = pool.take(h.count).map_err(|source| NpyError::Memory {
+            path: path.to_string(),
+            source,
+        })?;
+        fortran_to_c(&data, &h.shape, &mut c);
+        c
+    } else {
+        data
+    };
+    let converted_from = (!matches!(h.elem, Elem::F4)).then(|| h.descr.clone());
+    Ok(NpyArray {
+        shape: h.shape,
+        data,
+        converted_from,
+    })
 }
 
 fn format_err(path: &str, reason: impl Into<String>) -> NpyError {
@@ -89,12 +186,12 @@ fn format_err(path: &str, reason: impl Into<String>) -> NpyError {
     }
 }
 
-/// Parses the bytes of an `.npy` file.
-pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
+/// The header's length and where it starts, from the first 10 or 12 bytes.
+fn header_len(bytes: &[u8], path: &str) -> Result<(usize, usize), NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(format_err(path, "missing the \\x93NUMPY magic"));
     }
-    let (header_len, start) = match bytes[6] {
+    let (len, start) = match bytes[6] {
         1 => (
             usize::from(u16::from_le_bytes([bytes[8], bytes[9]])),
             10usize,
@@ -105,6 +202,22 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         ),
         v => return Err(format_err(path, format!("unsupported format version {v}"))),
     };
+    if len > MAX_HEADER {
+        return Err(format_err(
+            path,
+            format!("header of {len} bytes is too long"),
+        ));
+    }
+    Ok((len, start))
+}
+
+/// Where the header ends (its length is at most [`MAX_HEADER`], so no overflow).
+fn header_end((len, start): (usize, usize)) -> usize {
+    start + len
+}
+
+fn parse_header(bytes: &[u8], path: &str) -> Result<Header, NpyError> {
+    let (header_len, start) = header_len(bytes, path)?;
     let header = bytes
         .get(start..start.saturating_add(header_len))
         .ok_or_else(|| format_err(path, "truncated header"))?;
@@ -151,39 +264,47 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format_err(path, "shape overflows"))?;
-    let data_start = start + header_len;
-    let need = count
+    let data_bytes = count
         .checked_mul(elem.size())
         .ok_or_else(|| format_err(path, "shape overflows"))?;
-    let raw = &bytes[data_start.min(bytes.len())..];
-    if raw.len() < need {
+    Ok(Header {
+        shape,
+        count,
+        elem,
+        big_endian,
+        fortran,
+        descr,
+        data_start: start + header_len,
+        data_bytes,
+    })
+}
+
+/// Refuses data shorter or longer than the shape says, before anything is allocated.
+fn check_length(h: &Header, have: u64, path: &str) -> Result<(), NpyError> {
+    let need = h.data_bytes as u64;
+    if have < need {
         return Err(format_err(
             path,
             format!(
-                "truncated: shape {shape:?} needs {need} bytes of data, the file has {}",
-                raw.len()
+                "truncated: shape {:?} needs {need} bytes of data, the file has {have}",
+                h.shape
             ),
         ));
     }
-    if raw.len() > need {
+    if have > need {
         return Err(format_err(
             path,
-            format!("{} unexpected bytes after the data", raw.len() - need),
+            format!("{} unexpected bytes after the data", have - need),
         ));
     }
-    let mut data: Vec<f32> = raw
-        .chunks_exact(elem.size())
-        .map(|c| decode(c, elem, big_endian))
-        .collect();
-    if fortran && shape.len() > 1 {
-        data = fortran_to_c(&data, &shape);
+    Ok(())
+}
+
+/// Decodes whole elements of `raw` into `out` (as many as `out` holds).
+fn decode_into(raw: &[u8], elem: Elem, big_endian: bool, out: &mut [f32]) {
+    for (v, c) in out.iter_mut().zip(raw.chunks_exact(elem.size())) {
+        *v = decode(c, elem, big_endian);
     }
-    let converted_from = (!matches!(elem, Elem::F4)).then(|| descr.clone());
-    Ok(NpyArray {
-        shape,
-        data,
-        converted_from,
-    })
 }
 
 fn decode(c: &[u8], elem: Elem, big_endian: bool) -> f32 {
@@ -220,10 +341,8 @@ fn half_to_f32(h: u16) -> f32 {
     }
 }
 
-/// Reorders column-major data to row-major.
-fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
-    let n = data.len();
-    let mut out = vec![0f32; n];
+/// Reorders column-major `data` of `shape` into row-major `out`.
+fn fortran_to_c(data: &[f32], shape: &[usize], out: &mut [f32]) {
     let rank = shape.len();
     let mut idx = vec![0usize; rank];
     // Walk the data in storage order; `idx` is the current element's multi-index, whose
@@ -239,7 +358,6 @@ fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
             idx[d] = 0;
         }
     }
-    out
 }
 
 /// The text of `key`'s value in a Python dict literal (up to the next top-level comma).
@@ -288,24 +406,29 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError>
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    let mut f = fs::File::create(path).map_err(|source| NpyError::Io {
+    let mut head = Vec::with_capacity(10 + header.len());
+    head.extend_from_slice(b"\x93NUMPY\x01\x00");
+    head.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    head.extend_from_slice(header.as_bytes());
+    let io = |source| NpyError::Io {
         path: p.clone(),
         source,
-    })?;
-    f.write_all(&out)
-        .map_err(|source| NpyError::Io { path: p, source })
+    };
+    let mut f = std::io::BufWriter::new(fs::File::create(path).map_err(io)?);
+    f.write_all(&head).map_err(io)?;
+    // The values' own memory as bytes (little-endian machines): no copy of the data.
+    f.write_all(&gpujobs_core::buffer::le_bytes(data))
+        .map_err(io)?;
+    f.flush().map_err(io)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pool() -> BufferPool {
+        BufferPool::new(64 << 20)
+    }
 
     fn npy(descr: &str, fortran: bool, shape: &str, payload: &[u8]) -> Vec<u8> {
         let mut header = format!(
@@ -326,24 +449,26 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.npy");
         write(&f, &[2, 3], &[1., 2., 3., 4., 5., 6.]).unwrap();
-        let a = read(&f).unwrap();
+        let a = read(&f, &pool()).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![1., 2., 3., 4., 5., 6.]);
         assert!(a.converted_from.is_none());
         write(&f, &[4], &[1., 2., 3., 4.]).unwrap();
-        assert_eq!(read(&f).unwrap().shape, vec![4]);
+        assert_eq!(read(&f, &pool()).unwrap().shape, vec![4]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn conversions() {
         let ints: Vec<u8> = [1i64, -2, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let a = parse(&npy("<i8", false, "(3,)", &ints), "x").unwrap();
+        let a = parse(&npy("<i8", false, "(3,)", &ints), "x", &pool()).unwrap();
         assert_eq!(a.data, vec![1., -2., 3.]);
         assert_eq!(a.converted_from.as_deref(), Some("<i8"));
         let f8: Vec<u8> = [0.5f64, 2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
         assert_eq!(
-            parse(&npy(">f8", false, "(2,)", &f8), "x").unwrap().data,
+            parse(&npy(">f8", false, "(2,)", &f8), "x", &pool())
+                .unwrap()
+                .data,
             vec![0.5, 2.0]
         );
         // Fortran order [[1, 2, 3], [4, 5, 6]] is stored 1 4 2 5 3 6.
@@ -352,19 +477,25 @@ mod tests {
             .flat_map(|v| v.to_le_bytes())
             .collect();
         assert_eq!(
-            parse(&npy("<f4", true, "(2, 3)", &f4), "x").unwrap().data,
+            parse(&npy("<f4", true, "(2, 3)", &f4), "x", &pool())
+                .unwrap()
+                .data,
             vec![1., 2., 3., 4., 5., 6.]
         );
         assert_eq!(
-            parse(&npy("|u1", false, "(2,)", &[7, 255]), "x")
+            parse(&npy("|u1", false, "(2,)", &[7, 255]), "x", &pool())
                 .unwrap()
                 .data,
             vec![7., 255.]
         );
         assert_eq!(
-            parse(&npy("<f2", false, "(1,)", &0x3c00u16.to_le_bytes()), "x")
-                .unwrap()
-                .data,
+            parse(
+                &npy("<f2", false, "(1,)", &0x3c00u16.to_le_bytes()),
+                "x",
+                &pool()
+            )
+            .unwrap()
+            .data,
             vec![1.0]
         );
     }
@@ -373,25 +504,30 @@ mod tests {
     fn refusals() {
         let four = [0u8; 4];
         assert!(matches!(
-            parse(&npy("<c8", false, "(1,)", &[0; 8]), "x"),
+            parse(&npy("<c8", false, "(1,)", &[0; 8]), "x", &pool()),
             Err(NpyError::Dtype { .. })
         ));
         assert!(matches!(
-            parse(&npy("|b1", false, "(1,)", &[1]), "x"),
+            parse(&npy("|b1", false, "(1,)", &[1]), "x", &pool()),
             Err(NpyError::Dtype { .. })
         ));
-        let e = parse(&npy("<f4", false, "(1000000, 1000000)", &four), "x").unwrap_err();
+        let e = parse(
+            &npy("<f4", false, "(1000000, 1000000)", &four),
+            "x",
+            &pool(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         assert!(
-            parse(&npy("<f4", false, "(2,)", &four), "x")
+            parse(&npy("<f4", false, "(2,)", &four), "x", &pool())
                 .unwrap_err()
                 .to_string()
                 .contains("truncated")
         );
-        assert!(parse(b"hello world", "x").is_err());
-        assert!(parse(&npy("<f4", false, "(a,)", &four), "x").is_err());
+        assert!(parse(b"hello world", "x", &pool()).is_err());
+        assert!(parse(&npy("<f4", false, "(a,)", &four), "x", &pool()).is_err());
         assert!(
-            parse(&npy("<f4", false, "(1,)", &[0u8; 8]), "x")
+            parse(&npy("<f4", false, "(1,)", &[0u8; 8]), "x", &pool())
                 .unwrap_err()
                 .to_string()
                 .contains("unexpected")

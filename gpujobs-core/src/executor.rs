@@ -86,11 +86,11 @@ pub struct Execution<O> {
 }
 
 /// Runs the job kind `J` on one device.
+///
+/// An executor only runs jobs; which device it runs them on is said once, when it is
+/// registered ([`crate::Registry::register`], usually by a [`crate::Backend`]).
 #[async_trait]
 pub trait Executor<J: Job>: Send + Sync + 'static {
-    /// The device this executor runs on.
-    fn device(&self) -> DeviceInfo;
-
     /// Runs one job. `job` has been validated. Long computations should poll
     /// `ctx.cancel` between steps and must not block the async runtime: run them on a
     /// blocking thread or a device thread.
@@ -135,12 +135,13 @@ pub fn decode_job<J: Job>(
     }
 }
 
-/// Turns a typed output into a queue result.
+/// Turns a typed output into a queue result. `run_s` is measured from `started` to the
+/// end of encoding, so it includes the fingerprint, which a worker pays for every job.
 pub fn encode_output<O: JobOutput>(
     mut output: O,
     device: DeviceInfo,
     times: StageTimes,
-    run: f64,
+    started: Instant,
 ) -> Result<JobResult, JobError> {
     let fingerprint = output.fingerprint();
     let summary = output.summary();
@@ -153,7 +154,7 @@ pub fn encode_output<O: JobOutput>(
         h2d_s: times.h2d.as_secs_f64(),
         compute_s: times.compute.as_secs_f64(),
         d2h_s: times.d2h.as_secs_f64(),
-        run_s: run,
+        run_s: started.elapsed().as_secs_f64(),
         ..Timings::default()
     };
     Ok(JobResult {
@@ -166,16 +167,18 @@ pub fn encode_output<O: JobOutput>(
     })
 }
 
-/// Adapts a typed executor to [`DynExecutor`].
+/// Adapts a typed executor on a known device to [`DynExecutor`].
 pub(crate) struct Typed<J, E> {
     inner: E,
+    device: DeviceInfo,
     _kind: PhantomData<fn() -> J>,
 }
 
 impl<J, E> Typed<J, E> {
-    pub(crate) fn new(inner: E) -> Self {
+    pub(crate) fn new(device: DeviceInfo, inner: E) -> Self {
         Typed {
             inner,
+            device,
             _kind: PhantomData,
         }
     }
@@ -188,7 +191,7 @@ impl<J: Job, E: Executor<J>> DynExecutor for Typed<J, E> {
     }
 
     fn device(&self) -> DeviceInfo {
-        self.inner.device()
+        self.device.clone()
     }
 
     async fn execute(
@@ -201,11 +204,6 @@ impl<J: Job, E: Executor<J>> DynExecutor for Typed<J, E> {
         let job: J = decode_job(payload, blobs, true)?;
         job.validate(&ctx.limits)?;
         let exec = self.inner.run(job, ctx).await?;
-        encode_output(
-            exec.output,
-            self.inner.device(),
-            exec.times,
-            start.elapsed().as_secs_f64(),
-        )
+        encode_output(exec.output, self.device.clone(), exec.times, start)
     }
 }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod backend;
+pub mod buffer;
 pub mod client;
 #[cfg(feature = "testkit")]
 pub mod conformance;
@@ -30,6 +32,8 @@ pub mod tensor;
 pub mod timing;
 pub mod worker;
 
+pub use backend::{Backend, DeviceMemory};
+pub use buffer::{BufferPool, HostBuf};
 pub use client::{Client, ClientError, Finished};
 pub use cost::Cost;
 pub use cost_model::{CalibratedCostModel, CostModelFile, LinearCost};

@@ -5,7 +5,7 @@
 //! who adds a kind registers it once (see `examples/custom_job.rs`).
 
 use crate::cost::Cost;
-use crate::device::DeviceClass;
+use crate::device::{DeviceClass, DeviceInfo};
 use crate::error::ValidationError;
 use crate::executor::{DynExecutor, Executor, Typed, decode_job};
 use crate::job::{Check, Job};
@@ -129,16 +129,26 @@ impl Registry {
         self
     }
 
-    /// Adds an executor for the kind `J` on its device's class (and makes `J` known).
-    /// A second executor for the same kind and class replaces the first.
-    pub fn register<J: Job, E: Executor<J>>(&mut self, executor: E) -> &mut Self {
+    /// Adds an executor for the kind `J` that runs on `device` (and makes `J` known).
+    /// A second executor for the same kind and device class replaces the first.
+    pub fn register<J: Job, E: Executor<J>>(
+        &mut self,
+        device: &DeviceInfo,
+        executor: E,
+    ) -> &mut Self {
         self.register_kind::<J>();
-        let class = executor.device().class;
         self.executors.insert(
-            (J::KIND.to_string(), class),
-            Arc::new(Typed::<J, E>::new(executor)),
+            (J::KIND.to_string(), device.class),
+            Arc::new(Typed::<J, E>::new(device.clone(), executor)),
         );
         self
+    }
+
+    /// A registry with the built-in kinds and every executor of `backend`.
+    pub fn for_backend(backend: &dyn crate::Backend) -> Self {
+        let mut r = Self::with_builtin_kinds();
+        backend.register(&mut r);
+        r
     }
 
     /// Validates a job and estimates its cost without running it.

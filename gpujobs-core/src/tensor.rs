@@ -14,15 +14,74 @@
 //! other languages), `"data_b64": "<little-endian f32 bytes, base64>"` or
 //! `"blob": "t0"`.
 
+use crate::buffer::HostBuf;
 use crate::error::ValidationError;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Tensor values in memory, shared without copying. An `Arc<Vec<f32>>` rather than an
-/// `Arc<[f32]>`: turning a freshly computed `Vec` into the latter would copy it.
-pub type Values = Arc<Vec<f32>>;
+/// Tensor values in memory, shared without copying: a [`HostBuf`] behind an `Arc`.
+///
+/// Made from a backend's pooled output, from a file read into a page-aligned buffer, or
+/// from a caller's `Vec<f32>` (adopted as it is, no copy). When the last clone drops, a
+/// pooled buffer goes back to its pool.
+#[derive(Clone, PartialEq)]
+pub struct Values(Arc<HostBuf>);
+
+impl Values {
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[f32] {
+        self.0.as_slice()
+    }
+
+    /// The buffer holding them.
+    pub fn buf(&self) -> &HostBuf {
+        &self.0
+    }
+
+    /// Whether two handles share one buffer.
+    pub fn ptr_eq(a: &Values, b: &Values) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// The buffer itself when this is its only handle, else `self` back.
+    pub fn try_unwrap(self) -> Result<HostBuf, Values> {
+        Arc::try_unwrap(self.0).map_err(Values)
+    }
+}
+
+impl std::ops::Deref for Values {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        self.0.as_slice()
+    }
+}
+
+impl From<HostBuf> for Values {
+    fn from(b: HostBuf) -> Self {
+        Values(Arc::new(b))
+    }
+}
+
+impl From<Arc<HostBuf>> for Values {
+    fn from(b: Arc<HostBuf>) -> Self {
+        Values(b)
+    }
+}
+
+impl From<Vec<f32>> for Values {
+    /// Adopts the vector without copying.
+    fn from(v: Vec<f32>) -> Self {
+        Values(Arc::new(HostBuf::from(v)))
+    }
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Binary tensor data travelling beside a job's JSON, by name.
 pub type Blobs = BTreeMap<String, Values>;
@@ -167,7 +226,7 @@ impl Tensor {
                     .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
                 let mut out = vec![0f32; n];
                 crate::synth::fill_uniform(&mut out, s.seed, 0, s.lo, s.hi);
-                Ok(Arc::new(out))
+                Ok(out.into())
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
         }
@@ -268,9 +327,9 @@ impl TryFrom<TensorRepr> for Tensor {
         let data = if let Some(s) = r.synthetic {
             TensorData::Synthetic(s)
         } else if let Some(d) = r.data {
-            TensorData::Values(Arc::new(d))
+            TensorData::Values(d.into())
         } else if let Some(b64) = r.data_b64 {
-            TensorData::Values(Arc::new(decode_f32_base64(&b64)?))
+            TensorData::Values(decode_f32_base64(&b64)?.into())
         } else if let Some(key) = r.blob {
             TensorData::Blob(key)
         } else {
@@ -374,7 +433,7 @@ mod tests {
         assert_eq!(t.data(), &TensorData::Blob("t0".into()));
         assert!(t.values().is_err());
         t.resolve(&blobs).unwrap();
-        assert!(Arc::ptr_eq(&original, &t.values().unwrap()));
+        assert!(Values::ptr_eq(&original, &t.values().unwrap()));
     }
 
     #[test]

@@ -55,13 +55,6 @@ struct SleepExec {
 
 #[async_trait]
 impl Executor<Sleep> for Arc<SleepExec> {
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo {
-            class: DeviceClass::Cpu,
-            name: "test".into(),
-            ordinal: 0,
-        }
-    }
     async fn run(&self, job: Sleep, ctx: &ExecContext) -> Result<Execution<Slept>, JobError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         if ctx.attempt <= job.fail_first {
@@ -86,7 +79,12 @@ impl Executor<Sleep> for Arc<SleepExec> {
 
 fn registry(exec: &Arc<SleepExec>) -> Arc<Registry> {
     let mut r = Registry::new();
-    r.register::<Sleep, _>(exec.clone());
+    let device = DeviceInfo {
+        class: DeviceClass::Cpu,
+        name: "test".into(),
+        ordinal: 0,
+    };
+    r.register::<Sleep, _>(&device, exec.clone());
     Arc::new(r)
 }
 

@@ -1,4 +1,5 @@
-//! Output buffers.
+//! Freshly allocated output vectors, for the plain functions of [`crate::ops`] (the
+//! executors take theirs from a [`gpujobs_core::BufferPool`] instead).
 //!
 //! A large output written once is dominated by page faults: 200 MB in 4 KiB pages is
 //! some 50 000 faults, each zeroing a page. On Linux with transparent huge pages in

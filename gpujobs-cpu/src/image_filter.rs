@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use gpujobs_core::filters::{gaussian_kernel_f32, reflect101};
 use gpujobs_core::jobs::{FilterOp, ImageFilter, ImageFilterOutput};
 use gpujobs_core::timing::timed;
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
 
 /// Register block: output values computed together across x.
@@ -87,17 +87,24 @@ fn vpass_impl<M: Madd>(rows: &[&[f32]], weights: &[f32], out: &mut [f32]) {
 
 multiversion!(fn vpass(rows: &[&[f32]], weights: &[f32], out: &mut [f32]) = vpass_impl);
 
-/// `cv2.GaussianBlur(img, (0, 0), sigma)` of a row-major `h × w` image.
-/// Panics if `img.len() != h * w`.
+/// `cv2.GaussianBlur(img, (0, 0), sigma)` of a row-major `h × w` image into a new
+/// vector (see [`gaussian_blur_into`]).
 pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
-    assert_eq!(img.len(), h * w, "image size");
+    let mut out = crate::buffer::zeroed(h * w);
+    gaussian_blur_into(img, h, w, sigma, &mut out);
+    out
+}
+
+/// `cv2.GaussianBlur(img, (0, 0), sigma)` of a row-major `h × w` image into `out`
+/// (every value overwritten). Panics if `img` or `out` is not `h * w` long.
+pub fn gaussian_blur_into(img: &[f32], h: usize, w: usize, sigma: f32, out: &mut [f32]) {
+    assert!(img.len() == h * w && out.len() == h * w, "image size");
     let weights = gaussian_kernel_f32(f64::from(sigma));
     let ksize = weights.len();
     let r = ksize / 2;
-    let mut out = crate::buffer::zeroed(h * w);
     let plan = strips(h, 16);
     let mut chunks: Vec<(usize, &mut [f32])> = Vec::with_capacity(plan.len());
-    let mut rest = out.as_mut_slice();
+    let mut rest = out;
     for &(y0, y1) in &plan {
         let (head, tail) = rest.split_at_mut((y1 - y0) * w);
         chunks.push((y0, head));
@@ -132,7 +139,6 @@ pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
             vpass(&rows, &weights, out_row);
         }
     });
-    out
 }
 
 /// One row of Sobel magnitude from the rows above (`a`), at (`b`) and below (`c`).
@@ -166,10 +172,17 @@ fn sobel_row_impl<M: Madd>(a: &[f32], b: &[f32], c: &[f32], out: &mut [f32]) {
 multiversion!(fn sobel_row(a: &[f32], b: &[f32], c: &[f32], out: &mut [f32]) = sobel_row_impl);
 
 /// Magnitude of `cv2.Sobel` (ksize 3, reflect-101) in x and y of a row-major `h × w`
-/// image. Panics if `img.len() != h * w`.
+/// image, into a new vector (see [`sobel_magnitude_into`]).
 pub fn sobel_magnitude(img: &[f32], h: usize, w: usize) -> Vec<f32> {
-    assert_eq!(img.len(), h * w, "image size");
     let mut out = crate::buffer::zeroed(h * w);
+    sobel_magnitude_into(img, h, w, &mut out);
+    out
+}
+
+/// Magnitude of `cv2.Sobel` (ksize 3, reflect-101) in x and y of a row-major `h × w`
+/// image into `out` (every value overwritten). Panics if either is not `h * w` long.
+pub fn sobel_magnitude_into(img: &[f32], h: usize, w: usize, out: &mut [f32]) {
+    assert!(img.len() == h * w && out.len() == h * w, "image size");
     out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let above = reflect101(y as isize - 1, h);
         let below = reflect101(y as isize + 1, h);
@@ -180,28 +193,25 @@ pub fn sobel_magnitude(img: &[f32], h: usize, w: usize) -> Vec<f32> {
             row,
         );
     });
-    out
 }
 
 #[async_trait]
 impl Executor<ImageFilter> for CpuExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device.clone()
-    }
-
     async fn run(
         &self,
         job: ImageFilter,
         ctx: &ExecContext,
     ) -> Result<Execution<ImageFilterOutput>, JobError> {
         ctx.cancel.check()?;
+        let pool = self.pool.clone();
         Self::blocking(move || {
             let (h, w) = job.dims();
-            let (img, prepare) = timed(|| materialize(&job.image));
+            let (img, prepare) = timed(|| materialize(&job.image, &pool));
             let img = img?;
-            let (out, compute) = timed(|| match job.filter {
-                FilterOp::GaussianBlur { sigma } => gaussian_blur(&img, h, w, sigma),
-                FilterOp::Sobel => sobel_magnitude(&img, h, w),
+            let mut out = pool.take(h * w)?;
+            let ((), compute) = timed(|| match job.filter {
+                FilterOp::GaussianBlur { sigma } => gaussian_blur_into(&img, h, w, sigma, &mut out),
+                FilterOp::Sobel => sobel_magnitude_into(&img, h, w, &mut out),
             });
             let image = Tensor::from_values(vec![h, w], out)?;
             Ok(Execution {

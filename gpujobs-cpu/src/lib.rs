@@ -11,21 +11,30 @@ mod vector_add;
 
 pub use parallel::materialize;
 
+use async_trait::async_trait;
 use gpujobs_core::jobs::{ImageFilter, Matmul, MlpTrain, VectorAdd};
-use gpujobs_core::{DeviceInfo, JobError, Registry};
+use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 
-/// Runs every built-in kind on this machine's CPUs (rayon's global pool).
+/// Runs every built-in kind on this machine's CPUs (rayon's global pool), with outputs
+/// from a [`BufferPool`]. It is also the CPU's [`Backend`].
 #[derive(Debug, Clone)]
 pub struct CpuExecutor {
     device: DeviceInfo,
+    pool: BufferPool,
 }
 
 impl CpuExecutor {
-    /// An executor describing this machine's CPU.
+    /// An executor describing this machine's CPU, with outputs from the process's
+    /// default pool ([`BufferPool::global`]).
     pub fn new() -> Self {
+        Self::with_pool(BufferPool::global().clone())
+    }
+
+    /// An executor whose outputs come from `pool`.
+    pub fn with_pool(pool: BufferPool) -> Self {
         let mut device = DeviceInfo::host_cpu();
         device.name = format!("{} [{:?}]", device.name, simd::level());
-        CpuExecutor { device }
+        CpuExecutor { device, pool }
     }
 
     /// Runs `f` on tokio's blocking pool, so compute never stalls the async runtime.
@@ -44,17 +53,51 @@ impl Default for CpuExecutor {
     }
 }
 
+#[async_trait]
+impl Backend for CpuExecutor {
+    fn device(&self) -> DeviceInfo {
+        self.device.clone()
+    }
+
+    /// Host memory: `MemAvailable` and `MemTotal` of `/proc/meminfo`.
+    async fn memory(&self) -> Result<DeviceMemory, JobError> {
+        host_memory().ok_or_else(|| JobError::temporary("cannot read /proc/meminfo"))
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register::<VectorAdd, _>(&self.device, self.clone());
+        registry.register::<Matmul, _>(&self.device, self.clone());
+        registry.register::<ImageFilter, _>(&self.device, self.clone());
+        registry.register::<MlpTrain, _>(&self.device, self.clone());
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        &self.pool
+    }
+}
+
+fn host_memory() -> Option<DeviceMemory> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(1024)
+    };
+    Some(DeviceMemory {
+        free: field("MemAvailable:")?,
+        total: field("MemTotal:")?,
+    })
+}
+
 /// Registers the CPU executor for every built-in kind.
 pub fn register(registry: &mut Registry, executor: &CpuExecutor) {
-    registry.register::<VectorAdd, _>(executor.clone());
-    registry.register::<Matmul, _>(executor.clone());
-    registry.register::<ImageFilter, _>(executor.clone());
-    registry.register::<MlpTrain, _>(executor.clone());
+    Backend::register(executor, registry);
 }
 
 /// A registry with the built-in kinds and their CPU executors.
 pub fn registry() -> Registry {
-    let mut r = Registry::with_builtin_kinds();
-    register(&mut r, &CpuExecutor::new());
-    r
+    Registry::for_backend(&CpuExecutor::new())
 }

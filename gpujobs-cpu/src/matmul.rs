@@ -13,24 +13,29 @@ use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef, Par};
 use gpujobs_core::jobs::{Matmul, MatmulOutput};
 use gpujobs_core::timing::timed;
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Below this many multiply-adds a product runs on one thread.
 const PARALLEL_MACS: usize = 1 << 21;
 /// Smallest block side worth a thread of its own.
 const MIN_BLOCK: usize = 64;
 
-/// `C = A · B` for row-major `A` (m×k) and `B` (k×n), on all of rayon's threads.
-/// Panics if the slices do not match the dimensions.
-pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    let mut c = crate::buffer::zeroed(m * n);
+/// `C = A · B` for row-major `A` (m×k) and `B` (k×n) into `c` (m×n, whatever it held
+/// before), on all of rayon's threads. Panics if the slices do not match the dimensions.
+pub fn matmul_into(a: &[f32], b: &[f32], m: usize, k: usize, n: usize, c: &mut [f32]) {
     gemm(
-        MatMut::from_row_major_slice_mut(&mut c, m, n),
+        MatMut::from_row_major_slice_mut(c, m, n),
         Accum::Replace,
         MatRef::from_row_major_slice(a, m, k),
         MatRef::from_row_major_slice(b, k, n),
         1.0,
     );
+}
+
+/// `C = A · B` into a new vector (see [`matmul_into`]).
+pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut c = crate::buffer::zeroed(m * n);
+    matmul_into(a, b, m, k, n, &mut c);
     c
 }
 
@@ -106,10 +111,6 @@ pub(crate) fn gemm(
 
 #[async_trait]
 impl Executor<Matmul> for CpuExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device.clone()
-    }
-
     async fn run(
         &self,
         job: Matmul,
@@ -117,13 +118,16 @@ impl Executor<Matmul> for CpuExecutor {
     ) -> Result<Execution<MatmulOutput>, JobError> {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
+        let pool = self.pool.clone();
         Self::blocking(move || {
             let (m, k, n) = job.dims();
-            let (inputs, prepare) =
-                timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
+            let (inputs, prepare) = timed(|| {
+                Ok::<_, JobError>((materialize(&job.a, &pool)?, materialize(&job.b, &pool)?))
+            });
             let (a, b) = inputs?;
             cancel.check()?;
-            let (c, compute) = timed(|| matmul(&a, &b, m, k, n));
+            let mut c = pool.take(m * n)?;
+            let ((), compute) = timed(|| matmul_into(&a, &b, m, k, n, &mut c));
             let c = Tensor::from_values(vec![m, n], c)?;
             Ok(Execution {
                 output: MatmulOutput { c },

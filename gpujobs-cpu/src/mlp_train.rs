@@ -9,9 +9,7 @@ use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef};
 use gpujobs_core::jobs::{EpochStats, MlpDataset, MlpTrain, MlpTrainOutput};
 use gpujobs_core::timing::timed;
-use gpujobs_core::{
-    CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor,
-};
+use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Trains `job` on `data`; stops between minibatches when `cancel` is set.
 pub fn mlp_train(
@@ -142,10 +140,6 @@ fn argmax(v: &[f32]) -> usize {
 
 #[async_trait]
 impl Executor<MlpTrain> for CpuExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device.clone()
-    }
-
     async fn run(
         &self,
         job: MlpTrain,

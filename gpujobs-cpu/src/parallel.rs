@@ -1,27 +1,26 @@
 //! Helpers for parallel work over rows and chunks.
 
 use gpujobs_core::tensor::Values;
-use gpujobs_core::{Tensor, ValidationError};
+use gpujobs_core::{BufferPool, Tensor, ValidationError};
 use rayon::prelude::*;
-use std::sync::Arc;
 
 /// Elements per parallel chunk for memory-bound loops: big enough to amortise rayon's
 /// overhead, small enough to balance two to a hundred cores.
 pub(crate) const CHUNK: usize = 1 << 16;
 
 /// A tensor's values in memory: real data is shared as is, synthetic data is generated
-/// in parallel chunks.
-pub fn materialize(t: &Tensor) -> Result<Values, ValidationError> {
+/// in parallel chunks into a buffer from `pool`.
+pub fn materialize(t: &Tensor, pool: &BufferPool) -> Result<Values, ValidationError> {
     match t.data() {
         gpujobs_core::TensorData::Synthetic(_) => {
             let n = t
                 .numel()
                 .ok_or_else(|| ValidationError::Empty("overflowing shape".into()))?;
-            let mut out = crate::buffer::zeroed(n);
+            let mut out = pool.take(n)?;
             out.par_chunks_mut(CHUNK)
                 .enumerate()
                 .try_for_each(|(i, chunk)| t.fill_range(chunk, i * CHUNK))?;
-            Ok(Arc::new(out))
+            Ok(out.into())
         }
         _ => t.values(),
     }

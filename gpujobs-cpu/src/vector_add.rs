@@ -6,7 +6,7 @@ use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
 use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
 use gpujobs_core::timing::timed;
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
 
 #[inline(always)]
@@ -18,34 +18,41 @@ fn add_impl<M: Madd>(a: &[f32], b: &[f32], c: &mut [f32]) {
 
 multiversion!(fn add_chunk(a: &[f32], b: &[f32], c: &mut [f32]) = add_impl);
 
-/// `a + b` into a new vector, in parallel chunks. Panics if the lengths differ.
-pub fn vector_add(a: &[f32], b: &[f32]) -> Vec<f32> {
-    assert_eq!(a.len(), b.len(), "vector_add needs equal lengths");
-    let mut c = crate::buffer::zeroed(a.len());
+/// `c = a + b` in parallel chunks. Panics if the lengths differ.
+pub fn vector_add_into(a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(
+        a.len() == b.len() && a.len() == c.len(),
+        "vector_add needs equal lengths"
+    );
     c.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK))
         .zip(b.par_chunks(CHUNK))
         .for_each(|((c, a), b)| add_chunk(a, b, c));
+}
+
+/// `a + b` into a new vector. Panics if the lengths differ.
+pub fn vector_add(a: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut c = crate::buffer::zeroed(a.len());
+    vector_add_into(a, b, &mut c);
     c
 }
 
 #[async_trait]
 impl Executor<VectorAdd> for CpuExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device.clone()
-    }
-
     async fn run(
         &self,
         job: VectorAdd,
         ctx: &ExecContext,
     ) -> Result<Execution<VectorAddOutput>, JobError> {
         ctx.cancel.check()?;
+        let pool = self.pool.clone();
         Self::blocking(move || {
-            let (inputs, prepare) =
-                timed(|| Ok::<_, JobError>((materialize(&job.a)?, materialize(&job.b)?)));
+            let (inputs, prepare) = timed(|| {
+                Ok::<_, JobError>((materialize(&job.a, &pool)?, materialize(&job.b, &pool)?))
+            });
             let (a, b) = inputs?;
-            let (c, compute) = timed(|| vector_add(&a, &b));
+            let mut c = pool.take(a.len())?;
+            let ((), compute) = timed(|| vector_add_into(&a, &b, &mut c));
             let c = Tensor::from_values(vec![c.len()], c)?;
             Ok(Execution {
                 output: VectorAddOutput { c },

@@ -2,7 +2,8 @@
 //! `cfg`, but it has no devices.
 
 use crate::CudaError;
-use gpujobs_core::{DeviceInfo, Registry};
+use async_trait::async_trait;
+use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 
 /// A CUDA device's executor. Without the `cuda` feature none can be created.
 #[derive(Debug, Clone)]
@@ -25,6 +26,30 @@ impl CudaExecutor {
 /// The CUDA devices of this machine: always `Err(CudaError::NotCompiled)` here.
 pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
     Err(CudaError::NotCompiled)
+}
+
+/// The CUDA devices, with outputs from `pool`: always `Err(CudaError::NotCompiled)` here.
+pub fn devices_with_pool(_pool: &BufferPool) -> Result<Vec<CudaExecutor>, CudaError> {
+    Err(CudaError::NotCompiled)
+}
+
+#[async_trait]
+impl Backend for CudaExecutor {
+    fn device(&self) -> DeviceInfo {
+        match self.never {}
+    }
+
+    async fn memory(&self) -> Result<DeviceMemory, JobError> {
+        match self.never {}
+    }
+
+    fn register(&self, _registry: &mut Registry) {
+        match self.never {}
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        match self.never {}
+    }
 }
 
 /// The driver's CUDA version: always `None` without CUDA support.

@@ -10,7 +10,7 @@ mod backend;
 #[path = "disabled.rs"]
 mod backend;
 
-pub use backend::{CudaExecutor, devices, driver_version, register};
+pub use backend::{CudaExecutor, devices, devices_with_pool, driver_version, register};
 pub use error::CudaError;
 
 /// Whether this build includes the CUDA backend.

@@ -1,6 +1,7 @@
 //! Conversions between the queue's Rust values and what is stored in Redis.
 
-use gpujobs_core::tensor::{f32_from_le_bytes, f32_to_le_bytes};
+use gpujobs_core::buffer::le_bytes;
+use gpujobs_core::{BufferPool, HostBuf};
 use gpujobs_core::{
     DevicePref, JobEnvelope, JobError, JobId, JobRecord, JobResult, JobState, PlacementDecision,
     Priority, WIRE_VERSION,
@@ -25,14 +26,31 @@ pub(crate) fn blob_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Encodes blob values for Redis.
-pub(crate) fn blob_bytes(values: &[f32]) -> Vec<u8> {
-    f32_to_le_bytes(values)
+/// Blob values as stored in Redis (little-endian `f32`): a view of the values' own
+/// memory on little-endian machines, so storing a blob copies it once, into the
+/// command buffer.
+pub(crate) fn blob_bytes(values: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    le_bytes(values)
 }
 
-/// Decodes a blob read from Redis.
-pub(crate) fn blob_values(bytes: &[u8]) -> Result<Vec<f32>, String> {
-    f32_from_le_bytes(bytes)
+/// Decodes a blob read from Redis into a page-aligned buffer from `pool` (one copy,
+/// from the reply into the buffer the job will use).
+pub(crate) fn blob_values(bytes: &[u8], pool: &BufferPool) -> Result<HostBuf, String> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(format!(
+            "{} bytes is not a whole number of f32 values",
+            bytes.len()
+        ));
+    }
+    let mut buf = pool.take(bytes.len() / 4).map_err(|e| e.to_string())?;
+    if cfg!(target_endian = "little") {
+        buf.as_bytes_mut().copy_from_slice(bytes);
+    } else {
+        for (v, c) in buf.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
+    Ok(buf)
 }
 
 /// Reads a submit-stream entry's `job` field as an envelope, or says why it cannot be.

@@ -17,8 +17,8 @@ use gpujobs_core::queue::{
     WorkerInfo,
 };
 use gpujobs_core::{
-    Blobs, DeviceClass, ErrorClass, JobEnvelope, JobError, JobId, JobRecord, JobResult, JobState,
-    PlacementDecision, Priority, Queue, QueueError, ValidationError,
+    Blobs, BufferPool, DeviceClass, ErrorClass, JobEnvelope, JobError, JobId, JobRecord, JobResult,
+    JobState, PlacementDecision, Priority, Queue, QueueError, ValidationError,
 };
 use redis::Value;
 use redis::aio::ConnectionManager;
@@ -47,6 +47,8 @@ pub struct RedisQueue {
     /// Set after a failed command: a reply may have been lost with entries already
     /// delivered to our consumers, so they re-read their own pending entries next.
     reread_own: AtomicBool,
+    /// Where blobs read from Redis land (page-aligned, recycled host buffers).
+    buffers: BufferPool,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -121,7 +123,14 @@ impl RedisQueue {
             created: Mutex::default(),
             submit_reclaimed: Mutex::new(None),
             reread_own: AtomicBool::new(false),
+            buffers: BufferPool::global().clone(),
         })
+    }
+
+    /// Reads blobs into buffers from `pool` instead of the process's default pool.
+    pub fn with_buffers(mut self, pool: BufferPool) -> Self {
+        self.buffers = pool;
+        self
     }
 
     /// Connects, retrying with exponential backoff (0.2 s doubling to 10 s) until Redis
@@ -361,9 +370,9 @@ impl RedisQueue {
             // A missing blob (expired) stays missing: the executor then fails the job
             // permanently with "blob `t0` is missing".
             if let Some(bytes) = bytes {
-                let v = blob_values(&bytes)
+                let v = blob_values(&bytes, &self.buffers)
                     .map_err(|e| QueueError::Backend(format!("blob {name} of job {id}: {e}")))?;
-                blobs.insert(name, Arc::new(v));
+                blobs.insert(name, v.into());
             }
         }
         Ok(blobs)
@@ -526,7 +535,7 @@ impl Queue for RedisQueue {
             }
             pipe.cmd("SET")
                 .arg(self.keys.blob(&id, name))
-                .arg(bytes)
+                .arg(&*bytes)
                 .arg("PX")
                 .arg(self.cfg.blob_ttl.as_millis() as u64)
                 .ignore();
@@ -830,7 +839,7 @@ impl Queue for RedisQueue {
             }
             pipe.cmd("SET")
                 .arg(self.keys.blob(id, &format!("out:{name}")))
-                .arg(bytes)
+                .arg(&*bytes)
                 .arg("PX")
                 .arg(ttl)
                 .ignore();

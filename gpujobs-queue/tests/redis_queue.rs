@@ -39,13 +39,6 @@ struct Add;
 
 #[async_trait]
 impl Executor<VectorAdd> for Add {
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo {
-            class: DeviceClass::Cpu,
-            name: "test".into(),
-            ordinal: 0,
-        }
-    }
     async fn run(
         &self,
         job: VectorAdd,
@@ -64,7 +57,12 @@ impl Executor<VectorAdd> for Add {
 
 fn registry() -> Arc<Registry> {
     let mut r = Registry::with_builtin_kinds();
-    r.register::<VectorAdd, _>(Add);
+    let device = DeviceInfo {
+        class: DeviceClass::Cpu,
+        name: "test".into(),
+        ordinal: 0,
+    };
+    r.register::<VectorAdd, _>(&device, Add);
     Arc::new(r)
 }
 

@@ -228,9 +228,10 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
         .first()
         .ok_or_else(|| CliError::runtime("no GPU to check"))?;
     let cpu = backends::cpu();
-    let exec = gpujobs_cuda::devices()
-        .map_err(|e| CliError::runtime(e.to_string()))?
-        .remove(0);
+    let exec = gpu
+        .cuda
+        .clone()
+        .ok_or_else(|| CliError::runtime("no CUDA executor to check"))?;
     eprintln!("gpu-check on {} (cpu: {})", gpu.device, cpu.device);
     let copy_bw = exec
         .copy_bandwidth(512 << 20, args.reps.max(5))

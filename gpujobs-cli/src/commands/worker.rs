@@ -17,14 +17,12 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
             "--lease must be at least 0.1 s and --grace at least 0 s",
         ));
     }
-    // Open the devices first: a CUDA worker without a GPU says so and exits non-zero.
-    let (targets, gpus): (Vec<Backend>, Vec<gpujobs_cuda::CudaExecutor>) = match args.backend {
-        BackendArg::Cpu => (vec![backends::cpu()], Vec::new()),
-        BackendArg::Cuda => {
-            let why = |e: String| CliError::runtime(format!("cannot start a CUDA worker: {e}"));
-            let devices = gpujobs_cuda::devices().map_err(|e| why(e.to_string()))?;
-            (backends::gpus().map_err(why)?, devices)
-        }
+    // Open the devices first, each once: a CUDA worker without a GPU says so and
+    // exits non-zero.
+    let targets: Vec<Backend> = match args.backend {
+        BackendArg::Cpu => vec![backends::cpu()],
+        BackendArg::Cuda => backends::gpus()
+            .map_err(|e| CliError::runtime(format!("cannot start a CUDA worker: {e}")))?,
     };
     let shutdown = signals::on_signal();
     let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
@@ -34,7 +32,9 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
     let metrics = match args.metrics_addr {
         Some(addr) => {
             let m = crate::metrics::Metrics::new();
-            crate::metrics::serve(addr, m.clone(), queue.clone(), gpus, shutdown.clone()).await?;
+            let handles = targets.iter().map(|t| t.handle.clone()).collect();
+            crate::metrics::serve(addr, m.clone(), queue.clone(), handles, shutdown.clone())
+                .await?;
             Some(m)
         }
         None => None,

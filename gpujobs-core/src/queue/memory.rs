@@ -172,13 +172,15 @@ impl MemoryQueue {
         }
     }
 
-    /// Drops records that finished longer than `finished_ttl` ago (at most every 10 s).
+    /// Drops records that finished longer than `finished_ttl` ago (at most every 10 s,
+    /// or every `finished_ttl` when that is shorter, so a short TTL frees results, and
+    /// the pooled buffers they hold, promptly).
     fn sweep(&self, inner: &mut Inner, now: u64) {
         if now < inner.next_sweep_ms {
             return;
         }
-        inner.next_sweep_ms = now + 10_000;
         let ttl = self.config.finished_ttl.as_millis() as u64;
+        inner.next_sweep_ms = now + ttl.min(10_000);
         let dead: std::collections::HashSet<String> =
             inner.dead.iter().map(|d| d.id.clone()).collect();
         let expired: Vec<JobId> = inner

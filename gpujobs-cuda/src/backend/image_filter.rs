@@ -6,7 +6,7 @@ use crate::kernels;
 use async_trait::async_trait;
 use gpujobs_core::filters::gaussian_kernel_f32;
 use gpujobs_core::jobs::{FilterOp, ImageFilter, ImageFilterOutput};
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Shared memory a block may use without opting in to more.
 const SHARED_LIMIT: usize = 48 * 1024;
@@ -17,10 +17,6 @@ const COL_TILE_ROWS: usize = 128;
 
 #[async_trait]
 impl Executor<ImageFilter> for CudaExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device_info()
-    }
-
     async fn run(
         &self,
         job: ImageFilter,

@@ -6,7 +6,7 @@ use super::state::DeviceState;
 use crate::kernels::{SGEMM_VARIANTS, SgemmVariant};
 use async_trait::async_trait;
 use gpujobs_core::jobs::{Matmul, MatmulOutput};
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// A row-major operand on the device: pointer and leading dimension.
 #[derive(Clone, Copy)]
@@ -173,10 +173,6 @@ impl DeviceState {
 
 #[async_trait]
 impl Executor<Matmul> for CudaExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device_info()
-    }
-
     async fn run(
         &self,
         job: Matmul,

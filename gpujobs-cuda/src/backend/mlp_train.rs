@@ -11,9 +11,7 @@ use crate::kernels;
 use async_trait::async_trait;
 use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, LockedBuffer};
 use gpujobs_core::jobs::{EpochStats, MlpTrain, MlpTrainOutput};
-use gpujobs_core::{
-    CancelFlag, DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor,
-};
+use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use std::time::{Duration, Instant};
 
 fn ptr<T: cust::memory::DeviceCopy>(b: &DeviceBuffer<T>) -> u64 {
@@ -253,10 +251,6 @@ fn train(
 
 #[async_trait]
 impl Executor<MlpTrain> for CudaExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device_info()
-    }
-
     async fn run(
         &self,
         job: MlpTrain,

@@ -16,15 +16,18 @@ mod thread;
 mod vector_add;
 
 use crate::CudaError;
+use async_trait::async_trait;
 use gpujobs_core::jobs::{ImageFilter, Matmul, MlpTrain, VectorAdd};
-use gpujobs_core::{DeviceInfo, JobError, Registry};
+use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 use state::DeviceState;
 use std::sync::Arc;
 
-/// Runs jobs on one CUDA device.
+/// Runs jobs on one CUDA device; also that device's [`Backend`]. Open each device once
+/// per process ([`devices`]) and share the executor: clones share its thread.
 #[derive(Clone)]
 pub struct CudaExecutor {
     thread: Arc<thread::DeviceThread>,
+    pool: BufferPool,
 }
 
 impl std::fmt::Debug for CudaExecutor {
@@ -55,14 +58,21 @@ impl CudaExecutor {
     }
 }
 
-/// Opens every CUDA device of this machine, each with its own thread. Fails when the
-/// driver is missing, sees no device, or refuses our PTX (with both versions named).
+/// Opens every CUDA device of this machine, each with its own thread, with outputs
+/// from the process's default pool. Fails when the driver is missing, sees no device,
+/// or refuses our PTX (with both versions named).
 pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
+    devices_with_pool(BufferPool::global())
+}
+
+/// [`devices`], with outputs downloaded into buffers from `pool`.
+pub fn devices_with_pool(pool: &BufferPool) -> Result<Vec<CudaExecutor>, CudaError> {
     let count = state::device_count()?;
     (0..count)
         .map(|ordinal| {
             Ok(CudaExecutor {
-                thread: Arc::new(thread::DeviceThread::start(ordinal)?),
+                thread: Arc::new(thread::DeviceThread::start(ordinal, pool.clone())?),
+                pool: pool.clone(),
             })
         })
         .collect()
@@ -75,10 +85,31 @@ pub fn driver_version() -> Option<String> {
     Some(format!("{}.{}", v.major(), v.minor()))
 }
 
+#[async_trait]
+impl Backend for CudaExecutor {
+    fn device(&self) -> DeviceInfo {
+        self.device_info()
+    }
+
+    async fn memory(&self) -> Result<DeviceMemory, JobError> {
+        let (free, total) = self.memory_info().await?;
+        Ok(DeviceMemory { free, total })
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        let device = self.device_info();
+        registry.register::<VectorAdd, _>(&device, self.clone());
+        registry.register::<Matmul, _>(&device, self.clone());
+        registry.register::<ImageFilter, _>(&device, self.clone());
+        registry.register::<MlpTrain, _>(&device, self.clone());
+    }
+
+    fn buffers(&self) -> &BufferPool {
+        &self.pool
+    }
+}
+
 /// Registers the executor for every built-in kind.
 pub fn register(registry: &mut Registry, executor: &CudaExecutor) {
-    registry.register::<VectorAdd, _>(executor.clone());
-    registry.register::<Matmul, _>(executor.clone());
-    registry.register::<ImageFilter, _>(executor.clone());
-    registry.register::<MlpTrain, _>(executor.clone());
+    Backend::register(executor, registry);
 }

@@ -10,7 +10,7 @@ use cust::error::CudaError as DriverError;
 use cust::event::{Event, EventFlags};
 use cust::memory::{AsyncCopyDestination, DeviceBuffer, LockedBuffer};
 use cust::stream::{Stream, StreamFlags};
-use gpujobs_core::{DeviceClass, DeviceInfo, JobError, Tensor, TensorData};
+use gpujobs_core::{BufferPool, DeviceClass, DeviceInfo, HostBuf, JobError, Tensor, TensorData};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -55,13 +55,15 @@ pub(crate) struct DeviceState {
     /// Fastest SGEMM variant per shape class, found by timing (see `matmul`).
     pub(crate) sgemm_choice: HashMap<(u32, u32, u32, bool), usize>,
     broken: bool,
+    /// Where downloaded outputs land: recycled, pre-faulted host buffers.
+    pool: BufferPool,
     _context: Context,
 }
 
 impl DeviceState {
     /// Opens device `ordinal`: retains its primary context (current on this thread),
-    /// loads every module and creates the job stream.
-    pub(crate) fn open(ordinal: u32) -> Result<Self, CudaError> {
+    /// loads every module and creates the job stream. Outputs go into `pool`'s buffers.
+    pub(crate) fn open(ordinal: u32, pool: BufferPool) -> Result<Self, CudaError> {
         let drv = |doing: &str| {
             let doing = doing.to_string();
             move |e: DriverError| CudaError::Driver {
@@ -104,12 +106,13 @@ impl DeviceState {
             staging: None,
             sgemm_choice: HashMap::new(),
             broken: false,
+            pool,
             _context: context,
         })
     }
 
     /// Resets the primary context (after a sticky error) and opens the device again.
-    pub(crate) fn reopen(ordinal: u32) -> Result<Self, CudaError> {
+    pub(crate) fn reopen(ordinal: u32, pool: BufferPool) -> Result<Self, CudaError> {
         let device = Device::get_device(ordinal).map_err(|e| CudaError::Driver {
             doing: "finding the device".into(),
             message: e.to_string(),
@@ -120,7 +123,7 @@ impl DeviceState {
         unsafe {
             let _ = Context::reset(&device);
         }
-        Self::open(ordinal)
+        Self::open(ordinal, pool)
     }
 
     /// Whether a sticky error has made the context unusable.
@@ -278,20 +281,22 @@ impl DeviceState {
         k1: &Event,
         dev: &DeviceBuffer<f32>,
         n: usize,
-    ) -> Result<(Vec<f32>, Duration, Duration), JobError> {
+    ) -> Result<(HostBuf, Duration, Duration), JobError> {
         let (out, host, done) = self.download(dev, n)?;
         let compute = self.between(k0, k1)?;
         let d2h = self.between(k1, &done)? + host;
         Ok((out, compute, d2h))
     }
 
-    /// Copies `n` values from the device into a new vector through pinned staging
-    /// memory; synchronises the stream. Returns the vector and the host-side time.
+    /// Copies `n` values from the device into a pooled host buffer through pinned
+    /// staging memory; synchronises the stream. Returns the buffer and the host-side
+    /// time. The pooled buffer is already faulted in once the pool is warm, so the
+    /// host side is one memcpy.
     pub(crate) fn download(
         &mut self,
         dev: &DeviceBuffer<f32>,
         n: usize,
-    ) -> Result<(Vec<f32>, Duration, Event), JobError> {
+    ) -> Result<(HostBuf, Duration, Event), JobError> {
         self.staging(n)?;
         let Some(staging) = self.staging.as_mut() else {
             return Err(JobError::temporary("no staging buffer"));
@@ -306,11 +311,10 @@ impl DeviceState {
         let done = self.mark()?;
         self.sync()?;
         let start = Instant::now();
-        let out = self
-            .staging
-            .as_ref()
-            .map(|s| s.as_slice()[..n].to_vec())
-            .unwrap_or_default();
+        let mut out = self.pool.take(n)?;
+        if let Some(s) = self.staging.as_ref() {
+            out.copy_from_slice(&s.as_slice()[..n]);
+        }
         Ok((out, start.elapsed(), done))
     }
 

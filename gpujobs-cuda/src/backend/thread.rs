@@ -3,7 +3,7 @@
 
 use super::state::DeviceState;
 use crate::CudaError;
-use gpujobs_core::{DeviceInfo, JobError};
+use gpujobs_core::{BufferPool, DeviceInfo, JobError};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
@@ -16,13 +16,14 @@ pub(crate) struct DeviceThread {
 }
 
 impl DeviceThread {
-    /// Starts the thread and waits until it has opened the device.
-    pub(crate) fn start(ordinal: u32) -> Result<Self, CudaError> {
+    /// Starts the thread and waits until it has opened the device. Outputs are
+    /// downloaded into buffers from `pool`.
+    pub(crate) fn start(ordinal: u32, pool: BufferPool) -> Result<Self, CudaError> {
         let (tx, rx) = mpsc::channel::<Task>();
         let (ready_tx, ready_rx) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("gpujobs-cuda{ordinal}"))
-            .spawn(move || serve(ordinal, rx, ready_tx))
+            .spawn(move || serve(ordinal, pool, rx, ready_tx))
             .map_err(|e| CudaError::Driver {
                 doing: "starting the device thread".into(),
                 message: e.to_string(),
@@ -63,10 +64,11 @@ impl DeviceThread {
 
 fn serve(
     ordinal: u32,
+    pool: BufferPool,
     rx: mpsc::Receiver<Task>,
     ready: mpsc::Sender<Result<DeviceInfo, CudaError>>,
 ) {
-    let mut state = match DeviceState::open(ordinal) {
+    let mut state = match DeviceState::open(ordinal, pool.clone()) {
         Ok(s) => {
             let _ = ready.send(Ok(s.info.clone()));
             Some(s)
@@ -86,7 +88,7 @@ fn serve(
                 "CUDA context broken by an earlier error; resetting the device"
             );
             drop(state.take());
-            state = DeviceState::reopen(ordinal)
+            state = DeviceState::reopen(ordinal, pool.clone())
                 .map_err(|e| tracing::error!(device = ordinal, error = %e, "could not re-open the CUDA device"))
                 .ok();
         }

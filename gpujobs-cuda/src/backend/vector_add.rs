@@ -4,14 +4,10 @@ use super::CudaExecutor;
 use crate::kernels;
 use async_trait::async_trait;
 use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
-use gpujobs_core::{DeviceInfo, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 #[async_trait]
 impl Executor<VectorAdd> for CudaExecutor {
-    fn device(&self) -> DeviceInfo {
-        self.device_info()
-    }
-
     async fn run(
         &self,
         job: VectorAdd,

@@ -5,6 +5,7 @@ mod cases;
 mod charts;
 mod report;
 mod stats;
+mod stream;
 
 use crate::backends::{self, Backend};
 use crate::error::CliError;
@@ -33,9 +34,18 @@ pub struct BenchArgs {
     /// Warm-up runs per cell.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Folder for results.json, results.csv, the PNG charts and report.md.
+    /// Folder for results.json, results.csv, the PNG charts and report.md (default:
+    /// `gpujobs-bench-<date>` in the current directory).
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Instead of the cells, measure a worker's steady state: this many vector adds
+    /// back to back through the embedded queue, a scheduler and one CPU worker, with
+    /// jobs/s and page faults per job (written to stream.json).
+    #[arg(long)]
+    pub stream: Option<usize>,
+    /// Elements per vector for --stream.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub stream_len: usize,
     /// Instead of running, redraw the charts, CSV and report from an earlier run's
     /// results.json (say, one measured on a GPU machine).
     #[arg(long)]
@@ -75,6 +85,13 @@ pub struct Row {
     pub speedup_e2e: Option<f64>,
     /// CPU compute median over this row's kernel median (GPU rows only).
     pub speedup_kernel: Option<f64>,
+    /// Minor page faults of the process per timed job (Linux), against
+    /// `output_pages`: zero when outputs come from a warm buffer pool.
+    #[serde(default)]
+    pub faults_per_job: Option<f64>,
+    /// 4 KiB pages of one job's output tensors.
+    #[serde(default)]
+    pub output_pages: Option<f64>,
     /// How the output was verified, and the result.
     pub verified: String,
     /// Whether it passed.
@@ -117,43 +134,77 @@ fn os_name() -> String {
     }
 }
 
+/// One cell's measurements: jobs run back to back through one executor, as a worker
+/// runs them.
+struct Cell {
+    /// The first timed result, kept for verification (the others are dropped as soon
+    /// as they are measured, so their buffers go back to the pool, as in a worker).
+    first: JobResult,
+    /// Each timed job's stage timings.
+    timings: Vec<gpujobs_core::Timings>,
+    /// Each timed job's wall-clock time of the whole executor call.
+    wall: Vec<f64>,
+    /// Minor page faults per timed job.
+    faults_per_job: Option<f64>,
+}
+
 async fn cell(
     backend: &Backend,
     class: DeviceClass,
     case: &cases::Case,
     warmup: usize,
     repeat: usize,
-) -> Result<Vec<JobResult>, CliError> {
+) -> Result<Cell, CliError> {
     let kind = case.envelope.kind.as_str();
     let exec = backend
         .registry
         .executor(kind, class)
         .ok_or_else(|| CliError::runtime(format!("no {class} executor for {kind}")))?;
     let ctx = ExecContext::standalone(Limits::detect());
-    let mut out = Vec::new();
-    for i in 0..warmup + repeat.max(1) {
+    let run = || async {
+        let start = std::time::Instant::now();
         let r = exec
             .execute(&case.envelope.payload, &case.envelope.blobs, &ctx)
             .await
             .map_err(|e| CliError::runtime(format!("{kind} {} on {class}: {e}", case.label)))?;
-        if i >= warmup {
-            out.push(r);
+        Ok::<_, CliError>((r, start.elapsed().as_secs_f64()))
+    };
+    for _ in 0..warmup {
+        run().await?;
+    }
+    let faults_before = gpujobs_core::buffer::minor_faults();
+    let mut first = None;
+    let (mut timings, mut wall) = (Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        let (r, w) = run().await?;
+        timings.push(r.timings);
+        wall.push(w);
+        if first.is_none() {
+            first = Some(r);
         }
     }
-    Ok(out)
+    let faults_per_job = faults_before
+        .zip(gpujobs_core::buffer::minor_faults())
+        .map(|(a, b)| b.saturating_sub(a) as f64 / wall.len() as f64);
+    let first = first.ok_or_else(|| CliError::runtime("no timed run"))?;
+    Ok(Cell {
+        first,
+        timings,
+        wall,
+        faults_per_job,
+    })
 }
 
 fn row(
     case: &cases::Case,
     backend: &Backend,
     class: DeviceClass,
-    results: &[JobResult],
+    cell: &Cell,
     verified: (String, bool),
 ) -> Row {
-    let pick = |f: fn(&gpujobs_core::Timings) -> f64| {
-        results.iter().map(|r| f(&r.timings)).collect::<Vec<f64>>()
-    };
-    let e2e = Stats::of(&pick(|t| t.run_s)).unwrap_or(Stats {
+    let pick =
+        |f: fn(&gpujobs_core::Timings) -> f64| cell.timings.iter().map(f).collect::<Vec<f64>>();
+    let e2e = Stats::of(&cell.wall).unwrap_or(Stats {
         n: 0,
         mean: 0.0,
         median: 0.0,
@@ -165,6 +216,7 @@ fn row(
     });
     let kernel = Stats::of(&pick(|t| t.compute_s)).unwrap_or(e2e);
     let med = |v: Vec<f64>| Stats::of(&v).map_or(0.0, |s| s.median);
+    let output_bytes: usize = cell.first.blobs.values().map(|v| v.len() * 4).sum();
     Row {
         kind: case.kind.to_string(),
         rung: case.rung.to_string(),
@@ -181,6 +233,8 @@ fn row(
         unit: case.unit.to_string(),
         speedup_e2e: None,
         speedup_kernel: None,
+        faults_per_job: cell.faults_per_job,
+        output_pages: Some(output_bytes as f64 / 4096.0),
         verified: verified.0,
         verified_ok: verified.1,
     }
@@ -258,10 +312,44 @@ fn replot(path: &std::path::Path, out: &std::path::Path) -> Result<(), CliError>
 }
 
 /// Runs the command.
-pub async fn run(args: BenchArgs) -> Result<(), CliError> {
+pub async fn run(mut args: BenchArgs) -> Result<(), CliError> {
+    let out = args.out.take().unwrap_or_else(|| {
+        let date = crate::commands::calibrate::date(gpujobs_core::envelope::now_ms());
+        PathBuf::from(format!("gpujobs-bench-{date}"))
+    });
     if let Some(path) = &args.from_json {
-        return replot(path, &args.out);
+        return replot(path, &out);
     }
+    if let Some(jobs) = args.stream {
+        return run_stream(jobs, args.stream_len, &out).await;
+    }
+    run_cells(args, out).await
+}
+
+async fn run_stream(jobs: usize, len: usize, out: &std::path::Path) -> Result<(), CliError> {
+    if len == 0 {
+        return Err(CliError::input("--stream-len must be at least 1"));
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
+    eprintln!("{jobs} vector adds of {len} values back to back through the embedded queue...");
+    let r = stream::run(jobs, len).await?;
+    let faults = r
+        .faults_per_job
+        .map_or("unknown".into(), |f| format!("{f:.1}"));
+    println!(
+        "{} jobs in {:.2} s: {:.1} jobs/s, {:.2} GB/s; page faults per job {faults} ({:.0} output pages); buffer pool {} hits, {} misses",
+        r.jobs, r.seconds, r.jobs_per_s, r.gb_per_s, r.output_pages, r.pool_hits, r.pool_misses
+    );
+    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+    let path = out.join("stream.json");
+    std::fs::write(&path, json)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", path.display())))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+async fn run_cells(args: BenchArgs, out: PathBuf) -> Result<(), CliError> {
     let kinds: Vec<&'static str> = if args.kinds.is_empty() {
         cases::KINDS.to_vec()
     } else {
@@ -318,8 +406,8 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         .repeat
         .unwrap_or(if args.quick { 3 } else { 10 })
         .max(1);
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
 
     let detected = backends::detect();
     let gpu = detected.gpus.first().cloned();
@@ -344,36 +432,30 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
     let mut rows = Vec::new();
     for case in &plan {
         bar.set_message(format!("{} {} on cpu", case.kind, case.label));
-        let cpu_results = cell(&detected.cpu, DeviceClass::Cpu, case, args.warmup, repeat).await?;
+        let cpu_cell = cell(&detected.cpu, DeviceClass::Cpu, case, args.warmup, repeat).await?;
         let env = &case.envelope;
         let cpu_check =
             detected
                 .cpu
                 .registry
-                .check(&env.kind, &env.payload, &env.blobs, &cpu_results[0])?;
+                .check(&env.kind, &env.payload, &env.blobs, &cpu_cell.first)?;
         let verified = match cpu_check {
             Some(c) => (format!("vs f64 reference: {c}"), c.passed()),
             None => ("not checked (too large for the f64 reference)".into(), true),
         };
-        let cpu_row = row(
-            case,
-            &detected.cpu,
-            DeviceClass::Cpu,
-            &cpu_results,
-            verified,
-        );
+        let cpu_row = row(case, &detected.cpu, DeviceClass::Cpu, &cpu_cell, verified);
         bar.inc(1);
         if let Some(g) = &gpu {
             bar.set_message(format!("{} {} on gpu", case.kind, case.label));
-            let gpu_results = cell(g, DeviceClass::Gpu, case, args.warmup, repeat).await?;
+            let gpu_cell = cell(g, DeviceClass::Gpu, case, args.warmup, repeat).await?;
             let (metric, error, tol) =
-                crate::compare::outputs(&env.kind, &gpu_results[0], &cpu_results[0])?;
+                crate::compare::outputs(&env.kind, &gpu_cell.first, &cpu_cell.first)?;
             let ok = error <= tol;
             let mut gpu_row = row(
                 case,
                 g,
                 DeviceClass::Gpu,
-                &gpu_results,
+                &gpu_cell,
                 (format!("{metric} {error:.1e} (tol {tol:.0e})"), ok),
             );
             gpu_row.speedup_e2e = Some(cpu_row.e2e.median / gpu_row.e2e.median);
@@ -394,21 +476,21 @@ pub async fn run(args: BenchArgs) -> Result<(), CliError> {
         "rows": rows,
     });
     let json = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    std::fs::write(args.out.join("results.json"), json)
-        .map_err(|e| CliError::runtime(format!("{}: {e}", args.out.display())))?;
+    std::fs::write(out.join("results.json"), json)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
     let command = format!(
         "gpujobs bench{} --kinds {} --sizes {} --repeat {repeat} --warmup {} --out {}",
         if args.quick { " --quick" } else { "" },
         kinds.join(","),
         sizes.join(","),
         args.warmup,
-        args.out.display()
+        out.display()
     );
-    write_outputs(&args.out, &machine, &rows, &command, repeat, args.warmup)?;
+    write_outputs(&out, &machine, &rows, &command, repeat, args.warmup)?;
     print!("{}", report::summary(&rows));
     println!(
         "wrote results.json, results.csv, time_vs_size.png, speedup.png and report.md to {}",
-        args.out.display()
+        out.display()
     );
     if rows.iter().any(|r| !r.verified_ok) {
         return Err(CliError::runtime(

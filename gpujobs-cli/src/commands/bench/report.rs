@@ -4,7 +4,7 @@ use super::{Machine, Row};
 use gpujobs_core::placement::fmt_seconds;
 
 /// Columns of `results.csv`, in order.
-pub const CSV_COLUMNS: [&str; 23] = [
+pub const CSV_COLUMNS: [&str; 25] = [
     "kind",
     "rung",
     "size",
@@ -26,6 +26,8 @@ pub const CSV_COLUMNS: [&str; 23] = [
     "unit",
     "speedup_e2e",
     "speedup_kernel",
+    "faults_per_job",
+    "output_pages",
     "verified_ok",
     "verified",
 ];
@@ -65,6 +67,8 @@ pub fn csv(rows: &[Row]) -> String {
             r.unit.clone(),
             opt(r.speedup_e2e),
             opt(r.speedup_kernel),
+            opt(r.faults_per_job),
+            opt(r.output_pages),
             r.verified_ok.to_string(),
             quote(&r.verified),
         ];
@@ -87,7 +91,7 @@ fn rate(v: f64) -> String {
 /// The results table, one line per cell.
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| kind | size | device | median (95% CI of the mean) | min / max | kernel median | transfers | throughput e2e / kernel | GPU speedup e2e / kernel | verified |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| kind | size | device | median (95% CI of the mean) | min / max | kernel median | transfers | throughput e2e / kernel | GPU speedup e2e / kernel | page faults / job (output pages) | verified |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let speed = match (r.speedup_e2e, r.speedup_kernel) {
@@ -95,7 +99,7 @@ fn table(rows: &[Row]) -> String {
             _ => "—".into(),
         };
         out += &format!(
-            "| {} | {} | {} | {} ({} – {}) | {} / {} | {} | {} | {} / {} {} | {} | {} |\n",
+            "| {} | {} | {} | {} ({} – {}) | {} / {} | {} | {} | {} / {} {} | {} | {} | {} |\n",
             r.kind,
             r.size,
             r.device,
@@ -114,6 +118,10 @@ fn table(rows: &[Row]) -> String {
             rate(r.throughput_kernel),
             r.unit,
             speed,
+            match (r.faults_per_job, r.output_pages) {
+                (Some(f), Some(p)) => format!("{f:.0} ({p:.0})"),
+                _ => "—".into(),
+            },
             if r.verified_ok { "yes" } else { "**NO**" },
         );
     }
@@ -197,13 +205,19 @@ pub fn markdown(m: &Machine, rows: &[Row], command: &str, repeat: usize, warmup:
 ## Setup\n\n\
 - CPU: {cpu}\n- GPU: {gpu}\n- OS: {os}\n- gpujobs {version}, run on {date}\n- Command: `{command}`\n\n\
 ## Method\n\n\
-Each job kind runs at a ladder of sizes on every backend available, through the same \
-executors the workers use. Inputs are uniform random `f32` data held in host memory (the \
-MLP trains on synthetic clusters), so a GPU run pays for copying its inputs in and its \
-output back. Every cell runs {warmup} warm-up time(s) (absorbing one-time costs: module \
-loading, SGEMM autotuning, page faults of first allocations) and then {repeat} timed \
-run(s). *End to end* is the executor's whole run: input preparation, host-to-device \
-copies, compute, device-to-host copies. *Kernel* is the compute alone: CUDA events \
+Each job kind runs at a ladder of sizes on every backend available, as a worker runs \
+it: jobs back to back through the same executors and the same host buffer pool a \
+worker uses, each result dropped once measured so its buffers return to the pool. \
+Inputs are uniform random `f32` data held in host memory (the MLP trains on synthetic \
+clusters), so a GPU run pays for copying its inputs in and its output back. Every cell \
+runs {warmup} warm-up time(s), which absorb the first-run costs a long-running worker \
+pays once (module loading, SGEMM autotuning, the first allocation and page faults of \
+pooled buffers), and then {repeat} timed run(s). *End to end* is the wall clock of the \
+executor's whole call, as a worker makes it: decoding and validating the job, input \
+preparation, host-to-device copies, compute, device-to-host copies, the output's \
+fingerprint and encoding. *Page faults / job* are the process's minor page faults per \
+timed job, next to the 4 KiB pages of the job's output (a worker with a warm pool \
+pays none). *Kernel* is the compute alone: CUDA events \
 around the kernels on the GPU, the wall clock around the computation on the CPU. We \
 report the median, the extremes, and a 95% confidence interval of the mean (Student's \
 t). Speedups are ratios of medians, CPU over GPU, measured in the same run. Every \
