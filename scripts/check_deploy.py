@@ -135,7 +135,7 @@ def check_kubernetes(docs):
             ref = t.get("authenticationRef", {}).get("name")
             if ref not in auths:
                 fail(f"ScaledObject/{name}: authenticationRef {ref} does not exist")
-        want = {f"gpujobs:lane:{lane}:{p}" for p in PRIORITIES}
+        want = {f"{{gpujobs}}:lane:{lane}:{p}" for p in PRIORITIES}
         if streams != want:
             fail(f"ScaledObject/{name} watches {sorted(streams)}, the {lane} lane is {sorted(want)}")
 

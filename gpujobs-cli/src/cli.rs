@@ -275,7 +275,8 @@ pub struct MlpArgs {
 /// Where Redis is.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis URL: redis://[user:password@]host:port[/db] (rediss:// with the `tls` build).
+    /// Redis URL: redis://[user:password@]host:port[/db] (rediss:// with the `tls` build),
+    /// or redis+cluster://host:port[,host:port...] for a Redis Cluster.
     #[arg(
         long = "redis",
         env = "GPUJOBS_REDIS_URL",
@@ -291,6 +292,11 @@ pub struct RedisArgs {
         global = true
     )]
     pub namespace: String,
+    /// Partitions the namespace's keys are spread over, each one Redis Cluster slot
+    /// (default: the count already stored for the namespace, or 1 for a new one).
+    /// Every process of a namespace must agree; see docs/OPERATIONS.md.
+    #[arg(long, env = "GPUJOBS_PARTITIONS", global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub partitions: Option<u32>,
 }
 
 /// Options of `gpujobs scheduler`.

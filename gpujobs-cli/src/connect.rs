@@ -8,6 +8,7 @@ use std::time::Duration;
 fn config(args: &RedisArgs) -> RedisConfig {
     let mut c = RedisConfig::new(args.url.clone());
     c.namespace = args.namespace.clone();
+    c.partitions = args.partitions;
     c
 }
 
@@ -18,7 +19,7 @@ pub async fn daemon(
     mut shutdown: gpujobs_core::Shutdown,
 ) -> Result<Option<RedisQueue>, CliError> {
     tokio::select! {
-        q = RedisQueue::connect_retrying(config(args), None) => q.map(Some).map_err(|e| CliError::runtime(e.to_string())),
+        q = RedisQueue::connect_retrying(config(args), None) => q.map(Some).map_err(CliError::from),
         _ = shutdown.wait() => {
             tracing::info!("stopped before Redis became reachable");
             Ok(None)
@@ -32,5 +33,5 @@ pub async fn client(args: &RedisArgs) -> Result<RedisQueue, CliError> {
     cfg.warn_durability = false;
     RedisQueue::connect_retrying(cfg, Some(Duration::from_secs(3)))
         .await
-        .map_err(|e| CliError::runtime(e.to_string()))
+        .map_err(CliError::from)
 }

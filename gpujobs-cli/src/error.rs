@@ -50,6 +50,7 @@ impl From<gpujobs_core::QueueError> for CliError {
     fn from(e: gpujobs_core::QueueError) -> Self {
         match e {
             gpujobs_core::QueueError::Invalid(v) => CliError::Input(v.to_string()),
+            e @ gpujobs_core::QueueError::Misconfigured(_) => CliError::Input(e.to_string()),
             other => CliError::Runtime(other.to_string()),
         }
     }

@@ -1,10 +1,13 @@
 //! The distributed commands as processes against a private redis-server: one scheduler
 //! and several workers, killed with SIGKILL mid-run, drained with SIGTERM; malformed
-//! submissions; dead-letter and retry; cancellation; Redis unreachable.
+//! submissions; dead-letter and retry; cancellation; Redis unreachable. The SIGKILL and
+//! malformed-entry runs also go against a local three-master Redis Cluster with three
+//! partitions.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use gpujobs_queue::testkit::RedisServer;
+use gpujobs_queue::keys::{Keys, partition_of};
+use gpujobs_queue::testkit::{Connection, RedisCluster, RedisServer, connection};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,9 +25,15 @@ impl Drop for Proc {
 }
 
 fn spawn(url: &str, args: &[&str]) -> Proc {
+    spawn_p(url, 1, args)
+}
+
+/// Starts a command on a namespace spread over `parts` partitions.
+fn spawn_p(url: &str, parts: u32, args: &[&str]) -> Proc {
     let child = bin()
         .args(args)
         .env("GPUJOBS_REDIS_URL", url)
+        .env("GPUJOBS_PARTITIONS", parts.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -34,9 +43,14 @@ fn spawn(url: &str, args: &[&str]) -> Proc {
 }
 
 fn run(url: &str, args: &[&str]) -> Output {
+    run_p(url, 1, args)
+}
+
+fn run_p(url: &str, parts: u32, args: &[&str]) -> Output {
     bin()
         .args(args)
         .env("GPUJOBS_REDIS_URL", url)
+        .env("GPUJOBS_PARTITIONS", parts.to_string())
         .output()
         .unwrap()
 }
@@ -62,28 +76,51 @@ fn wait_exit(p: &mut Proc, limit: Duration) -> Option<i32> {
     None
 }
 
-async fn redis(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+async fn redis(url: &str) -> Connection {
+    connection(url).await
 }
 
-async fn states(
-    conn: &mut redis::aio::MultiplexedConnection,
+/// A field of many job records, one pipeline per partition (a pipeline stays in one
+/// Redis Cluster slot).
+async fn states_p(
+    conn: &mut Connection,
+    parts: u32,
     ids: &[String],
     field: &str,
 ) -> Vec<Option<String>> {
-    let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.cmd("HGET").arg(format!("gpujobs:job:{id}")).arg(field);
+    let mut out = vec![None; ids.len()];
+    for p in 0..parts {
+        let keys = Keys::new("gpujobs", p);
+        let idx: Vec<usize> = (0..ids.len())
+            .filter(|&i| partition_of(&ids[i], parts) == p)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for &i in &idx {
+            pipe.cmd("HGET")
+                .arg(format!("{}:job:{}", keys.prefix(), ids[i]))
+                .arg(field);
+        }
+        let got: Vec<Option<String>> = pipe.query_async(conn).await.unwrap();
+        for (i, v) in idx.into_iter().zip(got) {
+            out[i] = v;
+        }
     }
-    pipe.query_async(conn).await.unwrap()
+    out
+}
+
+async fn states(conn: &mut Connection, ids: &[String], field: &str) -> Vec<Option<String>> {
+    states_p(conn, 1, ids, field).await
 }
 
 fn submit_ids(url: &str, args: &[&str]) -> Vec<String> {
-    let o = run(url, args);
+    submit_ids_p(url, 1, args)
+}
+
+fn submit_ids_p(url: &str, parts: u32, args: &[&str]) -> Vec<String> {
+    let o = run_p(url, parts, args);
     assert!(o.status.success(), "{}", text(&o.stderr));
     text(&o.stdout).lines().map(str::to_string).collect()
 }
@@ -91,15 +128,39 @@ fn submit_ids(url: &str, args: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_jobs_survive_workers_killed_mid_run() {
     let server = RedisServer::start(false);
-    let url = server.url();
-    let _sched = spawn(&url, &["scheduler"]);
-    let worker = |_: usize| spawn(&url, &["worker", "--concurrency", "8", "--lease", "1"]);
+    workers_killed_mid_run(&server.url(), 1, 10_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_workers_killed_mid_run_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    workers_killed_mid_run(&cluster.url(), 3, 5_000).await;
+}
+
+async fn workers_killed_mid_run(url: &str, parts: u32, count: usize) {
+    let url = url.to_string();
+    let _sched = spawn_p(&url, parts, &["scheduler"]);
+    let worker = |_: usize| {
+        spawn_p(
+            &url,
+            parts,
+            &["worker", "--concurrency", "8", "--lease", "1"],
+        )
+    };
     let mut workers: Vec<Proc> = (0..3).map(worker).collect();
-    let ids = submit_ids(
+    let ids = submit_ids_p(
         &url,
-        &["submit", "vector-add", "--len", "4", "--count", "10000"],
+        parts,
+        &[
+            "submit",
+            "vector-add",
+            "--len",
+            "4",
+            "--count",
+            &count.to_string(),
+        ],
     );
-    assert_eq!(ids.len(), 10_000);
+    assert_eq!(ids.len(), count);
     let mut conn = redis(&url).await;
     // Kill a worker with SIGKILL three times while the jobs run, starting a new one each time.
     for round in 0..3 {
@@ -111,7 +172,7 @@ async fn ten_thousand_jobs_survive_workers_killed_mid_run() {
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let s = states(&mut conn, &ids, "state").await;
+        let s = states_p(&mut conn, parts, &ids, "state").await;
         let done = s
             .iter()
             .filter(|s| s.as_deref() == Some("succeeded"))
@@ -137,13 +198,14 @@ async fn ten_thousand_jobs_survive_workers_killed_mid_run() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Exactly one recorded completion per job, and nothing left in any lane.
-    let completions = states(&mut conn, &ids, "completions").await;
+    let completions = states_p(&mut conn, parts, &ids, "completions").await;
     assert!(
         completions.iter().all(|c| c.as_deref() == Some("1")),
         "a job completed twice"
     );
-    for p in ["high", "normal", "low"] {
-        let stream = format!("gpujobs:lane:cpu:{p}");
+    for stream in (0..parts)
+        .flat_map(|p| Keys::new("gpujobs", p).lane_streams(gpujobs_core::DeviceClass::Cpu))
+    {
         let len: u64 = redis::cmd("XLEN")
             .arg(&stream)
             .query_async(&mut conn)
@@ -164,20 +226,32 @@ async fn ten_thousand_jobs_survive_workers_killed_mid_run() {
             );
         }
     }
-    let submit_len: u64 = redis::cmd("XLEN")
-        .arg("gpujobs:submit")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(submit_len, 0);
+    for p in 0..parts {
+        let submit_len: u64 = redis::cmd("XLEN")
+            .arg(Keys::new("gpujobs", p).submit())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(submit_len, 0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_entries_are_dead_lettered_while_good_jobs_run() {
     let server = RedisServer::start(false);
-    let url = server.url();
-    let _sched = spawn(&url, &["scheduler"]);
-    let _worker = spawn(&url, &["worker"]);
+    malformed_entries(&server.url(), 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    malformed_entries(&cluster.url(), 3).await;
+}
+
+async fn malformed_entries(url: &str, parts: u32) {
+    let url = url.to_string();
+    let _sched = spawn_p(&url, parts, &["scheduler"]);
+    let _worker = spawn_p(&url, parts, &["worker"]);
     let mut conn = redis(&url).await;
     let garbage: Vec<Vec<u8>> = vec![
         b"not json at all".to_vec(),
@@ -188,7 +262,7 @@ async fn malformed_entries_are_dead_lettered_while_good_jobs_run() {
     ];
     for g in &garbage {
         let _: String = redis::cmd("XADD")
-            .arg("gpujobs:submit")
+            .arg("{gpujobs}:submit")
             .arg("*")
             .arg("job")
             .arg(g.as_slice())
@@ -196,8 +270,9 @@ async fn malformed_entries_are_dead_lettered_while_good_jobs_run() {
             .await
             .unwrap();
     }
-    let o = run(
+    let o = run_p(
         &url,
+        parts,
         &[
             "submit", "matmul", "--m", "20", "--k", "30", "--n", "10", "--wait", "--json",
         ],
@@ -205,7 +280,11 @@ async fn malformed_entries_are_dead_lettered_while_good_jobs_run() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = run(&url, &["dead-letter", "list", "--json", "--limit", "50"]);
+        let o = run_p(
+            &url,
+            parts,
+            &["dead-letter", "list", "--json", "--limit", "50"],
+        );
         let out = text(&o.stdout);
         let expected = [
             "not a valid job envelope",
@@ -276,7 +355,7 @@ async fn dead_letter_after_max_attempts_and_retry_reruns_it() {
     let o = run(&url, &["dead-letter", "retry", id]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let queued: u64 = redis::cmd("XLEN")
-        .arg("gpujobs:dead")
+        .arg("{gpujobs}:dead")
         .query_async(&mut conn)
         .await
         .unwrap();

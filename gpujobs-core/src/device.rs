@@ -61,6 +61,15 @@ pub enum DevicePref {
 }
 
 impl DevicePref {
+    /// Lowercase name, as on the wire (`auto`, `cpu`, `gpu`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevicePref::Auto => "auto",
+            DevicePref::Cpu => "cpu",
+            DevicePref::Gpu => "gpu",
+        }
+    }
+
     /// The pinned class, if any.
     pub fn pinned(self) -> Option<DeviceClass> {
         match self {

@@ -100,6 +100,29 @@ pub enum ErrorClass {
     Cancelled,
 }
 
+impl ErrorClass {
+    /// Lowercase name, as on the wire (`permanent`, `temporary`, `cancelled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Temporary => "temporary",
+            ErrorClass::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for ErrorClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "permanent" => ErrorClass::Permanent,
+            "temporary" => ErrorClass::Temporary,
+            "cancelled" => ErrorClass::Cancelled,
+            other => return Err(format!("unknown error class `{other}`")),
+        })
+    }
+}
+
 /// A failed run of a job, as an executor or the worker reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -170,4 +193,8 @@ pub enum QueueError {
     /// The queue has been closed.
     #[error("queue is closed")]
     Closed,
+    /// The queue's settings do not fit what its backend holds (a partition count that
+    /// differs from the stored one, a malformed URL or namespace): retrying cannot help.
+    #[error("queue misconfigured: {0}")]
+    Misconfigured(String),
 }

@@ -51,7 +51,7 @@ pub use placement::{
 };
 pub use queue::{MemoryQueue, MemoryQueueConfig, Queue};
 pub use registry::Registry;
-pub use retry::RetryPolicy;
+pub use retry::{Backoff, RetryPolicy};
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerObserver};
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown_channel};
 pub use state::{JobRecord, JobResult, JobState};

@@ -60,9 +60,51 @@ impl RetryPolicy {
     }
 }
 
+/// Doubling waits between tries of an operation that failed for a passing reason
+/// (Redis restarting, a connection dropped): `first`, `2·first`, ... capped at `max`.
+/// The one backoff of the worker, the scheduler, the queue's reconnects and `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    first: Duration,
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `first`, doubles up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff {
+            first,
+            next: first,
+            max,
+        }
+    }
+
+    /// The wait before the next try; each call doubles the one after.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Back to `first` (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let got: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(got, [100, 200, 350, 350]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
+    }
     use proptest::prelude::*;
 
     proptest! {

@@ -7,6 +7,7 @@ use crate::limits::Limits;
 use crate::placement::{ClusterFacts, Placement, PlacementDecision};
 use crate::queue::{Incoming, Queue};
 use crate::registry::Registry;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +107,7 @@ impl Scheduler {
         let mut report = SchedulerReport::default();
         let mut facts = ClusterFacts::default();
         let mut facts_at: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         tracing::info!(scheduler = %self.config.id, "scheduler started");
         while !shutdown.is_triggered() {
             let taken = match self
@@ -115,16 +116,16 @@ impl Scheduler {
                 .await
             {
                 Ok(t) => {
-                    backoff = Duration::from_millis(50);
+                    backoff.reset();
                     t
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "taking submissions failed");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "taking submissions failed");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.wait() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
@@ -142,24 +143,43 @@ impl Scheduler {
                 }
             }
             // Decide every entry first (cheap, in order, so backlog estimates add up),
-            // then hand them all off at once: the queue pipelines the round trips.
-            let mut handoffs = JoinSet::new();
+            // then hand them off: placements in one batch, rejections one by one.
+            let mut placements = Vec::new();
+            let mut rejects = JoinSet::new();
             for incoming in taken {
-                let action = self.decide(&incoming, &mut facts);
-                if let Some(o) = &self.observer {
-                    match &action {
-                        Action::Place(d) => o.placed(d.lane),
-                        Action::Reject(_) => o.rejected(),
+                match self.decide(&incoming, &mut facts) {
+                    Action::Place(d) => {
+                        if let Some(o) = &self.observer {
+                            o.placed(d.lane);
+                        }
+                        placements.push((incoming, *d));
+                    }
+                    Action::Reject(why) => {
+                        if let Some(o) = &self.observer {
+                            o.rejected();
+                        }
+                        let queue = self.queue.clone();
+                        rejects.spawn(async move {
+                            let entry = incoming.entry.clone();
+                            (entry, retrying(|| queue.reject(&incoming, &why)).await)
+                        });
                     }
                 }
-                handoffs.spawn(hand_off(self.queue.clone(), incoming, action));
             }
-            while let Some(done) = handoffs.join_next().await {
+            if !placements.is_empty() {
+                let n = placements.len() as u64;
+                match retrying(|| self.queue.place_batch(&placements)).await {
+                    Ok(()) => report.placed += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, jobs = n, "placing failed; another scheduler will take the entries over")
+                    }
+                }
+            }
+            while let Some(done) = rejects.join_next().await {
                 match done {
-                    Ok(Ok(true)) => report.placed += 1,
-                    Ok(Ok(false)) => report.rejected += 1,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "hand-off failed; another scheduler will take the entry over")
+                    Ok((_, Ok(()))) => report.rejected += 1,
+                    Ok((entry, Err(e))) => {
+                        tracing::warn!(%entry, error = %e, "rejecting failed; another scheduler will take the entry over")
                     }
                     Err(e) => tracing::error!(error = %e, "hand-off task failed"),
                 }
@@ -202,25 +222,22 @@ enum Action {
     Place(Box<PlacementDecision>),
 }
 
-/// Carries out a verdict; `Ok(true)` when placed. A hand-off is idempotent (the queue
-/// checks the job's state), so a failed one (say, Redis restarting) is tried again.
-async fn hand_off(
-    queue: Arc<dyn Queue>,
-    incoming: Incoming,
-    action: Action,
-) -> Result<bool, QueueError> {
-    let mut delay = Duration::from_millis(100);
+/// Runs a hand-off until it succeeds or about 30 s of retries pass. A hand-off is
+/// idempotent (the queue checks the job's state), so a failed one (say, Redis
+/// restarting) is tried again.
+async fn retrying<F, Fut>(mut call: F) -> Result<(), QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), QueueError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempt = 0;
     loop {
-        let r = match &action {
-            Action::Reject(why) => queue.reject(&incoming, why).await.map(|()| false),
-            Action::Place(d) => queue.place(&incoming, (**d).clone()).await.map(|()| true),
-        };
-        match r {
+        match call().await {
             Err(e) if attempt < 7 => {
-                tracing::warn!(entry = %incoming.entry, error = %e, retry_in = ?delay, "hand-off failed; retrying");
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "hand-off failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
                 attempt += 1;
             }
             other => return other,

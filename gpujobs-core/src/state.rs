@@ -62,6 +62,22 @@ impl JobState {
     }
 }
 
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "placed" => JobState::Placed,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "dead" => JobState::Dead,
+            "cancelled" => JobState::Cancelled,
+            other => return Err(format!("unknown job state `{other}`")),
+        })
+    }
+}
+
 impl fmt::Display for JobState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -14,6 +14,7 @@ use crate::id::JobId;
 use crate::limits::Limits;
 use crate::queue::{Delivery, FailOutcome, Lease, Queue, WorkerInfo};
 use crate::registry::Registry;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::state::JobResult;
 use std::collections::HashMap;
@@ -224,7 +225,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut next_heartbeat = Instant::now();
         let mut next_reclaim = Instant::now();
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
 
         while !shutdown.is_triggered() {
             while tasks.try_join_next().is_some() {}
@@ -272,15 +273,15 @@ impl Worker {
                 {
                     Ok(d) => {
                         deliveries = d;
-                        backoff = Duration::from_millis(50);
+                        backoff.reset();
                     }
                     Err(e) => {
-                        tracing::warn!(worker = %cfg.id, error = %e, retry_in = ?backoff, "fetch failed");
+                        let delay = backoff.next_delay();
+                        tracing::warn!(worker = %cfg.id, error = %e, retry_in = ?delay, "fetch failed");
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(delay) => {}
                             _ = shutdown.wait() => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
@@ -428,6 +429,10 @@ impl JobRun {
             }
             Some(Ok(mut result)) => {
                 result.timings.queue_wait_s = queue_wait_s;
+                // Submit to result, stamped here from the envelope: queues keep no
+                // per-job side tables for it.
+                result.timings.total_s =
+                    crate::envelope::now_us().saturating_sub(envelope.created_us) as f64 / 1e6;
                 match with_retries(|| self.queue.complete(&lease, result.clone())).await {
                     Ok(()) => {
                         self.stats.done.fetch_add(1, Ordering::Relaxed);
@@ -518,14 +523,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, QueueError>>,
 {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(4));
     let mut tries = 0;
     loop {
         match call().await {
             Err(QueueError::Backend(msg)) if tries < 5 => {
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %msg, retry_in = ?delay, "queue call failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay *= 2;
                 tries += 1;
             }
             other => return other,

@@ -6,11 +6,16 @@ use std::time::Duration;
 /// How the Redis queue connects and keeps its data.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://...` (feature `tls`).
+    /// `redis://[user:password@]host:port[/db]`, `rediss://...` (feature `tls`), or
+    /// `redis+cluster://[user:password@]host:port[,host:port...]` for a Redis Cluster.
     pub url: String,
-    /// Prefix of every key (`<namespace>:submit`, ...). Use a hash tag such as
-    /// `{gpujobs}` to keep all keys in one slot of a Redis Cluster.
+    /// Name of the queue; keys are `{<namespace>}:submit`, ... (see [`crate::keys`]).
+    /// Without braces: the queue adds the hash tags itself.
     pub namespace: String,
+    /// Partitions the namespace is spread over (each is one Redis Cluster slot). `None`:
+    /// the count already stored for the namespace, or 1 for a new one. A count that
+    /// differs from the stored one is refused at connect.
+    pub partitions: Option<u32>,
     /// Records of finished jobs (and their result blobs) expire this long after.
     pub finished_ttl: Duration,
     /// Input blobs expire this long after submit.
@@ -39,6 +44,7 @@ impl RedisConfig {
         RedisConfig {
             url: url.into(),
             namespace: "gpujobs".into(),
+            partitions: None,
             finished_ttl: Duration::from_secs(24 * 3600),
             blob_ttl: Duration::from_secs(24 * 3600),
             max_blob_bytes: 512 << 20,

@@ -2,9 +2,11 @@
 //! groups, and the start-up checks an operator should hear about.
 
 use crate::config::RedisConfig;
-use crate::keys::{Keys, SCHEDULERS, WORKERS};
-use gpujobs_core::{DeviceClass, Priority, QueueError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::conn::{Conn, cluster_nodes};
+use crate::keys::{Keys, MAX_PARTITIONS, SCHEDULERS, WORKERS};
+use gpujobs_core::{DeviceClass, QueueError};
+use redis::aio::ConnectionManagerConfig;
+use redis::cluster::ClusterClient;
 use std::time::Duration;
 
 /// Turns a Redis error into a queue error that says what was being done.
@@ -16,22 +18,40 @@ pub(crate) fn backend(doing: &str) -> impl Fn(redis::RedisError) -> QueueError +
 /// this plus a margin (the `redis` crate's default, 500 ms, is shorter than a BLOCK).
 pub(crate) const MAX_BLOCK: Duration = Duration::from_secs(5);
 
-/// Opens a managed connection (it reconnects by itself with backoff after a drop).
+/// Opens a managed connection (it reconnects by itself with backoff after a drop), to a
+/// single Redis or, for a `redis+cluster://` URL, to a Redis Cluster.
 pub(crate) async fn open(
     cfg: &RedisConfig,
     response_timeout: Duration,
-) -> Result<ConnectionManager, QueueError> {
-    let client = redis::Client::open(cfg.url.as_str()).map_err(|e| {
-        let hint = if cfg.url.starts_with("rediss://") && !cfg!(feature = "tls") {
+) -> Result<Conn, QueueError> {
+    let unreachable = |e: redis::RedisError| {
+        QueueError::Backend(format!("cannot reach Redis at {}: {e}", cfg.redacted_url()))
+    };
+    let invalid = |e: redis::RedisError| {
+        let hint = if cfg.url.starts_with("rediss") && !cfg!(feature = "tls") {
             " (rediss:// needs gpujobs-queue's `tls` feature)"
         } else {
             ""
         };
-        QueueError::Backend(format!(
+        QueueError::Misconfigured(format!(
             "invalid Redis URL {}: {e}{hint}",
             cfg.redacted_url()
         ))
-    })?;
+    };
+    if let Some(nodes) = cluster_nodes(&cfg.url) {
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(response_timeout)
+            .retries(3)
+            .build()
+            .map_err(invalid)?;
+        return client
+            .get_async_connection()
+            .await
+            .map(Conn::Cluster)
+            .map_err(unreachable);
+    }
+    let client = redis::Client::open(cfg.url.as_str()).map_err(invalid)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(response_timeout))
@@ -41,21 +61,70 @@ pub(crate) async fn open(
     client
         .get_connection_manager_with_config(config)
         .await
-        .map_err(|e| {
-            QueueError::Backend(format!("cannot reach Redis at {}: {e}", cfg.redacted_url()))
-        })
+        .map(Conn::Single)
+        .map_err(unreachable)
+}
+
+/// The partition count of the namespace: the one stored in `<{ns}>:meta`, checked
+/// against `cfg.partitions` when both are set; stored when it was not yet.
+pub(crate) async fn resolve_partitions(
+    conn: &mut Conn,
+    cfg: &RedisConfig,
+) -> Result<u32, QueueError> {
+    let meta = Keys::new(&cfg.namespace, 0).meta();
+    let stored: Option<u32> = redis::cmd("HGET")
+        .arg(&meta)
+        .arg("partitions")
+        .query_async(conn)
+        .await
+        .map_err(backend("reading the partition count"))?;
+    match (stored, cfg.partitions) {
+        (Some(s), Some(want)) if s != want => Err(QueueError::Misconfigured(format!(
+            "namespace `{}` is laid out in {s} partitions, not {want}: pass --partitions {s} \
+             (changing the count needs a drained queue, see docs/OPERATIONS.md)",
+            cfg.namespace
+        ))),
+        (Some(s), _) => Ok(s.clamp(1, MAX_PARTITIONS)),
+        (None, want) => {
+            let n = want.unwrap_or(1);
+            if n == 0 || n > MAX_PARTITIONS {
+                return Err(QueueError::Misconfigured(format!(
+                    "--partitions must be between 1 and {MAX_PARTITIONS}, not {n}"
+                )));
+            }
+            let _: bool = redis::cmd("HSETNX")
+                .arg(&meta)
+                .arg("partitions")
+                .arg(n)
+                .query_async(conn)
+                .await
+                .map_err(backend("storing the partition count"))?;
+            // Another process may have stored a different count first: read it back.
+            let now: Option<u32> = redis::cmd("HGET")
+                .arg(&meta)
+                .arg("partitions")
+                .query_async(conn)
+                .await
+                .map_err(backend("reading the partition count"))?;
+            match now {
+                Some(s) if s != n => Err(QueueError::Misconfigured(format!(
+                    "namespace `{}` was just laid out in {s} partitions by another process, not {n}",
+                    cfg.namespace
+                ))),
+                _ => Ok(n),
+            }
+        }
+    }
 }
 
 /// Creates the consumer groups (idempotent). Run at start and whenever Redis says a
 /// group is missing (`NOGROUP`, after a restart without persistence).
-pub(crate) async fn ensure_groups(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> Result<(), QueueError> {
-    let mut streams = vec![(keys.submit(), SCHEDULERS)];
-    for lane in DeviceClass::ALL {
-        for p in Priority::ALL {
-            streams.push((keys.lane(lane, p), WORKERS));
+pub(crate) async fn ensure_groups(conn: &mut Conn, partitions: &[Keys]) -> Result<(), QueueError> {
+    let mut streams = Vec::new();
+    for keys in partitions {
+        streams.push((keys.submit(), SCHEDULERS));
+        for lane in DeviceClass::ALL {
+            streams.extend(keys.lane_streams(lane).map(|s| (s, WORKERS)));
         }
     }
     for (stream, group) in streams {
@@ -81,7 +150,7 @@ pub(crate) async fn ensure_groups(
 }
 
 /// Logs a warning when Redis may lose jobs: eviction allowed, or no persistence.
-pub(crate) async fn warn_about_durability(conn: &mut ConnectionManager, cfg: &RedisConfig) {
+pub(crate) async fn warn_about_durability(conn: &mut Conn, cfg: &RedisConfig) {
     let get = |name: &'static str| {
         let mut c = conn.clone();
         async move {

@@ -1,4 +1,13 @@
-//! Key names, all under the namespace (see `docs/wire-format.md`).
+//! Key names (see `docs/wire-format.md`).
+//!
+//! A namespace is laid out in one or more *partitions*. Every key of a partition starts
+//! with the partition's prefix, a Redis Cluster hash tag: `{<ns>}` for partition 0 and
+//! `{<ns>:<p>}` for partition `p ≥ 1`. All keys a script touches therefore live in one
+//! slot, which is what lets the queue run on a Redis Cluster, and a namespace with one
+//! partition keeps exactly the keys of partition 0 when it grows more.
+//!
+//! A job lives in the partition its id hashes to ([`partition_of`]); the workers hash
+//! and the partition count live in partition 0.
 
 use gpujobs_core::{DeviceClass, JobId, Priority};
 
@@ -7,68 +16,106 @@ pub const SCHEDULERS: &str = "schedulers";
 /// Consumer group of the workers on the lane streams.
 pub const WORKERS: &str = "workers";
 
-/// Builds the keys of one namespace.
+/// The most partitions a namespace may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+/// The partition a job id belongs to among `partitions`: 32-bit FNV-1a of the id's
+/// bytes, modulo the count (documented in `docs/wire-format.md` for other clients).
+pub fn partition_of(id: &str, partitions: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % partitions.max(1)
+}
+
+/// Builds the keys of one partition of a namespace.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    ns: String,
+    prefix: String,
+    partition: u32,
 }
 
 impl Keys {
-    /// Keys under `namespace`.
-    pub fn new(namespace: &str) -> Self {
-        Keys {
-            ns: namespace.to_string(),
-        }
+    /// Keys of partition `partition` of `namespace`.
+    pub fn new(namespace: &str, partition: u32) -> Self {
+        let prefix = if partition == 0 {
+            format!("{{{namespace}}}")
+        } else {
+            format!("{{{namespace}:{partition}}}")
+        };
+        Keys { prefix, partition }
     }
 
-    /// The namespace (Lua scripts build per-job keys from it).
-    pub fn ns(&self) -> &str {
-        &self.ns
+    /// The prefix every key of this partition starts with (a hash tag).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Which partition these are the keys of.
+    pub fn partition(&self) -> u32 {
+        self.partition
     }
 
     /// Stream of new jobs, one field `job` with the JSON envelope.
     pub fn submit(&self) -> String {
-        format!("{}:submit", self.ns)
+        format!("{}:submit", self.prefix)
     }
 
     /// Stream of one lane and priority, entries `id = <job id>`.
     pub fn lane(&self, lane: DeviceClass, p: Priority) -> String {
-        format!("{}:lane:{}:{}", self.ns, lane, p)
+        format!("{}:lane:{}:{}", self.prefix, lane, p)
+    }
+
+    /// The three streams of a lane, high priority first.
+    pub fn lane_streams(&self, lane: DeviceClass) -> [String; 3] {
+        Priority::ALL.map(|p| self.lane(lane, p))
     }
 
     /// Sorted set of jobs of a lane waiting out a retry backoff (score: due, ms).
     pub fn delayed(&self, lane: DeviceClass) -> String {
-        format!("{}:delayed:{}", self.ns, lane)
+        format!("{}:delayed:{}", self.prefix, lane)
     }
 
     /// Sum of the placement estimates of a lane's queued jobs, in seconds.
     pub fn backlog(&self, lane: DeviceClass) -> String {
-        format!("{}:backlog:{}", self.ns, lane)
+        format!("{}:backlog:{}", self.prefix, lane)
     }
 
     /// Hash with a job's record.
     pub fn job(&self, id: &JobId) -> String {
-        format!("{}:job:{}", self.ns, id)
+        format!("{}:job:{}", self.prefix, id)
     }
 
     /// Binary blob of a job (`name` is `t0`, ... for inputs, `out:t0`, ... for outputs).
     pub fn blob(&self, id: &JobId, name: &str) -> String {
-        format!("{}:blob:{}:{}", self.ns, id, name)
+        format!("{}:blob:{}:{}", self.prefix, id, name)
     }
 
     /// Dead-letter stream.
     pub fn dead(&self) -> String {
-        format!("{}:dead", self.ns)
+        format!("{}:dead", self.prefix)
     }
 
-    /// Capped stream of state changes, for monitors.
+    /// Capped stream of state changes other than success, for monitors.
     pub fn events(&self) -> String {
-        format!("{}:events", self.ns)
+        format!("{}:events", self.prefix)
     }
 
-    /// Hash of worker heartbeats (field: worker id, value: JSON).
+    /// Hash of counters (`succeeded`: jobs completed, for throughput).
+    pub fn counts(&self) -> String {
+        format!("{}:counts", self.prefix)
+    }
+
+    /// Hash of worker heartbeats (field: worker id, value: JSON). Partition 0's only.
     pub fn workers(&self) -> String {
-        format!("{}:workers", self.ns)
+        format!("{}:workers", self.prefix)
+    }
+
+    /// Hash of the namespace's layout (`partitions`). Partition 0's only.
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.prefix)
     }
 }
 
@@ -90,16 +137,34 @@ mod tests {
             .filter_map(|l| l.trim().strip_prefix("stream: "))
             .map(|s| s.trim_matches('"'))
             .collect();
-        let keys = Keys::new("gpujobs");
+        let keys = Keys::new("gpujobs", 0);
         let mut want = Vec::new();
         for lane in DeviceClass::ALL {
-            for p in Priority::ALL {
-                want.push(keys.lane(lane, p));
-            }
+            want.extend(keys.lane_streams(lane));
         }
         let mut got: Vec<String> = watched.iter().map(|s| s.to_string()).collect();
         got.sort();
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn partitions_have_their_own_hash_tag() {
+        assert_eq!(Keys::new("gpujobs", 0).submit(), "{gpujobs}:submit");
+        assert_eq!(Keys::new("gpujobs", 2).submit(), "{gpujobs:2}:submit");
+    }
+
+    /// Pinned values: other clients (docs/wire-format.md's Python snippet) compute the
+    /// same partitions.
+    #[test]
+    fn partition_of_is_fnv1a_mod_n() {
+        assert_eq!(partition_of("anything", 1), 0);
+        assert_eq!(partition_of("", 7), 0x811c_9dc5 % 7);
+        // FNV-1a 32 of "a" is 0xe40c292c.
+        assert_eq!(partition_of("a", 1000), 0xe40c_292c % 1000);
+        let spread: std::collections::HashSet<u32> = (0..1000)
+            .map(|i| partition_of(&format!("job-{i}"), 3))
+            .collect();
+        assert_eq!(spread.len(), 3);
     }
 }

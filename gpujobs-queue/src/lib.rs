@@ -2,6 +2,7 @@
 
 mod codec;
 mod config;
+mod conn;
 mod connection;
 pub mod keys;
 mod queue;

@@ -2,6 +2,7 @@
 //! temporary directory, and the power to kill and restart it, so tests never touch the
 //! machine's own Redis.
 
+pub use crate::conn::Conn as Connection;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     appendonly: bool,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -24,11 +26,17 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server; with `appendonly`, every write is fsynced to an AOF file.
     pub fn start(appendonly: bool) -> Self {
+        Self::start_with(appendonly, &[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (`--maxmemory 10mb`, ...).
+    pub fn start_with(appendonly: bool, extra: &[&str]) -> Self {
         let mut s = RedisServer {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             appendonly,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -53,6 +61,7 @@ impl RedisServer {
                 "--appendfsync",
                 "always",
             ])
+            .args(&self.extra)
             .arg("--dir")
             .arg(&dir)
             .arg("--logfile")
@@ -96,5 +105,100 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A local Redis Cluster of three masters on loopback (no replicas), each a
+/// [`RedisServer`] with `--cluster-enabled yes`, joined with `redis-cli --cluster
+/// create`. Killed on drop.
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three masters and waits until the cluster reports `cluster_state:ok`.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(
+                    false,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed (Debian package redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let start = Instant::now();
+        for n in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &n.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "the cluster did not come up"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    /// `redis+cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+}
+
+/// A plain connection to the Redis or Redis Cluster (`redis+cluster://...`) at `url`, as
+/// another client would open, for tests that inspect keys.
+pub async fn connection(url: &str) -> Connection {
+    match crate::conn::cluster_nodes(url) {
+        Some(nodes) => Connection::Cluster(
+            redis::cluster::ClusterClient::new(nodes)
+                .expect("cluster URL")
+                .get_async_connection()
+                .await
+                .expect("cluster reachable"),
+        ),
+        None => Connection::Single(
+            redis::Client::open(url)
+                .expect("Redis URL")
+                .get_connection_manager()
+                .await
+                .expect("Redis reachable"),
+        ),
     }
 }

@@ -1,5 +1,7 @@
-//! `RedisQueue` against a private redis-server: the shared conformance suite, bad
-//! submissions, blobs, and a Redis restart in the middle of a run.
+//! `RedisQueue` against a private redis-server and a private three-master Redis
+//! Cluster, with one and with several partitions: the shared conformance suite, bad
+//! submissions, blobs, a malformed blob in a batch, and a Redis restart in the middle
+//! of a run.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -10,14 +12,19 @@ use gpujobs_core::{
     JobError, JobState, Queue, Registry, RetryPolicy, Scheduler, SchedulerConfig, StageTimes,
     Tensor, Worker, WorkerConfig, conformance, shutdown_channel,
 };
-use gpujobs_queue::testkit::RedisServer;
+use gpujobs_queue::testkit::{RedisCluster, RedisServer};
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn config(server: &RedisServer, ns: &str) -> RedisConfig {
-    let mut c = RedisConfig::new(server.url());
+    config_at(server.url(), ns, None)
+}
+
+fn config_at(url: String, ns: &str, partitions: Option<u32>) -> RedisConfig {
+    let mut c = RedisConfig::new(url);
     c.namespace = ns.into();
+    c.partitions = partitions;
     c.retry = RetryPolicy {
         base: Duration::from_millis(20),
         factor: 2.0,
@@ -32,6 +39,43 @@ async fn conformance_suite() {
     let server = RedisServer::start(false);
     let q = RedisQueue::connect(config(&server, "conf")).await.unwrap();
     conformance::run_all(&q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_with_three_partitions() {
+    let server = RedisServer::start(false);
+    let q = RedisQueue::connect(config_at(server.url(), "conf3", Some(3)))
+        .await
+        .unwrap();
+    assert_eq!(q.partitions().len(), 3);
+    conformance::run_all_partitioned(&q, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    for (ns, parts) in [("one", 1), ("three", 3)] {
+        let q = RedisQueue::connect(config_at(cluster.url(), ns, Some(parts)))
+            .await
+            .unwrap();
+        conformance::run_all_partitioned(&q, parts as usize).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_count_that_differs_from_the_stored_one_is_refused() {
+    let server = RedisServer::start(false);
+    RedisQueue::connect(config_at(server.url(), "p", Some(2)))
+        .await
+        .unwrap();
+    let q = RedisQueue::connect(config_at(server.url(), "p", None))
+        .await
+        .unwrap();
+    assert_eq!(q.partitions().len(), 2, "learned from Redis");
+    let e = RedisQueue::connect(config_at(server.url(), "p", Some(3)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("--partitions 2"), "{e}");
 }
 
 /// Adds on the CPU, plainly: the queue tests need an executor, not a fast one.
@@ -97,7 +141,18 @@ fn start_cluster(q: Arc<dyn Queue>) -> gpujobs_core::ShutdownTrigger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_tensors_travel_as_blobs_both_ways() {
     let server = RedisServer::start(false);
-    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "blobs")).await.unwrap());
+    blobs_both_ways(config(&server, "blobs")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_tensors_travel_as_blobs_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    blobs_both_ways(config_at(cluster.url(), "blobs", Some(3))).await;
+}
+
+async fn blobs_both_ways(cfg: RedisConfig) {
+    let url = cfg.url.clone();
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(cfg).await.unwrap());
     let _stop = start_cluster(q.clone());
     let a = Tensor::from_values(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
     let b = Tensor::from_values(vec![3], vec![10.0, 20.0, 30.0]).unwrap();
@@ -110,27 +165,99 @@ async fn real_tensors_travel_as_blobs_both_ways() {
     let out: VectorAddOutput = rec.result.unwrap().decode().unwrap();
     assert_eq!(out.c.values().unwrap().as_slice(), &[11.0, 22.0, 33.0]);
     // The envelope in Redis holds a blob reference, not the numbers.
-    let mut conn = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let env: String = redis::cmd("HGET")
-        .arg(format!("blobs:job:{id}"))
-        .arg("env")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let env: String = query(
+        &url,
+        redis::cmd("HGET").arg(q.keys_of(&id).job(&id)).arg("env"),
+    )
+    .await;
     assert!(
         env.contains("\"blob\":\"t0\"") && !env.contains("data"),
         "{env}"
     );
 }
 
+/// Runs one command on a plain connection to a single Redis or a cluster, as another
+/// client would.
+async fn query<T: redis::FromRedisValue>(url: &str, cmd: &redis::Cmd) -> T {
+    match url.strip_prefix("redis+cluster://") {
+        Some(hosts) => {
+            let nodes: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+            let c = redis::cluster::ClusterClient::new(nodes).unwrap();
+            cmd.query_async(&mut c.get_async_connection().await.unwrap())
+                .await
+                .unwrap()
+        }
+        None => cmd
+            .query_async(
+                &mut redis::Client::open(url)
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_submissions_are_dead_lettered_and_good_jobs_still_run() {
     let server = RedisServer::start(false);
-    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "bad")).await.unwrap());
+    malformed_submissions(config(&server, "bad")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_submissions_on_a_redis_cluster_with_partitions() {
+    let cluster = RedisCluster::start();
+    malformed_submissions(config_at(cluster.url(), "bad", Some(3))).await;
+}
+
+/// A job whose input blob is not whole f32 values, fetched in one batch with good
+/// jobs, fails alone with its reason; the good ones run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_blob_fails_its_job_alone() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "blob")).await.unwrap());
+    let bad_id = gpujobs_core::JobId::parse("bad-blob").unwrap();
+    let () = query(
+        &url,
+        redis::cmd("SET")
+            .arg(q.keys_of(&bad_id).blob(&bad_id, "t0"))
+            .arg(&b"1234567"[..]),
+    )
+    .await;
+    let bad = br#"{"id":"bad-blob","kind":"vector-add","payload":{"a":{"shape":[2],"blob":"t0"},"b":{"shape":[2],"data":[3,4]}}}"#;
+    // Submitted before any worker runs, so one fetch takes them all together.
+    let mut good = Vec::new();
+    for i in 0..10 {
+        good.push(
+            q.submit(JobEnvelope::new(VectorAdd::synthetic(8, i)).unwrap())
+                .await
+                .unwrap(),
+        );
+        if i == 4 {
+            q.submit_raw(bad).await.unwrap();
+        }
+    }
+    let _stop = start_cluster(q.clone());
+    for id in &good {
+        let rec = q.wait(id, Duration::from_secs(10)).await.unwrap().unwrap();
+        assert_eq!(rec.state, JobState::Succeeded, "{id}: {rec:?}");
+    }
+    let rec = q
+        .wait(&bad_id, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, JobState::Failed, "{rec:?}");
+    let why = rec.error.unwrap().message;
+    assert!(why.contains("not a whole number of f32 values"), "{why}");
+    assert_eq!(rec.attempts, 1);
+}
+
+async fn malformed_submissions(cfg: RedisConfig) {
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(cfg).await.unwrap());
     let _stop = start_cluster(q.clone());
     let huge = JobEnvelope::new(Matmul::synthetic(1_000_000, 1_000_000, 1_000_000, 1)).unwrap();
     let mut mismatched = JobEnvelope::new(Matmul::synthetic(3, 4, 5, 1)).unwrap();

@@ -4,7 +4,7 @@
 use crate::cli::RedisArgs;
 use crate::error::CliError;
 use clap::Args;
-use gpujobs_core::{DeviceClass, Priority, Queue};
+use gpujobs_core::{DeviceClass, Queue};
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use redis::aio::MultiplexedConnection;
 use std::time::Duration;
@@ -70,6 +70,7 @@ async fn config_get(conn: &Option<MultiplexedConnection>, name: &str) -> Option<
 async fn redis_checks(args: &RedisArgs, r: &mut Report) {
     let mut cfg = RedisConfig::new(args.url.clone());
     cfg.namespace = args.namespace.clone();
+    cfg.partitions = args.partitions;
     cfg.warn_durability = false;
     let url = cfg.redacted_url();
     let q = match tokio::time::timeout(Duration::from_secs(5), RedisQueue::connect(cfg)).await {
@@ -163,13 +164,13 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
         ),
     }
     // Consumer groups: connect() creates them, so a missing one means no rights.
-    let keys = q.keys();
     let mut missing = Vec::new();
     if let Some(mut conn) = conn {
-        let mut streams = vec![keys.submit()];
-        for lane in DeviceClass::ALL {
-            for p in Priority::ALL {
-                streams.push(keys.lane(lane, p));
+        let mut streams = Vec::new();
+        for keys in q.partitions() {
+            streams.push(keys.submit());
+            for lane in DeviceClass::ALL {
+                streams.extend(keys.lane_streams(lane));
             }
         }
         for s in streams {
@@ -187,8 +188,9 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
         r.add(
             Level::Ok,
             format!(
-                "consumer groups present on the submit and lane streams of namespace `{}`",
-                args.namespace
+                "consumer groups present on the submit and lane streams of namespace `{}` ({} partition(s))",
+                args.namespace,
+                q.partitions().len()
             ),
             "",
         );

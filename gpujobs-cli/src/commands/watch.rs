@@ -13,7 +13,31 @@ use std::time::Duration;
 /// Throughput is averaged over this window.
 const WINDOW: Duration = Duration::from_secs(10);
 
-async fn snapshot(q: &RedisQueue, ns: &str) -> Result<String, CliError> {
+/// The namespace's success counter at an instant (successes write no event).
+type Sample = (u64, std::time::Instant);
+
+async fn sample(q: &RedisQueue) -> Result<Sample, CliError> {
+    Ok((q.succeeded_total().await?, std::time::Instant::now()))
+}
+
+/// Jobs succeeded per second since `prev` (or over the next second without one).
+async fn success_rate(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<f64, CliError> {
+    let before = match prev.take() {
+        Some(s) => s,
+        None => {
+            let s = sample(q).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            s
+        }
+    };
+    let now = sample(q).await?;
+    *prev = Some(now);
+    let dt = now.1.duration_since(before.1).as_secs_f64().max(1e-3);
+    Ok(now.0.saturating_sub(before.0) as f64 / dt)
+}
+
+async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result<String, CliError> {
+    let succeeded_per_s = success_rate(q, prev).await?;
     let lanes = q.lane_stats().await?;
     let workers = q.workers().await?;
     let events = q.recent_events(WINDOW).await?;
@@ -76,9 +100,9 @@ async fn snapshot(q: &RedisQueue, ns: &str) -> Result<String, CliError> {
         );
     }
     out += &format!(
-        "\nlast {} s: {:.1} jobs/s succeeded, {:.1}/s submitted, {} failed, {} dead, {} retries; dead letters in total: {dead}\n",
+        "\n{:.1} jobs/s succeeded (since the last refresh); last {} s: {:.1}/s submitted, {} failed, {} dead, {} retries; dead letters in total: {dead}\n",
+        succeeded_per_s,
         WINDOW.as_secs(),
-        per_s(count("succeeded")),
         per_s(count("queued")),
         count("failed"),
         count("dead"),
@@ -94,12 +118,13 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     }
     let q = connect::client(&args.redis).await?;
     if args.once {
-        print!("{}", snapshot(&q, &args.redis.namespace).await?);
+        print!("{}", snapshot(&q, &args.redis.namespace, &mut None).await?);
         return Ok(());
     }
     let mut stop = crate::signals::on_signal();
+    let mut prev = None;
     loop {
-        let text = match snapshot(&q, &args.redis.namespace).await {
+        let text = match snapshot(&q, &args.redis.namespace, &mut prev).await {
             Ok(t) => t,
             Err(e) => format!("Redis unavailable: {e}; retrying\n"),
         };

@@ -11,8 +11,7 @@ use crate::id::JobId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tokio::time::Instant;
 
-/// Fetch weights of high, normal and low priority.
-pub(crate) const WEIGHTS: [i64; 3] = [6, 3, 1];
+use super::FETCH_WEIGHTS as WEIGHTS;
 
 #[derive(Default)]
 pub(crate) struct LaneQueue {

@@ -34,6 +34,11 @@ use crate::state::{JobRecord, JobResult};
 use async_trait::async_trait;
 use std::time::Duration;
 
+/// Fetch weights of high, normal and low priority: of every 10 jobs a busy worker
+/// fetches, 6 are high, 3 normal and 1 low while all three have work, so urgent jobs
+/// overtake a backlog and low ones still move. Every queue implementation uses these.
+pub const FETCH_WEIGHTS: [i64; 3] = [6, 3, 1];
+
 /// The job queue, as clients, schedulers and workers use it.
 #[async_trait]
 pub trait Queue: Send + Sync {
@@ -52,7 +57,8 @@ pub trait Queue: Send + Sync {
     /// record. The default polls [`Queue::status`] with a growing interval.
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut interval = Duration::from_millis(2);
+        let mut interval =
+            crate::retry::Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
         loop {
             let rec = self.status(id).await?;
             let done = rec.as_ref().is_none_or(|r| r.state.is_terminal());
@@ -60,10 +66,11 @@ pub trait Queue: Send + Sync {
                 return Ok(rec);
             }
             tokio::time::sleep(
-                interval.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+                interval
+                    .next_delay()
+                    .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
             )
             .await;
-            interval = (interval * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -84,6 +91,16 @@ pub trait Queue: Send + Sync {
         incoming: &Incoming,
         decision: PlacementDecision,
     ) -> Result<(), QueueError>;
+
+    /// Places many taken jobs at once (the Redis queue: one script call per partition).
+    /// On error, some may have been placed: retry the whole batch (placing is
+    /// idempotent). The default places them one by one.
+    async fn place_batch(&self, batch: &[(Incoming, PlacementDecision)]) -> Result<(), QueueError> {
+        for (incoming, decision) in batch {
+            self.place(incoming, decision.clone()).await?;
+        }
+        Ok(())
+    }
 
     /// Moves a taken entry that cannot run to the dead-letter list with `reason`.
     async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError>;

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Queue peers side by side on this machine, each against its own fresh redis-server on
+# loopback, in three interleaved rounds (median reported): jobs/s end to end and Redis
+# commands per job (from INFO commandstats).
+#
+#   gpujobs  the CLI as users run it: `gpujobs scheduler` and two `gpujobs worker`
+#            processes (--concurrency 64), `gpujobs submit vector-add --len 1 --count N
+#            --wait` (the CLI has no no-op kind; a 1-element add is the nearest);
+#            with --partitions 1 and 3.
+#   BullMQ   one Worker process at concurrency 100, a producer adding with addBulk
+#            of 1000 (npm bullmq, pinned in package.json).
+#   Celery   `celery worker -P prefork -c 2`, a producer looping apply_async, results
+#            ignored (PyPI celery[redis], pinned in requirements.txt).
+#
+# Usage: benches/peers/run.sh [jobs]   (default 20000)
+# Installs BullMQ into target/peers/node and Celery into target/peers/venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+jobs=${1:-20000}
+here=benches/peers
+work=${CARGO_TARGET_DIR:-target}/peers
+mkdir -p "$work"
+if [ ! -d "$work/node/node_modules/bullmq" ]; then
+    mkdir -p "$work/node"
+    cp "$here/package.json" "$work/node/"
+    (cd "$work/node" && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+cp "$here"/bullmq_*.mjs "$work/node/"
+if [ ! -x "$work/venv/bin/celery" ]; then
+    python3 -m venv "$work/venv"
+    "$work/venv/bin/pip" install -q -r "$here/requirements.txt"
+fi
+cargo build --release -q -p gpujobs-cli
+bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts a redis-server without persistence; sets $port.
+start_redis() {
+    port=$(free_port)
+    mkdir -p "$tmp/r$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$tmp/r$port" --daemonize no --logfile "$tmp/r$port/log" &
+    pids+=($!)
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+}
+
+stop_all() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+}
+
+# Sum of `calls` over INFO commandstats.
+calls() { redis-cli -p "$1" info commandstats | sed -n 's/.*calls=\([0-9]*\).*/\1/p' | paste -sd+ | calc "$(cat)"; }
+
+calc() { python3 -c "print($1)"; }
+
+now() { date +%s.%N; }
+
+# Each run prints "<system> <jobs/s> <commands per job>".
+run_gpujobs() {
+    local parts=$1
+    start_redis
+    local url="redis://127.0.0.1:$port"
+    export GPUJOBS_REDIS_URL=$url GPUJOBS_PARTITIONS=$parts RUST_LOG=warn
+    "$bin" scheduler >/dev/null 2>&1 & pids+=($!)
+    for _ in 1 2; do "$bin" worker --backend cpu --concurrency 64 >/dev/null 2>&1 & pids+=($!); done
+    sleep 1
+    local c0; c0=$(calls "$port")
+    local t0; t0=$(now)
+    "$bin" submit vector-add --len 1 --count "$jobs" --wait --timeout 600 >/dev/null
+    local t1; t1=$(now)
+    local c1; c1=$(calls "$port")
+    echo "gpujobs-cli-p$parts $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"
+    unset GPUJOBS_REDIS_URL GPUJOBS_PARTITIONS
+    stop_all
+}
+
+run_bullmq() {
+    start_redis
+    (cd "$work/node" && node bullmq_worker.mjs "$port" "$jobs" >"$tmp/bull.out" 2>&1) &
+    local worker=$!
+    until grep -q ready "$tmp/bull.out" 2>/dev/null; do sleep 0.05; done
+    local c0; c0=$(calls "$port")
+    local t0; t0=$(now)
+    (cd "$work/node" && node bullmq_producer.mjs "$port" "$jobs")
+    wait "$worker"
+    local t1; t1=$(now)
+    local c1; c1=$(calls "$port")
+    echo "bullmq $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"
+    stop_all
+}
+
+run_celery() {
+    start_redis
+    local broker=$port
+    start_redis
+    local counter=$port
+    export PEERS_BROKER="redis://127.0.0.1:$broker/0" PEERS_COUNTER="redis://127.0.0.1:$counter/0"
+    (cd "$here" && "$OLDPWD/$work/venv/bin/celery" -A celery_tasks worker -P prefork -c 2 \
+        --without-gossip --without-mingle --without-heartbeat -l warning >"$tmp/celery.log" 2>&1) &
+    pids+=($!)
+    sleep 4
+    local c0; c0=$(calls "$broker")
+    local t0; t0=$(now)
+    (cd "$here" && "$OLDPWD/$work/venv/bin/python" celery_producer.py "$jobs")
+    local t1; t1=$(now)
+    local c1; c1=$(calls "$broker")
+    echo "celery $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"
+    unset PEERS_BROKER PEERS_COUNTER
+    stop_all
+}
+
+for round in 1 2 3; do
+    run_gpujobs 1
+    run_bullmq
+    run_gpujobs 3
+    run_celery
+done | tee "$tmp/results"
+
+python3 - "$tmp/results" "$jobs" <<'PY'
+import statistics, sys, platform, subprocess
+rows = {}
+for line in open(sys.argv[1]):
+    name, rate, cmds = line.split()
+    rows.setdefault(name, []).append((float(rate), float(cmds)))
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+print(f"\n{sys.argv[2]} jobs per run, 3 interleaved runs, median; {cpu}, {__import__('os').cpu_count()} threads")
+print("| system | jobs/s (median) | runs | Redis commands per job | vs BullMQ |")
+print("|---|---|---|---|---|")
+bull = statistics.median(r for r, _ in rows.get("bullmq", [(float("nan"), 0)]))
+for name, v in rows.items():
+    m = statistics.median(r for r, _ in v)
+    c = statistics.median(c for _, c in v)
+    runs = " / ".join(f"{r:,.0f}" for r, _ in v)
+    print(f"| {name} | {m:,.0f} | {runs} | {c:.1f} | {m / bull:.2f}× |")
+PY

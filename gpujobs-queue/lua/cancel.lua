@@ -1,0 +1,25 @@
+-- cancel: a queued or placed job never runs; a running one is asked to stop.
+-- KEYS[1]  <prefix>:job:<id>
+-- ARGV     prefix, id, now_ms, ttl_ms
+-- Touches  its lane stream entry, <prefix>:delayed:<lane>, <prefix>:backlog:<lane>,
+--          <prefix>:events
+-- Returns  notfound, requested, cancelled or finished:<state>.
+local id, now = ARGV[2], ARGV[3]
+local rec = KEYS[1]
+local f = redis.call('HMGET', rec, 'state', 'lane', 'entry', 'priority', 'est')
+local st = f[1]
+if not st then return 'notfound' end
+if st == 'succeeded' or st == 'failed' or st == 'dead' or st == 'cancelled' then return 'finished:' .. st end
+if st == 'running' then
+  redis.call('HSET', rec, 'cancel', 1)
+  return 'requested'
+end
+if st == 'placed' then
+  if f[3] and f[3] ~= '' then redis.call('XDEL', ns .. ':lane:' .. f[2] .. ':' .. f[4], f[3]) end
+  redis.call('ZREM', ns .. ':delayed:' .. f[2], id)
+  backlog_add(f[2], f[5], '-')
+end
+redis.call('HSET', rec, 'state', 'cancelled', 'finished_ms', now, 'updated_ms', now)
+redis.call('PEXPIRE', rec, ARGV[4])
+event(id, 'cancelled')
+return 'cancelled'

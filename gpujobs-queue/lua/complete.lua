@@ -1,0 +1,29 @@
+-- complete: records the results of a batch of jobs (completions that arrived together
+-- from one process), each fenced by its lease. A success writes no event; it is counted.
+-- KEYS[1]  <prefix>:counts   hash of counters (field `succeeded`)
+-- ARGV     prefix, now_ms, ttl_ms, then per job 6 values: stream, entry, consumer,
+--          attempt, id, result_json
+-- Touches  <prefix>:job:<id>, the lane streams named in ARGV
+-- Returns  one value per job: 1 recorded, -1 lease lost.
+local now, ttl = ARGV[2], ARGV[3]
+local out = {}
+local done = 0
+local i = 4
+while i + 5 <= #ARGV do
+  local stream, entry, consumer, attempt, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local rec = rec_key(id)
+  if holds(rec, consumer, attempt, entry) then
+    redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now)
+    redis.call('HINCRBY', rec, 'completions', 1)
+    redis.call('XACK', stream, 'workers', entry)
+    redis.call('XDEL', stream, entry)
+    redis.call('PEXPIRE', rec, ttl)
+    done = done + 1
+    table.insert(out, 1)
+  else
+    table.insert(out, -1)
+  end
+  i = i + 6
+end
+if done > 0 then redis.call('HINCRBY', KEYS[1], 'succeeded', done) end
+return out

@@ -1,0 +1,73 @@
+-- Helpers prepended to every script (see src/scripts/mod.rs).
+--
+-- Every script runs inside one partition: ARGV[1] is the partition's key prefix, a
+-- Redis Cluster hash tag such as `{gpujobs}` or `{gpujobs:3}`, and every key a script
+-- touches starts with it, so all of them live in one slot. KEYS[1] is always one of
+-- those keys: Redis Cluster routes the call by it. Per-job keys (`<prefix>:job:<id>`)
+-- are built here from the prefix; they share the slot.
+--
+-- The events stream records submits and endings other than success (queued, failed,
+-- dead, retrying, cancelled, placed after a release): a success is counted in
+-- `<prefix>:counts` instead, because an event per job is a write on the hot path.
+local ns = ARGV[1]
+local function rec_key(id) return ns .. ':job:' .. id end
+local function event(id, state, extra_k, extra_v)
+  if extra_k then
+    redis.call('XADD', ns .. ':events', 'MAXLEN', '~', EVENTS_MAX, '*', 'id', id, 'state', state, extra_k, extra_v)
+  else
+    redis.call('XADD', ns .. ':events', 'MAXLEN', '~', EVENTS_MAX, '*', 'id', id, 'state', state)
+  end
+end
+local function dead_letter(id, kind, reason, attempts, now, raw)
+  return redis.call('XADD', ns .. ':dead', 'MAXLEN', '~', DEAD_MAX, '*', 'id', id, 'kind', kind, 'reason', reason,
+    'attempts', attempts, 'at_ms', now, 'raw', raw)
+end
+-- A worker's lease is fenced: the record must still name this worker, this attempt
+-- and this stream entry, so a worker whose job was reclaimed cannot end it any more.
+local function holds(rec, consumer, attempt, entry)
+  local f = redis.call('HMGET', rec, 'state', 'worker', 'attempts', 'entry')
+  return f[1] == 'running' and f[2] == consumer and f[3] == attempt and f[4] == entry
+end
+local function backlog_add(lane, est, sign)
+  if est and est ~= '' and lane and lane ~= '' then
+    redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, sign .. est)
+  end
+end
+-- Starts delivery `entry` of job `id` from `stream` to `consumer`: counts the attempt,
+-- or dead-letters a job out of attempts, or drops an entry whose job has ended.
+-- Returns {1, id, entry, attempts, env, cancel, created_us, stream}, {0, id, entry}
+-- (dropped) or {-1, id, entry} (dead).
+local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
+  local rec = rec_key(id)
+  local f = redis.call('HMGET', rec, 'state', 'entry', 'est', 'worker', 'max_attempts', 'kind')
+  local st = f[1]
+  if (not st) or (st ~= 'placed' and st ~= 'running') or f[2] ~= entry then
+    redis.call('XACK', stream, 'workers', entry)
+    redis.call('XDEL', stream, entry)
+    return {0, id, entry}
+  end
+  if st == 'placed' then backlog_add(lane, f[3], '-') end
+  local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
+  local max = tonumber(f[5] or '1')
+  if attempts > max then
+    redis.call('HINCRBY', rec, 'attempts', -1)
+    local reason = 'lease expired on attempt ' .. (attempts - 1) .. ' of ' .. max .. ' (worker ' .. (f[4] or '?') .. ' stopped renewing it)'
+    local d = dead_letter(id, f[6] or '', reason, attempts - 1, now, '')
+    redis.call('HSET', rec, 'state', 'dead', 'error', cjson.encode({class = 'temporary', message = reason}),
+      'finished_ms', now, 'updated_ms', now, 'dead_entry', d)
+    redis.call('XACK', stream, 'workers', entry)
+    redis.call('XDEL', stream, entry)
+    event(id, 'dead')
+    return {-1, id, entry}
+  end
+  redis.call('HSET', rec, 'state', 'running', 'worker', consumer, 'started_ms', now, 'updated_ms', now, 'lease_ms', lease_ms)
+  local g = redis.call('HMGET', rec, 'env', 'cancel', 'created_us')
+  return {1, id, entry, attempts, g[1], g[2] or '0', g[3] or '0', stream}
+end
+-- The `id` field of stream entries read with XREADGROUP / XRANGE.
+local function entry_id(fields)
+  if fields then
+    for j = 1, #fields, 2 do if fields[j] == 'id' then return fields[j + 1] end end
+  end
+  return nil
+end

@@ -1,0 +1,239 @@
+//! Dead letters, worker heartbeats and the statistics monitors read, over every
+//! partition.
+
+use super::RedisQueue;
+use crate::codec::blob_refs;
+use crate::connection::{backend, ensure_groups, is_nogroup};
+use crate::keys::WORKERS;
+use crate::read::{entries_of, int, text};
+use crate::scripts::{RetryDead, ms};
+use gpujobs_core::envelope::now_ms;
+use gpujobs_core::queue::{DeadLetter, LaneStats, WorkerInfo};
+use gpujobs_core::{DeviceClass, JobId, QueueError};
+use redis::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl RedisQueue {
+    pub(super) async fn newest_dead_letters(
+        &self,
+        max: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut all = Vec::new();
+        for keys in &self.shared.parts {
+            let v: Value = redis::cmd("XREVRANGE")
+                .arg(keys.dead())
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(max.max(1))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("reading dead letters"))?;
+            all.extend(entries_of("", &v).into_iter().map(|e| {
+                let f = |k: &str| e.text(k);
+                let opt = |s: String| (!s.is_empty()).then_some(s);
+                DeadLetter {
+                    id: f("id"),
+                    kind: opt(f("kind")),
+                    reason: f("reason"),
+                    attempts: f("attempts").parse().unwrap_or(0),
+                    at_ms: f("at_ms").parse().unwrap_or(0),
+                    raw: opt(f("raw")),
+                }
+            }));
+        }
+        all.sort_by_key(|d| std::cmp::Reverse(d.at_ms));
+        all.truncate(max);
+        Ok(all)
+    }
+
+    pub(super) async fn retry_dead_letter(&self, id: &JobId) -> Result<bool, QueueError> {
+        let keys = self.shared.keys_of(id);
+        let env: Option<String> = redis::cmd("HGET")
+            .arg(keys.job(id))
+            .arg("env")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading a job"))?;
+        if let Some(env) = env.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok()) {
+            // Give the inputs a fresh lease on life: the retry may come long after submit.
+            let mut refs = Vec::new();
+            blob_refs(&env["payload"], &mut refs);
+            if !refs.is_empty() {
+                let mut pipe = redis::pipe();
+                for r in refs {
+                    pipe.cmd("PEXPIRE")
+                        .arg(keys.blob(id, &r))
+                        .arg(ms(self.shared.cfg.blob_ttl))
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut self.conn())
+                    .await
+                    .map_err(backend("extending blob lifetimes"))?;
+            }
+        }
+        self.shared
+            .call(&RetryDead {
+                keys,
+                id,
+                now_ms: now_ms(),
+            })
+            .await
+    }
+
+    pub(super) async fn record_heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
+        let mut info = info.clone();
+        info.last_seen_ms = now_ms();
+        redis::cmd("HSET")
+            .arg(self.keys().workers())
+            .arg(&info.id)
+            .arg(serde_json::to_string(&info)?)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(backend("heartbeat"))
+    }
+
+    pub(super) async fn remove_worker(&self, worker_id: &str) -> Result<(), QueueError> {
+        redis::cmd("HDEL")
+            .arg(self.keys().workers())
+            .arg(worker_id)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(backend("deregistering"))
+    }
+
+    pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
+        let all: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys().workers())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading workers"))?;
+        let now = now_ms();
+        let live_after = now.saturating_sub(ms(self.shared.cfg.worker_ttl));
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for (id, json) in all {
+            match serde_json::from_str::<WorkerInfo>(&json) {
+                Ok(w) if w.last_seen_ms >= live_after => live.push(w),
+                Ok(w) if w.last_seen_ms + 3_600_000 < now => gone.push(id),
+                Ok(_) => {}
+                Err(_) => gone.push(id),
+            }
+        }
+        if !gone.is_empty() {
+            let _: Result<(), _> = redis::cmd("HDEL")
+                .arg(self.keys().workers())
+                .arg(&gone)
+                .query_async(&mut self.conn())
+                .await;
+        }
+        live.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(live)
+    }
+
+    pub(super) async fn stats_of_lanes(&self) -> Result<Vec<LaneStats>, QueueError> {
+        let mut out: Vec<LaneStats> = DeviceClass::ALL
+            .iter()
+            .map(|&lane| LaneStats {
+                lane,
+                ready: 0,
+                delayed: 0,
+                in_flight: 0,
+                backlog_s: 0.0,
+            })
+            .collect();
+        for keys in &self.shared.parts {
+            for stats in out.iter_mut() {
+                let lane = stats.lane;
+                let mut pipe = redis::pipe();
+                for stream in keys.lane_streams(lane) {
+                    pipe.cmd("XLEN").arg(&stream);
+                    pipe.cmd("XPENDING").arg(&stream).arg(WORKERS);
+                }
+                pipe.cmd("ZCARD").arg(keys.delayed(lane));
+                pipe.cmd("GET").arg(keys.backlog(lane));
+                let v: Vec<Value> = match pipe.query_async(&mut self.conn()).await {
+                    Ok(v) => v,
+                    Err(e) if is_nogroup(&e) => {
+                        ensure_groups(&mut self.conn(), &self.shared.parts).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(QueueError::Backend(format!("reading lane stats: {e}"))),
+                };
+                let (mut len, mut pending) = (0u64, 0u64);
+                for i in 0..3 {
+                    len += int(&v[2 * i]).unwrap_or(0).max(0) as u64;
+                    if let Value::Array(summary) = &v[2 * i + 1] {
+                        pending += summary.first().and_then(int).unwrap_or(0).max(0) as u64;
+                    }
+                }
+                stats.ready += len.saturating_sub(pending);
+                stats.in_flight += pending;
+                stats.delayed += int(&v[6]).unwrap_or(0).max(0) as u64;
+                stats.backlog_s += text(&v[7])
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    .max(0.0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// State changes other than success recorded in the last `window`, over every
+    /// partition: (job id, state) pairs, oldest first within a partition.
+    pub async fn recent_events(
+        &self,
+        window: Duration,
+    ) -> Result<Vec<(String, String)>, QueueError> {
+        let since = now_ms().saturating_sub(window.as_millis() as u64);
+        let mut out = Vec::new();
+        for keys in &self.shared.parts {
+            let v: Value = redis::cmd("XRANGE")
+                .arg(keys.events())
+                .arg(format!("{since}-0"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(200_000)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("reading events"))?;
+            out.extend(
+                entries_of("", &v)
+                    .into_iter()
+                    .map(|e| (e.text("id"), e.text("state"))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Jobs completed successfully in this namespace since its counters began (summed
+    /// over partitions). Successes write no event; sample this for throughput.
+    pub async fn succeeded_total(&self) -> Result<u64, QueueError> {
+        let mut total = 0;
+        for keys in &self.shared.parts {
+            let n: Option<u64> = redis::cmd("HGET")
+                .arg(keys.counts())
+                .arg("succeeded")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("reading counters"))?;
+            total += n.unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    /// Number of entries in the dead-letter streams.
+    pub async fn dead_letter_count(&self) -> Result<u64, QueueError> {
+        let mut total = 0;
+        for keys in &self.shared.parts {
+            let n: u64 = redis::cmd("XLEN")
+                .arg(keys.dead())
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("counting dead letters"))?;
+            total += n;
+        }
+        Ok(total)
+    }
+}

@@ -1,0 +1,346 @@
+//! What workers call: fetch (lease) jobs, renew, complete, fail, release, reclaim.
+//!
+//! A [`Lease`]'s entry is `<lane stream>|<stream entry id>`; the stream names the
+//! partition.
+
+use super::submit::BlobError;
+use super::{RedisQueue, Role, lock};
+use crate::codec::blob_bytes;
+use crate::connection::backend;
+use crate::keys::{Keys, WORKERS};
+use crate::read::Begun;
+use crate::scripts::{Begin, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
+use gpujobs_core::envelope::now_ms;
+use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
+use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
+use std::time::{Duration, Instant};
+
+/// Splits `max` fetch slots between priorities by smooth weighted round-robin, keeping
+/// the credits between calls so that single-slot fetches still rotate.
+fn quotas(credits: &mut [i64; 3], max: usize) -> [usize; 3] {
+    let weights = FETCH_WEIGHTS;
+    let total: i64 = weights.iter().sum();
+    let mut q = [0usize; 3];
+    for _ in 0..max {
+        for i in 0..3 {
+            credits[i] += weights[i];
+        }
+        let pick = (0..3)
+            .max_by_key(|&i| (credits[i], -(i as i64)))
+            .unwrap_or(0);
+        credits[pick] -= total;
+        q[pick] += 1;
+    }
+    q
+}
+
+impl RedisQueue {
+    /// The partition of a lease (its stream's hash tag).
+    fn keys_of_lease(&self, lease: &Lease) -> &Keys {
+        self.shared.keys_of(&lease.job_id)
+    }
+
+    pub(super) async fn fetch_jobs(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let deadline = Instant::now() + wait;
+        let order: Vec<usize> = self.sweep(Role::Fetch).collect();
+        loop {
+            let mut next_due: Option<u64> = None;
+            for &p in &order {
+                let keys = &self.shared.parts[p];
+                let own =
+                    lock(&self.drained).insert((lane, consumer.to_string(), keys.partition()));
+                let quotas = if own {
+                    [max; 3]
+                } else {
+                    quotas(
+                        lock(&self.credits)
+                            .entry((consumer.to_string(), keys.partition()))
+                            .or_insert([0; 3]),
+                        max,
+                    )
+                };
+                let fetched = self
+                    .shared
+                    .call(&Fetch {
+                        keys,
+                        lane,
+                        consumer,
+                        now_ms: now_ms(),
+                        lease_ms: ms(lease),
+                        own,
+                        quotas,
+                        max,
+                    })
+                    .await?;
+                if own && !fetched.rows.is_empty() {
+                    tracing::info!(
+                        consumer,
+                        count = fetched.rows.len(),
+                        "re-delivering this consumer's pending entries"
+                    );
+                }
+                if let Some(d) = fetched.next_due_ms {
+                    next_due = Some(next_due.map_or(d, |n| n.min(d)));
+                }
+                let got = self.deliveries(keys, lane, consumer, fetched.rows).await?;
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
+            let mut left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            // Block no longer than until the next retry comes due, so it is promoted.
+            if let Some(due) = next_due {
+                left = left.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
+            }
+            let keys = &self.shared.parts[order[0]];
+            let streams = keys.lane_streams(lane);
+            let entries = self
+                .read_group(
+                    WORKERS,
+                    consumer,
+                    &streams,
+                    &[">", ">", ">"],
+                    max,
+                    Some(self.block_slice(left)),
+                )
+                .await?;
+            if !entries.is_empty() {
+                let rows = self
+                    .shared
+                    .call(&Begin {
+                        keys,
+                        lane,
+                        consumer,
+                        now_ms: now_ms(),
+                        lease_ms: ms(lease),
+                        entries: &entries,
+                    })
+                    .await?;
+                let got = self.deliveries(keys, lane, consumer, rows).await?;
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Turns begun rows into deliveries. A job whose envelope or blobs cannot be read
+    /// fails alone (permanently when the data is malformed, as a retryable attempt when
+    /// Redis did not answer); the others of the batch are delivered.
+    async fn deliveries(
+        &self,
+        keys: &Keys,
+        lane: DeviceClass,
+        consumer: &str,
+        rows: Vec<Begun>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut out = Vec::new();
+        for row in rows.into_iter().filter(|r| r.status == 1) {
+            let Some(id) = JobId::parse(&row.id) else {
+                continue;
+            };
+            let lease = Lease {
+                job_id: id.clone(),
+                lane,
+                attempt: row.attempts,
+                consumer: consumer.to_string(),
+                entry: format!("{}|{}", row.stream, row.entry),
+            };
+            match self.open_envelope(keys, &id, &row).await {
+                Ok(envelope) => {
+                    if row.cancel {
+                        tracing::debug!(job = %id, "delivered with cancellation already requested");
+                    }
+                    out.push(Delivery { lease, envelope });
+                }
+                Err(error) => {
+                    tracing::warn!(job = %id, %error, "cannot start job");
+                    if let Err(e) = self.fail_job(&lease, &error).await {
+                        tracing::warn!(job = %id, error = %e, "could not record the failure; the lease will expire");
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The delivered job's envelope with its blobs, or why it cannot run.
+    async fn open_envelope(
+        &self,
+        keys: &Keys,
+        id: &JobId,
+        row: &Begun,
+    ) -> Result<JobEnvelope, JobError> {
+        let mut env = match row.env.as_deref().map(serde_json::from_str::<JobEnvelope>) {
+            Some(Ok(env)) => env,
+            Some(Err(e)) => {
+                return Err(JobError::permanent(format!(
+                    "stored envelope is unreadable: {e}"
+                )));
+            }
+            None => return Err(JobError::permanent("stored envelope is missing")),
+        };
+        env.id = id.clone();
+        env.attempts = row.attempts;
+        env.created_us = row.created_us.max(env.created_us);
+        env.blobs = self
+            .load_blobs(keys, id, &env.payload, "")
+            .await
+            .map_err(|e| match e {
+                BlobError::Malformed(m) => JobError::permanent(m),
+                BlobError::Unreachable(m) => JobError::temporary(m),
+            })?;
+        Ok(env)
+    }
+
+    pub(super) async fn renew_lease(
+        &self,
+        lease: &Lease,
+        extend: Duration,
+    ) -> Result<RenewOutcome, QueueError> {
+        self.shared
+            .call(&Renew {
+                keys: self.keys_of_lease(lease),
+                fence: Fence::of(lease)?,
+                lease_ms: ms(extend),
+            })
+            .await
+    }
+
+    pub(super) async fn complete_job(
+        &self,
+        lease: &Lease,
+        result: JobResult,
+    ) -> Result<(), QueueError> {
+        let id = &lease.job_id;
+        let keys = self.keys_of_lease(lease);
+        let cfg = &self.shared.cfg;
+        let ttl = ms(cfg.finished_ttl);
+        let mut pipe = redis::pipe();
+        for (name, values) in &result.blobs {
+            let bytes = blob_bytes(values);
+            if bytes.len() as u64 > cfg.max_blob_bytes {
+                let why = format!(
+                    "output tensor `{name}` of {} bytes exceeds the blob limit of {} bytes",
+                    bytes.len(),
+                    cfg.max_blob_bytes
+                );
+                self.fail_job(lease, &JobError::permanent(why)).await?;
+                return Ok(());
+            }
+            pipe.cmd("SET")
+                .arg(keys.blob(id, &format!("out:{name}")))
+                .arg(&*bytes)
+                .arg("PX")
+                .arg(ttl)
+                .ignore();
+        }
+        if !result.blobs.is_empty() {
+            pipe.query_async::<()>(&mut self.conn())
+                .await
+                .map_err(backend("storing result blobs"))?;
+        }
+        let json = serde_json::to_string(&result)?;
+        let recorded = self
+            .completer
+            .complete(keys.partition(), &Fence::of(lease)?, json)
+            .await?;
+        if recorded {
+            Ok(())
+        } else {
+            Err(QueueError::LeaseLost(id.to_string()))
+        }
+    }
+
+    pub(super) async fn fail_job(
+        &self,
+        lease: &Lease,
+        error: &JobError,
+    ) -> Result<FailOutcome, QueueError> {
+        let cfg = &self.shared.cfg;
+        self.shared
+            .call(&Fail {
+                keys: self.keys_of_lease(lease),
+                fence: Fence::of(lease)?,
+                lane: lease.lane,
+                error,
+                error_json: serde_json::to_string(error)?,
+                delay: cfg.retry.delay(lease.attempt, lease.job_id.as_str()),
+                now_ms: now_ms(),
+                ttl_ms: ms(cfg.finished_ttl),
+            })
+            .await
+    }
+
+    pub(super) async fn release_job(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.shared
+            .call(&Release {
+                keys: self.keys_of_lease(lease),
+                fence: Fence::of(lease)?,
+                lane: lease.lane,
+                now_ms: now_ms(),
+                ttl_ms: ms(self.shared.cfg.finished_ttl),
+            })
+            .await
+    }
+
+    pub(super) async fn reclaim(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut out = Vec::new();
+        for p in self.sweep(Role::Reclaim) {
+            if out.len() >= max {
+                break;
+            }
+            let keys = &self.shared.parts[p];
+            let rows = self
+                .shared
+                .call(&Reclaim {
+                    keys,
+                    lane,
+                    consumer,
+                    now_ms: now_ms(),
+                    lease_ms: ms(lease),
+                    max: max - out.len(),
+                })
+                .await?;
+            out.extend(self.deliveries(keys, lane, consumer, rows).await?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quotas;
+
+    #[test]
+    fn quotas_follow_the_weights_and_rotate() {
+        let mut c = [0; 3];
+        assert_eq!(quotas(&mut c, 10), [6, 3, 1]);
+        let mut c = [0; 3];
+        let picks: Vec<usize> = (0..10)
+            .map(|_| quotas(&mut c, 1).iter().position(|&q| q == 1).unwrap())
+            .collect();
+        assert_eq!(picks.iter().filter(|&&p| p == 0).count(), 6);
+        assert_eq!(picks.iter().filter(|&&p| p == 2).count(), 1);
+        assert_eq!(picks[0], 0, "high first");
+    }
+}

@@ -1,0 +1,437 @@
+//! `RedisQueue`: the [`Queue`] trait on Redis Streams, split by role: [`submit`] (what
+//! clients call), [`schedule`] (the scheduler's hand-offs), [`lease`] (what workers
+//! call), [`admin`] (dead letters, heartbeats, statistics). Each hand-off is one Lua
+//! script (see [`crate::scripts`]); this module holds the connection, the partitions and
+//! the little state a handle keeps between calls.
+
+mod admin;
+mod completer;
+mod lease;
+mod schedule;
+mod submit;
+
+use crate::config::RedisConfig;
+use crate::conn::Conn;
+use crate::connection::{
+    MAX_BLOCK, backend, ensure_groups, is_nogroup, open, resolve_partitions, warn_about_durability,
+};
+use crate::keys::{Keys, partition_of};
+use crate::read::{Entry, stream_reply};
+use crate::scripts::{Call, Scripts};
+use async_trait::async_trait;
+use completer::Completer;
+use gpujobs_core::queue::{
+    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
+    WorkerInfo,
+};
+use gpujobs_core::{
+    Backoff, BufferPool, DeviceClass, JobEnvelope, JobId, JobRecord, JobResult, PlacementDecision,
+    Queue, QueueError,
+};
+use redis::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// With several partitions a blocking read waits on one partition at a time, for at
+/// most this long, before sweeping all of them again (one partition: no limit).
+const PARTITION_SLICE: Duration = Duration::from_millis(20);
+
+/// Who sweeps the partitions (each role rotates on its own).
+#[derive(Clone, Copy)]
+enum Role {
+    Fetch = 0,
+    Take = 1,
+    Reclaim = 2,
+}
+
+/// What the handle's tasks share: the connection, the partitions and the scripts.
+pub(crate) struct Shared {
+    pub(crate) cfg: RedisConfig,
+    pub(crate) parts: Vec<Keys>,
+    pub(crate) conn: Conn,
+    pub(crate) scripts: Scripts,
+    /// Set after a failed command: a reply may have been lost with entries already
+    /// delivered to our consumers, so they re-read their own pending entries next.
+    pub(crate) reread_own: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// Runs one script call; re-creates the consumer groups once if Redis lost them.
+    pub(crate) async fn call<C: Call>(&self, call: &C) -> Result<C::Reply, QueueError> {
+        let mut conn = self.conn();
+        let script = C::script(&self.scripts);
+        for attempt in 0..2 {
+            let mut inv = script.prepare_invoke();
+            inv.arg(call.partition().prefix());
+            call.fill(&mut inv);
+            match inv.invoke_async::<Value>(&mut conn).await {
+                Ok(v) => return call.reply(v),
+                Err(e) if attempt == 0 && is_nogroup(&e) => {
+                    ensure_groups(&mut conn, &self.parts).await?
+                }
+                Err(e) => {
+                    self.reread_own.store(true, Ordering::Release);
+                    return Err(QueueError::Backend(format!("{}: {e}", C::DOING)));
+                }
+            }
+        }
+        Err(QueueError::Backend(format!(
+            "{}: consumer groups keep disappearing",
+            C::DOING
+        )))
+    }
+
+    /// The partition a job lives in.
+    pub(crate) fn keys_of(&self, id: &JobId) -> &Keys {
+        let n = self.parts.len() as u32;
+        &self.parts[partition_of(id.as_str(), n) as usize]
+    }
+}
+
+/// The job queue on Redis Streams (see `docs/wire-format.md`).
+pub struct RedisQueue {
+    shared: Arc<Shared>,
+    /// One connection per consumer for blocking reads, so a BLOCK never holds up other
+    /// commands (they share the multiplexed connection).
+    blocking: tokio::sync::Mutex<HashMap<String, Conn>>,
+    /// (lane, consumer, partition) whose own pending entries were re-read.
+    drained: Mutex<HashSet<(DeviceClass, String, u32)>>,
+    /// Fetch credits per consumer and partition for the weighted round-robin over
+    /// priorities (each partition rotates its priorities as a lone queue would).
+    credits: Mutex<HashMap<(String, u32), [i64; 3]>>,
+    /// When stale submit entries were last reclaimed.
+    submit_reclaimed: Mutex<Option<Instant>>,
+    /// Where the next sweep over the partitions starts (so none is always last), one
+    /// counter per role: fetches, takes and reclaims rotate independently, so that N
+    /// successive fetches start at N different partitions.
+    rotation: [AtomicUsize; 3],
+    /// Where blobs read from Redis land (page-aligned, recycled host buffers).
+    buffers: BufferPool,
+    /// Batches the completions that arrive together into one script call.
+    completer: Completer,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("url", &self.shared.cfg.redacted_url())
+            .field("namespace", &self.shared.cfg.namespace)
+            .field("partitions", &self.shared.parts.len())
+            .finish()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `{gpujobs}` (the hash tag older docs suggested) → `gpujobs`; other braces are refused.
+fn plain_namespace(ns: &str) -> Result<String, QueueError> {
+    let inner = ns
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(ns);
+    if inner.is_empty() || inner.contains(['{', '}']) {
+        return Err(QueueError::Misconfigured(format!(
+            "namespace `{ns}` must be a non-empty name without braces (the queue adds hash tags itself)"
+        )));
+    }
+    Ok(inner.to_string())
+}
+
+impl RedisQueue {
+    /// Connects once: fails with a clear error if Redis is unreachable. Learns (or
+    /// stores) the namespace's partition count, creates the consumer groups and warns
+    /// when Redis may evict or lose data.
+    pub async fn connect(mut cfg: RedisConfig) -> Result<Self, QueueError> {
+        cfg.namespace = plain_namespace(&cfg.namespace)?;
+        let mut conn = open(&cfg, Duration::from_secs(30)).await?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(backend("PING"))?;
+        if pong != "PONG" {
+            return Err(QueueError::Backend(format!(
+                "unexpected PING reply {pong:?}"
+            )));
+        }
+        let n = resolve_partitions(&mut conn, &cfg).await?;
+        let parts: Vec<Keys> = (0..n).map(|p| Keys::new(&cfg.namespace, p)).collect();
+        ensure_groups(&mut conn, &parts).await?;
+        if cfg.warn_durability {
+            warn_about_durability(&mut conn, &cfg).await;
+        }
+        let scripts = Scripts::new(cfg.events_max, cfg.dead_letter_max);
+        let shared = Arc::new(Shared {
+            cfg,
+            parts,
+            conn,
+            scripts,
+            reread_own: AtomicBool::new(false),
+        });
+        Ok(RedisQueue {
+            completer: Completer::start(shared.clone()),
+            shared,
+            blocking: tokio::sync::Mutex::new(HashMap::new()),
+            drained: Mutex::default(),
+            credits: Mutex::default(),
+            submit_reclaimed: Mutex::new(None),
+            rotation: Default::default(),
+            buffers: BufferPool::global().clone(),
+        })
+    }
+
+    /// Reads blobs into buffers from `pool` instead of the process's default pool.
+    pub fn with_buffers(mut self, pool: BufferPool) -> Self {
+        self.buffers = pool;
+        self
+    }
+
+    /// Connects, retrying with exponential backoff (0.2 s doubling to 10 s) until Redis
+    /// answers or `give_up_after` passes (`None`: forever), logging each failure.
+    /// A misconfiguration ([`QueueError::Misconfigured`]) is returned at once.
+    pub async fn connect_retrying(
+        cfg: RedisConfig,
+        give_up_after: Option<Duration>,
+    ) -> Result<Self, QueueError> {
+        let start = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        loop {
+            match Self::connect(cfg.clone()).await {
+                Ok(q) => return Ok(q),
+                Err(e @ QueueError::Misconfigured(_)) => return Err(e),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    if give_up_after.is_some_and(|limit| start.elapsed() + delay > limit) {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, retry_in = ?delay, "Redis unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &RedisConfig {
+        &self.shared.cfg
+    }
+
+    /// The key names of every partition, partition 0 first.
+    pub fn partitions(&self) -> &[Keys] {
+        &self.shared.parts
+    }
+
+    /// The keys of partition 0 (where the workers hash and the layout live).
+    pub fn keys(&self) -> &Keys {
+        &self.shared.parts[0]
+    }
+
+    /// The keys of the partition job `id` lives in.
+    pub fn keys_of(&self, id: &JobId) -> &Keys {
+        self.shared.keys_of(id)
+    }
+
+    fn conn(&self) -> Conn {
+        self.shared.conn()
+    }
+
+    async fn blocking_conn(&self, consumer: &str) -> Result<Conn, QueueError> {
+        let mut map = self.blocking.lock().await;
+        if let Some(c) = map.get(consumer) {
+            return Ok(c.clone());
+        }
+        let c = open(&self.shared.cfg, MAX_BLOCK + Duration::from_secs(5)).await?;
+        map.insert(consumer.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Partition indices in the order of `role`'s next sweep.
+    fn sweep(&self, role: Role) -> impl Iterator<Item = usize> + use<> {
+        let n = self.shared.parts.len();
+        let start = self.rotation[role as usize].fetch_add(1, Ordering::Relaxed) % n;
+        (0..n).map(move |i| (start + i) % n)
+    }
+
+    /// How long one blocking read may wait, given the time `left`.
+    fn block_slice(&self, left: Duration) -> Duration {
+        if self.shared.parts.len() > 1 {
+            left.min(PARTITION_SLICE)
+        } else {
+            left
+        }
+    }
+
+    /// XREADGROUP, non-blocking on the shared connection or blocking on the consumer's own.
+    async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        streams: &[String],
+        ids: &[&str],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1));
+        if let Some(b) = block {
+            cmd.arg("BLOCK")
+                .arg(b.min(MAX_BLOCK).as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(streams).arg(ids);
+        let mut conn = if block.is_some() {
+            self.blocking_conn(consumer).await?
+        } else {
+            self.conn()
+        };
+        for attempt in 0..2 {
+            match cmd.query_async::<Value>(&mut conn).await {
+                Ok(v) => return Ok(stream_reply(&v)),
+                Err(e) if attempt == 0 && is_nogroup(&e) => {
+                    ensure_groups(&mut self.conn(), &self.shared.parts).await?
+                }
+                Err(e) => {
+                    self.shared.reread_own.store(true, Ordering::Release);
+                    return Err(QueueError::Backend(format!(
+                        "reading {}: {e}",
+                        streams.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    async fn submit(&self, job: JobEnvelope) -> Result<JobId, QueueError> {
+        self.submit_job(job).await
+    }
+
+    async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
+        self.record(id).await
+    }
+
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
+        self.cancel_job(id).await
+    }
+
+    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
+        self.wait_for(id, timeout).await
+    }
+
+    async fn take_submitted(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Incoming>, QueueError> {
+        self.take(consumer, max, wait).await
+    }
+
+    async fn place(
+        &self,
+        incoming: &Incoming,
+        decision: PlacementDecision,
+    ) -> Result<(), QueueError> {
+        self.place_all(std::slice::from_ref(&(incoming.clone(), decision)))
+            .await
+    }
+
+    async fn place_batch(&self, batch: &[(Incoming, PlacementDecision)]) -> Result<(), QueueError> {
+        self.place_all(batch).await
+    }
+
+    async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
+        self.reject_entry(incoming, reason).await
+    }
+
+    async fn fetch(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.fetch_jobs(lane, consumer, max, lease, wait).await
+    }
+
+    async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError> {
+        self.renew_lease(lease, extend).await
+    }
+
+    async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
+        self.complete_job(lease, result).await
+    }
+
+    async fn fail(
+        &self,
+        lease: &Lease,
+        error: &gpujobs_core::JobError,
+    ) -> Result<FailOutcome, QueueError> {
+        self.fail_job(lease, error).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        self.release_job(lease).await
+    }
+
+    async fn reclaim_expired(
+        &self,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.reclaim(lane, consumer, max, lease).await
+    }
+
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.newest_dead_letters(max).await
+    }
+
+    async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError> {
+        self.retry_dead_letter(id).await
+    }
+
+    async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
+        self.record_heartbeat(info).await
+    }
+
+    async fn deregister(&self, worker_id: &str) -> Result<(), QueueError> {
+        self.remove_worker(worker_id).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
+        self.live_workers().await
+    }
+
+    async fn lane_stats(&self) -> Result<Vec<LaneStats>, QueueError> {
+        self.stats_of_lanes().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_namespace;
+
+    #[test]
+    fn namespaces_lose_a_hash_tag_and_refuse_other_braces() {
+        assert_eq!(plain_namespace("{gpujobs}").unwrap(), "gpujobs");
+        assert_eq!(plain_namespace("team-a").unwrap(), "team-a");
+        assert!(plain_namespace("a{b}").is_err());
+        assert!(plain_namespace("").is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! The scheduler's side: take submitted entries, place them on lanes in batches,
+//! dead-letter the ones that cannot run.
+//!
+//! An [`Incoming`]'s entry is `<partition>|<stream entry id>`.
+
+use super::{RedisQueue, Role, lock};
+use crate::codec::{excerpt, parse_submission};
+use crate::connection::{backend, ensure_groups, is_nogroup};
+use crate::keys::{Keys, SCHEDULERS, partition_of};
+use crate::read::{Entry, entries_of};
+use crate::scripts::{Place, PlaceJob, Reject, ms};
+use gpujobs_core::envelope::now_ms;
+use gpujobs_core::queue::Incoming;
+use gpujobs_core::{JobError, PlacementDecision, QueueError};
+use redis::Value;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl RedisQueue {
+    fn entry_of<'a>(&self, incoming: &'a Incoming) -> Result<(&Keys, &'a str), QueueError> {
+        incoming
+            .entry
+            .split_once('|')
+            .and_then(|(p, e)| Some((self.shared.parts.get(p.parse::<usize>().ok()?)?, e)))
+            .ok_or_else(|| {
+                QueueError::Backend(format!(
+                    "`{}` is not a submit entry of this queue",
+                    incoming.entry
+                ))
+            })
+    }
+
+    /// Entries a scheduler took but never handed off (it died): take them over.
+    async fn autoclaim(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let submit = keys.submit();
+        let v: Result<Value, _> = redis::cmd("XAUTOCLAIM")
+            .arg(&submit)
+            .arg(SCHEDULERS)
+            .arg(consumer)
+            .arg(ms(self.shared.cfg.scheduler_lease))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(max.max(1))
+            .query_async(&mut self.conn())
+            .await;
+        match v {
+            Ok(Value::Array(parts)) if parts.len() >= 2 => Ok(entries_of(&submit, &parts[1])),
+            Ok(_) => Ok(Vec::new()),
+            Err(e) if is_nogroup(&e) => {
+                ensure_groups(&mut self.conn(), &self.shared.parts).await?;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(QueueError::Backend(format!("reclaiming submissions: {e}"))),
+        }
+    }
+
+    /// Reads up to `max` entries of one partition's submit stream: stale ones first
+    /// (when `reclaim`), then this consumer's own (after an error), then new ones.
+    async fn take_from(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        max: usize,
+        reclaim: bool,
+        reread: bool,
+        block: Option<Duration>,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let submit = std::slice::from_ref(&keys.submit()).to_vec();
+        if reclaim {
+            let e = self.autoclaim(keys, consumer, max).await?;
+            if !e.is_empty() {
+                return Ok(e);
+            }
+        }
+        if reread {
+            let e = self
+                .read_group(SCHEDULERS, consumer, &submit, &["0"], max, None)
+                .await?;
+            if !e.is_empty() {
+                return Ok(e);
+            }
+        }
+        self.read_group(SCHEDULERS, consumer, &submit, &[">"], max, block)
+            .await
+    }
+
+    pub(super) async fn take(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Incoming>, QueueError> {
+        let mut reclaim = {
+            let mut last = lock(&self.submit_reclaimed);
+            let due = last.is_none_or(|t| t.elapsed() >= self.shared.cfg.scheduler_lease / 2);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let mut reread = self.shared.reread_own.swap(false, Ordering::AcqRel);
+        if reread {
+            lock(&self.drained).clear();
+        }
+        let deadline = Instant::now() + wait;
+        let order: Vec<usize> = self.sweep(Role::Take).collect();
+        loop {
+            for &p in &order {
+                let keys = &self.shared.parts[p];
+                let got = self
+                    .take_from(keys, consumer, max, reclaim, reread, None)
+                    .await?;
+                if !got.is_empty() {
+                    return self.incoming(keys, got).await;
+                }
+            }
+            (reclaim, reread) = (false, false);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            let keys = &self.shared.parts[order[0]];
+            let block = Some(self.block_slice(left));
+            let got = self
+                .take_from(keys, consumer, max, false, false, block)
+                .await?;
+            if !got.is_empty() {
+                return self.incoming(keys, got).await;
+            }
+        }
+    }
+
+    /// Parses taken entries; forwards those whose id belongs to another partition.
+    async fn incoming(
+        &self,
+        keys: &Keys,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<Incoming>, QueueError> {
+        let n = self.shared.parts.len() as u32;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let field = e.field("job");
+            let job = parse_submission(field);
+            if let Ok(env) = &job {
+                let home = partition_of(env.id.as_str(), n);
+                if home != keys.partition() {
+                    self.forward(keys, &e.id, &self.shared.parts[home as usize], env)
+                        .await?;
+                    continue;
+                }
+            }
+            let raw = job.is_err().then(|| excerpt(field.unwrap_or(b"")));
+            out.push(Incoming {
+                entry: format!("{}|{}", keys.partition(), e.id),
+                job,
+                raw,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves an entry submitted to the wrong partition to its job's own (with the id it
+    /// was given or generated, so it stays there). At least once: a crash in between
+    /// leaves a duplicate entry, which placing drops.
+    async fn forward(
+        &self,
+        from: &Keys,
+        entry: &str,
+        to: &Keys,
+        env: &gpujobs_core::JobEnvelope,
+    ) -> Result<(), QueueError> {
+        redis::cmd("XADD")
+            .arg(to.submit())
+            .arg("*")
+            .arg("job")
+            .arg(serde_json::to_string(env)?)
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map_err(backend("forwarding a submission to its partition"))?;
+        redis::pipe()
+            .cmd("XACK")
+            .arg(from.submit())
+            .arg(SCHEDULERS)
+            .arg(entry)
+            .ignore()
+            .cmd("XDEL")
+            .arg(from.submit())
+            .arg(entry)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(backend("forwarding a submission to its partition"))
+    }
+
+    pub(super) async fn place_all(
+        &self,
+        batch: &[(Incoming, PlacementDecision)],
+    ) -> Result<(), QueueError> {
+        let mut by_part: Vec<Vec<PlaceJob<'_>>> =
+            self.shared.parts.iter().map(|_| Vec::new()).collect();
+        for (incoming, decision) in batch {
+            let env = incoming.job.as_ref().map_err(|e| {
+                QueueError::Backend(format!("cannot place an unreadable entry: {e}"))
+            })?;
+            let (keys, entry) = self.entry_of(incoming)?;
+            by_part[keys.partition() as usize].push(PlaceJob {
+                entry,
+                env,
+                env_json: serde_json::to_string(env)?,
+                lane: decision.lane,
+                decision_json: serde_json::to_string(decision)?,
+                est_s: decision.run_estimate_s,
+            });
+        }
+        for (p, jobs) in by_part.iter().enumerate() {
+            if !jobs.is_empty() {
+                self.shared
+                    .call(&Place {
+                        keys: &self.shared.parts[p],
+                        now_ms: now_ms(),
+                        jobs,
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn reject_entry(
+        &self,
+        incoming: &Incoming,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let (keys, entry) = self.entry_of(incoming)?;
+        let (id, kind) = match &incoming.job {
+            Ok(env) => (env.id.as_str(), env.kind.as_str()),
+            Err(_) => ("", ""),
+        };
+        let error = serde_json::to_string(&JobError::permanent(reason))?;
+        self.shared
+            .call(&Reject {
+                keys,
+                entry,
+                id,
+                kind,
+                reason,
+                raw: incoming.raw.as_deref().unwrap_or(""),
+                now_ms: now_ms(),
+                error_json: &error,
+            })
+            .await
+    }
+}

@@ -1,0 +1,192 @@
+//! What clients call: submit, read a record, cancel, wait.
+
+use super::RedisQueue;
+use crate::codec::{blob_bytes, blob_refs, record_from_hash};
+use crate::connection::backend;
+use crate::keys::Keys;
+use crate::scripts::{Cancel, Submit, ms};
+use gpujobs_core::envelope::now_ms;
+use gpujobs_core::queue::CancelOutcome;
+use gpujobs_core::{
+    Backoff, Blobs, JobEnvelope, JobId, JobRecord, JobState, QueueError, ValidationError,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl RedisQueue {
+    pub(super) async fn submit_job(&self, mut job: JobEnvelope) -> Result<JobId, QueueError> {
+        job.stamp_for_submit();
+        let id = job.id.clone();
+        let cfg = &self.shared.cfg;
+        let keys = self.shared.keys_of(&id);
+        let mut pipe = redis::pipe();
+        for (name, values) in &job.blobs {
+            let bytes = blob_bytes(values);
+            if bytes.len() as u64 > cfg.max_blob_bytes {
+                return Err(QueueError::Invalid(ValidationError::TooLarge {
+                    needed: bytes.len() as u128,
+                    limit: cfg.max_blob_bytes,
+                    what: format!("tensor blob `{name}`"),
+                }));
+            }
+            pipe.cmd("SET")
+                .arg(keys.blob(&id, name))
+                .arg(&*bytes)
+                .arg("PX")
+                .arg(ms(cfg.blob_ttl))
+                .ignore();
+        }
+        if !job.blobs.is_empty() {
+            pipe.query_async::<()>(&mut self.conn())
+                .await
+                .map_err(backend("storing blobs"))?;
+        }
+        let env_json = serde_json::to_string(&job)?;
+        self.shared
+            .call(&Submit {
+                keys,
+                env: &job,
+                env_json: &env_json,
+                now_ms: now_ms(),
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs).
+    /// A missing blob (expired) stays missing: the executor then fails the job
+    /// permanently with "blob `t0` is missing".
+    pub(super) async fn load_blobs(
+        &self,
+        keys: &Keys,
+        id: &JobId,
+        payload: &serde_json::Value,
+        prefix: &str,
+    ) -> Result<Blobs, BlobError> {
+        let mut refs = Vec::new();
+        blob_refs(payload, &mut refs);
+        let mut blobs = Blobs::new();
+        if refs.is_empty() {
+            return Ok(blobs);
+        }
+        let names: Vec<String> = refs
+            .iter()
+            .map(|r| keys.blob(id, &format!("{prefix}{r}")))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| BlobError::Unreachable(format!("reading blobs: {e}")))?;
+        for (name, bytes) in refs.into_iter().zip(values) {
+            if let Some(bytes) = bytes {
+                let v = crate::codec::blob_values(&bytes, &self.buffers)
+                    .map_err(|e| BlobError::Malformed(format!("blob `{name}` of job {id}: {e}")))?;
+                blobs.insert(name, v.into());
+            }
+        }
+        Ok(blobs)
+    }
+
+    pub(super) async fn record(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
+        let keys = self.shared.keys_of(id);
+        let h: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(keys.job(id))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading a job record"))?;
+        let Some(mut rec) = record_from_hash(id, &h) else {
+            return Ok(None);
+        };
+        if let Some(result) = rec.result.as_mut() {
+            result.blobs = self
+                .load_blobs(keys, id, &result.output, "out:")
+                .await
+                .map_err(|e| QueueError::Backend(e.to_string()))?;
+        }
+        Ok(Some(rec))
+    }
+
+    pub(super) async fn cancel_job(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
+        self.shared
+            .call(&Cancel {
+                keys: self.shared.keys_of(id),
+                id,
+                now_ms: now_ms(),
+                ttl_ms: ms(self.shared.cfg.finished_ttl),
+            })
+            .await
+    }
+
+    pub(super) async fn wait_for(
+        &self,
+        id: &JobId,
+        timeout: Duration,
+    ) -> Result<Option<JobRecord>, QueueError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut interval = Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+        loop {
+            let state = self.states(std::slice::from_ref(id)).await?;
+            let done = state[0].is_none_or(JobState::is_terminal);
+            if done || tokio::time::Instant::now() >= deadline {
+                return self.record(id).await;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(interval.next_delay().min(left)).await;
+        }
+    }
+
+    /// The states of many jobs at once (one pipelined round trip per partition); `None`
+    /// for unknown or expired records. Cheaper than `status` for watching a batch.
+    pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>, QueueError> {
+        let n = self.shared.parts.len();
+        let mut by_part: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, id) in ids.iter().enumerate() {
+            by_part[self.shared.keys_of(id).partition() as usize].push(i);
+        }
+        let mut out = vec![None; ids.len()];
+        for (p, idx) in by_part.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for &i in idx {
+                pipe.cmd("HGET")
+                    .arg(self.shared.parts[p].job(&ids[i]))
+                    .arg("state");
+            }
+            let v: Vec<Option<String>> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("reading job states"))?;
+            for (&i, s) in idx.iter().zip(v) {
+                out[i] = s.and_then(|s| s.parse().ok());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Submits a raw entry to partition 0's submit stream, as a program in another
+    /// language would (`XADD {<ns>}:submit * job <json>`). For tests and tools.
+    pub async fn submit_raw(&self, job_field: &[u8]) -> Result<String, QueueError> {
+        redis::cmd("XADD")
+            .arg(self.keys().submit())
+            .arg("*")
+            .arg("job")
+            .arg(job_field)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("XADD submit"))
+    }
+}
+
+/// Why a job's blobs could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BlobError {
+    /// Redis did not answer: the job may run later.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A blob is not what its job says (wrong length): the job can never run.
+    #[error("{0}")]
+    Malformed(String),
+}

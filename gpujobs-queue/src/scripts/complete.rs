@@ -1,0 +1,74 @@
+//! `lua/complete.lua`: records the results of a batch of jobs.
+
+use super::{Call, Fence, Scripts, unexpected};
+use crate::keys::Keys;
+use crate::read::int;
+use gpujobs_core::QueueError;
+use redis::{Script, ScriptInvocation, Value};
+
+/// One job's result, with the lease that fences it.
+pub(crate) struct Completion {
+    pub(crate) stream: String,
+    pub(crate) entry: String,
+    pub(crate) consumer: String,
+    pub(crate) attempt: u32,
+    pub(crate) id: String,
+    pub(crate) result_json: String,
+}
+
+impl Completion {
+    pub(crate) fn new(fence: &Fence<'_>, result_json: String) -> Self {
+        Completion {
+            stream: fence.stream.to_string(),
+            entry: fence.entry.to_string(),
+            consumer: fence.consumer.to_string(),
+            attempt: fence.attempt,
+            id: fence.id.to_string(),
+            result_json,
+        }
+    }
+}
+
+pub(crate) struct Complete<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) now_ms: u64,
+    pub(crate) ttl_ms: u64,
+    pub(crate) jobs: &'a [Completion],
+}
+
+impl Call for Complete<'_> {
+    /// Per job: recorded (`true`) or lease lost.
+    type Reply = Vec<bool>;
+    const DOING: &'static str = "completing jobs";
+
+    fn script(s: &Scripts) -> &Script {
+        &s.complete
+    }
+
+    fn partition(&self) -> &Keys {
+        self.keys
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        inv.key(self.keys.counts())
+            .arg(self.now_ms)
+            .arg(self.ttl_ms);
+        for j in self.jobs {
+            inv.arg(&j.stream)
+                .arg(&j.entry)
+                .arg(&j.consumer)
+                .arg(j.attempt)
+                .arg(&j.id)
+                .arg(&j.result_json);
+        }
+    }
+
+    fn reply(&self, v: Value) -> Result<Vec<bool>, QueueError> {
+        match &v {
+            Value::Array(items) if items.len() == self.jobs.len() => {
+                Ok(items.iter().map(|x| int(x) == Some(1)).collect())
+            }
+            _ => Err(unexpected(Self::DOING, &v)),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `lua/fail.lua`: records a failed attempt.
+
+use super::{Call, Fence, Scripts, ms};
+use crate::keys::Keys;
+use crate::read::text;
+use gpujobs_core::queue::FailOutcome;
+use gpujobs_core::{DeviceClass, JobError, QueueError};
+use redis::{Script, ScriptInvocation, Value};
+use std::time::Duration;
+
+pub(crate) struct Fail<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) fence: Fence<'a>,
+    pub(crate) lane: DeviceClass,
+    pub(crate) error: &'a JobError,
+    pub(crate) error_json: String,
+    /// Backoff before a retry.
+    pub(crate) delay: Duration,
+    pub(crate) now_ms: u64,
+    pub(crate) ttl_ms: u64,
+}
+
+impl Call for Fail<'_> {
+    type Reply = FailOutcome;
+    const DOING: &'static str = "recording a failure";
+
+    fn script(s: &Scripts) -> &Script {
+        &s.fail
+    }
+
+    fn partition(&self) -> &Keys {
+        self.keys
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        let f = &self.fence;
+        inv.key(f.stream)
+            .key(self.keys.delayed(self.lane))
+            .arg(f.entry)
+            .arg(f.consumer)
+            .arg(f.attempt)
+            .arg(f.id)
+            .arg(&self.error_json)
+            .arg(self.error.class.as_str())
+            .arg(ms(self.delay))
+            .arg(self.now_ms)
+            .arg(self.ttl_ms)
+            .arg(self.lane.as_str())
+            .arg(&self.error.message);
+    }
+
+    fn reply(&self, v: Value) -> Result<FailOutcome, QueueError> {
+        match text(&v).as_deref() {
+            Some("retrying") => Ok(FailOutcome::Retrying {
+                attempts: self.fence.attempt,
+                delay: self.delay,
+            }),
+            Some("failed") => Ok(FailOutcome::Failed),
+            Some("dead") => Ok(FailOutcome::Dead),
+            Some("cancelled") => Ok(FailOutcome::Cancelled),
+            _ => Err(QueueError::LeaseLost(self.fence.id.to_string())),
+        }
+    }
+}

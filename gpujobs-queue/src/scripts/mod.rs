@@ -1,0 +1,136 @@
+//! The Lua scripts, one per operation (`gpujobs-queue/lua/<operation>.lua`, each with a
+//! header naming its KEYS and ARGV), and one typed call per script: the call's struct is
+//! the only way to run it, so arguments cannot drift out of line with the script.
+//!
+//! Every hand-off of a job is one of these scripts, so it happens entirely or not at
+//! all. A script runs inside one partition (see [`crate::keys`]).
+
+mod begin;
+mod cancel;
+mod complete;
+mod fail;
+mod fetch;
+mod place;
+mod reclaim;
+mod reject;
+mod release;
+mod renew;
+mod retry_dead;
+mod submit;
+
+pub(crate) use begin::Begin;
+pub(crate) use cancel::Cancel;
+pub(crate) use complete::{Complete, Completion};
+pub(crate) use fail::Fail;
+pub(crate) use fetch::Fetch;
+pub(crate) use place::{Place, PlaceJob};
+pub(crate) use reclaim::Reclaim;
+pub(crate) use reject::Reject;
+pub(crate) use release::Release;
+pub(crate) use renew::Renew;
+pub(crate) use retry_dead::RetryDead;
+pub(crate) use submit::Submit;
+
+use crate::keys::Keys;
+use gpujobs_core::QueueError;
+use redis::{Script, ScriptInvocation, Value};
+
+/// Helpers every script starts with.
+const LIB: &str = include_str!("../../lua/lib.lua");
+
+/// One script invocation: which script, its keys and arguments, and how to read its
+/// reply. ARGV[1] (the partition's prefix) is added by the caller.
+pub(crate) trait Call {
+    /// What the reply means to the caller.
+    type Reply;
+    /// What the call does, for error messages ("placing jobs").
+    const DOING: &'static str;
+    /// The loaded script.
+    fn script(s: &Scripts) -> &Script;
+    /// The partition it runs in.
+    fn partition(&self) -> &Keys;
+    /// KEYS and ARGV after the prefix, in the order of the script's header.
+    fn fill(&self, inv: &mut ScriptInvocation<'_>);
+    /// Reads the script's reply.
+    fn reply(&self, v: Value) -> Result<Self::Reply, QueueError>;
+}
+
+/// The loaded scripts (their SHA1s are computed once; Redis caches the bodies).
+pub(crate) struct Scripts {
+    submit: Script,
+    place: Script,
+    reject: Script,
+    fetch: Script,
+    begin: Script,
+    reclaim: Script,
+    renew: Script,
+    complete: Script,
+    fail: Script,
+    release: Script,
+    cancel: Script,
+    retry_dead: Script,
+}
+
+fn load(body: &str, events_max: u64, dead_max: u64) -> Script {
+    let lib = LIB
+        .replace("EVENTS_MAX", &events_max.to_string())
+        .replace("DEAD_MAX", &dead_max.to_string());
+    Script::new(&format!("{lib}\n{body}"))
+}
+
+impl Scripts {
+    /// Loads every script, with the events and dead-letter caps built in.
+    pub(crate) fn new(events_max: u64, dead_max: u64) -> Self {
+        let s = |body| load(body, events_max, dead_max);
+        Scripts {
+            submit: s(include_str!("../../lua/submit.lua")),
+            place: s(include_str!("../../lua/place.lua")),
+            reject: s(include_str!("../../lua/reject.lua")),
+            fetch: s(include_str!("../../lua/fetch.lua")),
+            begin: s(include_str!("../../lua/begin.lua")),
+            reclaim: s(include_str!("../../lua/reclaim.lua")),
+            renew: s(include_str!("../../lua/renew.lua")),
+            complete: s(include_str!("../../lua/complete.lua")),
+            fail: s(include_str!("../../lua/fail.lua")),
+            release: s(include_str!("../../lua/release.lua")),
+            cancel: s(include_str!("../../lua/cancel.lua")),
+            retry_dead: s(include_str!("../../lua/retry_dead.lua")),
+        }
+    }
+}
+
+/// A reply that should have been an integer.
+pub(crate) fn unexpected(doing: &str, v: &Value) -> QueueError {
+    QueueError::Backend(format!("{doing}: unexpected script reply {v:?}"))
+}
+
+/// Millisecond durations as script arguments.
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// What fences a worker's calls on a job: its lane entry, consumer and attempt.
+pub(crate) struct Fence<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) entry: &'a str,
+    pub(crate) consumer: &'a str,
+    pub(crate) attempt: u32,
+    pub(crate) id: &'a str,
+}
+
+impl<'a> Fence<'a> {
+    /// The fence of a lease (its entry is `<stream>|<entry id>`).
+    pub(crate) fn of(lease: &'a gpujobs_core::queue::Lease) -> Result<Self, QueueError> {
+        let (stream, entry) = lease
+            .entry
+            .rsplit_once('|')
+            .ok_or_else(|| QueueError::LeaseLost(lease.job_id.to_string()))?;
+        Ok(Fence {
+            stream,
+            entry,
+            consumer: &lease.consumer,
+            attempt: lease.attempt,
+            id: lease.job_id.as_str(),
+        })
+    }
+}

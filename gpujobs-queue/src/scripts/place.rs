@@ -1,0 +1,59 @@
+//! `lua/place.lua`: forwards a batch of submitted jobs to their lanes.
+
+use super::{Call, Scripts};
+use crate::keys::Keys;
+use gpujobs_core::{DeviceClass, JobEnvelope, QueueError};
+use redis::{Script, ScriptInvocation, Value};
+
+/// One job of a placement batch.
+pub(crate) struct PlaceJob<'a> {
+    /// Its submit-stream entry.
+    pub(crate) entry: &'a str,
+    pub(crate) env: &'a JobEnvelope,
+    pub(crate) env_json: String,
+    pub(crate) lane: DeviceClass,
+    pub(crate) decision_json: String,
+    /// The placement's run estimate, seconds (added to the lane's backlog).
+    pub(crate) est_s: f64,
+}
+
+pub(crate) struct Place<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) now_ms: u64,
+    pub(crate) jobs: &'a [PlaceJob<'a>],
+}
+
+impl Call for Place<'_> {
+    type Reply = ();
+    const DOING: &'static str = "placing jobs";
+
+    fn script(s: &Scripts) -> &Script {
+        &s.place
+    }
+
+    fn partition(&self) -> &Keys {
+        self.keys
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        inv.key(self.keys.submit()).arg(self.now_ms);
+        for j in self.jobs {
+            inv.arg(j.entry)
+                .arg(j.env.id.as_str())
+                .arg(&j.env_json)
+                .arg(&j.env.kind)
+                .arg(j.env.priority.as_str())
+                .arg(j.env.device.as_str())
+                .arg(j.env.max_attempts)
+                .arg(j.env.created_us)
+                .arg(j.lane.as_str())
+                .arg(&j.decision_json)
+                .arg(format!("{:.9}", j.est_s.max(0.0)));
+        }
+    }
+
+    /// Per job 1 (placed) or 0 (dropped: cancelled or placed before); both are fine.
+    fn reply(&self, _: Value) -> Result<(), QueueError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! `lua/retry_dead.lua`: re-submits a dead or failed job with fresh attempts.
+
+use super::{Call, Scripts};
+use crate::keys::Keys;
+use crate::read::int;
+use gpujobs_core::{JobId, QueueError};
+use redis::{Script, ScriptInvocation, Value};
+
+pub(crate) struct RetryDead<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) id: &'a JobId,
+    pub(crate) now_ms: u64,
+}
+
+impl Call for RetryDead<'_> {
+    /// `false` when the job is not dead or failed (or its envelope is gone).
+    type Reply = bool;
+    const DOING: &'static str = "retrying a dead letter";
+
+    fn script(s: &Scripts) -> &Script {
+        &s.retry_dead
+    }
+
+    fn partition(&self) -> &Keys {
+        self.keys
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        inv.key(self.keys.submit())
+            .arg(self.id.as_str())
+            .arg(self.now_ms);
+    }
+
+    fn reply(&self, v: Value) -> Result<bool, QueueError> {
+        Ok(int(&v) == Some(1))
+    }
+}
