@@ -61,7 +61,7 @@ stop_all() {
 }
 
 # Sum of `calls` over INFO commandstats.
-calls() { redis-cli -p "$1" info commandstats | sed -n 's/.*calls=\([0-9]*\).*/\1/p' | paste -sd+ | calc "$(cat)"; }
+calls() { redis-cli -p "$1" info commandstats | sed -n 's/^cmdstat_[^:]*:calls=\([0-9]*\),.*/\1/p' | paste -sd+ | calc "$(cat)"; }
 
 calc() { python3 -c "print($1)"; }
 

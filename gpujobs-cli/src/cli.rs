@@ -2,6 +2,7 @@
 //! in `inputs` and the commands.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gpujobs_core::{DevicePref, Priority};
 use std::path::PathBuf;
 
 /// Run compute jobs (vector add, matrix multiply, image filters, MLP training) on GPU
@@ -124,8 +125,8 @@ pub struct RunArgs {
     #[command(subcommand)]
     pub job: KindArgs,
     /// Where to run: cpu, cuda (alias gpu) or auto (the placement policy decides).
-    #[arg(long, default_value = "auto", global = true)]
-    pub device: String,
+    #[arg(long, default_value = "auto", global = true, value_parser = clap::value_parser!(DevicePref))]
+    pub device: DevicePref,
     /// Print the result as one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -338,9 +339,17 @@ pub struct WorkerArgs {
     /// Which lane and executors to serve.
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
-    /// Jobs run at once (per device).
+    /// Jobs run at once (per device). Jobs the scheduler estimated tiny run besides
+    /// these, up to --light-concurrency.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Jobs estimated under --light-below-ms that run at once besides --concurrency
+    /// (tiny jobs wait on round trips, not on cores; 0 turns this off).
+    #[arg(long, default_value_t = 64)]
+    pub light_concurrency: usize,
+    /// A job estimated to run under this many milliseconds on this lane is light.
+    #[arg(long, default_value_t = 2.0)]
+    pub light_below_ms: f64,
     /// Visibility timeout in seconds: a job whose lease is not renewed this long is
     /// taken over by another worker. Leases are renewed every third of it.
     #[arg(long, default_value_t = 30.0)]
@@ -371,11 +380,11 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub file: Option<PathBuf>,
     /// Fetch priority: high, normal or low.
-    #[arg(long, default_value = "normal", global = true)]
-    pub priority: String,
+    #[arg(long, default_value = "normal", global = true, value_parser = clap::value_parser!(Priority))]
+    pub priority: Priority,
     /// Where to run: auto (placement decides), cpu, or gpu.
-    #[arg(long, default_value = "auto", global = true)]
-    pub device: String,
+    #[arg(long, default_value = "auto", global = true, value_parser = clap::value_parser!(DevicePref))]
+    pub device: DevicePref,
     /// Attempts before the job is dead-lettered.
     #[arg(long, default_value_t = 3, global = true)]
     pub max_attempts: u32,

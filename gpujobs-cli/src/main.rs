@@ -42,8 +42,32 @@ fn init_logging(verbose: u8, format: LogFormat, default: &str) {
     }
 }
 
+/// Parses the command line; a usage error is one line on stderr and exit code 2, like
+/// every other refused input (help and version print as clap writes them).
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        let text = e.to_string();
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        eprintln!("{first}");
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     // Daemons log their progress; one-shot commands only warnings.
     let default_level = match cli.command {
         Command::Scheduler(_) | Command::Worker(_) => "info",

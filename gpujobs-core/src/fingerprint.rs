@@ -160,8 +160,14 @@ fn digest(values: &[f32]) -> Digest {
 
 /// Digests whole blocks, on several threads when there are many, in order.
 fn digest_blocks(values: &[f32]) -> Vec<Digest> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if values.len() < PARALLEL_FROM || threads == 1 {
+    if values.len() < PARALLEL_FROM {
+        return values.chunks(BLOCK).map(digest).collect();
+    }
+    // Asked once: the answer reads cgroup files, which costs more than a small digest.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 1 {
         return values.chunks(BLOCK).map(digest).collect();
     }
     let blocks: Vec<&[f32]> = values.chunks(BLOCK).collect();

@@ -8,21 +8,23 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// A job's identifier: a ULID string, unique and sortable by creation time.
+/// A job's identifier: a ULID string, unique and sortable by creation time. Shared,
+/// not copied: an id is cloned into every map and message that names its job, so a
+/// clone is a reference count, not an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct JobId(String);
+pub struct JobId(Arc<str>);
 
 impl JobId {
     /// A fresh id for the current instant.
     pub fn new() -> Self {
         let (ms, rand) = next_parts();
-        JobId(encode(ms, rand))
+        JobId(encode(ms, rand).into())
     }
 
     /// Wraps an id received from elsewhere (a queue, a command line).
@@ -31,7 +33,7 @@ impl JobId {
     /// submitted by other programs with their own id scheme still work.
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
-        ok.then(|| JobId(s.to_string()))
+        ok.then(|| JobId(s.into()))
     }
 
     /// The id as text.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admission;
 pub mod backend;
 pub mod buffer;
 pub mod client;

@@ -6,6 +6,7 @@
 //! at once (a released job does not lose an attempt). A worker killed outright loses
 //! nothing either: its leases expire and are reclaimed.
 
+use crate::admission::{Admission, RunTimes, Ticket};
 use crate::device::{DeviceClass, DeviceInfo};
 use crate::envelope::now_ms;
 use crate::error::{JobError, QueueError};
@@ -21,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -34,8 +34,14 @@ pub struct WorkerConfig {
     pub lane: DeviceClass,
     /// Its device, as shown in heartbeats and results.
     pub device: DeviceInfo,
-    /// Jobs run at once.
+    /// Jobs run at once (jobs estimated light have their own limit, below).
     pub concurrency: usize,
+    /// Jobs estimated below `light_below` run at once besides `concurrency`: tiny jobs
+    /// wait on round trips, not on cores, so they need many in flight.
+    pub light_concurrency: usize,
+    /// A job whose placement estimate on this lane is below this is light (zero: no
+    /// job is).
+    pub light_below: Duration,
     /// Most jobs fetched in one call.
     pub batch: usize,
     /// Visibility timeout: a job whose lease is not renewed for this long is reclaimed.
@@ -53,14 +59,17 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults for a worker of `device`'s class: concurrency 1, 30 s leases.
+    /// Defaults for a worker of `device`'s class: concurrency 1, and 64 more jobs
+    /// estimated under 2 ms; 30 s leases.
     pub fn new(device: DeviceInfo) -> Self {
         WorkerConfig {
             id: unique_worker_id(device.class),
             lane: device.class,
             device,
             concurrency: 1,
-            batch: 16,
+            light_concurrency: 64,
+            light_below: Duration::from_millis(2),
+            batch: 64,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             heartbeat: Duration::from_secs(2),
@@ -220,7 +229,11 @@ impl Worker {
     pub async fn run(self, mut shutdown: Shutdown) -> WorkerReport {
         let cfg = &self.config;
         tracing::info!(worker = %cfg.id, lane = %cfg.lane, device = %cfg.device, concurrency = cfg.concurrency, "worker started");
-        let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+        let mut admission = Admission::new(
+            cfg.concurrency,
+            cfg.light_concurrency,
+            cfg.light_below.as_secs_f64(),
+        );
         let inflight: InFlight = Arc::default();
         let mut tasks = JoinSet::new();
         let mut next_heartbeat = Instant::now();
@@ -233,7 +246,7 @@ impl Worker {
                 self.heartbeat().await;
                 next_heartbeat = Instant::now() + cfg.heartbeat;
             }
-            let free = sem.available_permits();
+            let free = admission.room();
             if free == 0 {
                 tokio::select! {
                     _ = tasks.join_next() => {}
@@ -287,9 +300,7 @@ impl Worker {
                 }
             }
             for delivery in deliveries {
-                let Ok(permit) = sem.clone().acquire_owned().await else {
-                    break;
-                };
+                let ticket = admission.admit(&delivery.envelope.kind, delivery.estimate_s);
                 let cancel = CancelFlag::new();
                 inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(
                     delivery.lease.job_id.clone(),
@@ -304,8 +315,9 @@ impl Worker {
                     cancel,
                     draining: self.draining.clone(),
                     observer: self.observer.clone(),
+                    run_times: admission.run_times(),
                 };
-                tasks.spawn(job.run(delivery, permit));
+                tasks.spawn(job.run(delivery, ticket));
             }
         }
         self.drain(tasks, inflight).await
@@ -368,6 +380,7 @@ struct JobRun {
     cancel: CancelFlag,
     draining: Arc<AtomicBool>,
     observer: Option<Arc<dyn WorkerObserver>>,
+    run_times: RunTimes,
 }
 
 /// Why a run produced nothing to record.
@@ -377,11 +390,35 @@ enum RunEnd {
 }
 
 impl JobRun {
-    async fn run(self, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+    async fn run(self, delivery: Delivery, ticket: Ticket) {
+        let Delivery {
+            lease, envelope, ..
+        } = delivery;
+        // No slot of its kind was free: wait for one, keeping the lease alive.
+        let _permit = match ticket {
+            Ticket::Ready(p) => p,
+            Ticket::Wait(sem) => {
+                let waited = tokio::select! {
+                    p = sem.acquire_owned() => p.ok(),
+                    () = keep_lease(self.queue.as_ref(), &lease, self.config.lease, &self.cancel) => None,
+                };
+                match waited {
+                    Some(p) => p,
+                    None => {
+                        // Lease lost while waiting: another worker has the job now.
+                        self.inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&lease.job_id);
+                        return;
+                    }
+                }
+            }
+        };
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        let Delivery { lease, envelope } = delivery;
         let queue_wait_s =
             crate::envelope::now_us().saturating_sub(envelope.created_us) as f64 / 1e6;
+        let started = std::time::Instant::now();
         let end = match self.registry.executor(&envelope.kind, self.config.lane) {
             None => RunEnd::Finished(Box::new(Err(JobError::temporary(format!(
                 "worker {} has no executor for kind `{}` on {}",
@@ -411,6 +448,8 @@ impl JobRun {
                 }
             }
         };
+        self.run_times
+            .record(&envelope.kind, started.elapsed().as_secs_f64());
         let finished = match end {
             RunEnd::LeaseLost => None,
             RunEnd::Finished(r) => Some(*r),

@@ -6,9 +6,9 @@
 -- those keys: Redis Cluster routes the call by it. Per-job keys (`<prefix>:job:<id>`)
 -- are built here from the prefix; they share the slot.
 --
--- The events stream records submits and endings other than success (queued, failed,
--- dead, retrying, cancelled, placed after a release): a success is counted in
--- `<prefix>:counts` instead, because an event per job is a write on the hot path.
+-- The events stream records endings other than success (failed, dead, retrying,
+-- cancelled, placed after a release, queued after a dead-letter retry): submits and
+-- successes are counted in `<prefix>:counts` instead: an event per job is a hot-path write.
 local ns = ARGV[1]
 local function rec_key(id) return ns .. ':job:' .. id end
 local function event(id, state, extra_k, extra_v)
@@ -35,11 +35,12 @@ local function backlog_add(lane, est, sign)
 end
 -- Starts delivery `entry` of job `id` from `stream` to `consumer`: counts the attempt,
 -- or dead-letters a job out of attempts, or drops an entry whose job has ended.
--- Returns {1, id, entry, attempts, env, cancel, created_us, stream}, {0, id, entry}
--- (dropped) or {-1, id, entry} (dead).
+-- Returns {1, id, entry, attempts, env, cancel, created_us, stream, est}, {0, id, entry}
+-- (dropped) or {-1, id, entry} (dead); est is the placement's run estimate, seconds.
 local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
   local rec = rec_key(id)
-  local f = redis.call('HMGET', rec, 'state', 'entry', 'est', 'worker', 'max_attempts', 'kind')
+  local f = redis.call('HMGET', rec, 'state', 'entry', 'est', 'worker', 'max_attempts', 'kind', 'attempts', 'env',
+    'cancel', 'created_us')
   local st = f[1]
   if (not st) or (st ~= 'placed' and st ~= 'running') or f[2] ~= entry then
     redis.call('XACK', stream, 'workers', entry)
@@ -47,10 +48,9 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
     return {0, id, entry}
   end
   if st == 'placed' then backlog_add(lane, f[3], '-') end
-  local attempts = redis.call('HINCRBY', rec, 'attempts', 1)
+  local attempts = tonumber(f[7] or '0') + 1
   local max = tonumber(f[5] or '1')
   if attempts > max then
-    redis.call('HINCRBY', rec, 'attempts', -1)
     local reason = 'lease expired on attempt ' .. (attempts - 1) .. ' of ' .. max .. ' (worker ' .. (f[4] or '?') .. ' stopped renewing it)'
     local d = dead_letter(id, f[6] or '', reason, attempts - 1, now, '')
     redis.call('HSET', rec, 'state', 'dead', 'error', cjson.encode({class = 'temporary', message = reason}),
@@ -60,9 +60,9 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
     event(id, 'dead')
     return {-1, id, entry}
   end
-  redis.call('HSET', rec, 'state', 'running', 'worker', consumer, 'started_ms', now, 'updated_ms', now, 'lease_ms', lease_ms)
-  local g = redis.call('HMGET', rec, 'env', 'cancel', 'created_us')
-  return {1, id, entry, attempts, g[1], g[2] or '0', g[3] or '0', stream}
+  redis.call('HSET', rec, 'state', 'running', 'attempts', attempts, 'worker', consumer, 'started_ms', now,
+    'updated_ms', now, 'lease_ms', lease_ms)
+  return {1, id, entry, attempts, f[8], f[9] or '0', f[10] or '0', stream, f[3] or ''}
 end
 -- The `id` field of stream entries read with XREADGROUP / XRANGE.
 local function entry_id(fields)

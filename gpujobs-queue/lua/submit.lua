@@ -1,13 +1,30 @@
--- submit: records a new job and appends it to the submit stream.
+-- submit: records a batch of new jobs (the submits that arrived together from one
+-- process) and appends each to the submit stream. Ids that already exist are skipped:
+-- a job submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
--- ARGV     prefix, id, env_json, kind, priority, device, max_attempts, created_us, now_ms
--- Touches  <prefix>:job:<id>, <prefix>:events
--- Returns  1 when submitted, 0 when a job with this id already exists.
-local id = ARGV[2]
-local rec = rec_key(id)
-if redis.call('EXISTS', rec) == 1 then return 0 end
-redis.call('HSET', rec, 'env', ARGV[3], 'kind', ARGV[4], 'state', 'queued', 'priority', ARGV[5], 'device', ARGV[6],
-  'attempts', 0, 'max_attempts', ARGV[7], 'created_us', ARGV[8], 'updated_ms', ARGV[9], 'completions', 0, 'cancel', 0)
-redis.call('XADD', KEYS[1], '*', 'job', ARGV[3])
-event(id, 'queued', 'kind', ARGV[4])
-return 1
+-- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
+-- ARGV     prefix, now_ms, then per job 7 values: id, env_json, kind, priority,
+--          device, max_attempts, created_us
+-- Touches  <prefix>:job:<id>
+-- Returns  one value per job: 1 submitted, 0 already existed.
+local now = ARGV[2]
+local out = {}
+local added = 0
+local i = 3
+while i + 6 <= #ARGV do
+  local id = ARGV[i]
+  local rec = rec_key(id)
+  if redis.call('EXISTS', rec) == 1 then
+    table.insert(out, 0)
+  else
+    redis.call('HSET', rec, 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', 'queued', 'priority', ARGV[i + 3],
+      'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
+      'updated_ms', now, 'completions', 0, 'cancel', 0)
+    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    added = added + 1
+    table.insert(out, 1)
+  end
+  i = i + 7
+end
+if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end
+return out

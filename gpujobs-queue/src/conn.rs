@@ -8,6 +8,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 /// A managed connection to a single Redis (reconnecting by itself), or a cluster
 /// connection that routes each command by its first key.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "testkit"), allow(unreachable_pub))] // public through testkit
 pub enum Conn {
     /// A single Redis.
     Single(ConnectionManager),

@@ -111,7 +111,8 @@ pub(crate) fn entries_of(stream: &str, v: &Value) -> Vec<Entry> {
         .collect()
 }
 
-/// The result rows of BEGIN / RECLAIM: `{status, id, entry, attempts, env, cancel, created_us, stream}`.
+/// The rows of `begin_one` (lua/lib.lua): `{status, id, entry, attempts, env, cancel,
+/// created_us, stream, est}`.
 pub(crate) struct Begun {
     pub(crate) status: i64,
     pub(crate) id: String,
@@ -121,6 +122,8 @@ pub(crate) struct Begun {
     pub(crate) cancel: bool,
     pub(crate) created_us: u64,
     pub(crate) stream: String,
+    /// The placement's run estimate, seconds.
+    pub(crate) est: Option<f64>,
 }
 
 pub(crate) fn begun_rows(v: &Value) -> Vec<Begun> {
@@ -137,6 +140,11 @@ pub(crate) fn begun_rows(v: &Value) -> Vec<Begun> {
                 cancel: f.get(5).and_then(|v| text(v)).as_deref() == Some("1"),
                 created_us: f.get(6).and_then(|v| int(v)).unwrap_or(0) as u64,
                 stream: f.get(7).and_then(|v| text(v)).unwrap_or_default(),
+                est: f
+                    .get(8)
+                    .and_then(|v| text(v))
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .filter(|e| e.is_finite() && *e >= 0.0),
             })
         })
         .collect()

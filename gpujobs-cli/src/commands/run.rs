@@ -6,12 +6,12 @@ use crate::error::CliError;
 use crate::inputs;
 use crate::report;
 use gpujobs_core::jobs::MlpTrainOutput;
-use gpujobs_core::{DevicePref, JobState, Limits};
+use gpujobs_core::{JobState, Limits};
 use std::time::Duration;
 
 /// Runs the command.
 pub async fn run(args: RunArgs) -> Result<(), CliError> {
-    let pref: DevicePref = args.device.parse().map_err(CliError::input)?;
+    let pref = args.device;
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(CliError::input(format!(
             "--timeout must be a positive number of seconds, got {}",

@@ -5,7 +5,7 @@ use crate::connect;
 use crate::error::CliError;
 use crate::inputs;
 use crate::report;
-use gpujobs_core::{DevicePref, JobEnvelope, JobId, JobState, Limits, Priority, Queue, Registry};
+use gpujobs_core::{JobEnvelope, JobId, JobState, Limits, Queue, Registry};
 use gpujobs_queue::RedisQueue;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,8 +66,7 @@ async fn submit_all(q: &Arc<RedisQueue>, envs: Vec<JobEnvelope>) -> Result<Vec<J
 
 /// Runs the command.
 pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
-    let priority: Priority = args.priority.parse().map_err(CliError::input)?;
-    let device: DevicePref = args.device.parse().map_err(CliError::input)?;
+    let (priority, device) = (args.priority, args.device);
     let positive = |x: f64| x.is_finite() && x > 0.0;
     if !positive(args.job_timeout) || !positive(args.timeout) {
         return Err(CliError::input(

@@ -7,21 +7,22 @@ use crate::report;
 use gpujobs_core::Queue;
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::placement::fmt_seconds;
-use gpujobs_queue::RedisQueue;
+use gpujobs_queue::{Counts, RedisQueue};
 use std::time::Duration;
 
 /// Throughput is averaged over this window.
 const WINDOW: Duration = Duration::from_secs(10);
 
-/// The namespace's success counter at an instant (successes write no event).
-type Sample = (u64, std::time::Instant);
+/// The namespace's counters at an instant (submits and successes write no event).
+type Sample = (Counts, std::time::Instant);
 
 async fn sample(q: &RedisQueue) -> Result<Sample, CliError> {
-    Ok((q.succeeded_total().await?, std::time::Instant::now()))
+    Ok((q.counts().await?, std::time::Instant::now()))
 }
 
-/// Jobs succeeded per second since `prev` (or over the next second without one).
-async fn success_rate(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<f64, CliError> {
+/// Jobs submitted and succeeded per second since `prev` (or over the next second
+/// without one).
+async fn rates(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<(f64, f64), CliError> {
     let before = match prev.take() {
         Some(s) => s,
         None => {
@@ -33,17 +34,20 @@ async fn success_rate(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<f64, 
     let now = sample(q).await?;
     *prev = Some(now);
     let dt = now.1.duration_since(before.1).as_secs_f64().max(1e-3);
-    Ok(now.0.saturating_sub(before.0) as f64 / dt)
+    let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt;
+    Ok((
+        rate(now.0.submitted, before.0.submitted),
+        rate(now.0.succeeded, before.0.succeeded),
+    ))
 }
 
 async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result<String, CliError> {
-    let succeeded_per_s = success_rate(q, prev).await?;
+    let (submitted_per_s, succeeded_per_s) = rates(q, prev).await?;
     let lanes = q.lane_stats().await?;
     let workers = q.workers().await?;
     let events = q.recent_events(WINDOW).await?;
     let dead = q.dead_letter_count().await?;
     let count = |s: &str| events.iter().filter(|(_, st)| st == s).count();
-    let per_s = |n: usize| n as f64 / WINDOW.as_secs_f64();
     let mut out = format!(
         "gpujobs watch — namespace {ns}, {}\n\n",
         q.config().redacted_url()
@@ -100,10 +104,10 @@ async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result
         );
     }
     out += &format!(
-        "\n{:.1} jobs/s succeeded (since the last refresh); last {} s: {:.1}/s submitted, {} failed, {} dead, {} retries; dead letters in total: {dead}\n",
+        "\n{:.1} jobs/s submitted, {:.1} jobs/s succeeded (since the last refresh); last {} s: {} failed, {} dead, {} retries; dead letters in total: {dead}\n",
+        submitted_per_s,
         succeeded_per_s,
         WINDOW.as_secs(),
-        per_s(count("queued")),
         count("failed"),
         count("dead"),
         count("retrying"),

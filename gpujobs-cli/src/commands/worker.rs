@@ -12,6 +12,11 @@ use std::time::Duration;
 /// Runs the command until SIGTERM/SIGINT, then drains and exits 0.
 pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
     let at_least = |x: f64, min: f64| x.is_finite() && x >= min;
+    if !(args.light_below_ms.is_finite() && (0.0..=60_000.0).contains(&args.light_below_ms)) {
+        return Err(CliError::input(
+            "--light-below-ms must be between 0 and 60000 milliseconds",
+        ));
+    }
     if !at_least(args.lease, 0.1) || !at_least(args.grace, 0.0) {
         return Err(CliError::input(
             "--lease must be at least 0.1 s and --grace at least 0 s",
@@ -43,6 +48,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
     for (i, backend) in targets.into_iter().enumerate() {
         let mut config = WorkerConfig::new(backend.device.clone());
         config.concurrency = args.concurrency.max(1);
+        config.light_concurrency = args.light_concurrency;
+        config.light_below = Duration::from_secs_f64(args.light_below_ms / 1e3);
         config.lease = Duration::from_secs_f64(args.lease);
         config.reclaim_every = config.lease.min(Duration::from_secs(5));
         config.grace = Duration::from_secs_f64(args.grace);

@@ -20,7 +20,7 @@ use crate::retry::RetryPolicy;
 use crate::state::{JobRecord, JobResult, JobState};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -60,7 +60,7 @@ struct ActiveLease {
 struct Inner {
     records: HashMap<JobId, JobRecord>,
     /// Envelopes of jobs not yet succeeded (kept for failed and dead ones, for retry).
-    jobs: HashMap<JobId, JobEnvelope>,
+    jobs: HashMap<JobId, Arc<JobEnvelope>>,
     submitted: VecDeque<JobId>,
     taken: HashMap<String, JobId>,
     lanes: [LaneQueue; 2],
@@ -214,6 +214,7 @@ impl MemoryQueue {
         lane: DeviceClass,
         consumer: &str,
         lease: Duration,
+        estimate_s: Option<f64>,
     ) -> Option<Delivery> {
         let rec = inner.records.get_mut(id)?;
         let env = inner.jobs.get_mut(id)?;
@@ -222,7 +223,8 @@ impl MemoryQueue {
         rec.started_ms = Some(now_ms());
         rec.updated_ms = now_ms();
         rec.worker = Some(consumer.to_string());
-        env.attempts = rec.attempts;
+        // Copies the envelope only when a worker still holds the previous delivery's.
+        Arc::make_mut(env).attempts = rec.attempts;
         let attempt = rec.attempts;
         inner.leases.insert(
             id.clone(),
@@ -243,6 +245,7 @@ impl MemoryQueue {
                 entry,
             },
             envelope: env.clone(),
+            estimate_s,
         })
     }
 }
@@ -259,7 +262,7 @@ impl Queue for MemoryQueue {
                 return Ok(id);
             }
             inner.records.insert(id.clone(), JobRecord::submitted(&job));
-            inner.jobs.insert(id.clone(), job);
+            inner.jobs.insert(id.clone(), Arc::new(job));
             inner.submitted.push_back(id.clone());
         }
         self.submit_ready.notify_waiters();
@@ -428,8 +431,8 @@ impl Queue for MemoryQueue {
                     if !placed {
                         continue;
                     }
-                    inner.lanes[li].estimates.remove(&id);
-                    if let Some(d) = Self::deliver(inner, &id, lane, consumer, lease) {
+                    let estimate = inner.lanes[li].estimates.remove(&id);
+                    if let Some(d) = Self::deliver(inner, &id, lane, consumer, lease, estimate) {
                         out.push(d);
                     }
                 }
@@ -608,7 +611,7 @@ impl Queue for MemoryQueue {
                 inner.leases.insert(id, old);
                 continue;
             }
-            if let Some(d) = Self::deliver(&mut inner, &id, lane, consumer, lease) {
+            if let Some(d) = Self::deliver(&mut inner, &id, lane, consumer, lease, None) {
                 out.push(d);
             }
         }
@@ -628,7 +631,7 @@ impl Queue for MemoryQueue {
             let Some(env) = inner.jobs.get_mut(id) else {
                 return Ok(false);
             };
-            env.attempts = 0;
+            Arc::make_mut(env).attempts = 0;
             let Some(rec) = inner.records.get_mut(id) else {
                 return Ok(false);
             };

@@ -5,6 +5,7 @@ use crate::envelope::JobEnvelope;
 use crate::id::JobId;
 use crate::state::JobState;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A submitted entry taken by the scheduler.
@@ -12,8 +13,9 @@ use std::time::Duration;
 pub struct Incoming {
     /// The queue's handle for the entry (a stream id in Redis).
     pub entry: String,
-    /// The job, or why the entry could not be read as one.
-    pub job: Result<JobEnvelope, String>,
+    /// The job, or why the entry could not be read as one (shared, not copied, between
+    /// the queue and its scheduler).
+    pub job: Result<Arc<JobEnvelope>, String>,
     /// The raw entry, kept for the dead-letter record when it could not be read.
     pub raw: Option<String>,
 }
@@ -38,8 +40,12 @@ pub struct Lease {
 pub struct Delivery {
     /// The lease to complete, fail, renew or release.
     pub lease: Lease,
-    /// The job, with `attempts` already counting this delivery.
-    pub envelope: JobEnvelope,
+    /// The job, with `attempts` already counting this delivery (shared, not copied,
+    /// between the queue and its worker).
+    pub envelope: Arc<JobEnvelope>,
+    /// The scheduler's estimate of the job's run time on this lane, seconds, when the
+    /// queue knows it (a worker runs jobs estimated tiny under a wider limit).
+    pub estimate_s: Option<f64>,
 }
 
 /// What [`super::Queue::renew`] learned.

@@ -207,18 +207,20 @@ impl RedisQueue {
         Ok(out)
     }
 
-    /// Jobs completed successfully in this namespace since its counters began (summed
-    /// over partitions). Successes write no event; sample this for throughput.
-    pub async fn succeeded_total(&self) -> Result<u64, QueueError> {
-        let mut total = 0;
+    /// The namespace's job counters, summed over partitions. Submits and successes
+    /// write no event; sample these for throughput.
+    pub async fn counts(&self) -> Result<Counts, QueueError> {
+        let mut total = Counts::default();
         for keys in &self.shared.parts {
-            let n: Option<u64> = redis::cmd("HGET")
+            let (submitted, succeeded): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
                 .arg(keys.counts())
+                .arg("submitted")
                 .arg("succeeded")
                 .query_async(&mut self.conn())
                 .await
                 .map_err(backend("reading counters"))?;
-            total += n.unwrap_or(0);
+            total.submitted += submitted.unwrap_or(0);
+            total.succeeded += succeeded.unwrap_or(0);
         }
         Ok(total)
     }
@@ -236,4 +238,13 @@ impl RedisQueue {
         }
         Ok(total)
     }
+}
+
+/// Jobs submitted and succeeded in a namespace since its counters began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// New jobs recorded (a repeated id counts once).
+    pub submitted: u64,
+    /// Jobs completed successfully.
+    pub succeeded: u64,
 }

@@ -9,7 +9,7 @@ use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
 use crate::read::Begun;
-use crate::scripts::{Begin, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
+use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
@@ -164,7 +164,11 @@ impl RedisQueue {
                     if row.cancel {
                         tracing::debug!(job = %id, "delivered with cancellation already requested");
                     }
-                    out.push(Delivery { lease, envelope });
+                    out.push(Delivery {
+                        lease,
+                        envelope: envelope.into(),
+                        estimate_s: row.est,
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(job = %id, %error, "cannot start job");
@@ -255,8 +259,8 @@ impl RedisQueue {
         }
         let json = serde_json::to_string(&result)?;
         let recorded = self
-            .completer
-            .complete(keys.partition(), &Fence::of(lease)?, json)
+            .completions
+            .write(keys.partition(), Completion::new(&Fence::of(lease)?, json))
             .await?;
         if recorded {
             Ok(())

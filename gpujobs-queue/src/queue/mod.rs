@@ -5,7 +5,8 @@
 //! the little state a handle keeps between calls.
 
 mod admin;
-mod completer;
+pub use admin::Counts;
+mod batcher;
 mod lease;
 mod schedule;
 mod submit;
@@ -19,7 +20,7 @@ use crate::keys::{Keys, partition_of};
 use crate::read::{Entry, stream_reply};
 use crate::scripts::{Call, Scripts};
 use async_trait::async_trait;
-use completer::Completer;
+use batcher::{Batcher, Completions, Submits};
 use gpujobs_core::queue::{
     CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
     WorkerInfo,
@@ -113,8 +114,10 @@ pub struct RedisQueue {
     rotation: [AtomicUsize; 3],
     /// Where blobs read from Redis land (page-aligned, recycled host buffers).
     buffers: BufferPool,
+    /// Batches the submits that arrive together into one script call.
+    submits: Batcher<Submits>,
     /// Batches the completions that arrive together into one script call.
-    completer: Completer,
+    completions: Batcher<Completions>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -176,7 +179,8 @@ impl RedisQueue {
             reread_own: AtomicBool::new(false),
         });
         Ok(RedisQueue {
-            completer: Completer::start(shared.clone()),
+            submits: Batcher::start(shared.clone()),
+            completions: Batcher::start(shared.clone()),
             shared,
             blocking: tokio::sync::Mutex::new(HashMap::new()),
             drained: Mutex::default(),

@@ -157,7 +157,7 @@ impl RedisQueue {
             let raw = job.is_err().then(|| excerpt(field.unwrap_or(b"")));
             out.push(Incoming {
                 entry: format!("{}|{}", keys.partition(), e.id),
-                job,
+                job: job.map(Into::into),
                 raw,
             });
         }
@@ -211,7 +211,6 @@ impl RedisQueue {
             by_part[keys.partition() as usize].push(PlaceJob {
                 entry,
                 env,
-                env_json: serde_json::to_string(env)?,
                 lane: decision.lane,
                 decision_json: serde_json::to_string(decision)?,
                 est_s: decision.run_estimate_s,

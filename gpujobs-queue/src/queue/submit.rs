@@ -4,7 +4,7 @@ use super::RedisQueue;
 use crate::codec::{blob_bytes, blob_refs, record_from_hash};
 use crate::connection::backend;
 use crate::keys::Keys;
-use crate::scripts::{Cancel, Submit, ms};
+use crate::scripts::{Cancel, NewJob, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::CancelOutcome;
 use gpujobs_core::{
@@ -42,13 +42,8 @@ impl RedisQueue {
                 .map_err(backend("storing blobs"))?;
         }
         let env_json = serde_json::to_string(&job)?;
-        self.shared
-            .call(&Submit {
-                keys,
-                env: &job,
-                env_json: &env_json,
-                now_ms: now_ms(),
-            })
+        self.submits
+            .write(keys.partition(), NewJob { env: job, env_json })
             .await?;
         Ok(id)
     }

@@ -29,7 +29,7 @@ pub(crate) use reject::Reject;
 pub(crate) use release::Release;
 pub(crate) use renew::Renew;
 pub(crate) use retry_dead::RetryDead;
-pub(crate) use submit::Submit;
+pub(crate) use submit::{NewJob, Submit};
 
 use crate::keys::Keys;
 use gpujobs_core::QueueError;

@@ -10,7 +10,6 @@ pub(crate) struct PlaceJob<'a> {
     /// Its submit-stream entry.
     pub(crate) entry: &'a str,
     pub(crate) env: &'a JobEnvelope,
-    pub(crate) env_json: String,
     pub(crate) lane: DeviceClass,
     pub(crate) decision_json: String,
     /// The placement's run estimate, seconds (added to the lane's backlog).
@@ -40,7 +39,6 @@ impl Call for Place<'_> {
         for j in self.jobs {
             inv.arg(j.entry)
                 .arg(j.env.id.as_str())
-                .arg(&j.env_json)
                 .arg(&j.env.kind)
                 .arg(j.env.priority.as_str())
                 .arg(j.env.device.as_str())

@@ -1,4 +1,4 @@
-//! `lua/submit.lua`: records a new job and appends it to the submit stream.
+//! `lua/submit.lua`: records a batch of new jobs and appends them to the submit stream.
 
 use super::{Call, Scripts, unexpected};
 use crate::keys::Keys;
@@ -6,16 +6,21 @@ use crate::read::int;
 use gpujobs_core::{JobEnvelope, QueueError};
 use redis::{Script, ScriptInvocation, Value};
 
+/// One job of a submit batch: its envelope and the envelope's JSON.
+pub(crate) struct NewJob {
+    pub(crate) env: JobEnvelope,
+    pub(crate) env_json: String,
+}
+
 pub(crate) struct Submit<'a> {
     pub(crate) keys: &'a Keys,
-    pub(crate) env: &'a JobEnvelope,
-    pub(crate) env_json: &'a str,
     pub(crate) now_ms: u64,
+    pub(crate) jobs: &'a [NewJob],
 }
 
 impl Call for Submit<'_> {
-    /// `false` when a job with this id already exists (it runs once).
-    type Reply = bool;
+    /// Per job: `false` when a job with this id already existed (it runs once).
+    type Reply = Vec<bool>;
     const DOING: &'static str = "submitting";
 
     fn script(s: &Scripts) -> &Script {
@@ -27,21 +32,27 @@ impl Call for Submit<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        let e = self.env;
         inv.key(self.keys.submit())
-            .arg(e.id.as_str())
-            .arg(self.env_json)
-            .arg(&e.kind)
-            .arg(e.priority.as_str())
-            .arg(e.device.as_str())
-            .arg(e.max_attempts)
-            .arg(e.created_us)
+            .key(self.keys.counts())
             .arg(self.now_ms);
+        for j in self.jobs {
+            let e = &j.env;
+            inv.arg(e.id.as_str())
+                .arg(&j.env_json)
+                .arg(&e.kind)
+                .arg(e.priority.as_str())
+                .arg(e.device.as_str())
+                .arg(e.max_attempts)
+                .arg(e.created_us);
+        }
     }
 
-    fn reply(&self, v: Value) -> Result<bool, QueueError> {
-        int(&v)
-            .map(|n| n == 1)
-            .ok_or_else(|| unexpected(Self::DOING, &v))
+    fn reply(&self, v: Value) -> Result<Vec<bool>, QueueError> {
+        match &v {
+            Value::Array(items) if items.len() == self.jobs.len() => {
+                Ok(items.iter().map(|x| int(x) == Some(1)).collect())
+            }
+            _ => Err(unexpected(Self::DOING, &v)),
+        }
     }
 }
