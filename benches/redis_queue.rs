@@ -6,12 +6,14 @@
 //!   with one scheduler and two workers in this process;
 //! - submit-to-result latency (p50, p99) when idle and under that load, from each job's
 //!   own `total_s` (submit time to result recorded, measured by the worker);
-//! - the embedded queue's throughput (queue operations alone, and end to end).
+//! - the embedded queue's throughput (queue operations alone, and end to end);
+//! - end-to-end throughput on a local three-master Redis Cluster (started here) with
+//!   one and with three partitions.
 
 #[path = "common/noop.rs"]
 mod noop;
 
-use gpujobs::redis::testkit::RedisServer;
+use gpujobs::redis::testkit::{RedisCluster, RedisServer};
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{
     DeviceClass, EarliestFinish, EmbeddedCluster, JobEnvelope, JobId, JobState, MemoryQueue,
@@ -112,9 +114,11 @@ async fn latencies(q: &RedisQueue, ids: &[JobId]) -> Vec<f64> {
     v
 }
 
-async fn redis_part(server: &RedisServer) -> BTreeMap<&'static str, f64> {
-    let mut cfg = RedisConfig::new(server.url());
+/// Throughput and latency through Redis at `url` with `partitions`, `n` jobs.
+async fn redis_part(url: String, partitions: u32, n: usize) -> BTreeMap<&'static str, f64> {
+    let mut cfg = RedisConfig::new(url);
     cfg.warn_durability = false;
+    cfg.partitions = Some(partitions);
     let q = Arc::new(RedisQueue::connect(cfg).await.expect("connect"));
     let dq: Arc<dyn Queue> = q.clone();
     let (stop, shutdown) = shutdown_channel();
@@ -156,7 +160,6 @@ async fn redis_part(server: &RedisServer) -> BTreeMap<&'static str, f64> {
     out.insert("idle_p50_ms", percentile(idle.clone(), 0.5) * 1e3);
     out.insert("idle_p99_ms", percentile(idle, 0.99) * 1e3);
     // Throughput and latency under load.
-    let n = 30_000;
     let start = Instant::now();
     let ids = submit_many(&q, n).await;
     let submitted = start.elapsed().as_secs_f64();
@@ -267,8 +270,16 @@ fn main() {
     let xadd_50 = redis_benchmark(server.port, 50, 1);
     let xadd_50_p16 = redis_benchmark(server.port, 50, 16);
     let xadd_1 = redis_benchmark(server.port, 1, 1);
-    let r = rt.block_on(redis_part(&server));
+    let r = rt.block_on(redis_part(server.url(), 1, 30_000));
     let e = rt.block_on(embedded_part());
+    // A local three-master Redis Cluster on the same two cores: correctness is tested
+    // elsewhere; here, what one and three partitions (hash tags) get.
+    let cluster = RedisCluster::start();
+    let c1 = rt.block_on(redis_part(cluster.url(), 1, 20_000));
+    drop(cluster);
+    let cluster = RedisCluster::start();
+    let c3 = rt.block_on(redis_part(cluster.url(), 3, 20_000));
+    drop(cluster);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -308,6 +319,15 @@ fn main() {
         "| submit-to-result latency under the load above: p50 / p99 | {:.1} / {:.1} ms | - | - |",
         r["load_p50_ms"], r["load_p99_ms"]
     );
+    for (parts, c) in [(1, &c1), (3, &c3)] {
+        println!(
+            "| three-master local Redis Cluster, {parts} partition(s): end to end / idle p50 | {:.0} jobs/s / {:.2} ms | single Redis above {:.0} jobs/s | {:.3} |",
+            c["jobs_per_s"],
+            c["idle_p50_ms"],
+            r["jobs_per_s"],
+            c["jobs_per_s"] / r["jobs_per_s"]
+        );
+    }
     println!(
         "| embedded queue, queue operations alone | {:.0} jobs/s | - | - |",
         e["embedded_ops_jobs_per_s"]

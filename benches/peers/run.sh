@@ -35,12 +35,11 @@ bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
 
 tmp=$(mktemp -d)
 pids=()
-cleanup() {
+kill_all() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
+trap 'kill_all; rm -rf "$tmp"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -88,8 +87,9 @@ run_gpujobs() {
 
 run_bullmq() {
     start_redis
-    (cd "$work/node" && node bullmq_worker.mjs "$port" "$jobs" >"$tmp/bull.out" 2>&1) &
+    (cd "$work/node" && exec node bullmq_worker.mjs "$port" "$jobs" >"$tmp/bull.out" 2>&1) &
     local worker=$!
+    pids+=("$worker")
     until grep -q ready "$tmp/bull.out" 2>/dev/null; do sleep 0.05; done
     local c0; c0=$(calls "$port")
     local t0; t0=$(now)
@@ -107,7 +107,7 @@ run_celery() {
     start_redis
     local counter=$port
     export PEERS_BROKER="redis://127.0.0.1:$broker/0" PEERS_COUNTER="redis://127.0.0.1:$counter/0"
-    (cd "$here" && "$OLDPWD/$work/venv/bin/celery" -A celery_tasks worker -P prefork -c 2 \
+    (cd "$here" && exec "$OLDPWD/$work/venv/bin/celery" -A celery_tasks worker -P prefork -c 2 \
         --without-gossip --without-mingle --without-heartbeat -l warning >"$tmp/celery.log" 2>&1) &
     pids+=($!)
     sleep 4
@@ -121,12 +121,17 @@ run_celery() {
     stop_all
 }
 
-for round in 1 2 3; do
-    run_gpujobs 1
-    run_bullmq
-    run_gpujobs 3
-    run_celery
-done | tee "$tmp/results"
+# The rounds run in a subshell (the pipe to tee): it stops its own processes on exit.
+rounds() {
+    trap kill_all EXIT
+    for round in 1 2 3; do
+        run_gpujobs 1
+        run_bullmq
+        run_gpujobs 3
+        run_celery
+    done
+}
+rounds | tee "$tmp/results"
 
 python3 - "$tmp/results" "$jobs" <<'PY'
 import statistics, sys, platform, subprocess

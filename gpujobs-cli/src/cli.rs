@@ -1,6 +1,7 @@
 //! The command line as parsed (clap derive). Validation into library objects happens
 //! in `inputs` and the commands.
 
+use crate::connect::RedisArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use gpujobs_core::{DevicePref, Priority};
 use std::path::PathBuf;
@@ -271,33 +272,6 @@ pub struct MlpArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub lr: f32,
-}
-
-/// Where Redis is.
-#[derive(Debug, Clone, Args)]
-pub struct RedisArgs {
-    /// Redis URL: redis://[user:password@]host:port[/db] (rediss:// with the `tls` build),
-    /// or redis+cluster://host:port[,host:port...] for a Redis Cluster.
-    #[arg(
-        long = "redis",
-        env = "GPUJOBS_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        global = true
-    )]
-    pub url: String,
-    /// Key prefix, so several deployments can share one Redis.
-    #[arg(
-        long,
-        env = "GPUJOBS_NAMESPACE",
-        default_value = "gpujobs",
-        global = true
-    )]
-    pub namespace: String,
-    /// Partitions the namespace's keys are spread over, each one Redis Cluster slot
-    /// (default: the count already stored for the namespace, or 1 for a new one).
-    /// Every process of a namespace must agree; see docs/OPERATIONS.md.
-    #[arg(long, env = "GPUJOBS_PARTITIONS", global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub partitions: Option<u32>,
 }
 
 /// Options of `gpujobs scheduler`.

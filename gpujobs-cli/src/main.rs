@@ -14,6 +14,7 @@ mod inputs;
 mod metrics;
 mod report;
 mod signals;
+mod tally;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};

@@ -301,6 +301,40 @@ async fn malformed_entries(url: &str, parts: u32) {
     }
 }
 
+/// `submit --file` keeps the ids in the file: `status <id>` finds the job, and submitting
+/// the file again (a client retrying after a timeout) runs each job once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_submitted_twice_runs_each_job_once() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"id":"file-job-1","kind":"vector-add","payload":{"a":{"shape":[2],"data":[1,2]},"b":{"shape":[2],"data":[3,4]}}}"#,
+            "\n",
+            r#"{"id":"file-job-2","kind":"vector-add","payload":{"a":{"shape":[1],"data":[5]},"b":{"shape":[1],"data":[6]}}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for _ in 0..2 {
+        let o = run(&url, &["submit", "--file", path, "--wait"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let o = run(&url, &["status", "file-job-1"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("succeeded"), "{}", text(&o.stdout));
+    let mut conn = redis(&url).await;
+    let ids = vec!["file-job-1".to_string(), "file-job-2".to_string()];
+    let completions = states(&mut conn, &ids, "completions").await;
+    assert_eq!(completions, vec![Some("1".into()), Some("1".into())]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_after_max_attempts_and_retry_reruns_it() {
     let server = RedisServer::start(false);

@@ -111,6 +111,16 @@ impl CalibratedCostModel {
         Ok(Self::new(file))
     }
 
+    /// The model in the file at `path` (as `gpujobs calibrate` writes it), or the
+    /// built-in default without one. Errors name the file.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, String> {
+        let Some(p) = path else {
+            return Ok(Self::default_model());
+        };
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Self::from_json(&text).map_err(|e| format!("{}: {e}", p.display()))
+    }
+
     /// The file behind the model.
     pub fn file(&self) -> &CostModelFile {
         &self.file

@@ -177,10 +177,38 @@ impl JobEnvelope {
         self.attempts = 0;
     }
 
+    /// Names of the blobs the payload refers to (`{"shape": [..], "blob": "t0"}`
+    /// anywhere in it): the binary keys a queue stores beside the envelope.
+    pub fn blob_names(&self) -> Vec<String> {
+        blob_names_in(&self.payload)
+    }
+
     /// Total bytes of the blobs travelling with the job.
     pub fn blob_bytes(&self) -> u64 {
         self.blobs.values().map(|b| b.len() as u64 * 4).sum()
     }
+}
+
+/// Names of the blobs a payload or an output refers to: every `{"shape": [..], "blob":
+/// "<name>"}` object anywhere in `v`, in document order.
+pub fn blob_names_in(v: &serde_json::Value) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let (Some(serde_json::Value::String(name)), Some(serde_json::Value::Array(_))) =
+                    (map.get("blob"), map.get("shape"))
+                {
+                    out.push(name.clone());
+                }
+                map.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -197,4 +225,17 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::blob_names_in;
+
+    #[test]
+    fn finds_blob_names_anywhere() {
+        let v = serde_json::json!({"a": {"shape": [2], "blob": "t0"}, "data": {"x": {"shape": [1, 2], "blob": "t1"}}, "b": {"shape": [1], "synthetic": {"seed": 1}}, "c": {"blob": "no-shape"}});
+        let mut names = blob_names_in(&v);
+        names.sort();
+        assert_eq!(names, vec!["t0", "t1"]);
+    }
 }

@@ -6,25 +6,8 @@ use gpujobs_core::{
     DevicePref, JobEnvelope, JobError, JobId, JobRecord, JobResult, JobState, PlacementDecision,
     Priority, WIRE_VERSION,
 };
-use serde_json::Value;
 use std::collections::HashMap;
 use std::str::FromStr;
-
-/// Names of the blobs a payload refers to (`{"shape": [..], "blob": "t0"}` anywhere).
-pub(crate) fn blob_refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            if let (Some(Value::String(name)), Some(Value::Array(_))) =
-                (map.get("blob"), map.get("shape"))
-            {
-                out.push(name.clone());
-            }
-            map.values().for_each(|x| blob_refs(x, out));
-        }
-        Value::Array(items) => items.iter().for_each(|x| blob_refs(x, out)),
-        _ => {}
-    }
-}
 
 /// Blob values as stored in Redis (little-endian `f32`): a view of the values' own
 /// memory on little-endian machines, so storing a blob copies it once, into the
@@ -143,15 +126,6 @@ pub(crate) fn record_from_hash(id: &JobId, h: &HashMap<String, String>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_blob_refs_anywhere() {
-        let v: Value = serde_json::json!({"a": {"shape": [2], "blob": "t0"}, "data": {"x": {"shape": [1, 2], "blob": "t1"}}, "b": {"shape": [1], "synthetic": {"seed": 1}}});
-        let mut refs = Vec::new();
-        blob_refs(&v, &mut refs);
-        refs.sort();
-        assert_eq!(refs, vec!["t0", "t1"]);
-    }
 
     #[test]
     fn submissions_are_checked() {

@@ -12,4 +12,4 @@ mod scripts;
 pub mod testkit;
 
 pub use config::{RedisConfig, redact};
-pub use queue::{Counts, RedisQueue};
+pub use queue::{Counts, Diagnosis, RedisQueue};

@@ -10,7 +10,7 @@ use gpujobs_core::simulate::{SimPolicy, mixed_workload, simulate};
 use gpujobs_core::{CalibratedCostModel, CostModel, DeviceClass, ExecContext, Limits, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Options of `gpujobs calibrate`.
@@ -49,33 +49,6 @@ pub struct SimulateArgs {
     /// Workloads (seeds) to average over.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
-}
-
-/// Loads `path`, or the default model.
-pub fn load_model(path: Option<&Path>) -> Result<CalibratedCostModel, CliError> {
-    match path {
-        None => Ok(CalibratedCostModel::default_model()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::input(format!("{}: {e}", p.display())))?;
-            CalibratedCostModel::from_json(&text)
-                .map_err(|e| CliError::input(format!("{}: {e}", p.display())))
-        }
-    }
-}
-
-/// `YYYY-MM-DD` of a Unix time in milliseconds (proleptic Gregorian, UTC).
-pub fn date(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -149,10 +122,10 @@ pub async fn calibrate(args: CalibrateArgs) -> Result<(), CliError> {
             .get(1)
             .map_or(String::new(), |(_, g)| format!(" and {}", g.device.name)),
         if args.quick { " --quick" } else { "" },
-        date(gpujobs_core::envelope::now_ms())
+        report::date(gpujobs_core::envelope::now_ms())
     )];
     if let Some(path) = &args.merge {
-        let other = load_model(Some(path))?;
+        let other = CalibratedCostModel::load(Some(path)).map_err(CliError::input)?;
         for (kind, per_class) in &other.file().kinds {
             for (class, m) in per_class {
                 fitted
@@ -229,7 +202,7 @@ pub async fn simulate_cmd(args: SimulateArgs) -> Result<(), CliError> {
             "need at least one CPU worker, one seed and a window of 0 s or more",
         ));
     }
-    let model = load_model(args.cost_model.as_deref())?;
+    let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
     println!("cost model: {}", model.name());
     let model: Arc<dyn CostModel> = Arc::new(model);
     let mut rows = Vec::new();

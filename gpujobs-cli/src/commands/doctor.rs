@@ -1,12 +1,11 @@
 //! `gpujobs doctor`: what an operator checks first, each as ok / warning / error with
 //! the fix.
 
-use crate::cli::RedisArgs;
+use crate::connect::RedisArgs;
 use crate::error::CliError;
 use clap::Args;
 use gpujobs_core::{DeviceClass, Queue};
-use gpujobs_queue::{RedisConfig, RedisQueue};
-use redis::aio::MultiplexedConnection;
+use gpujobs_queue::RedisQueue;
 use std::time::Duration;
 
 /// Options of `gpujobs doctor`.
@@ -55,22 +54,8 @@ impl Report {
     }
 }
 
-/// A server setting, or `None` when there is no connection or CONFIG is not allowed.
-async fn config_get(conn: &Option<MultiplexedConnection>, name: &str) -> Option<String> {
-    let mut c = conn.clone()?;
-    let v: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg(name)
-        .query_async(&mut c)
-        .await
-        .ok()?;
-    v.get(1).cloned()
-}
-
 async fn redis_checks(args: &RedisArgs, r: &mut Report) {
-    let mut cfg = RedisConfig::new(args.url.clone());
-    cfg.namespace = args.namespace.clone();
-    cfg.partitions = args.partitions;
+    let mut cfg = crate::connect::config(args);
     cfg.warn_durability = false;
     let url = cfg.redacted_url();
     let q = match tokio::time::timeout(Duration::from_secs(5), RedisQueue::connect(cfg)).await {
@@ -86,25 +71,8 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             );
         }
     };
-    // One plain connection for the server-level commands below.
-    let conn = match redis::Client::open(args.url.as_str()) {
-        Ok(c) => c.get_multiplexed_async_connection().await.ok(),
-        Err(_) => None,
-    };
-    let info: Option<String> = match conn.clone() {
-        Some(mut c) => redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut c)
-            .await
-            .ok(),
-        None => None,
-    };
-    let version = info
-        .as_deref()
-        .and_then(|i| i.lines().find_map(|l| l.strip_prefix("redis_version:")))
-        .unwrap_or("?")
-        .trim()
-        .to_string();
+    let d = q.diagnose().await;
+    let version = d.version.clone().unwrap_or_else(|| "?".into());
     let major: u32 = version
         .split('.')
         .next()
@@ -129,10 +97,7 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "gpujobs needs Redis 7 or newer (XAUTOCLAIM, XPENDING IDLE)",
         );
     }
-    match (
-        config_get(&conn, "appendonly").await,
-        config_get(&conn, "save").await,
-    ) {
+    match (d.appendonly.clone(), d.save.clone()) {
         (Some(aof), _) if aof == "yes" => r.add(Level::Ok, "persistence: append-only file on", ""),
         (Some(_), Some(save)) if !save.trim().is_empty() => r.add(
             Level::Warning,
@@ -150,7 +115,7 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "make sure the managed Redis keeps an append-only file",
         ),
     }
-    match config_get(&conn, "maxmemory-policy").await {
+    match d.maxmemory_policy.clone() {
         Some(p) if p == "noeviction" => r.add(Level::Ok, "maxmemory-policy noeviction", ""),
         Some(p) => r.add(
             Level::Warning,
@@ -164,33 +129,15 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
         ),
     }
     // Consumer groups: connect() creates them, so a missing one means no rights.
-    let mut missing = Vec::new();
-    if let Some(mut conn) = conn {
-        let mut streams = Vec::new();
-        for keys in q.partitions() {
-            streams.push(keys.submit());
-            for lane in DeviceClass::ALL {
-                streams.extend(keys.lane_streams(lane));
-            }
-        }
-        for s in streams {
-            let groups: Result<redis::Value, _> = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(&s)
-                .query_async(&mut conn)
-                .await;
-            if !matches!(groups, Ok(redis::Value::Array(ref v)) if !v.is_empty()) {
-                missing.push(s);
-            }
-        }
-    }
+    let missing = &d.missing_groups;
     if missing.is_empty() {
         r.add(
             Level::Ok,
             format!(
-                "consumer groups present on the submit and lane streams of namespace `{}` ({} partition(s))",
+                "consumer groups present on the submit and lane streams of namespace `{}` ({} partition(s){})",
                 args.namespace,
-                q.partitions().len()
+                d.partitions,
+                if d.cluster { ", Redis Cluster" } else { "" }
             ),
             "",
         );

@@ -4,7 +4,9 @@ use crate::cli::SchedulerArgs;
 use crate::connect;
 use crate::error::CliError;
 use crate::signals;
-use gpujobs_core::{CostModel, EarliestFinish, Queue, Registry, Scheduler, SchedulerConfig};
+use gpujobs_core::{
+    CalibratedCostModel, CostModel, EarliestFinish, Queue, Registry, Scheduler, SchedulerConfig,
+};
 use std::sync::Arc;
 
 /// Runs the command until SIGTERM/SIGINT.
@@ -22,7 +24,7 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
         config.id = id;
     }
     tracing::info!(redis = %gpujobs_queue::redact(&args.redis.url), namespace = %args.redis.namespace, id = %config.id, "scheduler connected");
-    let model = crate::commands::calibrate::load_model(args.cost_model.as_deref())?;
+    let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
     tracing::info!(model = %model.name(), "placement by earliest estimated finish");
     let placement = Arc::new(EarliestFinish::new(model));
     let mut scheduler = Scheduler::new(

@@ -5,15 +5,15 @@ use crate::connect;
 use crate::error::CliError;
 use crate::inputs;
 use crate::report;
-use gpujobs_core::{JobEnvelope, JobId, JobState, Limits, Queue, Registry};
-use gpujobs_queue::RedisQueue;
+use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-/// Jobs submitted at once (each is one Redis round trip).
-const IN_FLIGHT: usize = 64;
+/// Submits in flight at once (the queue writes those that arrive together in one
+/// script call).
+const IN_FLIGHT: usize = 256;
 
 fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliError> {
     let text = std::fs::read_to_string(path)
@@ -44,7 +44,8 @@ fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliEr
     Ok(envs)
 }
 
-async fn submit_all(q: &Arc<RedisQueue>, envs: Vec<JobEnvelope>) -> Result<Vec<JobId>, CliError> {
+/// Submits through the library's [`Client`] (which validates each job), many at once.
+async fn submit_all(client: &Arc<Client>, envs: Vec<JobEnvelope>) -> Result<Vec<JobId>, CliError> {
     let mut ids = vec![None; envs.len()];
     let mut set = JoinSet::new();
     for (i, env) in envs.into_iter().enumerate() {
@@ -54,8 +55,8 @@ async fn submit_all(q: &Arc<RedisQueue>, envs: Vec<JobEnvelope>) -> Result<Vec<J
             let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
             ids[j] = Some(id?);
         }
-        let q = q.clone();
-        set.spawn(async move { (i, q.submit(env).await) });
+        let client = client.clone();
+        set.spawn(async move { (i, client.submit_envelope(env).await) });
     }
     while let Some(done) = set.join_next().await {
         let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
@@ -101,17 +102,23 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             ));
         }
     };
+    // The first copy keeps its id (given in the file, or generated): submitting a file
+    // again runs each of its jobs once. Further copies (--count) get fresh ids.
     let mut envs = Vec::with_capacity(template.len() * args.count.max(1));
     for env in &template {
-        for _ in 0..args.count.max(1) {
+        for k in 0..args.count.max(1) {
             let mut copy = env.clone();
-            copy.id = JobId::new();
+            if k > 0 {
+                copy.id = JobId::new();
+            }
             envs.push(copy);
         }
     }
     let q = Arc::new(connect::client(&args.redis).await?);
+    let queue: Arc<dyn Queue> = q.clone();
+    let client = Arc::new(Client::new(queue, Arc::new(registry)));
     let started = Instant::now();
-    let ids = submit_all(&q, envs).await?;
+    let ids = submit_all(&client, envs).await?;
     if !args.wait {
         for id in &ids {
             println!("{id}");
@@ -143,7 +150,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             ))),
         };
     }
-    let tally = super::wait::until_done(&q, &ids, started, deadline, !args.json).await?;
+    let tally = crate::tally::until_done(&q, &ids, started, deadline, !args.json).await?;
     let wall = started.elapsed().as_secs_f64();
-    super::wait::report(ids.len(), &tally, Some(wall), args.json)
+    crate::tally::report(ids.len(), &tally, Some(wall), args.json)
 }

@@ -2,14 +2,13 @@
 //! partition.
 
 use super::RedisQueue;
-use crate::codec::blob_refs;
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::WORKERS;
 use crate::read::{entries_of, int, text};
 use crate::scripts::{RetryDead, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::{DeadLetter, LaneStats, WorkerInfo};
-use gpujobs_core::{DeviceClass, JobId, QueueError};
+use gpujobs_core::{DeviceClass, JobEnvelope, JobId, QueueError};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -56,10 +55,9 @@ impl RedisQueue {
             .query_async(&mut self.conn())
             .await
             .map_err(backend("reading a job"))?;
-        if let Some(env) = env.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok()) {
+        if let Some(env) = env.and_then(|e| serde_json::from_str::<JobEnvelope>(&e).ok()) {
             // Give the inputs a fresh lease on life: the retry may come long after submit.
-            let mut refs = Vec::new();
-            blob_refs(&env["payload"], &mut refs);
+            let refs = env.blob_names();
             if !refs.is_empty() {
                 let mut pipe = redis::pipe();
                 for r in refs {

@@ -7,6 +7,8 @@
 mod admin;
 pub use admin::Counts;
 mod batcher;
+mod diagnose;
+pub use diagnose::Diagnosis;
 mod lease;
 mod schedule;
 mod submit;

@@ -1,10 +1,11 @@
 //! What clients call: submit, read a record, cancel, wait.
 
 use super::RedisQueue;
-use crate::codec::{blob_bytes, blob_refs, record_from_hash};
+use crate::codec::{blob_bytes, record_from_hash};
 use crate::connection::backend;
 use crate::keys::Keys;
 use crate::scripts::{Cancel, NewJob, ms};
+use gpujobs_core::envelope::blob_names_in;
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::CancelOutcome;
 use gpujobs_core::{
@@ -58,8 +59,7 @@ impl RedisQueue {
         payload: &serde_json::Value,
         prefix: &str,
     ) -> Result<Blobs, BlobError> {
-        let mut refs = Vec::new();
-        blob_refs(payload, &mut refs);
+        let refs = blob_names_in(payload);
         let mut blobs = Blobs::new();
         if refs.is_empty() {
             return Ok(blobs);

@@ -1,0 +1,85 @@
+//! What `gpujobs doctor` asks of Redis, through the queue's own connection (so it works
+//! the same on a single Redis and on a Redis Cluster, with the queue's credentials).
+
+use super::RedisQueue;
+use crate::conn::Conn;
+use crate::keys::{SCHEDULERS, WORKERS};
+use gpujobs_core::DeviceClass;
+use redis::Value;
+
+/// The server facts and queue structures an operator should know about. `None`: the
+/// server would not say (a managed Redis may forbid `INFO` or `CONFIG GET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// `redis_version` from `INFO server`.
+    pub version: Option<String>,
+    /// `CONFIG GET appendonly`.
+    pub appendonly: Option<String>,
+    /// `CONFIG GET save` (RDB snapshot points; empty: none).
+    pub save: Option<String>,
+    /// `CONFIG GET maxmemory-policy`.
+    pub maxmemory_policy: Option<String>,
+    /// Streams whose consumer group is missing (the user may lack `XGROUP`).
+    pub missing_groups: Vec<String>,
+    /// Partitions of the namespace.
+    pub partitions: usize,
+    /// Whether this is a Redis Cluster (the facts above then come from one node).
+    pub cluster: bool,
+}
+
+impl RedisQueue {
+    async fn config_get(&self, name: &str) -> Option<String> {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut self.conn())
+            .await
+            .ok()?;
+        v.get(1).cloned()
+    }
+
+    /// Checks the server's version, persistence and eviction settings and that every
+    /// stream of every partition has its consumer group.
+    pub async fn diagnose(&self) -> Diagnosis {
+        let info: Option<String> = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.conn())
+            .await
+            .ok();
+        let version = info.as_deref().and_then(|i| {
+            i.lines()
+                .find_map(|l| l.strip_prefix("redis_version:"))
+                .map(|v| v.trim().to_string())
+        });
+        let mut missing_groups = Vec::new();
+        for keys in &self.shared.parts {
+            let mut streams = vec![(keys.submit(), SCHEDULERS)];
+            for lane in DeviceClass::ALL {
+                streams.extend(keys.lane_streams(lane).map(|s| (s, WORKERS)));
+            }
+            for (stream, group) in streams {
+                let groups: Result<Value, _> = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&stream)
+                    .query_async(&mut self.conn())
+                    .await;
+                let present = match groups {
+                    Ok(v) => format!("{v:?}").contains(group),
+                    Err(_) => false,
+                };
+                if !present {
+                    missing_groups.push(stream);
+                }
+            }
+        }
+        Diagnosis {
+            version,
+            appendonly: self.config_get("appendonly").await,
+            save: self.config_get("save").await,
+            maxmemory_policy: self.config_get("maxmemory-policy").await,
+            missing_groups,
+            partitions: self.shared.parts.len(),
+            cluster: matches!(self.shared.conn, Conn::Cluster(_)),
+        }
+    }
+}
