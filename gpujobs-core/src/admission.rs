@@ -47,6 +47,7 @@ const LIGHT_MODE: f64 = 0.8;
 pub(crate) struct Admission {
     heavy: Arc<Semaphore>,
     light: Arc<Semaphore>,
+    light_cap: usize,
     light_below_s: f64,
     run_times: RunTimes,
     /// Moving share of light jobs among recent deliveries (weight 1/8 per delivery).
@@ -64,6 +65,7 @@ impl Admission {
         Admission {
             heavy: Arc::new(Semaphore::new(concurrency.max(1))),
             light: Arc::new(Semaphore::new(light_concurrency)),
+            light_cap: light_concurrency,
             light_below_s,
             run_times: RunTimes::default(),
             recent_light: 0.0,
@@ -83,6 +85,15 @@ impl Admission {
             0
         };
         self.heavy.available_permits() + light
+    }
+
+    /// Whether the next fetch should wait a moment for more light jobs to finish: while
+    /// light jobs stream through, fetching one slot at a time as each ends would cost a
+    /// round trip per job; waiting until a quarter of the light slots are free (at most
+    /// a couple of milliseconds, see the worker) fetches them in batches.
+    pub(crate) fn filling(&self) -> bool {
+        let free = self.light.available_permits();
+        self.recent_light > LIGHT_MODE && free < self.light_cap && free < self.light_cap / 4
     }
 
     /// Whether a job of `kind` with this estimate counts as light.

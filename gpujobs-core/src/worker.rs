@@ -246,6 +246,16 @@ impl Worker {
                 self.heartbeat().await;
                 next_heartbeat = Instant::now() + cfg.heartbeat;
             }
+            if admission.filling() {
+                let until = Instant::now() + Duration::from_millis(2);
+                while admission.filling() && Instant::now() < until && !shutdown.is_triggered() {
+                    tokio::select! {
+                        _ = tasks.join_next() => {}
+                        _ = shutdown.wait() => {}
+                        _ = tokio::time::sleep_until(until) => {}
+                    }
+                }
+            }
             let free = admission.room();
             if free == 0 {
                 tokio::select! {

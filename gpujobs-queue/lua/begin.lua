@@ -15,4 +15,5 @@ while i + 2 <= #ARGV do
   end
   i = i + 3
 end
+backlog_flush(lane)
 return out

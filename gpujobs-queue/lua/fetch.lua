@@ -43,6 +43,7 @@ end
 for p = 1, 3 do read(KEYS[p], math.min(tonumber(ARGV[6 + p]), max - #rows)) end
 -- Slots a priority left unused go to the others, most urgent first.
 for p = 1, 3 do read(KEYS[p], max - #rows) end
+backlog_flush(lane)
 local next_due = -1
 local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
 if first[2] then next_due = math.floor(tonumber(first[2])) end

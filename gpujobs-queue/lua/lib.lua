@@ -33,8 +33,18 @@ local function backlog_add(lane, est, sign)
     redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, sign .. est)
   end
 end
+-- Estimates of jobs a batch script took off a lane, subtracted once at its end
+-- (`backlog_flush`) instead of one INCRBYFLOAT per job.
+local backlog_taken = 0
+local function backlog_flush(lane)
+  if backlog_taken > 0 and lane and lane ~= '' then
+    redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', -backlog_taken))
+  end
+  backlog_taken = 0
+end
 -- Starts delivery `entry` of job `id` from `stream` to `consumer`: counts the attempt,
--- or dead-letters a job out of attempts, or drops an entry whose job has ended.
+-- or dead-letters a job out of attempts, or drops an entry whose job has ended. The
+-- caller ends with `backlog_flush(lane)`.
 -- Returns {1, id, entry, attempts, env, cancel, created_us, stream, est}, {0, id, entry}
 -- (dropped) or {-1, id, entry} (dead); est is the placement's run estimate, seconds.
 local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
@@ -47,7 +57,7 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
     redis.call('XDEL', stream, entry)
     return {0, id, entry}
   end
-  if st == 'placed' then backlog_add(lane, f[3], '-') end
+  if st == 'placed' then backlog_taken = backlog_taken + (tonumber(f[3] or '') or 0) end
   local attempts = tonumber(f[7] or '0') + 1
   local max = tonumber(f[5] or '1')
   if attempts > max then

@@ -9,6 +9,7 @@
 -- Returns  one value per job: 1 placed, 0 dropped.
 local submit, now = KEYS[1], ARGV[2]
 local out = {}
+local added = {}
 local i = 3
 while i + 9 <= #ARGV do
   local entry, id, lane = ARGV[i], ARGV[i + 1], ARGV[i + 7]
@@ -31,11 +32,14 @@ while i + 9 <= #ARGV do
     local le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. prio, '*', 'id', id)
     redis.call('HSET', rec, 'state', 'placed', 'lane', lane, 'placement', ARGV[i + 8], 'est', ARGV[i + 9], 'entry', le,
       'updated_ms', now)
-    backlog_add(lane, ARGV[i + 9], '')
+    added[lane] = (added[lane] or 0) + (tonumber(ARGV[i + 9]) or 0)
     table.insert(out, 1)
   end
   redis.call('XACK', submit, 'schedulers', entry)
   redis.call('XDEL', submit, entry)
   i = i + 10
+end
+for lane, est in pairs(added) do
+  if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end
 end
 return out

@@ -36,4 +36,5 @@ for p = 1, 3 do
     end
   end
 end
+backlog_flush(lane)
 return out
