@@ -4,7 +4,8 @@
 # commands per job (from INFO commandstats).
 #
 #   gpujobs  the CLI as users run it: `gpujobs scheduler` and two `gpujobs worker`
-#            processes (--concurrency 64), `gpujobs submit vector-add --len 1 --count N
+#            processes (--concurrency 64, or $PEERS_WORKER_ARGS), `gpujobs submit
+#            vector-add --len 1 --count N
 #            --wait` (the CLI has no no-op kind; a 1-element add is the nearest);
 #            with --partitions 1 and 3.
 #   BullMQ   one Worker process at concurrency 100, a producer adding with addBulk
@@ -13,10 +14,12 @@
 #            ignored (PyPI celery[redis], pinned in requirements.txt).
 #
 # Usage: benches/peers/run.sh [jobs]   (default 20000)
+#        PEERS_WORKER_ARGS='' benches/peers/run.sh   (gpujobs workers with their defaults)
 # Installs BullMQ into target/peers/node and Celery into target/peers/venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs=${1:-20000}
+worker_args=${PEERS_WORKER_ARGS---concurrency 64}
 here=benches/peers
 work=${CARGO_TARGET_DIR:-target}/peers
 mkdir -p "$work"
@@ -73,14 +76,17 @@ run_gpujobs() {
     local url="redis://127.0.0.1:$port"
     export GPUJOBS_REDIS_URL=$url GPUJOBS_PARTITIONS=$parts RUST_LOG=warn
     "$bin" scheduler >/dev/null 2>&1 & pids+=($!)
-    for _ in 1 2; do "$bin" worker --backend cpu --concurrency 64 >/dev/null 2>&1 & pids+=($!); done
+    # shellcheck disable=SC2086 # the worker options are words
+    for _ in 1 2; do "$bin" worker --backend cpu $worker_args >/dev/null 2>&1 & pids+=($!); done
     sleep 1
     local c0; c0=$(calls "$port")
     local t0; t0=$(now)
     "$bin" submit vector-add --len 1 --count "$jobs" --wait --timeout 600 >/dev/null
     local t1; t1=$(now)
     local c1; c1=$(calls "$port")
-    echo "gpujobs-cli-p$parts $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"
+    local label="gpujobs-cli-p$parts"
+    [ -z "$worker_args" ] && label="gpujobs-cli-default-workers-p$parts"
+    echo "$label $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"
     unset GPUJOBS_REDIS_URL GPUJOBS_PARTITIONS
     stop_all
 }
