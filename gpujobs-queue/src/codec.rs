@@ -86,16 +86,7 @@ pub(crate) fn record_from_hash(id: &JobId, h: &HashMap<String, String>) -> Optio
     if h.is_empty() {
         return None;
     }
-    let state = match field(h, "state")? {
-        "queued" => JobState::Queued,
-        "placed" => JobState::Placed,
-        "running" => JobState::Running,
-        "succeeded" => JobState::Succeeded,
-        "failed" => JobState::Failed,
-        "dead" => JobState::Dead,
-        "cancelled" => JobState::Cancelled,
-        _ => return None,
-    };
+    let state: JobState = field(h, "state")?.parse().ok()?;
     let created_us: u64 = num(h, "created_us").unwrap_or(0);
     Some(JobRecord {
         id: id.clone(),

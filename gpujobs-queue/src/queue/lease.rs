@@ -91,6 +91,7 @@ impl RedisQueue {
                 }
                 let got = self.deliveries(keys, lane, consumer, fetched.rows).await?;
                 if !got.is_empty() {
+                    self.adapt_slice(Role::Fetch, true);
                     return Ok(got);
                 }
             }
@@ -111,9 +112,10 @@ impl RedisQueue {
                     &streams,
                     &[">", ">", ">"],
                     max,
-                    Some(self.block_slice(left)),
+                    Some(self.block_slice(Role::Fetch, left)),
                 )
                 .await?;
+            self.adapt_slice(Role::Fetch, !entries.is_empty());
             if !entries.is_empty() {
                 let rows = self
                     .shared

@@ -33,13 +33,17 @@ use gpujobs_core::{
 };
 use redis::Value;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// With several partitions a blocking read waits on one partition at a time, for at
-/// most this long, before sweeping all of them again (one partition: no limit).
+/// With several partitions a blocking read waits on one partition at a time before
+/// sweeping all of them again (one partition: no limit): 1 ms right after work was
+/// found, doubling while nothing comes, up to this (so a busy system notices work in
+/// another partition within a millisecond or two, and an idle one polls 50 times a
+/// second per worker).
 const PARTITION_SLICE: Duration = Duration::from_millis(20);
+const FIRST_SLICE_US: u64 = 1_000;
 
 /// Who sweeps the partitions (each role rotates on its own).
 #[derive(Clone, Copy)]
@@ -114,6 +118,9 @@ pub struct RedisQueue {
     /// counter per role: fetches, takes and reclaims rotate independently, so that N
     /// successive fetches start at N different partitions.
     rotation: [AtomicUsize; 3],
+    /// The current blocking slice per role with several partitions, µs (see
+    /// [`PARTITION_SLICE`]).
+    slices: [AtomicU64; 3],
     /// Where blobs read from Redis land (page-aligned, recycled host buffers).
     buffers: BufferPool,
     /// Batches the submits that arrive together into one script call.
@@ -189,6 +196,7 @@ impl RedisQueue {
             credits: Mutex::default(),
             submit_reclaimed: Mutex::new(None),
             rotation: Default::default(),
+            slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
             buffers: BufferPool::global().clone(),
         })
     }
@@ -265,12 +273,26 @@ impl RedisQueue {
         (0..n).map(move |i| (start + i) % n)
     }
 
-    /// How long one blocking read may wait, given the time `left`.
-    fn block_slice(&self, left: Duration) -> Duration {
+    /// How long `role`'s next blocking read may wait, given the time `left`.
+    fn block_slice(&self, role: Role, left: Duration) -> Duration {
         if self.shared.parts.len() > 1 {
-            left.min(PARTITION_SLICE)
+            left.min(Duration::from_micros(
+                self.slices[role as usize].load(Ordering::Relaxed),
+            ))
         } else {
             left
+        }
+    }
+
+    /// After a blocking read: back to the shortest slice when it found work, else a
+    /// longer one next time.
+    fn adapt_slice(&self, role: Role, found: bool) {
+        let s = &self.slices[role as usize];
+        if found {
+            s.store(FIRST_SLICE_US, Ordering::Relaxed);
+        } else {
+            let next = (s.load(Ordering::Relaxed) * 2).min(PARTITION_SLICE.as_micros() as u64);
+            s.store(next, Ordering::Relaxed);
         }
     }
 

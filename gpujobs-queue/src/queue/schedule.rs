@@ -70,7 +70,7 @@ impl RedisQueue {
         reread: bool,
         block: Option<Duration>,
     ) -> Result<Vec<Entry>, QueueError> {
-        let submit = std::slice::from_ref(&keys.submit()).to_vec();
+        let submit = [keys.submit()];
         if reclaim {
             let e = self.autoclaim(keys, consumer, max).await?;
             if !e.is_empty() {
@@ -116,6 +116,7 @@ impl RedisQueue {
                     .take_from(keys, consumer, max, reclaim, reread, None)
                     .await?;
                 if !got.is_empty() {
+                    self.adapt_slice(Role::Take, true);
                     return self.incoming(keys, got).await;
                 }
             }
@@ -125,10 +126,11 @@ impl RedisQueue {
                 return Ok(Vec::new());
             }
             let keys = &self.shared.parts[order[0]];
-            let block = Some(self.block_slice(left));
+            let block = Some(self.block_slice(Role::Take, left));
             let got = self
                 .take_from(keys, consumer, max, false, false, block)
                 .await?;
+            self.adapt_slice(Role::Take, !got.is_empty());
             if !got.is_empty() {
                 return self.incoming(keys, got).await;
             }
