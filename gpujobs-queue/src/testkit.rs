@@ -121,11 +121,16 @@ impl RedisCluster {
     pub fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
+                // The bus port defaults to port + 10000, which is past 65535 for a
+                // high ephemeral port: name a free one.
+                let bus = free_port().to_string();
                 RedisServer::start_with(
                     false,
                     &[
                         "--cluster-enabled",
                         "yes",
+                        "--cluster-port",
+                        &bus,
                         "--cluster-config-file",
                         "nodes.conf",
                         "--cluster-node-timeout",
