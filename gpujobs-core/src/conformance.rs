@@ -41,6 +41,7 @@ pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     cancel_before_start_never_runs(q).await;
     cancel_while_running(q).await;
     release_does_not_count_an_attempt(q).await;
+    complete_batch_records_each_and_fences_each(q).await;
     reject_goes_to_dead_letter(q).await;
     heartbeats_and_lane_stats(q).await;
 }
@@ -357,6 +358,48 @@ pub async fn cancel_while_running(q: &dyn Queue) {
             .iter()
             .any(|d| d.id == id.as_str())
     );
+}
+
+/// A batch of completions records each job once; a stale lease in the batch is
+/// refused alone.
+pub async fn complete_batch_records_each_and_fences_each(q: &dyn Queue) {
+    let mut ids = Vec::new();
+    for seed in 0..3 {
+        ids.push(submit_and_place(q, job(300 + seed)).await);
+    }
+    let mut leases = Vec::new();
+    while leases.len() < 3 {
+        let got = q.fetch(LANE, "wb", 3, LEASE, WAIT).await.expect("fetch");
+        assert!(!got.is_empty(), "jobs vanished");
+        leases.extend(got.into_iter().map(|d| d.lease));
+    }
+    let mut stale = leases[1].clone();
+    stale.attempt += 1;
+    let batch = vec![
+        (leases[0].clone(), result()),
+        (stale, result()),
+        (leases[2].clone(), result()),
+    ];
+    let answers = q.complete_batch(batch).await;
+    assert_eq!(answers.len(), 3);
+    assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+    assert!(
+        matches!(answers[1], Err(QueueError::LeaseLost(_))),
+        "{answers:?}"
+    );
+    assert_eq!(state(q, &leases[0].job_id).await, JobState::Succeeded);
+    assert_eq!(state(q, &leases[2].job_id).await, JobState::Succeeded);
+    assert_eq!(state(q, &leases[1].job_id).await, JobState::Running);
+    q.complete(&leases[1], result())
+        .await
+        .expect("the real lease completes");
+    assert!(
+        q.complete_batch(vec![(leases[0].clone(), result())]).await[0].is_err(),
+        "a second completion is refused"
+    );
+    for id in &ids {
+        assert_eq!(state(q, id).await, JobState::Succeeded);
+    }
 }
 
 /// A job given back at shutdown is fetched again without losing an attempt.

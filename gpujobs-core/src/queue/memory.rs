@@ -250,6 +250,26 @@ impl MemoryQueue {
     }
 }
 
+impl MemoryQueue {
+    /// Records a success under the lock the caller holds.
+    fn complete_locked(
+        &self,
+        inner: &mut Inner,
+        lease: &Lease,
+        mut result: JobResult,
+    ) -> Result<(), QueueError> {
+        Self::check_lease(inner, lease)?;
+        inner.leases.remove(&lease.job_id);
+        if let Some(rec) = inner.records.get_mut(&lease.job_id) {
+            result.timings.total_s = now_us().saturating_sub(rec.created_us) as f64 / 1e6;
+            rec.result = Some(result);
+            rec.error = None;
+        }
+        self.finish(inner, &lease.job_id, JobState::Succeeded);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn submit(&self, mut job: JobEnvelope) -> Result<JobId, QueueError> {
@@ -455,17 +475,18 @@ impl Queue for MemoryQueue {
         Ok(RenewOutcome { cancel_requested })
     }
 
-    async fn complete(&self, lease: &Lease, mut result: JobResult) -> Result<(), QueueError> {
+    async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
         let mut inner = self.lock();
-        Self::check_lease(&inner, lease)?;
-        inner.leases.remove(&lease.job_id);
-        if let Some(rec) = inner.records.get_mut(&lease.job_id) {
-            result.timings.total_s = now_us().saturating_sub(rec.created_us) as f64 / 1e6;
-            rec.result = Some(result);
-            rec.error = None;
-        }
-        self.finish(&mut inner, &lease.job_id, JobState::Succeeded);
-        Ok(())
+        self.complete_locked(&mut inner, lease, result)
+    }
+
+    /// One lock for the whole batch.
+    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
+        let mut inner = self.lock();
+        batch
+            .into_iter()
+            .map(|(lease, result)| self.complete_locked(&mut inner, &lease, result))
+            .collect()
     }
 
     async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError> {

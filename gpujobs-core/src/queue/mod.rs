@@ -125,6 +125,18 @@ pub trait Queue: Send + Sync {
     /// longer the job's current one.
     async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError>;
 
+    /// Records many successes at once, each as [`Queue::complete`] would, answering
+    /// for each in order: for callers that hold a batch of results (the embedded queue
+    /// takes its lock once, the Redis queue makes one script call per partition). The
+    /// default records them one by one.
+    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (lease, result) in batch {
+            out.push(self.complete(&lease, result).await);
+        }
+        out
+    }
+
     /// Records a failed attempt: retried with backoff, failed, dead-lettered, or (for
     /// [`crate::ErrorClass::Cancelled`]) cancelled.
     async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError>;

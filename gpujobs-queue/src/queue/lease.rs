@@ -9,7 +9,9 @@ use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
 use crate::read::Begun;
-use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
+use crate::scripts::{
+    Begin, Complete, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms,
+};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
@@ -226,15 +228,16 @@ impl RedisQueue {
             .await
     }
 
-    pub(super) async fn complete_job(
+    /// Stores a result's output blobs and builds its completion; `None` when an output
+    /// is over the blob limit (the job is then failed permanently instead).
+    async fn prepare_completion(
         &self,
         lease: &Lease,
-        result: JobResult,
-    ) -> Result<(), QueueError> {
+        result: &JobResult,
+    ) -> Result<Option<Completion>, QueueError> {
         let id = &lease.job_id;
         let keys = self.keys_of_lease(lease);
         let cfg = &self.shared.cfg;
-        let ttl = ms(cfg.finished_ttl);
         let mut pipe = redis::pipe();
         for (name, values) in &result.blobs {
             let bytes = blob_bytes(values);
@@ -245,13 +248,13 @@ impl RedisQueue {
                     cfg.max_blob_bytes
                 );
                 self.fail_job(lease, &JobError::permanent(why)).await?;
-                return Ok(());
+                return Ok(None);
             }
             pipe.cmd("SET")
                 .arg(keys.blob(id, &format!("out:{name}")))
                 .arg(&*bytes)
                 .arg("PX")
-                .arg(ttl)
+                .arg(ms(cfg.finished_ttl))
                 .ignore();
         }
         if !result.blobs.is_empty() {
@@ -259,16 +262,69 @@ impl RedisQueue {
                 .await
                 .map_err(backend("storing result blobs"))?;
         }
-        let json = serde_json::to_string(&result)?;
-        let recorded = self
-            .completions
-            .write(keys.partition(), Completion::new(&Fence::of(lease)?, json))
-            .await?;
-        if recorded {
-            Ok(())
-        } else {
-            Err(QueueError::LeaseLost(id.to_string()))
+        let json = serde_json::to_string(result)?;
+        Ok(Some(Completion::new(&Fence::of(lease)?, json)))
+    }
+
+    pub(super) async fn complete_job(
+        &self,
+        lease: &Lease,
+        result: JobResult,
+    ) -> Result<(), QueueError> {
+        let Some(completion) = self.prepare_completion(lease, &result).await? else {
+            return Ok(());
+        };
+        let partition = self.keys_of_lease(lease).partition();
+        match self.completions.write(partition, completion).await? {
+            true => Ok(()),
+            false => Err(QueueError::LeaseLost(lease.job_id.to_string())),
         }
+    }
+
+    /// A worker's batch: blobs stored job by job, then one `complete` call per
+    /// partition.
+    pub(super) async fn complete_jobs(
+        &self,
+        batch: Vec<(Lease, JobResult)>,
+    ) -> Vec<Result<(), QueueError>> {
+        let mut out: Vec<Result<(), QueueError>> = Vec::with_capacity(batch.len());
+        let mut by_part: Vec<Vec<(usize, Completion)>> =
+            self.shared.parts.iter().map(|_| Vec::new()).collect();
+        for (i, (lease, result)) in batch.iter().enumerate() {
+            out.push(Ok(()));
+            match self.prepare_completion(lease, result).await {
+                Ok(Some(c)) => by_part[self.keys_of_lease(lease).partition() as usize].push((i, c)),
+                Ok(None) => {}
+                Err(e) => out[i] = Err(e),
+            }
+        }
+        for (p, group) in by_part.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let (idx, jobs): (Vec<usize>, Vec<Completion>) = group.into_iter().unzip();
+            let call = Complete {
+                keys: &self.shared.parts[p],
+                now_ms: now_ms(),
+                ttl_ms: ms(self.shared.cfg.finished_ttl),
+                jobs: &jobs,
+            };
+            match self.shared.call(&call).await {
+                Ok(recorded) => {
+                    for (i, ok) in idx.into_iter().zip(recorded) {
+                        if !ok {
+                            out[i] = Err(QueueError::LeaseLost(batch[i].0.job_id.to_string()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for i in idx {
+                        out[i] = Err(QueueError::Backend(e.to_string()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub(super) async fn fail_job(

@@ -404,6 +404,10 @@ impl Queue for RedisQueue {
         self.complete_job(lease, result).await
     }
 
+    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
+        self.complete_jobs(batch).await
+    }
+
     async fn fail(
         &self,
         lease: &Lease,
