@@ -130,7 +130,7 @@ run_celery() {
 # The rounds run in a subshell (the pipe to tee): it stops its own processes on exit.
 rounds() {
     trap kill_all EXIT
-    for round in 1 2 3; do
+    for _ in 1 2 3; do
         run_gpujobs 1
         run_bullmq
         run_gpujobs 3
