@@ -278,6 +278,11 @@ async fn malformed_submissions(cfg: RedisConfig) {
                 .collect(),
             "not UTF-8",
         ),
+        // Readable id, no kind: refused, and the id gets a `dead` record.
+        (
+            br#"{"id":"no-kind-1","payload":{}}"#.to_vec(),
+            "missing field `kind`",
+        ),
     ];
     let good1 = q
         .submit(JobEnvelope::new(VectorAdd::synthetic(8, 1)).unwrap())
@@ -321,6 +326,20 @@ async fn malformed_submissions(cfg: RedisConfig) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let refused = q
+        .status(&gpujobs_core::JobId::parse("no-kind-1").unwrap())
+        .await
+        .unwrap()
+        .expect("a refused entry with a readable id has a record");
+    assert_eq!(refused.state, JobState::Dead);
+    assert!(
+        refused
+            .error
+            .unwrap()
+            .message
+            .contains("missing field `kind`"),
+        "the reason is on the record"
+    );
     let out: VectorAddOutput = q
         .status(&gpujobs_core::JobId::parse("ext-1").unwrap())
         .await

@@ -352,11 +352,12 @@ impl Queue for MemoryQueue {
                     };
                     inner.next_entry += 1;
                     let entry = format!("s{}", inner.next_entry);
-                    inner.taken.insert(entry.clone(), id);
+                    inner.taken.insert(entry.clone(), id.clone());
                     out.push(Incoming {
                         entry,
                         job: Ok(env),
                         raw: None,
+                        id: Some(id),
                     });
                 }
                 ((!out.is_empty()).then_some(out), None)

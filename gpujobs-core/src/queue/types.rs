@@ -18,6 +18,9 @@ pub struct Incoming {
     pub job: Result<Arc<JobEnvelope>, String>,
     /// The raw entry, kept for the dead-letter record when it could not be read.
     pub raw: Option<String>,
+    /// The job's id when the entry names a valid one, even if the rest of it could
+    /// not be read: a refused entry then leaves a `dead` record a client can find.
+    pub id: Option<JobId>,
 }
 
 /// A worker's right to run a job until `deadline` (renewable).

@@ -148,10 +148,19 @@ impl RedisQueue {
         for e in entries {
             let field = e.field("job");
             let job = parse_submission(field);
-            if let Ok(env) = &job {
-                let home = partition_of(env.id.as_str(), n);
+            let id = match &job {
+                Ok(env) => Some(env.id.clone()),
+                Err(_) => readable_id(field),
+            };
+            if let Some(id) = &id {
+                let home = partition_of(id.as_str(), n);
                 if home != keys.partition() {
-                    self.forward(keys, &e.id, &self.shared.parts[home as usize], env)
+                    // With the id it was given or generated, so it stays there.
+                    let body = match &job {
+                        Ok(env) => serde_json::to_vec(env)?,
+                        Err(_) => field.unwrap_or(b"").to_vec(),
+                    };
+                    self.forward(keys, &e.id, &self.shared.parts[home as usize], &body)
                         .await?;
                     continue;
                 }
@@ -161,26 +170,26 @@ impl RedisQueue {
                 entry: format!("{}|{}", keys.partition(), e.id),
                 job: job.map(Into::into),
                 raw,
+                id,
             });
         }
         Ok(out)
     }
 
-    /// Moves an entry submitted to the wrong partition to its job's own (with the id it
-    /// was given or generated, so it stays there). At least once: a crash in between
-    /// leaves a duplicate entry, which placing drops.
+    /// Moves an entry submitted to the wrong partition to its job's own. At least once:
+    /// a crash in between leaves a duplicate entry, which placing drops.
     async fn forward(
         &self,
         from: &Keys,
         entry: &str,
         to: &Keys,
-        env: &gpujobs_core::JobEnvelope,
+        body: &[u8],
     ) -> Result<(), QueueError> {
         redis::cmd("XADD")
             .arg(to.submit())
             .arg("*")
             .arg("job")
-            .arg(serde_json::to_string(env)?)
+            .arg(body)
             .query_async::<String>(&mut self.conn())
             .await
             .map_err(backend("forwarding a submission to its partition"))?;
@@ -238,9 +247,10 @@ impl RedisQueue {
         reason: &str,
     ) -> Result<(), QueueError> {
         let (keys, entry) = self.entry_of(incoming)?;
-        let (id, kind) = match &incoming.job {
-            Ok(env) => (env.id.as_str(), env.kind.as_str()),
-            Err(_) => ("", ""),
+        let (id, kind) = match (&incoming.job, &incoming.id) {
+            (Ok(env), _) => (env.id.as_str(), env.kind.as_str()),
+            (Err(_), Some(id)) => (id.as_str(), ""),
+            (Err(_), None) => ("", ""),
         };
         let error = serde_json::to_string(&JobError::permanent(reason))?;
         self.shared
@@ -256,4 +266,10 @@ impl RedisQueue {
             })
             .await
     }
+}
+
+/// The `id` of an entry that is JSON with a valid id but not a valid envelope.
+fn readable_id(field: Option<&[u8]>) -> Option<gpujobs_core::JobId> {
+    let v: serde_json::Value = serde_json::from_slice(field?).ok()?;
+    gpujobs_core::JobId::parse(v.get("id")?.as_str()?)
 }
