@@ -13,6 +13,8 @@ pub struct RedisArgs {
     #[arg(
         long = "redis",
         env = "GPUJOBS_REDIS_URL",
+        // --help must not print a password taken from the environment.
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",
         global = true
     )]

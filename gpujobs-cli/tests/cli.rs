@@ -389,3 +389,25 @@ fn help_explains_each_command() {
         stdout(&o)
     );
 }
+
+/// A password in GPUJOBS_REDIS_URL never shows in --help (clap prints env values).
+#[test]
+fn help_does_not_print_the_redis_password() {
+    for cmd in ["worker", "scheduler", "submit", "status"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+            .args([cmd, "--help"])
+            .env(
+                "GPUJOBS_REDIS_URL",
+                "redis://user:s3cret-pw@redis.example:6379",
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains("GPUJOBS_REDIS_URL"), "{cmd}: {text}");
+        assert!(
+            !text.contains("s3cret-pw"),
+            "{cmd} --help printed the password"
+        );
+    }
+}
