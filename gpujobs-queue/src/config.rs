@@ -33,6 +33,10 @@ pub struct RedisConfig {
     /// Submit entries a scheduler took but did not hand off for this long are taken
     /// again by another scheduler.
     pub scheduler_lease: Duration,
+    /// How long `connect_retrying` keeps retrying when Redis refuses the credentials
+    /// (a password being rotated), before giving up with a clear error, so that a
+    /// daemon with a wrong password exits instead of retrying forever.
+    pub auth_grace: Duration,
     /// Warn at connect when Redis may evict or lose jobs (daemons want this; one-shot
     /// clients need not repeat it).
     pub warn_durability: bool,
@@ -53,6 +57,7 @@ impl RedisConfig {
             events_max: 100_000,
             worker_ttl: Duration::from_secs(15),
             scheduler_lease: Duration::from_secs(30),
+            auth_grace: Duration::from_secs(30),
             warn_durability: true,
         }
     }

@@ -25,7 +25,14 @@ pub(crate) async fn open(
     response_timeout: Duration,
 ) -> Result<Conn, QueueError> {
     let unreachable = |e: redis::RedisError| {
-        QueueError::Backend(format!("cannot reach Redis at {}: {e}", cfg.redacted_url()))
+        if is_auth_error(&e) {
+            QueueError::Misconfigured(format!(
+                "{AUTH_FAILED} at {}: {e} (check the user and password in the URL)",
+                cfg.redacted_url()
+            ))
+        } else {
+            QueueError::Backend(format!("cannot reach Redis at {}: {e}", cfg.redacted_url()))
+        }
     };
     let invalid = |e: redis::RedisError| {
         let hint = if cfg.url.starts_with("rediss") && !cfg!(feature = "tls") {
@@ -173,6 +180,19 @@ pub(crate) async fn warn_about_durability(conn: &mut Conn, cfg: &RedisConfig) {
     if aof.as_deref() == Some("no") && save.as_deref().is_some_and(|s| s.trim().is_empty()) {
         tracing::warn!(url = %cfg.redacted_url(), "Redis persistence is off (appendonly no, no save points): a Redis restart loses every queued job");
     }
+}
+
+/// How an authentication failure starts its message (`connect_retrying` retries these
+/// only for [`RedisConfig::auth_grace`]).
+pub(crate) const AUTH_FAILED: &str = "authentication failed";
+
+/// Whether Redis refused the credentials (wrong password, unknown user, none given).
+pub(crate) fn is_auth_error(e: &redis::RedisError) -> bool {
+    let text = e.to_string();
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || ["WRONGPASS", "NOAUTH", "NOPERM"]
+            .iter()
+            .any(|c| e.code() == Some(*c) || text.contains(c))
 }
 
 /// Whether an error means a consumer group is missing.

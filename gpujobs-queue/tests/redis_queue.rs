@@ -391,3 +391,33 @@ async fn a_redis_restart_loses_no_acknowledged_job() {
         assert_eq!(rec.state, JobState::Succeeded, "{id}: {rec:?}");
     }
 }
+
+/// Wrong or missing credentials: retried for the grace, then a clear error that says
+/// so (a daemon then exits instead of retrying forever); the right ones connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_end_in_a_clear_error_after_the_grace() {
+    let server = RedisServer::start_with(false, &["--requirepass", "right-pw"]);
+    for url in [
+        format!("redis://:wrong-pw@127.0.0.1:{}", server.port),
+        server.url(),
+    ] {
+        let mut cfg = RedisConfig::new(url);
+        cfg.auth_grace = Duration::from_millis(500);
+        let started = std::time::Instant::now();
+        let e = RedisQueue::connect_retrying(cfg, None).await.unwrap_err();
+        assert!(
+            matches!(&e, gpujobs_core::QueueError::Misconfigured(m) if m.contains("authentication failed")),
+            "{e}"
+        );
+        assert!(
+            !e.to_string().contains("wrong-pw"),
+            "the password is redacted: {e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "gave up after the grace"
+        );
+    }
+    let ok = RedisConfig::new(format!("redis://:right-pw@127.0.0.1:{}", server.port));
+    RedisQueue::connect(ok).await.unwrap();
+}

@@ -16,7 +16,8 @@ mod submit;
 use crate::config::RedisConfig;
 use crate::conn::Conn;
 use crate::connection::{
-    MAX_BLOCK, backend, ensure_groups, is_nogroup, open, resolve_partitions, warn_about_durability,
+    AUTH_FAILED, MAX_BLOCK, ensure_groups, is_auth_error, is_nogroup, open, resolve_partitions,
+    warn_about_durability,
 };
 use crate::keys::{Keys, partition_of};
 use crate::read::{Entry, stream_reply};
@@ -167,7 +168,16 @@ impl RedisQueue {
         let pong: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(backend("PING"))?;
+            .map_err(|e| {
+                if is_auth_error(&e) {
+                    QueueError::Misconfigured(format!(
+                        "{AUTH_FAILED} at {}: {e} (check the user and password in the URL)",
+                        cfg.redacted_url()
+                    ))
+                } else {
+                    QueueError::Backend(format!("PING: {e}"))
+                }
+            })?;
         if pong != "PONG" {
             return Err(QueueError::Backend(format!(
                 "unexpected PING reply {pong:?}"
@@ -209,7 +219,8 @@ impl RedisQueue {
 
     /// Connects, retrying with exponential backoff (0.2 s doubling to 10 s) until Redis
     /// answers or `give_up_after` passes (`None`: forever), logging each failure.
-    /// A misconfiguration ([`QueueError::Misconfigured`]) is returned at once.
+    /// A misconfiguration ([`QueueError::Misconfigured`]) is returned at once, refused
+    /// credentials once [`RedisConfig::auth_grace`] has passed.
     pub async fn connect_retrying(
         cfg: RedisConfig,
         give_up_after: Option<Duration>,
@@ -219,6 +230,13 @@ impl RedisQueue {
         loop {
             match Self::connect(cfg.clone()).await {
                 Ok(q) => return Ok(q),
+                Err(QueueError::Misconfigured(m))
+                    if m.starts_with(AUTH_FAILED) && start.elapsed() < cfg.auth_grace =>
+                {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %m, retry_in = ?delay, grace = ?cfg.auth_grace, "Redis refused the credentials; retrying until the grace passes");
+                    tokio::time::sleep(delay).await;
+                }
                 Err(e @ QueueError::Misconfigured(_)) => return Err(e),
                 Err(e) => {
                     let delay = backoff.next_delay();
