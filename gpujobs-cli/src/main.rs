@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(cli.verbose, cli.log_format, default_level);
+    let json_logs = matches!(cli.log_format, LogFormat::Json);
     if let Some(bytes) = cli.buffer_pool_bytes {
         gpujobs_core::BufferPool::global().set_budget(bytes);
     }
@@ -115,7 +116,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // With `--log-format json` every line on stderr is JSON, the last one too.
+            if json_logs {
+                tracing::error!(error = %e, exit_code = e.exit_code(), "command failed");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

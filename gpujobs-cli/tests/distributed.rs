@@ -810,3 +810,35 @@ fn wait_reports_a_mixed_batch_by_kind() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("use it with --wait"));
 }
+
+/// `--log-format json`: every line a worker and a scheduler write to stderr, from start
+/// to a SIGTERM drain, is a JSON object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_json_on_every_line() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    for cmd in ["worker", "scheduler"] {
+        let child = bin()
+            .args(["--log-format", "json", cmd])
+            .env("GPUJOBS_REDIS_URL", &url)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut p = Proc(child);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        sigterm(&p);
+        assert_eq!(wait_exit(&mut p, Duration::from_secs(20)), Some(0), "{cmd}");
+        let mut err = String::new();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(lines.len() >= 2, "{cmd} logged too little:\n{err}");
+        for line in lines {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()),
+                "{cmd}: not a JSON line: {line}"
+            );
+        }
+    }
+}

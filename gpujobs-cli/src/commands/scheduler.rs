@@ -39,9 +39,10 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
         scheduler = scheduler.with_observer(metrics);
     }
     let report = scheduler.run(shutdown).await;
-    eprintln!(
-        "scheduler stopped: {} placed, {} rejected",
-        report.placed, report.rejected
+    tracing::info!(
+        placed = report.placed,
+        rejected = report.rejected,
+        "scheduler stopped"
     );
     Ok(())
 }

@@ -60,10 +60,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
                 format!("{id}-{i}")
             };
         }
-        eprintln!(
-            "worker {} serving the {} lane on {}",
-            config.id, config.lane, backend.device
-        );
+        // Through the log, so that `--log-format json` keeps every line JSON.
+        tracing::info!(worker = %config.id, lane = %config.lane, device = %backend.device, "worker serving its lane");
         let mut worker = Worker::new(queue.clone(), backend.registry.clone(), config);
         if let Some(m) = &metrics {
             worker = worker.with_observer(m.clone());
@@ -76,9 +74,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::runtime(format!("worker task failed: {e}")))?;
         done += report.done;
-        eprintln!(
-            "worker stopped: {} done, {} failed attempts, {} released unfinished",
-            report.done, report.failed, report.released
+        tracing::info!(
+            done = report.done,
+            failed_attempts = report.failed,
+            released_unfinished = report.released,
+            "worker stopped"
         );
     }
     tracing::info!(done, "all workers stopped");
