@@ -153,6 +153,48 @@ fn matmul_and_vector_add_on_npy_files() {
     assert_eq!(read_f32_npy(&z), expect);
 }
 
+/// Data holding NaN and inf: the right output is written and the reference check
+/// passes, comparing non-finite values position by position (as numpy gives them).
+#[test]
+fn non_finite_inputs_pass_the_check_when_the_result_is_right() {
+    let dir = tmp();
+    let (a, b, c) = (
+        p(dir.path(), "a.npy"),
+        p(dir.path(), "b.npy"),
+        p(dir.path(), "c.npy"),
+    );
+    f32_npy(&a, &[2, 2], &[1., f32::NAN, 3., 4.]);
+    f32_npy(&b, &[2, 2], &[1., 0., 0., f32::INFINITY]);
+    let o = gpujobs(&["run", "matmul", "--a", s(&a), "--b", s(&b), "--out", s(&c)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = read_f32_npy(&c);
+    // numpy: [[1·1 + NaN·0, 1·0 + NaN·inf], [3·1 + 4·0, 3·0 + 4·inf]]
+    //      = [[NaN, NaN], [3, inf]].
+    assert!(got[0].is_nan() && got[1].is_nan(), "{got:?}");
+    assert_eq!((got[2], got[3]), (3.0, f32::INFINITY));
+    let (x, y, z) = (
+        p(dir.path(), "x.npy"),
+        p(dir.path(), "y.npy"),
+        p(dir.path(), "z.npy"),
+    );
+    f32_npy(&x, &[3], &[f32::NAN, f32::INFINITY, 1.0]);
+    f32_npy(&y, &[3], &[1.0, 1.0, 2.0]);
+    let o = gpujobs(&[
+        "run",
+        "vector-add",
+        "--a",
+        s(&x),
+        "--b",
+        s(&y),
+        "--out",
+        s(&z),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["check"]["passed"], true, "{v}");
+}
+
 #[test]
 fn image_filters_on_png_and_npy() {
     let dir = tmp();
