@@ -25,14 +25,9 @@ pub(crate) async fn open(
     response_timeout: Duration,
 ) -> Result<Conn, QueueError> {
     let unreachable = |e: redis::RedisError| {
-        if is_auth_error(&e) {
-            QueueError::Misconfigured(format!(
-                "{AUTH_FAILED} at {}: {e} (check the user and password in the URL)",
-                cfg.redacted_url()
-            ))
-        } else {
+        refused(cfg, &e).unwrap_or_else(|| {
             QueueError::Backend(format!("cannot reach Redis at {}: {e}", cfg.redacted_url()))
-        }
+        })
     };
     let invalid = |e: redis::RedisError| {
         let hint = if cfg.url.starts_with("rediss") && !cfg!(feature = "tls") {
@@ -186,8 +181,18 @@ pub(crate) async fn warn_about_durability(conn: &mut Conn, cfg: &RedisConfig) {
 /// only for [`RedisConfig::auth_grace`]).
 pub(crate) const AUTH_FAILED: &str = "authentication failed";
 
+/// The error to report when Redis refused the credentials, `None` for other errors.
+pub(crate) fn refused(cfg: &RedisConfig, e: &redis::RedisError) -> Option<QueueError> {
+    is_auth_error(e).then(|| {
+        QueueError::Misconfigured(format!(
+            "{AUTH_FAILED} at {}: {e} (check the user and password in the URL)",
+            cfg.redacted_url()
+        ))
+    })
+}
+
 /// Whether Redis refused the credentials (wrong password, unknown user, none given).
-pub(crate) fn is_auth_error(e: &redis::RedisError) -> bool {
+fn is_auth_error(e: &redis::RedisError) -> bool {
     let text = e.to_string();
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || ["WRONGPASS", "NOAUTH", "NOPERM"]

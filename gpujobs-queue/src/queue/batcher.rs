@@ -115,11 +115,7 @@ async fn run<W: BatchWrite>(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
                 Err(_) => break,
             }
         }
-        let mut by_part: Vec<Vec<Pending<W>>> = shared.parts.iter().map(|_| Vec::new()).collect();
-        for p in batch {
-            let i = (p.partition as usize).min(by_part.len() - 1);
-            by_part[i].push(p);
-        }
+        let by_part = shared.by_partition(batch.into_iter().map(|p| (p.partition, p)));
         for (i, group) in by_part.into_iter().enumerate() {
             if group.is_empty() {
                 continue;

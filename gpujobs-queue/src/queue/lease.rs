@@ -3,15 +3,14 @@
 //! A [`Lease`]'s entry is `<lane stream>|<stream entry id>`; the stream names the
 //! partition.
 
+use super::batcher::{BatchWrite, Completions};
 use super::submit::BlobError;
 use super::{RedisQueue, Role, lock};
 use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
 use crate::read::Begun;
-use crate::scripts::{
-    Begin, Complete, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms,
-};
+use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
@@ -288,28 +287,21 @@ impl RedisQueue {
         batch: Vec<(Lease, JobResult)>,
     ) -> Vec<Result<(), QueueError>> {
         let mut out: Vec<Result<(), QueueError>> = Vec::with_capacity(batch.len());
-        let mut by_part: Vec<Vec<(usize, Completion)>> =
-            self.shared.parts.iter().map(|_| Vec::new()).collect();
+        let mut ready = Vec::with_capacity(batch.len());
         for (i, (lease, result)) in batch.iter().enumerate() {
             out.push(Ok(()));
             match self.prepare_completion(lease, result).await {
-                Ok(Some(c)) => by_part[self.keys_of_lease(lease).partition() as usize].push((i, c)),
+                Ok(Some(c)) => ready.push((self.keys_of_lease(lease).partition(), (i, c))),
                 Ok(None) => {}
                 Err(e) => out[i] = Err(e),
             }
         }
-        for (p, group) in by_part.into_iter().enumerate() {
+        for (p, group) in self.shared.by_partition(ready).into_iter().enumerate() {
             if group.is_empty() {
                 continue;
             }
             let (idx, jobs): (Vec<usize>, Vec<Completion>) = group.into_iter().unzip();
-            let call = Complete {
-                keys: &self.shared.parts[p],
-                now_ms: now_ms(),
-                ttl_ms: ms(self.shared.cfg.finished_ttl),
-                jobs: &jobs,
-            };
-            match self.shared.call(&call).await {
+            match Completions::write(&self.shared, &self.shared.parts[p], &jobs).await {
                 Ok(recorded) => {
                     for (i, ok) in idx.into_iter().zip(recorded) {
                         if !ok {

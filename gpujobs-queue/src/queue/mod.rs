@@ -16,7 +16,7 @@ mod submit;
 use crate::config::RedisConfig;
 use crate::conn::Conn;
 use crate::connection::{
-    AUTH_FAILED, MAX_BLOCK, ensure_groups, is_auth_error, is_nogroup, open, resolve_partitions,
+    AUTH_FAILED, MAX_BLOCK, ensure_groups, is_nogroup, open, refused, resolve_partitions,
     warn_about_durability,
 };
 use crate::keys::{Keys, partition_of};
@@ -95,6 +95,16 @@ impl Shared {
         )))
     }
 
+    /// Sorts `items` into one bucket per partition (by the partition each names).
+    pub(crate) fn by_partition<T>(&self, items: impl IntoIterator<Item = (u32, T)>) -> Vec<Vec<T>> {
+        let mut buckets: Vec<Vec<T>> = self.parts.iter().map(|_| Vec::new()).collect();
+        let last = buckets.len() - 1;
+        for (p, item) in items {
+            buckets[(p as usize).min(last)].push(item);
+        }
+        buckets
+    }
+
     /// The partition a job lives in.
     pub(crate) fn keys_of(&self, id: &JobId) -> &Keys {
         let n = self.parts.len() as u32;
@@ -169,14 +179,7 @@ impl RedisQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| {
-                if is_auth_error(&e) {
-                    QueueError::Misconfigured(format!(
-                        "{AUTH_FAILED} at {}: {e} (check the user and password in the URL)",
-                        cfg.redacted_url()
-                    ))
-                } else {
-                    QueueError::Backend(format!("PING: {e}"))
-                }
+                refused(&cfg, &e).unwrap_or_else(|| QueueError::Backend(format!("PING: {e}")))
             })?;
         if pong != "PONG" {
             return Err(QueueError::Backend(format!(

@@ -212,21 +212,22 @@ impl RedisQueue {
         &self,
         batch: &[(Incoming, PlacementDecision)],
     ) -> Result<(), QueueError> {
-        let mut by_part: Vec<Vec<PlaceJob<'_>>> =
-            self.shared.parts.iter().map(|_| Vec::new()).collect();
+        let mut jobs = Vec::with_capacity(batch.len());
         for (incoming, decision) in batch {
             let env = incoming.job.as_ref().map_err(|e| {
                 QueueError::Backend(format!("cannot place an unreadable entry: {e}"))
             })?;
             let (keys, entry) = self.entry_of(incoming)?;
-            by_part[keys.partition() as usize].push(PlaceJob {
+            let job = PlaceJob {
                 entry,
                 env,
                 lane: decision.lane,
                 decision_json: serde_json::to_string(decision)?,
                 est_s: decision.run_estimate_s,
-            });
+            };
+            jobs.push((keys.partition(), job));
         }
+        let by_part = self.shared.by_partition(jobs);
         for (p, jobs) in by_part.iter().enumerate() {
             if !jobs.is_empty() {
                 self.shared

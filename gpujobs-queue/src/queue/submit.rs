@@ -134,11 +134,11 @@ impl RedisQueue {
     /// The states of many jobs at once (one pipelined round trip per partition); `None`
     /// for unknown or expired records. Cheaper than `status` for watching a batch.
     pub async fn states(&self, ids: &[JobId]) -> Result<Vec<Option<JobState>>, QueueError> {
-        let n = self.shared.parts.len();
-        let mut by_part: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, id) in ids.iter().enumerate() {
-            by_part[self.shared.keys_of(id).partition() as usize].push(i);
-        }
+        let by_part = self.shared.by_partition(
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| (self.shared.keys_of(id).partition(), i)),
+        );
         let mut out = vec![None; ids.len()];
         for (p, idx) in by_part.iter().enumerate() {
             if idx.is_empty() {
