@@ -33,13 +33,9 @@ impl Call for Fail<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        let f = &self.fence;
-        inv.key(f.stream)
+        self.fence
+            .fill(inv)
             .key(self.keys.delayed(self.lane))
-            .arg(f.entry)
-            .arg(f.consumer)
-            .arg(f.attempt)
-            .arg(f.id)
             .arg(&self.error_json)
             .arg(self.error.class.as_str())
             .arg(ms(self.delay))

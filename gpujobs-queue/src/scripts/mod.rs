@@ -119,6 +119,19 @@ pub(crate) struct Fence<'a> {
 }
 
 impl<'a> Fence<'a> {
+    /// KEYS[1] (the lane stream) and ARGV 2–5 (entry, consumer, attempt, id): how every
+    /// fenced script (`renew`, `fail`, `release`) starts.
+    pub(crate) fn fill<'i, 's>(
+        &self,
+        inv: &'i mut ScriptInvocation<'s>,
+    ) -> &'i mut ScriptInvocation<'s> {
+        inv.key(self.stream)
+            .arg(self.entry)
+            .arg(self.consumer)
+            .arg(self.attempt)
+            .arg(self.id)
+    }
+
     /// The fence of a lease (its entry is `<stream>|<entry id>`).
     pub(crate) fn of(lease: &'a gpujobs_core::queue::Lease) -> Result<Self, QueueError> {
         let (stream, entry) = lease

@@ -27,12 +27,8 @@ impl Call for Release<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        let f = &self.fence;
-        inv.key(f.stream)
-            .arg(f.entry)
-            .arg(f.consumer)
-            .arg(f.attempt)
-            .arg(f.id)
+        self.fence
+            .fill(inv)
             .arg(self.lane.as_str())
             .arg(self.now_ms)
             .arg(self.ttl_ms);

@@ -26,13 +26,7 @@ impl Call for Renew<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        let f = &self.fence;
-        inv.key(f.stream)
-            .arg(f.entry)
-            .arg(f.consumer)
-            .arg(f.attempt)
-            .arg(f.id)
-            .arg(self.lease_ms);
+        self.fence.fill(inv).arg(self.lease_ms);
     }
 
     fn reply(&self, v: Value) -> Result<RenewOutcome, QueueError> {
