@@ -77,7 +77,7 @@ fn mlp(c: &mut Criterion) {
         let id = format!("{samples}x{features}-h{hidden}");
         g.bench_function(BenchmarkId::from_parameter(id), |bench| {
             bench.iter(|| {
-                black_box(ops::mlp_train(&job, &data, &CancelFlag::new()).expect("trains"))
+                black_box(ops::mlp_train(&job, &data, None, &CancelFlag::new()).expect("trains"))
             })
         });
     }

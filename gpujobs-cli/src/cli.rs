@@ -151,8 +151,13 @@ pub enum KindArgs {
     /// luma in [0, 1]) or a 2-D .npy.
     ImageFilter(ImageFilterArgs),
     /// Train an MLP classifier (ReLU, softmax cross-entropy, minibatch SGD). Synthetic
-    /// clusters with --samples --features --classes, or --x X.npy --y y.npy.
+    /// clusters with --samples --features --classes, or --x X.npy --y y.npy; held-out
+    /// figures with --x-test/--y-test or --val-split; --save-model keeps the model.
     MlpTrain(MlpArgs),
+    /// Class probabilities and labels from a trained MLP: --model m.safetensors --x X.npy
+    /// (the model from `mlp-train --save-model`), or a synthetic model and inputs with
+    /// --rows --features --hidden --classes.
+    MlpPredict(MlpPredictArgs),
 }
 
 /// `matmul` inputs.
@@ -272,6 +277,51 @@ pub struct MlpArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub lr: f32,
+    /// Held-out features, a 2-D .npy file: loss and accuracy on them after every epoch.
+    #[arg(long, requires = "y_test", conflicts_with = "val_split")]
+    pub x_test: Option<PathBuf>,
+    /// Held-out integer labels, a 1-D .npy file.
+    #[arg(long, requires = "x_test")]
+    pub y_test: Option<PathBuf>,
+    /// Hold out this share of --x/--y (rows drawn with --seed) instead of --x-test/--y-test.
+    #[arg(long, requires = "x")]
+    pub val_split: Option<f64>,
+    /// Save the trained model here as safetensors (PyTorch's nn.Sequential layout; see
+    /// docs/job-kinds.md), for `mlp-predict --model`.
+    #[arg(long)]
+    pub save_model: Option<PathBuf>,
+}
+
+/// `mlp-predict` inputs.
+#[derive(Debug, Clone, Args)]
+pub struct MlpPredictArgs {
+    /// A model saved by `mlp-train --save-model` (or PyTorch: see docs/job-kinds.md).
+    #[arg(long, requires = "x")]
+    pub model: Option<PathBuf>,
+    /// Inputs, a 2-D .npy file (rows × the model's features).
+    #[arg(long, requires = "model")]
+    pub x: Option<PathBuf>,
+    /// Synthetic rows (with a synthetic model of --features, --hidden, --classes).
+    #[arg(long)]
+    pub rows: Option<usize>,
+    /// Features of the synthetic model.
+    #[arg(long)]
+    pub features: Option<usize>,
+    /// Hidden layer widths of the synthetic model, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Classes of the synthetic model.
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Seed of the synthetic model and inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Save the class probabilities here (.npy, float32, rows × classes).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Save the predicted labels here (.npy, int64, rows).
+    #[arg(long)]
+    pub labels_out: Option<PathBuf>,
 }
 
 /// Options of `gpujobs scheduler`.

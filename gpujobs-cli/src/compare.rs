@@ -1,12 +1,14 @@
 //! Comparing the outputs of two backends for the same job (GPU against CPU).
 
 use crate::error::CliError;
-use gpujobs_core::jobs::{ImageFilterOutput, MatmulOutput, MlpTrainOutput, VectorAddOutput};
+use gpujobs_core::jobs::{
+    ImageFilterOutput, MatmulOutput, MlpPredictOutput, MlpTrainOutput, VectorAddOutput,
+};
 use gpujobs_core::{JobResult, reference};
 
 /// Compares two backends' outputs of the same job: metric name, value, tolerance
 /// (f32 add is exact; matmul 1e-4 relative Frobenius; filters 1e-4 absolute; MLP loss
-/// curves 1e-3).
+/// curves 1e-3; predicted probabilities 1e-5 absolute).
 pub fn outputs(
     kind: &str,
     gpu: &JobResult,
@@ -46,6 +48,17 @@ pub fn outputs(
                 "max abs vs CPU".into(),
                 reference::max_abs_diff(&g.values()?, &c.values()?),
                 1e-4,
+            )
+        }
+        "mlp-predict" => {
+            let (g, c) = (
+                gpu.decode::<MlpPredictOutput>().map_err(bad)?,
+                cpu.decode::<MlpPredictOutput>().map_err(bad)?,
+            );
+            (
+                "max abs prob vs CPU".into(),
+                reference::max_abs_diff(&g.probs.values()?, &c.probs.values()?),
+                1e-5,
             )
         }
         _ => {

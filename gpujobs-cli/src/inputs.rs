@@ -1,13 +1,15 @@
 //! Turning command-line job arguments into jobs, and saving their outputs.
 
-use crate::cli::{FilterArg, ImageFilterArgs, KindArgs, MatmulArgs, MlpArgs, VectorAddArgs};
+use crate::cli::{
+    FilterArg, ImageFilterArgs, KindArgs, MatmulArgs, MlpArgs, MlpPredictArgs, VectorAddArgs,
+};
 use crate::error::CliError;
 use crate::imageio;
 use crate::npy::{self, NpyArray};
 use gpujobs_core::BufferPool;
 use gpujobs_core::jobs::{
-    FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpData, MlpTrain, VectorAdd,
-    VectorAddOutput,
+    FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpData, MlpModel, MlpPredict,
+    MlpPredictOutput, MlpTestData, MlpTrain, MlpTrainOutput, VectorAdd, VectorAddOutput,
 };
 use gpujobs_core::{Job, JobEnvelope, JobResult, Tensor};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,15 @@ pub enum Sink {
         path: PathBuf,
         /// Scale by the maximum before quantizing.
         normalize: bool,
+    },
+    /// The trained model of `mlp-train` as safetensors.
+    Model(PathBuf),
+    /// `mlp-predict`'s probabilities and labels as `.npy` (either may be absent).
+    Predictions {
+        /// Probabilities, float32 `rows × classes`.
+        probs: Option<PathBuf>,
+        /// Labels, int64 `rows`.
+        labels: Option<PathBuf>,
     },
 }
 
@@ -91,6 +102,7 @@ pub fn build(args: &KindArgs) -> Result<JobSpec, CliError> {
         KindArgs::VectorAdd(a) => vector_add(a),
         KindArgs::ImageFilter(a) => image_filter(a),
         KindArgs::MlpTrain(a) => mlp(a),
+        KindArgs::MlpPredict(a) => mlp_predict(a),
     }
 }
 
@@ -167,7 +179,58 @@ fn image_filter(args: &ImageFilterArgs) -> Result<JobSpec, CliError> {
     spec(job, sink)
 }
 
+/// Rows `rows` of a row-major `[n, width]` array, as a new tensor.
+fn take_rows(values: &[f32], width: usize, rows: &[u32]) -> Result<Tensor, CliError> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        let r = r as usize;
+        out.extend_from_slice(&values[r * width..(r + 1) * width]);
+    }
+    let shape = if width == 1 {
+        vec![rows.len()]
+    } else {
+        vec![rows.len(), width]
+    };
+    Ok(Tensor::from_values(shape, out)?)
+}
+
+/// Splits `x`/`y` into training and held-out rows: a share `f` of the rows, drawn by a
+/// permutation from `seed`, is held out (at least one row on each side).
+fn val_split(x: Tensor, y: Tensor, f: f64, seed: u64) -> Result<(MlpData, MlpTestData), CliError> {
+    if !(f.is_finite() && f > 0.0 && f < 1.0) {
+        return Err(CliError::input(format!(
+            "--val-split must be a share between 0 and 1 (exclusive), got {f}"
+        )));
+    }
+    let (n, width) = (x.shape()[0], x.shape()[1]);
+    if y.shape()[0] != n {
+        return Err(CliError::input(format!(
+            "--x has {n} rows but --y has {} labels",
+            y.shape()[0]
+        )));
+    }
+    let held = ((n as f64 * f).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+    if n < 2 {
+        return Err(CliError::input("--val-split needs at least 2 samples"));
+    }
+    let order =
+        gpujobs_core::synth::permutation(n, gpujobs_core::synth::derive_seed(seed, "val-split"));
+    let (test_rows, train_rows) = order.split_at(held);
+    let (xv, yv) = (x.values()?, y.values()?);
+    Ok((
+        MlpData::Tensors {
+            x: take_rows(&xv, width, train_rows)?,
+            y: take_rows(&yv, 1, train_rows)?,
+        },
+        MlpTestData {
+            x: take_rows(&xv, width, test_rows)?,
+            y: take_rows(&yv, 1, test_rows)?,
+        },
+    ))
+}
+
 fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
+    let mut test = None;
     let (data, classes) = match (&args.x, &args.y) {
         (Some(x), Some(y)) => {
             if args.samples.is_some() || args.features.is_some() {
@@ -177,14 +240,25 @@ fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
             }
             let x = tensor_from(x, 2)?;
             let y = tensor_from(y, 1)?;
-            let max_label = y
-                .values()?
-                .iter()
-                .copied()
-                .filter(|v| v.is_finite())
-                .fold(0f32, f32::max);
-            let classes = args.classes.unwrap_or(max_label as usize + 1).max(2);
-            (MlpData::Tensors { x, y }, classes)
+            let classes = match args.classes {
+                Some(c) => c,
+                None => gpujobs_core::jobs::mlp_train::infer_classes(&y.values()?)?,
+            };
+            match (args.val_split, &args.x_test, &args.y_test) {
+                (Some(f), _, _) => {
+                    let (data, held) = val_split(x, y, f, args.seed)?;
+                    test = Some(held);
+                    (data, classes)
+                }
+                (None, Some(xt), Some(yt)) => {
+                    test = Some(MlpTestData {
+                        x: tensor_from(xt, 2)?,
+                        y: tensor_from(yt, 1)?,
+                    });
+                    (MlpData::Tensors { x, y }, classes)
+                }
+                _ => (MlpData::Tensors { x, y }, classes),
+            }
         }
         _ => {
             let seed = gpujobs_core::synth::derive_seed(args.seed, "data");
@@ -206,16 +280,87 @@ fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
         batch: args.batch,
         lr: args.lr,
         seed: args.seed,
+        test,
     };
-    spec(job, Sink::None)
+    if args.x.is_none() && args.x_test.is_some() {
+        return Err(CliError::input(
+            "--x-test/--y-test need real training data (--x/--y)",
+        ));
+    }
+    spec(job, args.save_model.clone().map_or(Sink::None, Sink::Model))
 }
 
-/// Saves a result's output where the spec says.
-pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Option<PathBuf>, CliError> {
+fn mlp_predict(args: &MlpPredictArgs) -> Result<JobSpec, CliError> {
+    let job = match (&args.model, &args.x) {
+        (Some(model), Some(x)) => {
+            if args.rows.is_some() || args.features.is_some() || args.hidden.is_some() {
+                return Err(CliError::input(
+                    "give either --model/--x files or --rows/--features/--hidden/--classes, not both",
+                ));
+            }
+            let bytes = std::fs::read(model).map_err(|e| {
+                CliError::input(format!("{}: cannot read the model: {e}", model.display()))
+            })?;
+            let model = MlpModel::from_safetensors(&bytes).map_err(|e| {
+                CliError::input(format!(
+                    "{}: {e}",
+                    args.model
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string())
+                ))
+            })?;
+            MlpPredict {
+                model,
+                x: tensor_from(x, 2)?,
+            }
+        }
+        _ => {
+            let features = args.features.unwrap_or(64);
+            let mut dims = vec![features];
+            dims.extend(args.hidden.clone().unwrap_or_else(|| vec![256]));
+            dims.push(args.classes.unwrap_or(10));
+            MlpPredict::synthetic(args.rows.unwrap_or(65_536), &dims, args.seed)
+        }
+    };
+    let sink = Sink::Predictions {
+        probs: args.out.clone(),
+        labels: args.labels_out.clone(),
+    };
+    spec(job, sink)
+}
+
+/// Saves a result's output where the spec says; returns the files written.
+pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Vec<PathBuf>, CliError> {
     let decode_err =
         |e: gpujobs_core::ValidationError| CliError::runtime(format!("cannot decode output: {e}"));
+    let write_err = |e: npy::NpyError| CliError::runtime(e.to_string());
     match &spec.sink {
-        Sink::None => Ok(None),
+        Sink::None => Ok(Vec::new()),
+        Sink::Model(path) => {
+            let out = result.decode::<MlpTrainOutput>().map_err(decode_err)?;
+            let bytes = out
+                .model()
+                .to_safetensors()
+                .map_err(|e| CliError::runtime(format!("cannot save the model: {e}")))?;
+            std::fs::write(path, bytes).map_err(|e| {
+                CliError::runtime(format!("{}: cannot write the model: {e}", path.display()))
+            })?;
+            Ok(vec![path.clone()])
+        }
+        Sink::Predictions { probs, labels } => {
+            let out = result.decode::<MlpPredictOutput>().map_err(decode_err)?;
+            let mut written = Vec::new();
+            if let Some(path) = probs {
+                npy::write(path, out.probs.shape(), &out.probs.values()?).map_err(write_err)?;
+                written.push(path.clone());
+            }
+            if let Some(path) = labels {
+                npy::write_i64(path, out.labels.shape(), &out.labels.values()?)
+                    .map_err(write_err)?;
+                written.push(path.clone());
+            }
+            Ok(written)
+        }
         Sink::Npy(path) => {
             let c = match spec.envelope.kind.as_str() {
                 "matmul" => result.decode::<MatmulOutput>().map_err(decode_err)?.c,
@@ -226,9 +371,8 @@ pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Option<PathBuf>, CliEr
                     )));
                 }
             };
-            npy::write(path, c.shape(), &c.values()?)
-                .map_err(|e| CliError::runtime(e.to_string()))?;
-            Ok(Some(path.clone()))
+            npy::write(path, c.shape(), &c.values()?).map_err(write_err)?;
+            Ok(vec![path.clone()])
         }
         Sink::Image { path, normalize } => {
             let img = result
@@ -243,7 +387,7 @@ pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Option<PathBuf>, CliEr
                 *normalize,
             )
             .map_err(|e| CliError::runtime(e.to_string()))?;
-            Ok(Some(path.clone()))
+            Ok(vec![path.clone()])
         }
     }
 }

@@ -395,6 +395,21 @@ fn parse_shape(s: &str) -> Option<Vec<usize>> {
 
 /// Writes `data` of `shape` as a little-endian `f32` C-order `.npy` (format 1.0).
 pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
+    // The values' own memory as bytes (little-endian machines): no copy of the data.
+    write_raw(path, shape, "<f4", &gpujobs_core::buffer::le_bytes(data))
+}
+
+/// Writes integer-valued `f32`s (class labels) as a little-endian `int64` `.npy`, the
+/// dtype numpy gives integer arrays by default. Values must be integers that fit.
+pub fn write_i64(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
+    let bytes: Vec<u8> = data
+        .iter()
+        .flat_map(|&v| (v as i64).to_le_bytes())
+        .collect();
+    write_raw(path, shape, "<i8", &bytes)
+}
+
+fn write_raw(path: &Path, shape: &[usize], descr: &str, bytes: &[u8]) -> Result<(), NpyError> {
     let p = path.display().to_string();
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {
@@ -402,7 +417,8 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError>
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
@@ -416,9 +432,7 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError>
     };
     let mut f = std::io::BufWriter::new(fs::File::create(path).map_err(io)?);
     f.write_all(&head).map_err(io)?;
-    // The values' own memory as bytes (little-endian machines): no copy of the data.
-    f.write_all(&gpujobs_core::buffer::le_bytes(data))
-        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
     f.flush().map_err(io)
 }
 

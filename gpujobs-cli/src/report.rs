@@ -9,7 +9,7 @@ pub fn job_json(
     record: &JobRecord,
     label: &str,
     check: Option<&Check>,
-    extra: Option<(&str, Value)>,
+    extra: Vec<(&str, Value)>,
 ) -> Value {
     let mut v = json!({
         "status": record.state.as_str(),
@@ -35,12 +35,25 @@ pub fn job_json(
         });
     }
     if let Some(c) = check {
-        v["check"] = json!({"passed": c.passed(), "metric": c.metric, "error": c.error, "tolerance": c.tolerance});
+        v["check"] = match &c.skipped {
+            Some(why) => json!({"passed": true, "skipped": why}),
+            None => {
+                json!({"passed": c.passed(), "metric": c.metric, "error": c.error, "tolerance": c.tolerance})
+            }
+        };
     }
-    if let Some((key, value)) = extra {
+    for (key, value) in extra {
         v[key] = value;
     }
     v
+}
+
+/// The `saved` key of a job's JSON: the files its output was written to, if any.
+pub fn saved_files(paths: &[std::path::PathBuf]) -> Option<(&'static str, Value)> {
+    (!paths.is_empty()).then(|| {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        ("saved", json!(names))
+    })
 }
 
 /// A human-readable report of one finished job.

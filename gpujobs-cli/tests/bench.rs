@@ -41,7 +41,7 @@ fn bench_writes_json_csv_png_and_report() {
             .is_some_and(|s| !s.is_empty())
     );
     let rows = json["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 5, "one tiny case per kind on the CPU");
+    assert_eq!(rows.len(), 6, "one tiny case per kind on the CPU");
     for r in rows {
         for key in ["kind", "size", "device", "unit", "verified"] {
             assert!(r[key].is_string(), "{key} in {r}");
@@ -75,7 +75,7 @@ fn bench_writes_json_csv_png_and_report() {
             && header.contains(&"speedup_e2e")
     );
     let body: Vec<&str> = lines.collect();
-    assert_eq!(body.len(), 5);
+    assert_eq!(body.len(), 6);
     for line in body {
         let first: Vec<&str> = line.splitn(2, ',').collect();
         assert!(
@@ -84,7 +84,8 @@ fn bench_writes_json_csv_png_and_report() {
                 "matmul",
                 "gaussian-blur",
                 "sobel",
-                "mlp-train"
+                "mlp-train",
+                "mlp-predict"
             ]
             .contains(&first[0]),
             "{line}"

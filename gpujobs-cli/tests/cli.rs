@@ -3,82 +3,25 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn gpujobs(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpujobs"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Writes a little-endian `.npy` with the given dtype and raw bytes, as NumPy would.
-fn write_npy(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(payload);
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn f32_npy(path: &Path, shape: &[usize], values: &[f32]) {
-    let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy(path, "<f4", shape, &payload);
-}
-
-/// Reads back an `f32` `.npy` the binary wrote (header up to the newline, then data).
-fn read_f32_npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'<f4'"), "{header}");
-    bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-fn p(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::*;
 
 #[test]
 fn demo_runs_every_kind_and_matches_the_reference() {
     let o = gpujobs(&["demo", "--quick"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
-    for kind in ["vector-add", "matmul", "image-filter", "mlp-train"] {
+    for kind in [
+        "vector-add",
+        "matmul",
+        "image-filter",
+        "mlp-train",
+        "mlp-predict",
+    ] {
         assert!(out.contains(kind), "{out}");
     }
-    assert_eq!(out.matches(" yes (").count(), 7, "{out}");
+    assert_eq!(out.matches(" yes (").count(), 8, "{out}");
     assert!(
         out.contains("queue wait") && out.contains("compute"),
         "{out}"
@@ -300,25 +243,6 @@ fn mlp_on_npy_files_with_integer_labels() {
     assert!(epochs[4]["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
     assert!(epochs[4]["loss"].as_f64().unwrap() < epochs[0]["loss"].as_f64().unwrap());
     assert_eq!(v["check"]["passed"], true);
-}
-
-/// Runs `args`, expecting exit code 2 and a one-line error containing `needle`.
-fn refused(args: &[&str], needle: &str) {
-    let o = gpujobs(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{args:?}: {}\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    let err = stderr(&o);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning:")).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
-    assert!(
-        lines[0].to_lowercase().contains(&needle.to_lowercase()),
-        "{args:?}: {err}"
-    );
 }
 
 #[test]

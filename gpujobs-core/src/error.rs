@@ -71,6 +71,19 @@ pub enum ValidationError {
         /// Number of classes.
         classes: usize,
     },
+    /// A value that must be finite is NaN or infinite (training data, where one NaN
+    /// silently ruins every weight it reaches).
+    #[error("{name} holds {value} at {at}: {why}")]
+    NonFinite {
+        /// Which operand.
+        name: String,
+        /// Where, in the user's terms ("row 12, column 3").
+        at: String,
+        /// The value.
+        value: f32,
+        /// Why it must be finite.
+        why: String,
+    },
     /// A tensor refers to a blob that did not travel with the job.
     #[error("tensor refers to blob `{0}`, which is missing")]
     MissingBlob(String),

@@ -258,6 +258,13 @@ impl Fingerprint {
         acc.finish()
     }
 
+    /// The fingerprint of tensors' values, as if they were one sequence (tensors that
+    /// hold no values, such as unresolved blob references, are left out).
+    pub fn of_tensors(tensors: &[&crate::tensor::Tensor]) -> Self {
+        let values: Vec<_> = tensors.iter().filter_map(|t| t.values().ok()).collect();
+        Self::of_slices(values.iter().map(|v| &v[..]))
+    }
+
     /// The fingerprint of one slice.
     pub fn of(values: &[f32]) -> Self {
         Self::of_slices([values])

@@ -59,9 +59,17 @@ pub trait JobOutput: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// One line describing the output.
     fn summary(&self) -> String;
 
-    /// A fingerprint of the output's numbers. The default hashes the JSON form, which
-    /// suits small outputs without tensors.
-    fn fingerprint(&self) -> Fingerprint {
+    /// A fingerprint of the output's numbers, so results from different devices can be
+    /// compared without shipping the data. The default digests the tensors of
+    /// [`JobOutput::tensors_mut`] (it takes `&mut self` only to reach them; nothing is
+    /// changed); an output without tensors gets the digest of its JSON form's bytes.
+    /// Override it where the numbers that matter are not tensors (a loss curve).
+    fn fingerprint(&mut self) -> Fingerprint {
+        let tensors = self.tensors_mut();
+        if !tensors.is_empty() {
+            let tensors: Vec<&Tensor> = tensors.into_iter().map(|t| &*t).collect();
+            return Fingerprint::of_tensors(&tensors);
+        }
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         let as_f32: Vec<f32> = bytes.iter().map(|&b| f32::from(b)).collect();
         Fingerprint::of(&as_f32)
@@ -71,28 +79,114 @@ pub trait JobOutput: Serialize + DeserializeOwned + Send + Sync + 'static {
 /// The outcome of checking an output against the reference implementation.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Check {
-    /// The error measured (its meaning is given by `metric`).
+    /// The error measured (its meaning is given by `metric`; 0 when skipped).
     pub error: f64,
     /// The largest error accepted.
     pub tolerance: f64,
     /// What `error` measures, e.g. "max abs" or "rel Frobenius".
     pub metric: String,
+    /// Why the check was not made, when it wasn't (the reference would cost too much,
+    /// or no cheap check can judge the data). A user must see that nothing was checked
+    /// rather than find the check missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl Check {
-    /// Whether the error is within tolerance (a NaN error never is).
+    /// A measured check.
+    pub fn measured(error: f64, tolerance: f64, metric: impl Into<String>) -> Self {
+        Check {
+            error,
+            tolerance,
+            metric: metric.into(),
+            skipped: None,
+        }
+    }
+
+    /// A check that was not made, and why.
+    pub fn skipped(why: impl Into<String>) -> Self {
+        Check {
+            error: 0.0,
+            tolerance: 0.0,
+            metric: "none".into(),
+            skipped: Some(why.into()),
+        }
+    }
+
+    /// Whether the error is within tolerance (a NaN error never is). A skipped check
+    /// has not failed.
     pub fn passed(&self) -> bool {
-        self.error <= self.tolerance
+        self.skipped.is_some() || self.error <= self.tolerance
     }
 }
 
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(why) = &self.skipped {
+            return write!(f, "skipped ({why})");
+        }
         let verdict = if self.passed() { "ok" } else { "MISMATCH" };
         write!(
             f,
             "{verdict} ({} {:.2e} <= {:.0e})",
             self.metric, self.error, self.tolerance
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize)]
+    struct WithTensor {
+        t: Tensor,
+        note: String,
+    }
+    impl JobOutput for WithTensor {
+        fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
+            vec![&mut self.t]
+        }
+        fn summary(&self) -> String {
+            self.note.clone()
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct NoTensor {
+        n: u32,
+    }
+    impl JobOutput for NoTensor {
+        fn summary(&self) -> String {
+            self.n.to_string()
+        }
+    }
+
+    #[test]
+    fn the_default_fingerprint_digests_the_tensors() {
+        let values = vec![1.0f32, 2.0, 3.0, 4.0, 5.0];
+        let mut out = WithTensor {
+            t: Tensor::from_values(vec![5], values.clone()).unwrap(),
+            note: "five".into(),
+        };
+        let f = out.fingerprint();
+        assert_eq!(f, Fingerprint::of(&values));
+        assert_eq!((f.len, f.sum), (5, 15.0));
+        // Without tensors, the JSON form's bytes.
+        assert_eq!(
+            NoTensor { n: 7 }.fingerprint().len,
+            br#"{"n":7}"#.len() as u64
+        );
+    }
+
+    #[test]
+    fn a_skipped_check_passes_and_says_why() {
+        let c = Check::skipped("too large");
+        assert!(c.passed());
+        assert_eq!(c.to_string(), "skipped (too large)");
+        let m = Check::measured(2e-4, 1e-4, "max abs");
+        assert!(!m.passed());
+        assert!(m.to_string().starts_with("MISMATCH"));
     }
 }

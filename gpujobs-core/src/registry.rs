@@ -9,7 +9,7 @@ use crate::device::{DeviceClass, DeviceInfo};
 use crate::error::ValidationError;
 use crate::executor::{DynExecutor, Executor, Typed, decode_job};
 use crate::job::{Check, Job};
-use crate::jobs::{ImageFilter, Matmul, MlpTrain, VectorAdd};
+use crate::jobs::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use crate::limits::Limits;
 use crate::state::JobResult;
 use crate::tensor::Blobs;
@@ -104,13 +104,14 @@ impl Registry {
         Self::default()
     }
 
-    /// A registry that knows the four built-in kinds (no executors).
+    /// A registry that knows the built-in kinds (no executors).
     pub fn with_builtin_kinds() -> Self {
         let mut r = Self::new();
         r.register_kind::<VectorAdd>();
         r.register_kind::<Matmul>();
         r.register_kind::<ImageFilter>();
         r.register_kind::<MlpTrain>();
+        r.register_kind::<MlpPredict>();
         r
     }
 

@@ -216,6 +216,15 @@ impl Tensor {
         Ok(())
     }
 
+    /// The values when they are held in memory (neither synthetic nor an unresolved
+    /// blob): what validation scans, so it never generates or allocates anything.
+    pub fn stored(&self) -> Option<&Values> {
+        match &self.data {
+            TensorData::Values(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The values, generating synthetic data if needed. Blobs must have been resolved.
     pub fn values(&self) -> Result<Values, ValidationError> {
         match &self.data {

@@ -3,6 +3,8 @@
 pub mod buffer;
 mod image_filter;
 mod matmul;
+mod mlp_forward;
+mod mlp_predict;
 mod mlp_train;
 pub mod ops;
 mod parallel;
@@ -12,7 +14,7 @@ mod vector_add;
 pub use parallel::materialize;
 
 use async_trait::async_trait;
-use gpujobs_core::jobs::{ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs_core::jobs::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 
 /// Runs every built-in kind on this machine's CPUs (rayon's global pool), with outputs
@@ -69,6 +71,7 @@ impl Backend for CpuExecutor {
         registry.register::<Matmul, _>(&self.device, self.clone());
         registry.register::<ImageFilter, _>(&self.device, self.clone());
         registry.register::<MlpTrain, _>(&self.device, self.clone());
+        registry.register::<MlpPredict, _>(&self.device, self.clone());
     }
 
     fn buffers(&self) -> &BufferPool {

@@ -5,16 +5,19 @@
 
 use crate::CpuExecutor;
 use crate::matmul::gemm;
+use crate::mlp_forward::{Layer, activations, argmax, evaluate, forward, softmax_parts};
 use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef};
-use gpujobs_core::jobs::{EpochStats, MlpDataset, MlpTrain, MlpTrainOutput};
+use gpujobs_core::jobs::{EpochStats, LayerParams, MlpDataset, MlpTrain, MlpTrainOutput};
 use gpujobs_core::timing::timed;
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
-/// Trains `job` on `data`; stops between minibatches when `cancel` is set.
+/// Trains `job` on `data`, evaluating `test` (the job's held-out data, when it has
+/// any) after every epoch; stops between minibatches when `cancel` is set.
 pub fn mlp_train(
     job: &MlpTrain,
     data: &MlpDataset,
+    test: Option<&MlpDataset>,
     cancel: &CancelFlag,
 ) -> Result<MlpTrainOutput, JobError> {
     let dims = job.dims();
@@ -22,7 +25,7 @@ pub fn mlp_train(
     let classes = dims[layers];
     let mut params = job.initial_params();
     let bmax = job.batch.min(data.samples).max(1);
-    let mut acts: Vec<Vec<f32>> = dims.iter().map(|&d| vec![0f32; bmax * d]).collect();
+    let mut acts = activations(&dims, bmax);
     let widest = dims.iter().copied().max().unwrap_or(1);
     let mut grad = vec![0f32; bmax * widest];
     let mut grad_in = vec![0f32; bmax * widest];
@@ -36,34 +39,13 @@ pub fn mlp_train(
             for (r, &s) in batch.iter().enumerate() {
                 acts[0][r * dims[0]..(r + 1) * dims[0]].copy_from_slice(data.row(s as usize));
             }
-            // Forward.
-            for l in 0..layers {
-                let (din, dout) = (dims[l], dims[l + 1]);
-                let (inputs, outputs) = acts.split_at_mut(l + 1);
-                let h = &inputs[l][..bs * din];
-                let z = &mut outputs[0][..bs * dout];
-                gemm(
-                    MatMut::from_row_major_slice_mut(z, bs, dout),
-                    Accum::Replace,
-                    MatRef::from_row_major_slice(h, bs, din),
-                    MatRef::from_row_major_slice(&params[l].w, din, dout),
-                    1.0,
-                );
-                let relu = l + 1 < layers;
-                for row in z.chunks_mut(dout) {
-                    for (v, &b) in row.iter_mut().zip(&params[l].b) {
-                        let s = *v + b;
-                        *v = if relu { s.max(0.0) } else { s };
-                    }
-                }
-            }
+            forward(&dims, &layer_views(&params), &mut acts, bs);
             // Softmax cross-entropy and its gradient (p − onehot) / batch.
             let inv_bs = 1.0 / bs as f32;
             for r in 0..bs {
                 let logits = &acts[layers][r * classes..(r + 1) * classes];
                 let label = data.y[batch[r] as usize] as usize;
-                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = logits.iter().map(|&v| (v - max).exp()).sum();
+                let (max, sum) = softmax_parts(logits);
                 loss_sum += f64::from(-(logits[label] - max - sum.ln()));
                 if argmax(logits) == label {
                     correct += 1;
@@ -109,11 +91,22 @@ pub fn mlp_train(
             }
         }
         let n = data.samples as f64;
+        let (test_loss, test_accuracy) = match test {
+            Some(t) => {
+                let (loss, accuracy) =
+                    evaluate(&dims, &layer_views(&params), t, bmax, &mut acts, cancel)?;
+                (Some(loss), Some(accuracy))
+            }
+            None => (None, None),
+        };
         epochs.push(EpochStats {
             epoch,
             loss: loss_sum / n,
             accuracy: correct as f64 / n,
+            test_loss,
+            test_accuracy,
         });
+        job.check_diverged(&epochs)?;
     }
     let mut weights = Vec::with_capacity(layers);
     let mut biases = Vec::with_capacity(layers);
@@ -128,14 +121,8 @@ pub fn mlp_train(
     })
 }
 
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
+fn layer_views(params: &[LayerParams]) -> Vec<Layer<'_>> {
+    params.iter().map(|p| Layer { w: &p.w, b: &p.b }).collect()
 }
 
 #[async_trait]
@@ -148,9 +135,10 @@ impl Executor<MlpTrain> for CpuExecutor {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
         Self::blocking(move || {
-            let (data, prepare) = timed(|| job.dataset());
-            let data = data?;
-            let (out, compute) = timed(|| mlp_train(&job, &data, &cancel));
+            let (data, prepare) =
+                timed(|| Ok::<_, JobError>((job.dataset()?, job.test_dataset()?)));
+            let (data, test) = data?;
+            let (out, compute) = timed(|| mlp_train(&job, &data, test.as_ref(), &cancel));
             Ok(Execution {
                 output: out?,
                 times: StageTimes::cpu(prepare, compute),

@@ -7,5 +7,6 @@ pub use crate::image_filter::{
     gaussian_blur, gaussian_blur_into, sobel_magnitude, sobel_magnitude_into,
 };
 pub use crate::matmul::{matmul, matmul_into};
+pub use crate::mlp_predict::mlp_predict;
 pub use crate::mlp_train::mlp_train;
 pub use crate::vector_add::{vector_add, vector_add_into};

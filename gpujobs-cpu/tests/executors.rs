@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use gpujobs_core::jobs::{
-    FilterOp, ImageFilter, Matmul, MlpData, MlpTrain, MlpTrainOutput, VectorAdd,
+    FilterOp, ImageFilter, Matmul, MlpData, MlpModel, MlpPredict, MlpTestData, MlpTrain,
+    MlpTrainOutput, VectorAdd,
 };
 use gpujobs_core::{
     DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor,
@@ -49,6 +50,75 @@ async fn every_kind_matches_the_reference() {
     mlp.batch = 50;
     mlp.epochs = 4;
     run_and_check(&r, mlp).await;
+    // Held-out figures after every epoch, against the reference's.
+    let mut held = MlpTrain::synthetic(500, 12, 4, 40, 8);
+    held.batch = 64;
+    held.epochs = 3;
+    held.hidden = vec![40, 17];
+    let test = MlpTrain::synthetic(301, 12, 4, 40, 9).dataset().unwrap();
+    held.test = Some(MlpTestData {
+        x: Tensor::from_values(vec![301, 12], test.x.to_vec()).unwrap(),
+        y: Tensor::from_values(
+            vec![301],
+            test.y.iter().map(|&c| c as f32).collect::<Vec<_>>(),
+        )
+        .unwrap(),
+    });
+    let out = run_and_check(&r, held).await;
+    assert!(out.epochs.iter().all(|e| e.test_accuracy.is_some()));
+    // Predictions in several batches (more rows than one batch holds), 1 to 3 layers.
+    for (rows, dims) in [
+        (1, vec![3, 2]),
+        (4097, vec![20, 33, 5]),
+        (9000, vec![7, 64, 31, 3]),
+    ] {
+        let out = run_and_check(&r, MlpPredict::synthetic(rows, &dims, rows as u64)).await;
+        assert_eq!(out.probs.shape(), &[rows, *dims.last().unwrap()]);
+    }
+}
+
+#[tokio::test]
+async fn a_trained_model_predicts_what_it_learned() {
+    let r = gpujobs_cpu::registry();
+    let mut job = MlpTrain::synthetic(2048, 20, 4, 64, 11);
+    job.batch = 64;
+    job.epochs = 5;
+    let data = job.dataset().unwrap();
+    let trained: MlpTrainOutput = run_and_check(&r, job).await;
+    // Through the file form and back, as `--save-model` and `--model` do.
+    let model = MlpModel::from_safetensors(&trained.model().to_safetensors().unwrap()).unwrap();
+    let x = Tensor::from_values(vec![2048, 20], data.x.to_vec()).unwrap();
+    let out = run_and_check(&r, MlpPredict { model, x }).await;
+    let labels = out.labels.values().unwrap();
+    let right = labels
+        .iter()
+        .zip(&data.y)
+        .filter(|(p, y)| **p == **y as f32)
+        .count();
+    let accuracy = right as f64 / 2048.0;
+    let last = trained.epochs.last().unwrap().accuracy;
+    // The epoch's accuracy is measured during the epoch, before the last updates.
+    assert!(
+        accuracy >= 0.9 && (accuracy - last).abs() < 0.05,
+        "{accuracy} vs {last}"
+    );
+}
+
+#[tokio::test]
+async fn training_that_diverges_fails_with_the_reason() {
+    let r = gpujobs_cpu::registry();
+    let mut job = MlpTrain::synthetic(512, 8, 3, 16, 2);
+    job.lr = 1e30;
+    job.epochs = 4;
+    let env = JobEnvelope::new(job).unwrap();
+    let err = r
+        .executor("mlp-train", DeviceClass::Cpu)
+        .unwrap()
+        .execute(&env.payload, &env.blobs, &ExecContext::standalone(limits()))
+        .await
+        .expect_err("diverges");
+    assert_eq!(err.class, ErrorClass::Permanent);
+    assert!(err.message.contains("training diverged at epoch"), "{err}");
 }
 
 #[tokio::test]

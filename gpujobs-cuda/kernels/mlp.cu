@@ -88,3 +88,29 @@ extern "C" __global__ void transpose(const float* __restrict__ in, float* __rest
         if (ox < rows && oy + j < cols) out[(u64)(oy + j) * rows + ox] = t[threadIdx.x][threadIdx.y + j];
     }
 }
+
+// One warp per row: softmax probabilities of the logits into probs, and the row's
+// label (the first largest logit) into labels as a float, as the host does.
+extern "C" __global__ void softmax_rows(const float* __restrict__ logits, float* __restrict__ probs,
+                                        float* __restrict__ labels, int rows, int classes) {
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    const int lane = threadIdx.x % 32;
+    if (warp >= rows) return;
+    const float* l = logits + (u64)warp * classes;
+    float mx = -INFINITY;
+    int arg = 0x7fffffff;
+    for (int c = lane; c < classes; c += 32) {
+        if (l[c] > mx) { mx = l[c]; arg = c; }
+    }
+    for (int o = 16; o > 0; o /= 2) {
+        float om = __shfl_xor_sync(0xffffffff, mx, o);
+        int oa = __shfl_xor_sync(0xffffffff, arg, o);
+        if (om > mx || (om == mx && oa < arg)) { mx = om; arg = oa; }
+    }
+    float sum = 0.f;
+    for (int c = lane; c < classes; c += 32) sum += expf(l[c] - mx);
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffff, sum, o);
+    float* p = probs + (u64)warp * classes;
+    for (int c = lane; c < classes; c += 32) p[c] = expf(l[c] - mx) / sum;
+    if (lane == 0) labels[warp] = (float)arg;
+}

@@ -96,6 +96,8 @@ pub const RELU_MASK: KernelSpec = spec(Module::Mlp, "relu_mask", 3);
 pub const BIAS_SGD: KernelSpec = spec(Module::Mlp, "bias_sgd", 5);
 /// `transpose(in, out, rows, cols)`.
 pub const TRANSPOSE: KernelSpec = spec(Module::Mlp, "transpose", 4);
+/// `softmax_rows(logits, probs, labels, rows, classes)`.
+pub const SOFTMAX_ROWS: KernelSpec = spec(Module::Mlp, "softmax_rows", 5);
 
 /// An SGEMM variant: its kernel and tile shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +157,7 @@ pub fn all() -> Vec<KernelSpec> {
         RELU_MASK,
         BIAS_SGD,
         TRANSPOSE,
+        SOFTMAX_ROWS,
     ];
     v.extend(SGEMM_VARIANTS.iter().map(|s| s.kernel));
     v

@@ -5,7 +5,9 @@
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd, VectorAddOutput};
+use gpujobs_core::jobs::{
+    FilterOp, ImageFilter, Matmul, MlpPredict, MlpTestData, MlpTrain, VectorAdd, VectorAddOutput,
+};
 use gpujobs_core::{
     DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor,
 };
@@ -71,6 +73,36 @@ async fn every_kind_matches_the_reference_at_awkward_sizes() {
     deep.hidden = vec![64, 31];
     deep.batch = 128;
     check(&r, deep).await;
+    // Held-out figures after every epoch, against the reference's.
+    let mut held = MlpTrain::synthetic(900, 12, 4, 40, 8);
+    held.batch = 100;
+    held.epochs = 3;
+    let test = MlpTrain::synthetic(301, 12, 4, 40, 9).dataset().unwrap();
+    held.test = Some(MlpTestData {
+        x: Tensor::from_values(vec![301, 12], test.x.to_vec()).unwrap(),
+        y: Tensor::from_values(
+            vec![301],
+            test.y.iter().map(|&c| c as f32).collect::<Vec<_>>(),
+        )
+        .unwrap(),
+    });
+    check(&r, held).await;
+}
+
+#[tokio::test]
+async fn predictions_match_the_reference_at_awkward_sizes() {
+    // Registered by hand: outside this check the executor is opt-in (GPUJOBS_CUDA_UNVERIFIED).
+    let exec = gpujobs_cuda::devices().expect("a CUDA device").remove(0);
+    let mut r = Registry::with_builtin_kinds();
+    r.register::<MlpPredict, _>(&exec.device_info(), exec.clone());
+    for (rows, dims) in [
+        (1, vec![3, 2]),
+        (4097, vec![20, 33, 5]),
+        (5000, vec![7, 64, 31, 3]),
+        (9000, vec![100, 257, 10]),
+    ] {
+        check(&r, MlpPredict::synthetic(rows, &dims, rows as u64)).await;
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use crate::backends;
 use crate::cli::DemoArgs;
 use crate::error::CliError;
 use crate::report;
-use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::placement::fmt_seconds;
 use gpujobs_core::{Job, JobEnvelope, JobState};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,6 +45,7 @@ fn jobs(quick: bool) -> Vec<(JobEnvelope, String)> {
             envelope(ImageFilter::synthetic(96, 128, blur, 5)),
             envelope(ImageFilter::synthetic(128, 128, FilterOp::Sobel, 6)),
             envelope(mlp(512, 16, 4, 32, 2, 64)),
+            envelope(MlpPredict::synthetic(2048, &[16, 32, 4], 8)),
         ]
     } else {
         vec![
@@ -57,6 +58,7 @@ fn jobs(quick: bool) -> Vec<(JobEnvelope, String)> {
             envelope(ImageFilter::synthetic(4096, 4096, blur, 7)),
             envelope(ImageFilter::synthetic(4096, 4096, FilterOp::Sobel, 8)),
             envelope(mlp(8192, 64, 10, 256, 3, 128)),
+            envelope(MlpPredict::synthetic(65_536, &[64, 256, 10], 9)),
         ]
     }
 }
@@ -116,6 +118,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         };
         bar.inc(1);
         let matched = match (&rec.state, &check) {
+            (JobState::Succeeded, Some(c)) if c.skipped.is_some() => c.to_string(),
             (JobState::Succeeded, Some(c)) if c.passed() => {
                 format!("yes ({} {:.1e})", c.metric, c.error)
             }
@@ -159,7 +162,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             cell(|t| t.total_s),
             matched,
         ]);
-        json_rows.push(report::job_json(rec, label, check.as_ref(), None));
+        json_rows.push(report::job_json(rec, label, check.as_ref(), Vec::new()));
     }
     bar.finish_and_clear();
     if args.json {

@@ -12,7 +12,9 @@ use crate::backends::{self, Backend};
 use crate::error::CliError;
 use crate::report;
 use clap::Args;
-use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs_core::jobs::{
+    FilterOp, ImageFilter, Matmul, MlpModel, MlpPredict, MlpTrain, VectorAdd,
+};
 use gpujobs_core::placement::fmt_seconds;
 use gpujobs_core::{DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, synth};
 use serde_json::{Value, json};
@@ -127,6 +129,34 @@ fn cases(quick: bool, seed: u64) -> Vec<Case> {
             passes * 8.0 * (h * w) as f64,
         ));
     }
+    // Inference: a model of real (not synthetic) parameters on real inputs, so the
+    // upload of both is paid.
+    let predicts: &[(usize, usize, usize)] = if quick {
+        &[(10_007, 64, 128)]
+    } else {
+        &[(10_007, 64, 128), (262_144, 784, 1024)]
+    };
+    for (i, &(rows, features, hidden)) in predicts.iter().enumerate() {
+        let dims = [features, hidden, 10];
+        let shape = |w: &Tensor| w.shape().to_vec();
+        let synthetic = MlpModel::synthetic(&dims, s(500 + i as u64));
+        let job = MlpPredict {
+            model: MlpModel {
+                weights: synthetic
+                    .weights
+                    .iter()
+                    .map(|w| random(shape(w), s(510 + i as u64), -0.1, 0.1))
+                    .collect(),
+                biases: synthetic
+                    .biases
+                    .iter()
+                    .map(|b| random(shape(b), s(520 + i as u64), -0.1, 0.1))
+                    .collect(),
+            },
+            x: random(vec![rows, features], s(530 + i as u64), -1.0, 1.0),
+        };
+        v.push(case(job, rows as f64, "rows/s", 0.0));
+    }
     let mut small = MlpTrain::synthetic(2000, 20, 4, 64, seed);
     small.batch = 128;
     small.epochs = 3;
@@ -211,7 +241,7 @@ async fn run_case(c: &Case, cpu: &Backend, gpu: &Backend, reps: usize) -> Result
     Ok(json!({
         "kind": kind, "size": c.label, "unit": c.unit,
         "metric": metric, "error": error, "tolerance": tolerance, "passed": error <= tolerance,
-        "reference": reference.as_ref().map(|r| json!({"metric": r.metric, "error": r.error, "tolerance": r.tolerance, "passed": r.passed()})),
+        "reference": reference.as_ref().map(|r| json!({"metric": r.metric, "error": r.error, "tolerance": r.tolerance, "passed": r.passed(), "skipped": r.skipped})),
         "cpu_compute_s": cpu_compute, "cpu_e2e_s": cpu_e2e,
         "gpu_kernel_s": gpu_kernel, "gpu_e2e_s": gpu_e2e, "gpu_h2d_s": h2d, "gpu_d2h_s": d2h,
         "gpu_kernel_rate": c.work / gpu_kernel / scale, "cpu_rate": c.work / cpu_compute / scale,

@@ -5,7 +5,7 @@ use crate::cli::RunArgs;
 use crate::error::CliError;
 use crate::inputs;
 use crate::report;
-use gpujobs_core::jobs::MlpTrainOutput;
+use gpujobs_core::jobs::{EpochStats, MlpTrainOutput};
 use gpujobs_core::{JobState, Limits};
 use std::time::Duration;
 
@@ -40,7 +40,8 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let record = waited?;
 
     let mut check = None;
-    let mut extra = None;
+    let mut extra = Vec::new();
+    let mut epochs = None;
     if let (JobState::Succeeded, Some(result)) = (record.state, &record.result) {
         if !args.no_check {
             check = backends
@@ -48,26 +49,29 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
                 .registry
                 .check(&env.kind, &env.payload, &env.blobs, result)?;
         }
-        if let Some(path) = inputs::save(&spec, result)? {
+        let saved = inputs::save(&spec, result)?;
+        for path in &saved {
             eprintln!("wrote {}", path.display());
         }
+        extra.extend(report::saved_files(&saved));
         if env.kind == "mlp-train"
             && let Ok(out) = result.decode::<MlpTrainOutput>()
         {
-            extra = Some((
+            extra.push((
                 "epochs",
                 serde_json::to_value(&out.epochs).unwrap_or_default(),
             ));
+            epochs = Some(out.epochs);
         }
     }
     if args.json {
         println!(
             "{}",
-            report::job_json(&record, &spec.label, check.as_ref(), extra.clone())
+            report::job_json(&record, &spec.label, check.as_ref(), extra)
         );
     } else {
         print!("{}", report::job_text(&record, &spec.label, check.as_ref()));
-        if let Some((_, epochs)) = &extra {
+        if let Some(epochs) = &epochs {
             print_epochs(epochs);
         }
     }
@@ -89,22 +93,27 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_epochs(epochs: &serde_json::Value) {
-    let Some(list) = epochs.as_array() else {
-        return;
-    };
-    let rows: Vec<Vec<String>> = list
+fn print_epochs(epochs: &[EpochStats]) {
+    let held_out = epochs.iter().any(|e| e.test_loss.is_some());
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    let rows: Vec<Vec<String>> = epochs
         .iter()
         .map(|e| {
-            vec![
-                e["epoch"].to_string(),
-                format!("{:.5}", e["loss"].as_f64().unwrap_or(f64::NAN)),
-                format!("{:.2}%", 100.0 * e["accuracy"].as_f64().unwrap_or(f64::NAN)),
-            ]
+            let mut row = vec![
+                e.epoch.to_string(),
+                format!("{:.5}", e.loss),
+                pct(e.accuracy),
+            ];
+            if held_out {
+                row.push(e.test_loss.map_or("-".into(), |l| format!("{l:.5}")));
+                row.push(e.test_accuracy.map_or("-".into(), pct));
+            }
+            row
         })
         .collect();
-    print!(
-        "{}",
-        crate::report::table(&["epoch", "loss", "accuracy"], &rows)
-    );
+    let mut header = vec!["epoch", "loss", "accuracy"];
+    if held_out {
+        header.extend(["held-out loss", "held-out accuracy"]);
+    }
+    print!("{}", crate::report::table(&header, &rows));
 }

@@ -22,7 +22,7 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
         ))
     })?;
     if args.json {
-        println!("{}", report::job_json(&rec, "", None, None));
+        println!("{}", report::job_json(&rec, "", None, Vec::new()));
         return Ok(());
     }
     print!("{}", report::job_text(&rec, "", None));

@@ -82,7 +82,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             if !matches!(spec.sink, inputs::Sink::None) {
                 if !args.wait || args.count > 1 {
                     return Err(CliError::input(
-                        "--out saves the output of one job: use it with --wait and without --count",
+                        "--out (or --labels-out, --save-model) saves the output of one job: use it with --wait and without --count",
                     ));
                 }
                 sink_spec = Some(spec.clone());
@@ -131,13 +131,16 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             .wait(&ids[0], deadline)
             .await?
             .ok_or_else(|| CliError::runtime(format!("job {} vanished", ids[0])))?;
-        if let (Some(spec), Some(result)) = (&sink_spec, &rec.result)
-            && let Some(path) = inputs::save(spec, result)?
-        {
-            eprintln!("wrote {}", path.display());
+        let mut saved = Vec::new();
+        if let (Some(spec), Some(result)) = (&sink_spec, &rec.result) {
+            saved = inputs::save(spec, result)?;
+            for path in &saved {
+                eprintln!("wrote {}", path.display());
+            }
         }
         if args.json {
-            println!("{}", report::job_json(&rec, &label, None, None));
+            let extra = report::saved_files(&saved).into_iter().collect();
+            println!("{}", report::job_json(&rec, &label, None, extra));
         } else {
             print!("{}", report::job_text(&rec, &label, None));
         }

@@ -1,7 +1,7 @@
 //! `matmul`: `C = A · B` in `f32` for any `m × k × n`. Compute-bound at large sizes,
 //! where a GPU wins by an order of magnitude even with the transfers.
 
-use super::{check_tensor, fingerprint_tensors};
+use super::check_tensor;
 use crate::cost::Cost;
 use crate::error::ValidationError;
 use crate::job::{Check, Job, JobOutput};
@@ -61,9 +61,6 @@ impl JobOutput for MatmulOutput {
     }
     fn summary(&self) -> String {
         format!("c: {:?}", self.c.shape())
-    }
-    fn fingerprint(&self) -> crate::fingerprint::Fingerprint {
-        fingerprint_tensors(&[&self.c])
     }
 }
 
@@ -133,33 +130,28 @@ impl Job for Matmul {
             output.c.values().ok()?,
         );
         if c.len() != m * n {
-            return Some(Check {
-                error: f64::INFINITY,
-                tolerance: 1e-4,
-                metric: "output length".into(),
-            });
+            return Some(Check::measured(f64::INFINITY, 1e-4, "output length"));
         }
         if (m as u128) * (k as u128) * (n as u128) <= FULL_CHECK_MACS {
             let reference = reference::matmul(&a, &b, m, k, n);
-            Some(Check {
-                error: reference::rel_l2_error(&c, &reference),
-                tolerance: 1e-4,
-                metric: "rel Frobenius".into(),
-            })
+            Some(Check::measured(
+                reference::rel_l2_error(&c, &reference),
+                1e-4,
+                "rel Frobenius",
+            ))
         } else if [&a, &b, &c]
             .iter()
             .any(|v| v.iter().any(|x| !x.is_finite()))
         {
             // A random projection mixes every position: it cannot tell a correct NaN
             // or inf from a wrong one, and a full reference is too large to compute.
-            None
+            Some(Check::skipped(format!(
+                "the data holds NaN or inf and {m}x{k}x{n} is above the full check's \
+                 {FULL_CHECK_MACS} multiply-adds; a random probe cannot judge non-finite values"
+            )))
         } else {
             let error = reference::matmul_probe(&a, &b, &c, (m, k, n), 3, 0x5eed);
-            Some(Check {
-                error,
-                tolerance: 1e-4,
-                metric: "rel Freivalds".into(),
-            })
+            Some(Check::measured(error, 1e-4, "rel Freivalds"))
         }
     }
 }

@@ -16,7 +16,7 @@
 
 use super::check_tensor;
 use crate::cost::Cost;
-use crate::error::ValidationError;
+use crate::error::{JobError, ValidationError};
 use crate::fingerprint::Fingerprint;
 use crate::job::{Check, Job, JobOutput};
 use crate::limits::{Limits, f32_bytes};
@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 
 /// Largest total work (multiply-adds over all epochs) the check recomputes in `f64`.
 const CHECK_MACS_LIMIT: f64 = 4e9;
+
+/// Most classes a classifier may have: labels are range-checked against it before any
+/// cast, and it bounds the output layer a job can ask for.
+pub const MAX_CLASSES: usize = 1 << 20;
 
 /// Where the training data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,21 @@ pub struct MlpTrain {
     pub lr: f32,
     /// Seed of the initial weights and the shuffles.
     pub seed: u64,
+    /// Held-out data, evaluated after every epoch (loss and accuracy; never trained
+    /// on). Absent: only the training figures are reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<MlpTestData>,
+}
+
+/// Held-out samples: `x` of shape `[samples, features]` (the training data's
+/// features) and integer labels `y` of shape `[samples]` in `0..classes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpTestData {
+    /// Features.
+    pub x: Tensor,
+    /// Labels.
+    pub y: Tensor,
 }
 
 /// Loss and accuracy of one epoch.
@@ -81,6 +100,12 @@ pub struct EpochStats {
     pub loss: f64,
     /// Share of correctly classified samples.
     pub accuracy: f64,
+    /// Mean softmax cross-entropy on the held-out data, after the epoch's updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    /// Share of held-out samples classified correctly, after the epoch's updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
 }
 
 /// A layer's parameters as plain vectors.
@@ -141,13 +166,24 @@ impl JobOutput for MlpTrainOutput {
             None => "no epochs".into(),
         }
     }
-    fn fingerprint(&self) -> Fingerprint {
+    fn fingerprint(&mut self) -> Fingerprint {
         let curve: Vec<f32> = self
             .epochs
             .iter()
             .flat_map(|e| [e.loss as f32, e.accuracy as f32])
             .collect();
         Fingerprint::of(&curve)
+    }
+}
+
+impl MlpTrainOutput {
+    /// The trained model, for `mlp-predict` or to save (the tensors are shared, not
+    /// copied).
+    pub fn model(&self) -> super::MlpModel {
+        super::MlpModel {
+            weights: self.weights.clone(),
+            biases: self.biases.clone(),
+        }
     }
 }
 
@@ -175,6 +211,7 @@ impl MlpTrain {
             batch: 128,
             lr: 0.1,
             seed,
+            test: None,
         }
     }
 
@@ -229,6 +266,20 @@ impl MlpTrain {
         }
     }
 
+    /// The held-out data in memory, when the job has any.
+    pub fn test_dataset(&self) -> Result<Option<MlpDataset>, ValidationError> {
+        let Some(test) = &self.test else {
+            return Ok(None);
+        };
+        let labels = test.y.values()?;
+        Ok(Some(MlpDataset {
+            x: test.x.values()?,
+            y: labels_to_classes(&labels, self.classes)?,
+            samples: test.x.shape().first().copied().unwrap_or(0),
+            features: test.x.shape().get(1).copied().unwrap_or(0),
+        }))
+    }
+
     /// The initial parameters of every layer.
     pub fn initial_params(&self) -> Vec<LayerParams> {
         self.dims()
@@ -248,6 +299,43 @@ impl MlpTrain {
             .collect()
     }
 
+    /// Fails the job once an epoch's loss is no longer a number: every later epoch
+    /// would be NaN too, and a NaN loss cannot be reported in JSON. Backends call it
+    /// after each epoch; the message names the epoch, says what to change, and keeps
+    /// the last finite epochs' figures.
+    pub fn check_diverged(&self, epochs: &[EpochStats]) -> Result<(), JobError> {
+        let Some(bad) = epochs.iter().find(|e| !e.loss.is_finite()) else {
+            return Ok(());
+        };
+        let finite = &epochs[..epochs.len() - 1];
+        let shown: Vec<String> = finite
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(|e| {
+                format!(
+                    "epoch {}: loss {:.4}, accuracy {:.1}%",
+                    e.epoch,
+                    e.loss,
+                    100.0 * e.accuracy
+                )
+            })
+            .collect();
+        let before = if shown.is_empty() {
+            "no epoch finished with a finite loss".to_string()
+        } else {
+            format!("before it, {}", shown.join("; "))
+        };
+        Err(JobError::permanent(format!(
+            "training diverged at epoch {} (loss became {}): lower the learning rate \
+             (--lr, now {}); {before}",
+            bad.epoch,
+            if bad.loss.is_nan() { "NaN" } else { "inf" },
+            self.lr
+        )))
+    }
+
     /// The order in which epoch `epoch` visits the samples.
     pub fn epoch_order(&self, epoch: u32) -> Vec<u32> {
         permutation(
@@ -257,13 +345,19 @@ impl MlpTrain {
     }
 }
 
+/// Whether `v` is a class index below `classes`, compared as floats before any cast
+/// (a cast saturates or wraps, and would blame the wrong label).
+fn is_class(v: f32, classes: usize) -> bool {
+    v.is_finite() && v.fract() == 0.0 && v >= 0.0 && f64::from(v) < classes as f64
+}
+
 /// Converts `f32` labels to classes, refusing non-integers and values out of range.
 fn labels_to_classes(labels: &[f32], classes: usize) -> Result<Vec<u32>, ValidationError> {
     labels
         .iter()
         .enumerate()
         .map(|(row, &v)| {
-            if v.fract() == 0.0 && v >= 0.0 && (v as usize) < classes {
+            if is_class(v, classes) {
                 Ok(v as u32)
             } else {
                 Err(ValidationError::LabelOutOfRange {
@@ -274,6 +368,40 @@ fn labels_to_classes(labels: &[f32], classes: usize) -> Result<Vec<u32>, Validat
             }
         })
         .collect()
+}
+
+/// The number of classes labels imply (the largest label + 1, at least 2), refusing the
+/// first label that is not an integer class below [`MAX_CLASSES`].
+pub fn infer_classes(labels: &[f32]) -> Result<usize, ValidationError> {
+    let mut largest = 0u32;
+    for (row, &v) in labels.iter().enumerate() {
+        if !is_class(v, MAX_CLASSES) {
+            return Err(ValidationError::LabelOutOfRange {
+                label: v,
+                row,
+                classes: MAX_CLASSES,
+            });
+        }
+        largest = largest.max(v as u32);
+    }
+    Ok((largest as usize + 1).max(2))
+}
+
+/// The first NaN or infinite feature, named by row and column.
+fn check_features_finite(x: &[f32], features: usize, name: &str) -> Result<(), ValidationError> {
+    match x.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ValidationError::NonFinite {
+            name: name.into(),
+            at: format!(
+                "row {}, column {}",
+                i / features.max(1),
+                i % features.max(1)
+            ),
+            value: x[i],
+            why: "features must be finite (one NaN makes every weight it reaches NaN)".into(),
+        }),
+    }
 }
 
 /// Samples around `classes` random centres in `[-1, 1)^features`, with uniform noise of
@@ -312,8 +440,11 @@ impl Job for MlpTrain {
                 reason,
             })
         };
-        if self.classes < 2 {
-            return invalid("classes", format!("need at least 2, got {}", self.classes));
+        if !(2..=MAX_CLASSES).contains(&self.classes) {
+            return invalid(
+                "classes",
+                format!("need 2 to {MAX_CLASSES}, got {}", self.classes),
+            );
         }
         if self.hidden.contains(&0) || self.hidden.len() > 16 {
             return invalid(
@@ -353,15 +484,55 @@ impl Job for MlpTrain {
                         y.shape()[0]
                     )));
                 }
-                if let Ok(labels) = y.values() {
-                    labels_to_classes(&labels, self.classes)?;
+                if let Some(labels) = y.stored() {
+                    labels_to_classes(labels, self.classes)?;
                 }
+                if let Some(values) = x.stored() {
+                    check_features_finite(values, x.shape()[1], "x")?;
+                }
+            }
+        }
+        if let Some(test) = &self.test {
+            check_tensor(&test.x, "test x", 2)?;
+            check_tensor(&test.y, "test y", 1)?;
+            if test.x.shape()[1] != self.features() {
+                return Err(ValidationError::ShapeMismatch(format!(
+                    "test x has {} features but the training data has {}",
+                    test.x.shape()[1],
+                    self.features()
+                )));
+            }
+            if test.x.shape()[0] != test.y.shape()[0] {
+                return Err(ValidationError::ShapeMismatch(format!(
+                    "test x has {} samples but test y has {} labels",
+                    test.x.shape()[0],
+                    test.y.shape()[0]
+                )));
+            }
+            if let Some(labels) = test.y.stored() {
+                labels_to_classes(labels, self.classes).map_err(|e| match e {
+                    ValidationError::LabelOutOfRange {
+                        label,
+                        row,
+                        classes,
+                    } => ValidationError::InvalidParameter {
+                        name: "test y".into(),
+                        reason: format!(
+                            "label {label} at row {row} is not an integer class in 0..{classes}"
+                        ),
+                    },
+                    other => other,
+                })?;
+            }
+            if let Some(values) = test.x.stored() {
+                check_features_finite(values, test.x.shape()[1], "test x")?;
             }
         }
         let dims: Vec<u128> = self.dims().iter().map(|&d| d as u128).collect();
         let params: u128 = dims.windows(2).map(|d| d[0] * d[1] + d[1]).sum();
         let acts: u128 = dims.iter().sum::<u128>() * (self.batch.min(self.samples()) as u128);
-        let data = (self.samples() as u128) * (dims[0] + 1);
+        let test_samples = self.test.as_ref().map_or(0, |t| t.x.shape()[0]) as u128;
+        let data = (self.samples() as u128 + test_samples) * (dims[0] + 1);
         limits.check(
             f32_bytes(data + 3 * params + 3 * acts),
             "mlp-train data, parameters and activations",
@@ -378,10 +549,12 @@ impl Job for MlpTrain {
             .map(|d| (d[0] * d[1] + d[1]) as f64)
             .sum();
         let batches = (samples / self.batch.max(1) as f64).ceil() * epochs;
-        let data_bytes = 4.0 * samples * (self.features() as f64 + 1.0);
+        let test_samples = self.test.as_ref().map_or(0, |t| t.x.shape()[0]) as f64;
+        let data_bytes = 4.0 * (samples + test_samples) * (self.features() as f64 + 1.0);
         Cost {
-            // forward (1×) and backward (2×) multiply-adds, 2 flops each
-            flops: 6.0 * macs * samples * epochs,
+            // forward (1×) and backward (2×) multiply-adds, 2 flops each, and a forward
+            // pass over the held-out data per epoch
+            flops: (6.0 * samples + 2.0 * test_samples) * macs * epochs,
             bytes: 4.0 * params * 3.0 * batches + data_bytes * epochs,
             // The data always goes up (synthetic clusters are generated on the host);
             // the initial weights go up and the trained ones come back.
@@ -404,10 +577,14 @@ impl Job for MlpTrain {
     }
 
     fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
-        match &mut self.data {
+        let mut tensors = match &mut self.data {
             MlpData::Synthetic { .. } => Vec::new(),
             MlpData::Tensors { x, y } => vec![x, y],
+        };
+        if let Some(test) = &mut self.test {
+            tensors.extend([&mut test.x, &mut test.y]);
         }
+        tensors
     }
 
     fn calibration_samples(quick: bool) -> Vec<Self> {
@@ -433,40 +610,177 @@ impl Job for MlpTrain {
     }
 
     fn check(&self, output: &MlpTrainOutput) -> Option<Check> {
-        if self.macs_per_sample() * self.samples() as f64 * f64::from(self.epochs) * 3.0
-            > CHECK_MACS_LIMIT
-        {
-            return None;
+        let macs = self.macs_per_sample() * self.samples() as f64 * f64::from(self.epochs) * 3.0;
+        if macs > CHECK_MACS_LIMIT {
+            return Some(Check::skipped(format!(
+                "the f64 reference would take {macs:.1e} multiply-adds, above {CHECK_MACS_LIMIT:.0e}; \
+                 fewer samples, epochs or hidden units bring it under"
+            )));
         }
         let data = self.dataset().ok()?;
-        let reference = reference::mlp_train(self, &data);
+        let test = self.test_dataset().ok()?;
+        let reference = reference::mlp_train(self, &data, test.as_ref());
         if output.epochs.len() != reference.epochs.len() {
-            return Some(Check {
-                error: f64::INFINITY,
-                tolerance: 1e-3,
-                metric: "epoch count".into(),
-            });
+            return Some(Check::measured(f64::INFINITY, 1e-3, "epoch count"));
         }
         let error = output
             .epochs
             .iter()
             .zip(&reference.epochs)
-            .map(|(o, r)| (o.loss - r.loss).abs())
+            .flat_map(|(o, r)| {
+                let test = match (o.test_loss, r.test_loss) {
+                    (Some(a), Some(b)) => (a - b).abs(),
+                    (None, None) => 0.0,
+                    _ => f64::INFINITY,
+                };
+                [(o.loss - r.loss).abs(), test]
+            })
             .fold(
                 0.0,
                 |m: f64, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
             );
-        Some(Check {
-            error,
-            tolerance: 1e-3,
-            metric: "max loss diff".into(),
-        })
+        Some(Check::measured(error, 1e-3, "max loss diff"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tensors(x: Vec<f32>, features: usize, y: Vec<f32>) -> MlpTrain {
+        let mut job = MlpTrain::synthetic(1, features, 3, 8, 1);
+        let n = y.len();
+        job.data = MlpData::Tensors {
+            x: Tensor::from_values(vec![n, features], x).unwrap(),
+            y: Tensor::from_values(vec![n], y).unwrap(),
+        };
+        job
+    }
+
+    #[test]
+    fn non_finite_features_are_refused_with_row_and_column() {
+        let l = Limits::with_max_bytes(1 << 30);
+        let mut x = vec![0.5f32; 12];
+        x[7] = f32::INFINITY;
+        let err = tensors(x, 3, vec![0.0, 1.0, 2.0, 0.0])
+            .validate(&l)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("x holds inf at row 2, column 1"),
+            "{err}"
+        );
+        let mut job = tensors(vec![0.5; 6], 3, vec![0.0, 1.0]);
+        let mut tx = vec![0.0f32; 6];
+        tx[4] = f32::NAN;
+        job.test = Some(MlpTestData {
+            x: Tensor::from_values(vec![2, 3], tx).unwrap(),
+            y: Tensor::from_values(vec![2], vec![0.0, 1.0]).unwrap(),
+        });
+        let err = job.validate(&l).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("test x holds NaN at row 1, column 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_are_range_checked_before_any_cast() {
+        let err = infer_classes(&[0.0, 1.0, 2.0, 3e38]).unwrap_err();
+        assert!(err.to_string().contains("at row 3"), "{err}");
+        assert!(matches!(
+            err,
+            ValidationError::LabelOutOfRange { row: 3, .. }
+        ));
+        assert!(infer_classes(&[0.0, f32::NAN]).is_err());
+        assert!(infer_classes(&[0.0, -1.0]).is_err());
+        assert!(infer_classes(&[0.0, 1.5]).is_err());
+        assert_eq!(infer_classes(&[0.0, 4.0, 1.0]).unwrap(), 5);
+        assert_eq!(infer_classes(&[0.0, 0.0]).unwrap(), 2);
+        let l = Limits::with_max_bytes(1 << 30);
+        let err = tensors(vec![0.5; 6], 3, vec![0.0, 1e30])
+            .validate(&l)
+            .unwrap_err();
+        assert!(
+            matches!(err, ValidationError::LabelOutOfRange { row: 1, .. }),
+            "{err}"
+        );
+        let mut job = tensors(vec![0.5; 6], 3, vec![0.0, 1.0]);
+        job.classes = MAX_CLASSES + 1;
+        assert!(job.validate(&l).is_err());
+    }
+
+    #[test]
+    fn divergence_names_the_epoch_and_keeps_the_finite_ones() {
+        let job = MlpTrain::synthetic(10, 3, 2, 4, 1);
+        let e = |epoch, loss| EpochStats {
+            epoch,
+            loss,
+            accuracy: 0.5,
+            test_loss: None,
+            test_accuracy: None,
+        };
+        assert!(job.check_diverged(&[e(0, 0.7), e(1, 0.6)]).is_ok());
+        let err = job
+            .check_diverged(&[e(0, 0.7), e(1, 0.6), e(2, f64::INFINITY)])
+            .unwrap_err();
+        assert_eq!(err.class, crate::ErrorClass::Permanent);
+        assert!(
+            err.message
+                .contains("diverged at epoch 2 (loss became inf)"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("epoch 1: loss 0.6000"),
+            "{}",
+            err.message
+        );
+        let err = job.check_diverged(&[e(0, f64::NAN)]).unwrap_err();
+        assert!(err.message.contains("loss became NaN"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_check_too_large_to_make_says_it_was_skipped() {
+        let mut job = MlpTrain::synthetic(100_000, 784, 10, 1024, 1);
+        job.epochs = 10;
+        let out = MlpTrainOutput {
+            epochs: Vec::new(),
+            weights: Vec::new(),
+            biases: Vec::new(),
+        };
+        let c = job.check(&out).unwrap();
+        assert!(c.passed());
+        assert!(
+            c.skipped.as_deref().unwrap().contains("multiply-adds"),
+            "{c}"
+        );
+        assert!(c.to_string().starts_with("skipped ("), "{c}");
+    }
+
+    #[test]
+    fn held_out_data_must_match_the_training_features() {
+        let l = Limits::with_max_bytes(1 << 30);
+        let mut job = tensors(vec![0.5; 6], 3, vec![0.0, 1.0]);
+        job.test = Some(MlpTestData {
+            x: Tensor::from_values(vec![2, 4], vec![0.0; 8]).unwrap(),
+            y: Tensor::from_values(vec![2], vec![0.0, 1.0]).unwrap(),
+        });
+        let err = job.validate(&l).unwrap_err().to_string();
+        assert!(
+            err.contains("test x has 4 features but the training data has 3"),
+            "{err}"
+        );
+        job.test = Some(MlpTestData {
+            x: Tensor::from_values(vec![2, 3], vec![0.0; 6]).unwrap(),
+            y: Tensor::from_values(vec![2], vec![0.0, 7.0]).unwrap(),
+        });
+        let err = job.validate(&l).unwrap_err().to_string();
+        assert!(
+            err.contains("test y") && err.contains("label 7 at row 1"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn validation() {
@@ -506,7 +820,7 @@ mod tests {
         j.batch = 32;
         j.epochs = 4;
         let data = j.dataset().unwrap();
-        let r = reference::mlp_train(&j, &data);
+        let r = reference::mlp_train(&j, &data, None);
         assert!(r.epochs[3].loss < r.epochs[0].loss, "{:?}", r.epochs);
         assert!(r.epochs[3].accuracy >= 0.9, "{:?}", r.epochs);
     }

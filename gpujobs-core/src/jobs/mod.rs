@@ -3,23 +3,30 @@
 
 pub mod image_filter;
 pub mod matmul;
+pub mod mlp_model;
+pub mod mlp_predict;
 pub mod mlp_train;
 pub mod vector_add;
 
 pub use image_filter::{FilterOp, ImageFilter, ImageFilterOutput};
 pub use matmul::{Matmul, MatmulOutput};
-pub use mlp_train::{EpochStats, LayerParams, MlpData, MlpDataset, MlpTrain, MlpTrainOutput};
+pub use mlp_model::MlpModel;
+pub use mlp_predict::{MlpPredict, MlpPredictOutput};
+pub use mlp_train::{
+    EpochStats, LayerParams, MlpData, MlpDataset, MlpTestData, MlpTrain, MlpTrainOutput,
+};
 pub use vector_add::{VectorAdd, VectorAddOutput};
 
 use crate::error::ValidationError;
 use crate::tensor::Tensor;
 
 /// The names of the built-in kinds.
-pub const BUILTIN_KINDS: [&str; 4] = [
+pub const BUILTIN_KINDS: [&str; 5] = [
     VectorAdd::KIND_NAME,
     Matmul::KIND_NAME,
     ImageFilter::KIND_NAME,
     MlpTrain::KIND_NAME,
+    MlpPredict::KIND_NAME,
 ];
 
 /// Checks a tensor's shape and data length together; returns its element count.
@@ -27,12 +34,6 @@ pub(crate) fn check_tensor(t: &Tensor, name: &str, rank: usize) -> Result<usize,
     let n = t.check_shape(name, rank)?;
     t.check_length(name)?;
     Ok(n)
-}
-
-/// Fingerprint of an output's tensors that hold values.
-pub(crate) fn fingerprint_tensors(tensors: &[&Tensor]) -> crate::fingerprint::Fingerprint {
-    let values: Vec<_> = tensors.iter().filter_map(|t| t.values().ok()).collect();
-    crate::fingerprint::Fingerprint::of_slices(values.iter().map(|v| &v[..]))
 }
 
 /// A tensor of real (not synthetic) uniform values, for calibration ladders: real

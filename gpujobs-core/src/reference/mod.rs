@@ -9,7 +9,7 @@ mod mlp;
 
 pub use image::{gaussian_blur, sobel_magnitude};
 pub use linear::{matmul, matmul_probe, vector_add};
-pub use mlp::{MlpReference, mlp_train};
+pub use mlp::{MlpReference, mlp_evaluate, mlp_forward, mlp_train, softmax};
 
 /// How two values at one position compare when either is not finite: `Some(true)` when
 /// both are the same non-finite value (NaN and NaN, +inf and +inf: a correct result of

@@ -6,6 +6,7 @@
 
 use super::CudaExecutor;
 use super::matmul::{Gemm, Operand};
+use super::mlp_forward::{Layer, blocks, forward, ptr, to_i32};
 use super::state::DeviceState;
 use crate::kernels;
 use async_trait::async_trait;
@@ -14,26 +15,6 @@ use gpujobs_core::jobs::{EpochStats, MlpTrain, MlpTrainOutput};
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use std::time::{Duration, Instant};
 
-fn ptr<T: cust::memory::DeviceCopy>(b: &DeviceBuffer<T>) -> u64 {
-    b.as_device_ptr().as_raw()
-}
-
-fn blocks(n: usize, sms: u32) -> u32 {
-    (n.div_ceil(256) as u32).clamp(1, sms * 16)
-}
-
-fn to_i32(x: usize, what: &str) -> Result<i32, JobError> {
-    i32::try_from(x)
-        .map_err(|_| JobError::permanent(format!("{what} = {x} is too large for the GPU kernels")))
-}
-
-struct Layer {
-    w: DeviceBuffer<f32>,
-    b: DeviceBuffer<f32>,
-    din: usize,
-    dout: usize,
-}
-
 fn train(
     s: &mut DeviceState,
     job: &MlpTrain,
@@ -41,7 +22,12 @@ fn train(
 ) -> Result<(MlpTrainOutput, StageTimes), JobError> {
     let t_prep = Instant::now();
     let data = job.dataset()?;
+    let test = job.test_dataset()?;
     let prepare = t_prep.elapsed();
+    let test_samples = test.as_ref().map_or(0, |t| t.samples);
+    // Held-out figures on the device once a device check has verified that path (see
+    // docs/cuda.md); until then on the host, from the downloaded parameters.
+    let on_device_eval = crate::unverified_enabled();
     let dims = job.dims();
     let layers = dims.len() - 1;
     let (samples, features, classes) = (data.samples, data.features, dims[layers]);
@@ -49,7 +35,7 @@ fn train(
     let widest = dims.iter().copied().max().unwrap_or(1);
     let params: usize = dims.windows(2).map(|d| d[0] * d[1] + d[1]).sum();
     s.admit(
-        4 * (samples * (features + 2)
+        4 * ((samples + test_samples) * (features + 2)
             + 2 * params
             + bmax * (dims.iter().sum::<usize>() + 2 * widest)
             + widest * widest.max(bmax)) as u64,
@@ -59,6 +45,11 @@ fn train(
     let mut x = s.alloc::<f32>(samples * features)?;
     let mut labels = s.alloc::<u32>(samples)?;
     let mut idx = s.alloc::<u32>(samples)?;
+    // Held-out data: features, labels, and the identity order (the loss kernel reads
+    // labels through an index).
+    let mut test_x = s.alloc::<f32>(test_samples * features)?;
+    let mut test_labels = s.alloc::<u32>(test_samples)?;
+    let mut test_idx = s.alloc::<u32>(test_samples)?;
     let init = job.initial_params();
     let mut net: Vec<Layer> = Vec::with_capacity(layers);
     for l in 0..layers {
@@ -72,6 +63,9 @@ fn train(
     let t_up = Instant::now();
     {
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = vec![(&data.x[..], &mut x)];
+        if let Some(t) = &test {
+            pairs.push((&t.x[..], &mut test_x));
+        }
         for (layer, p) in net.iter_mut().zip(&init) {
             pairs.push((&p.w, &mut layer.w));
         }
@@ -87,6 +81,15 @@ fn train(
     labels
         .copy_from(&data.y[..])
         .map_err(|e| s.err("uploading labels", e))?;
+    if let Some(t) = &test {
+        test_labels
+            .copy_from(&t.y[..])
+            .map_err(|e| s.err("uploading held-out labels", e))?;
+        let order: Vec<u32> = (0..t.samples as u32).collect();
+        test_idx
+            .copy_from(&order[..])
+            .map_err(|e| s.err("uploading the held-out order", e))?;
+    }
     let h2d = t_up.elapsed();
 
     let acts: Vec<DeviceBuffer<f32>> = dims
@@ -99,6 +102,10 @@ fn train(
     let ht = s.alloc::<f32>(widest * bmax)?;
     let loss = DeviceBuffer::<f64>::zeroed(1).map_err(|e| s.err("allocating the loss", e))?;
     let correct = DeviceBuffer::<u64>::zeroed(1).map_err(|e| s.err("allocating the counter", e))?;
+    let test_loss = DeviceBuffer::<f64>::zeroed(1).map_err(|e| s.err("allocating the loss", e))?;
+    let test_correct =
+        DeviceBuffer::<u64>::zeroed(1).map_err(|e| s.err("allocating the counter", e))?;
+    let mut test_prev = (0f64, 0u64);
     // SAFETY: written before every asynchronous copy that reads it.
     #[allow(unsafe_code)]
     let mut order_host = unsafe { LockedBuffer::<u32>::uninitialized(samples) }
@@ -130,28 +137,7 @@ fn train(
             let pidx = ptr(&idx) + 4 * start as u64;
             let a0 = ptr(&acts[0]);
             crate::launch!(s, kernels::GATHER_ROWS, blocks(bs * features, s.sms), 256, 0; px, pidx, a0, bsi, fi)?;
-            for (l, layer) in net.iter().enumerate() {
-                let (pin, pout) = (ptr(&acts[l]), ptr(&acts[l + 1]));
-                let (din, dout) = (to_i32(layer.din, "width")?, to_i32(layer.dout, "width")?);
-                let a = Operand { ptr: pin, ld: din };
-                let g = Gemm::plain(
-                    bs,
-                    layer.dout,
-                    layer.din,
-                    a,
-                    Operand {
-                        ptr: ptr(&layer.w),
-                        ld: dout,
-                    },
-                    Operand {
-                        ptr: pout,
-                        ld: dout,
-                    },
-                );
-                s.sgemm(&g, false)?;
-                let (pb, relu) = (ptr(&layer.b), i32::from(l + 1 < layers));
-                crate::launch!(s, kernels::BIAS_ACT, blocks(bs * layer.dout, s.sms), 256, 0; pout, pb, bsi, dout, relu)?;
-            }
+            forward(s, &net, &acts, a0, bs)?;
             let (plogits, pgrad, inv_bs) = (ptr(&acts[layers]), ptr(&grad), 1.0f32 / bs as f32);
             let warps_per_block = 8u32;
             crate::launch!(s, kernels::SOFTMAX_XENT, (bs as u32).div_ceil(warps_per_block), 32 * warps_per_block, 0;
@@ -206,6 +192,25 @@ fn train(
                 std::mem::swap(&mut grad, &mut grad_in);
             }
         }
+        if test_samples > 0 && on_device_eval {
+            // The held-out loss and accuracy after this epoch's updates: forward passes
+            // and the loss kernel (its gradient output is scratch here).
+            let (ptl, ptc, plabels_t) = (ptr(&test_loss), ptr(&test_correct), ptr(&test_labels));
+            for start in (0..test_samples).step_by(bmax) {
+                let bs = bmax.min(test_samples - start);
+                let bsi = to_i32(bs, "batch")?;
+                let input = ptr(&test_x) + 4 * (start * features) as u64;
+                forward(s, &net, &acts, input, bs)?;
+                let (plogits, pgrad, pidx) = (
+                    ptr(&acts[layers]),
+                    ptr(&grad),
+                    ptr(&test_idx) + 4 * start as u64,
+                );
+                let (inv_bs, warps_per_block) = (1.0f32, 8u32);
+                crate::launch!(s, kernels::SOFTMAX_XENT, (bs as u32).div_ceil(warps_per_block), 32 * warps_per_block, 0;
+                    plogits, plabels_t, pidx, pgrad, bsi, ci, inv_bs, ptl, ptc)?;
+            }
+        }
         let e1 = s.mark()?;
         s.sync()?;
         compute += s.between(&e0, &e1)?;
@@ -216,12 +221,45 @@ fn train(
             .copy_to(&mut totals.1[..])
             .map_err(|e| s.err("reading the accuracy", e))?;
         let n = samples as f64;
+        let (test_loss_e, test_accuracy_e) = if let (Some(t), false) = (&test, on_device_eval) {
+            // Not yet verified on a GPU: the parameters come down and the host's f64
+            // reference evaluates them (slower, right by construction).
+            let (mut w, mut b) = (Vec::with_capacity(layers), Vec::with_capacity(layers));
+            for layer in &net {
+                let (wv, _, _) = s.download(&layer.w, layer.din * layer.dout)?;
+                let (bv, _, _) = s.download(&layer.b, layer.dout)?;
+                w.push(wv.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>());
+                b.push(bv.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>());
+            }
+            let (loss, accuracy) = gpujobs_core::reference::mlp_evaluate(&dims, &w, &b, t);
+            (Some(loss), Some(accuracy))
+        } else if test_samples > 0 {
+            let mut t = ([0f64], [0u64]);
+            test_loss
+                .copy_to(&mut t.0[..])
+                .map_err(|e| s.err("reading the held-out loss", e))?;
+            test_correct
+                .copy_to(&mut t.1[..])
+                .map_err(|e| s.err("reading the held-out accuracy", e))?;
+            let m = test_samples as f64;
+            let figures = (
+                (t.0[0] - test_prev.0) / m,
+                (t.1[0] - test_prev.1) as f64 / m,
+            );
+            test_prev = (t.0[0], t.1[0]);
+            (Some(figures.0), Some(figures.1))
+        } else {
+            (None, None)
+        };
         epochs.push(EpochStats {
             epoch,
             loss: (totals.0[0] - prev_loss) / n,
             accuracy: (totals.1[0] - prev_correct) as f64 / n,
+            test_loss: test_loss_e,
+            test_accuracy: test_accuracy_e,
         });
         (prev_loss, prev_correct) = (totals.0[0], totals.1[0]);
+        job.check_diverged(&epochs)?;
     }
 
     let t_down = Instant::now();

@@ -9,6 +9,8 @@
 mod image_filter;
 mod launch;
 mod matmul;
+mod mlp_forward;
+mod mlp_predict;
 mod mlp_train;
 mod probe;
 mod state;
@@ -17,7 +19,7 @@ mod vector_add;
 
 use crate::CudaError;
 use async_trait::async_trait;
-use gpujobs_core::jobs::{ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs_core::jobs::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 use state::DeviceState;
 use std::sync::Arc;
@@ -102,6 +104,9 @@ impl Backend for CudaExecutor {
         registry.register::<Matmul, _>(&device, self.clone());
         registry.register::<ImageFilter, _>(&device, self.clone());
         registry.register::<MlpTrain, _>(&device, self.clone());
+        if crate::unverified_enabled() {
+            registry.register::<MlpPredict, _>(&device, self.clone());
+        }
     }
 
     fn buffers(&self) -> &BufferPool {

@@ -1,15 +1,18 @@
 //! The benchmark's cases: each kind at a ladder of sizes, with real random inputs.
 
-use gpujobs_core::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs_core::jobs::{
+    FilterOp, ImageFilter, Matmul, MlpModel, MlpPredict, MlpTrain, VectorAdd,
+};
 use gpujobs_core::{Job, JobEnvelope, Tensor, synth};
 
 /// Kinds as the benchmark names them (the image filter is split in two).
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "vector-add",
     "matmul",
     "gaussian-blur",
     "sobel",
     "mlp-train",
+    "mlp-predict",
 ];
 /// Size rungs, smallest first.
 pub const SIZES: [&str; 5] = ["tiny", "small", "medium", "large", "xlarge"];
@@ -27,7 +30,7 @@ pub struct Case {
     pub x: f64,
     /// Work per run, in `unit`s.
     pub work: f64,
-    /// Throughput unit (`GB/s`, `GFLOP/s`, `Mpix/s`, `samples/s`).
+    /// Throughput unit (`GB/s`, `GFLOP/s`, `Mpix/s`, `samples/s`, `rows/s`).
     pub unit: &'static str,
     /// The job.
     pub envelope: JobEnvelope,
@@ -117,6 +120,29 @@ pub fn build(kind: &'static str, rung: &'static str, seed: u64) -> Option<Case> 
             job.epochs = 1;
             job.batch = batch;
             case(kind, rung, job, samples as f64, samples as f64, "samples/s")
+        }
+        "mlp-predict" => {
+            let (rows, features, hidden) = [
+                (256, 16, 32),
+                (4096, 64, 128),
+                (32_768, 128, 256),
+                (65_536, 256, 512),
+                (131_072, 784, 1024),
+            ][r];
+            let dims = [features, hidden, 10];
+            let synthetic = MlpModel::synthetic(&dims, seed);
+            let job = MlpPredict {
+                model: MlpModel {
+                    weights: (synthetic.weights.iter().enumerate())
+                        .map(|(l, w)| real(w.shape().to_vec(), seed + 10 + l as u64, -0.1, 0.1))
+                        .collect(),
+                    biases: (synthetic.biases.iter().enumerate())
+                        .map(|(l, b)| real(b.shape().to_vec(), seed + 20 + l as u64, -0.1, 0.1))
+                        .collect(),
+                },
+                x: real(vec![rows, features], seed, -1.0, 1.0),
+            };
+            case(kind, rung, job, rows as f64, rows as f64, "rows/s")
         }
         _ => return None,
     })

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The MLP on a real data set against scikit-learn, and its saved model read back by
+# numpy (scripts/mlp_check.py says what is checked). Run by .ci/run; by hand:
+# scripts/check-mlp.sh. Installs pinned numpy, scikit-learn and safetensors into
+# .venv-mlp on first use.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+venv="$root/.venv-mlp"
+stamp="$venv/.installed-1"
+if [ ! -f "$stamp" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+        numpy==2.4.6 scikit-learn==1.9.1 safetensors==0.8.0
+    touch "$stamp"
+fi
+cargo build -q --locked -p gpujobs-cli
+target="$(cargo metadata --format-version 1 --no-deps |
+    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$venv/bin/python" scripts/mlp_check.py "$target/debug/gpujobs" "$work"
