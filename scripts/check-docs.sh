@@ -75,12 +75,12 @@ with open("jobs.jsonl", "w") as f:
                             "payload": {"a": {"shape": [4], "data": [1, 2, 3, 4]},
                                         "b": {"shape": [4], "data": [i, i, i, i]}}}) + "\n")
 EOF
-# ids.txt: jobs already submitted. DOC_JOB_ID: a job that failed after it was accepted (its
-# input blob was never stored), the subject of `status`, `cancel` and `dead-letter retry`.
+# ids.txt: jobs already submitted. DOC_JOB_ID: a job that failed after it was accepted
+# (its training diverges), the subject of `status`, `cancel` and `dead-letter retry`.
 gpujobs submit vector-add --len 1000 --count 3 > ids.txt
-export DOC_JOB_ID=doc-failed-1
-redis-cli -p "$port" XADD '{gpujobs}:submit' '*' job \
-    '{"id":"doc-failed-1","kind":"vector-add","max_attempts":1,"payload":{"a":{"shape":[4],"blob":"t0"},"b":{"shape":[4],"blob":"t1"}}}' >/dev/null
+DOC_JOB_ID="$(gpujobs submit mlp-train --samples 256 --features 4 --classes 2 --hidden 8 \
+    --epochs 3 --lr 1e30 --max-attempts 1)"
+export DOC_JOB_ID
 gpujobs scheduler >"$work/setup.log" 2>&1 &
 gpujobs worker --backend cpu >>"$work/setup.log" 2>&1 &
 gpujobs wait --from ids.txt >/dev/null

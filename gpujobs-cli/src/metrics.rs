@@ -12,8 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -88,6 +88,8 @@ pub struct Metrics {
     pool_seen: std::sync::Mutex<gpujobs_core::buffer::PoolStats>,
     /// When Redis last answered a refresh (ms since the epoch; 0: never).
     redis_ok_ms: AtomicU64,
+    /// What the last failed refresh was told by Redis, for `/readyz`.
+    redis_error: Mutex<Option<String>>,
 }
 
 /// How long after Redis last answered `/readyz` stops saying ready, even with no refresh
@@ -214,6 +216,7 @@ impl Metrics {
             gpu_memory_total,
             redis_up,
             redis_ok_ms: AtomicU64::new(0),
+            redis_error: Mutex::new(None),
         })
     }
 
@@ -222,12 +225,17 @@ impl Metrics {
     fn ready(&self) -> Result<(), String> {
         let last = self.redis_ok_ms.load(Ordering::Relaxed);
         let age = gpujobs_core::envelope::now_ms().saturating_sub(last);
+        // The last error Redis gave, so a probe says why (refused credentials, OOM).
+        let why = match &*self.redis_error.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => format!(": {e}"),
+            None => String::new(),
+        };
         if last == 0 {
-            Err("Redis has not answered yet".into())
+            Err(format!("Redis has not answered yet{why}"))
         } else if self.redis_up.get() == 1 && age <= READY_WINDOW_MS {
             Ok(())
         } else {
-            Err(format!("Redis has not answered for {} s", age / 1000))
+            Err(format!("Redis has not answered for {} s{why}", age / 1000))
         }
     }
 
@@ -275,13 +283,18 @@ impl Metrics {
     /// Refreshes the gauges read from Redis and the GPUs.
     async fn refresh(&self, queue: &dyn Queue, backends: &[Arc<dyn gpujobs_core::Backend>]) {
         let lanes = queue.lane_stats().await;
-        if lanes.is_ok() {
-            self.redis_up.set(1);
-            self.redis_ok_ms
-                .store(gpujobs_core::envelope::now_ms(), Ordering::Relaxed);
-        } else {
-            self.redis_up.set(0);
+        match &lanes {
+            Ok(_) => {
+                self.redis_up.set(1);
+                self.redis_ok_ms
+                    .store(gpujobs_core::envelope::now_ms(), Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.redis_up.set(0);
+            }
         }
+        *self.redis_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            lanes.as_ref().err().map(|e| e.to_string());
         if let Ok(lanes) = lanes {
             for l in lanes {
                 let labels = LaneLabels {
@@ -534,5 +547,12 @@ mod tests {
             Ordering::Relaxed,
         );
         assert!(m.ready().unwrap_err().contains("not answered for"));
+        // Why Redis did not answer, when it said (a refused password, a full Redis).
+        *m.redis_error.lock().unwrap() = Some("WRONGPASS invalid username-password pair".into());
+        let why = m.ready().unwrap_err();
+        assert!(
+            why.contains("not answered for") && why.contains("WRONGPASS"),
+            "{why}"
+        );
     }
 }

@@ -203,6 +203,16 @@ pub enum QueueError {
     /// A value could not be encoded or decoded.
     #[error("serialization error: {0}")]
     Serde(#[from] serde_json::Error),
+    /// The backend is out of memory, or above the high-water mark it keeps for the
+    /// results of jobs already accepted: new submissions are refused until jobs finish
+    /// (which frees their inputs) or the operator adds memory. Nothing accepted is lost;
+    /// retrying later can help.
+    #[error("queue is full: {0}")]
+    Full(String),
+    /// The operation can never succeed on this job as asked (say, retrying a job whose
+    /// inputs were freed when it ended).
+    #[error("{0}")]
+    Refused(String),
     /// The queue has been closed.
     #[error("queue is closed")]
     Closed,

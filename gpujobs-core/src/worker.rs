@@ -577,6 +577,7 @@ where
 {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(4));
     let mut tries = 0;
+    let mut full_since: Option<std::time::Instant> = None;
     loop {
         match call().await {
             Err(QueueError::Backend(msg)) if tries < 5 => {
@@ -584,6 +585,17 @@ where
                 tracing::warn!(error = %msg, retry_in = ?delay, "queue call failed; retrying");
                 tokio::time::sleep(delay).await;
                 tries += 1;
+            }
+            // Redis is out of memory: the outcome is kept here and written as soon as
+            // memory frees (jobs ending free their inputs), rather than dropped for a
+            // re-run that would need memory too. Said loudly, every 30 s.
+            Err(QueueError::Full(msg)) => {
+                let since = *full_since.get_or_insert_with(std::time::Instant::now);
+                if tries % 60 == 0 {
+                    tracing::error!(error = %msg, waiting_s = since.elapsed().as_secs(), "queue is full; holding the job's outcome until it can be stored");
+                }
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
             other => return other,
         }

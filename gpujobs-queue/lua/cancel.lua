@@ -2,7 +2,7 @@
 -- KEYS[1]  <prefix>:job:<id>
 -- ARGV     prefix, id, now_ms, ttl_ms
 -- Touches  its lane stream entry, <prefix>:delayed:<lane>, <prefix>:backlog:<lane>,
---          <prefix>:events
+--          <prefix>:events, the job's input blobs
 -- Returns  notfound, requested, cancelled or finished:<state>.
 local id, now = ARGV[2], ARGV[3]
 local rec = KEYS[1]
@@ -21,5 +21,6 @@ if st == 'placed' then
 end
 redis.call('HSET', rec, 'state', 'cancelled', 'finished_ms', now, 'updated_ms', now)
 redis.call('PEXPIRE', rec, ARGV[4])
+drop_inputs(id)
 event(id, 'cancelled')
 return 'cancelled'

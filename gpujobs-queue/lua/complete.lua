@@ -3,7 +3,7 @@
 -- KEYS[1]  <prefix>:counts   hash of counters (field `succeeded`)
 -- ARGV     prefix, now_ms, ttl_ms, then per job 6 values: stream, entry, consumer,
 --          attempt, id, result_json
--- Touches  <prefix>:job:<id>, the lane streams named in ARGV
+-- Touches  <prefix>:job:<id>, the lane streams named in ARGV, the job's input blobs
 -- Returns  one value per job: 1 recorded, -1 lease lost.
 local now, ttl = ARGV[2], ARGV[3]
 local out = {}
@@ -18,6 +18,7 @@ while i + 5 <= #ARGV do
     redis.call('XACK', stream, 'workers', entry)
     redis.call('XDEL', stream, entry)
     redis.call('PEXPIRE', rec, ttl)
+    drop_inputs(id)
     done = done + 1
     table.insert(out, 1)
   else

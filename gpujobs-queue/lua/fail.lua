@@ -4,7 +4,8 @@
 -- KEYS[2]  <prefix>:delayed:<lane>
 -- ARGV     prefix, entry, consumer, attempt, id, error_json, class, delay_ms, now_ms,
 --          ttl_ms, lane, message
--- Touches  <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events
+-- Touches  <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events,
+--          the job's input blobs when it ends
 -- Returns  retrying, failed, dead, cancelled, or -1 if the lease is lost.
 local id, class, now = ARGV[5], ARGV[7], tonumber(ARGV[9])
 local rec = rec_key(id)
@@ -16,6 +17,7 @@ local f = redis.call('HMGET', rec, 'cancel', 'attempts', 'max_attempts', 'kind',
 if class == 'cancelled' or f[1] == '1' then
   redis.call('HSET', rec, 'state', 'cancelled', 'finished_ms', now)
   redis.call('PEXPIRE', rec, ARGV[10])
+  drop_inputs(id)
   event(id, 'cancelled')
   return 'cancelled'
 end
@@ -26,6 +28,7 @@ if class == 'permanent' or attempts >= max then
   if class == 'permanent' then state = 'failed'; reason = ARGV[12] end
   local d = dead_letter(id, f[4] or '', reason, attempts, now, '')
   redis.call('HSET', rec, 'state', state, 'finished_ms', now, 'dead_entry', d)
+  drop_inputs(id)
   event(id, state)
   return state
 end

@@ -22,6 +22,25 @@ local function dead_letter(id, kind, reason, attempts, now, raw)
   return redis.call('XADD', ns .. ':dead', 'MAXLEN', '~', DEAD_MAX, '*', 'id', id, 'kind', kind, 'reason', reason,
     'attempts', attempts, 'at_ms', now, 'raw', raw)
 end
+-- The input blobs of job `id`, named in its envelope (`{"shape": [...], "blob": "t0"}`
+-- anywhere in the payload), are deleted once the job has ended: nothing reads them
+-- after that, and a Redis near `maxmemory` must get their memory back. Outputs
+-- (`blob:<id>:out:*`) stay until the record expires.
+local function collect_blobs(v, out)
+  if type(v) == 'table' then
+    if type(v.blob) == 'string' then table.insert(out, v.blob) end
+    for _, x in pairs(v) do collect_blobs(x, out) end
+  end
+end
+local function drop_inputs(id)
+  local env = redis.call('HGET', rec_key(id), 'env')
+  if (not env) or (not string.find(env, '"blob"', 1, true)) then return end
+  local ok, doc = pcall(cjson.decode, env)
+  if (not ok) or type(doc) ~= 'table' then return end
+  local names = {}
+  collect_blobs(doc.payload, names)
+  for _, name in ipairs(names) do redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
+end
 -- A worker's lease is fenced: the record must still name this worker, this attempt
 -- and this stream entry, so a worker whose job was reclaimed cannot end it any more.
 local function holds(rec, consumer, attempt, entry)
@@ -67,6 +86,7 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
       'finished_ms', now, 'updated_ms', now, 'dead_entry', d)
     redis.call('XACK', stream, 'workers', entry)
     redis.call('XDEL', stream, entry)
+    drop_inputs(id)
     event(id, 'dead')
     return {-1, id, entry}
   end

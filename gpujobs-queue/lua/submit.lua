@@ -3,14 +3,23 @@
 -- a job submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
--- ARGV     prefix, now_ms, then per job 7 values: id, env_json, kind, priority,
---          device, max_attempts, created_us
+-- ARGV     prefix, now_ms, high_water, then per job 7 values: id, env_json, kind,
+--          priority, device, max_attempts, created_us
+--          (high_water: the share of maxmemory above which submits are refused, so the
+--          rest is kept for the results of jobs already accepted; 0 turns it off)
 -- Touches  <prefix>:job:<id>
--- Returns  one value per job: 1 submitted, 0 already existed.
-local now = ARGV[2]
+-- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}
+--          (nothing submitted) above the high-water mark.
+local now, high_water = ARGV[2], tonumber(ARGV[3])
+if high_water and high_water > 0 then
+  local info = redis.call('INFO', 'memory')
+  local used = tonumber(string.match(info, 'used_memory:(%d+)') or '0')
+  local max = tonumber(string.match(info, 'maxmemory:(%d+)') or '0')
+  if max > 0 and used > high_water * max then return {'full', tostring(used), tostring(max)} end
+end
 local out = {}
 local added = 0
-local i = 3
+local i = 4
 while i + 6 <= #ARGV do
   local id = ARGV[i]
   local rec = rec_key(id)

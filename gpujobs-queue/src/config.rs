@@ -22,6 +22,18 @@ pub struct RedisConfig {
     pub blob_ttl: Duration,
     /// Largest blob accepted (Redis strings stop at 512 MiB).
     pub max_blob_bytes: u64,
+    /// Largest submit entry (the envelope's JSON) accepted: the client refuses bigger
+    /// ones, and a scheduler dead-letters them unparsed. Large tensors belong in blobs.
+    pub max_entry_bytes: u64,
+    /// About how many bytes of submit entries a scheduler takes in one batch: the count
+    /// it asks for shrinks when recent entries were large, so a burst of big entries
+    /// does not balloon its memory.
+    pub take_batch_bytes: u64,
+    /// Share of Redis's `maxmemory` above which submits are refused with
+    /// [`QueueError::Full`](gpujobs_core::QueueError::Full): the rest is the reserve the
+    /// results of jobs already accepted are written into, so a full Redis never strands
+    /// them. `0` turns the check off (and so does a Redis without `maxmemory`).
+    pub high_water: f64,
     /// Backoff between attempts of a job.
     pub retry: RetryPolicy,
     /// Dead letters kept (oldest trimmed first, approximately).
@@ -52,6 +64,9 @@ impl RedisConfig {
             finished_ttl: Duration::from_secs(24 * 3600),
             blob_ttl: Duration::from_secs(24 * 3600),
             max_blob_bytes: 512 << 20,
+            high_water: 0.8,
+            max_entry_bytes: 16 << 20,
+            take_batch_bytes: 64 << 20,
             retry: RetryPolicy::default(),
             dead_letter_max: 100_000,
             events_max: 100_000,

@@ -11,7 +11,21 @@ use std::time::Duration;
 
 /// Turns a Redis error into a queue error that says what was being done.
 pub(crate) fn backend(doing: &str) -> impl Fn(redis::RedisError) -> QueueError + '_ {
-    move |e| QueueError::Backend(format!("{doing}: {e}"))
+    move |e| classify(doing, &e)
+}
+
+/// A Redis error as a queue error: `OOM` (maxmemory reached under `noeviction`) is
+/// [`QueueError::Full`], named as such, so callers can wait for memory rather than
+/// treat it as a broken connection; everything else is [`QueueError::Backend`].
+pub(crate) fn classify(doing: &str, e: &redis::RedisError) -> QueueError {
+    if e.code() == Some("OOM") {
+        QueueError::Full(format!(
+            "{doing}: Redis is out of memory (used memory reached maxmemory and the \
+             policy does not evict): wait for jobs to finish, or raise maxmemory"
+        ))
+    } else {
+        QueueError::Backend(format!("{doing}: {e}"))
+    }
 }
 
 /// The longest a blocking read waits; the blocking connection's response timeout is

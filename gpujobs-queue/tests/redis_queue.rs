@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use gpujobs_core::jobs::{Matmul, VectorAdd, VectorAddOutput};
 use gpujobs_core::{
     DeviceClass, DeviceInfo, EarliestFinish, ExecContext, Execution, Executor, JobEnvelope,
-    JobError, JobState, Queue, Registry, RetryPolicy, Scheduler, SchedulerConfig, StageTimes,
-    Tensor, Worker, WorkerConfig, conformance, shutdown_channel,
+    JobError, JobState, Queue, QueueError, Registry, RetryPolicy, Scheduler, SchedulerConfig,
+    StageTimes, Tensor, Worker, WorkerConfig, conformance, shutdown_channel,
 };
 use gpujobs_queue::testkit::{RedisCluster, RedisServer};
 use gpujobs_queue::{RedisConfig, RedisQueue};
@@ -174,6 +174,103 @@ async fn blobs_both_ways(cfg: RedisConfig) {
         env.contains("\"blob\":\"t0\"") && !env.contains("data"),
         "{env}"
     );
+    // Once the job has ended its inputs are freed; its output stays with the record.
+    let keys = q.keys_of(&id);
+    for (name, exists) in [("t0", 0), ("t1", 0), ("out:t0", 1)] {
+        let n: i64 = query(&url, redis::cmd("EXISTS").arg(keys.blob(&id, name))).await;
+        assert_eq!(n, exists, "blob {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_entries_are_refused_by_the_client_and_dead_lettered_unparsed() {
+    let server = RedisServer::start(false);
+    let mut cfg = config(&server, "caps");
+    cfg.max_entry_bytes = 4096;
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(cfg).await.unwrap());
+    let data = vec!["1.5"; 3000].join(",");
+    let raw = format!(
+        r#"{{"id":"too-big-1","kind":"vector-add","payload":{{"a":{{"shape":[3000],"data":[{data}]}},"b":{{"shape":[3000],"data":[{data}]}}}}}}"#
+    );
+    // The client refuses an envelope with inline numbers beyond the cap, storing nothing.
+    let env: JobEnvelope = serde_json::from_str(&raw).unwrap();
+    let err = q.submit(env).await.unwrap_err();
+    assert!(matches!(err, QueueError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("submit entry"), "{err}");
+    // A foreign client's oversized XADD: dead-lettered on its size, with a record for
+    // its id; a small job beside it runs.
+    q.submit_raw(raw.as_bytes()).await.unwrap();
+    let ok = q
+        .submit(JobEnvelope::new(VectorAdd::synthetic(8, 1)).unwrap())
+        .await
+        .unwrap();
+    let _stop = start_cluster(q.clone());
+    let rec = q.wait(&ok, Duration::from_secs(10)).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
+    let id = gpujobs_core::JobId::parse("too-big-1").unwrap();
+    let rec = q.wait(&id, Duration::from_secs(10)).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Dead, "{rec:?}");
+    let why = rec.error.unwrap().message;
+    assert!(why.contains("larger than the limit of 4096"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_refuses_submits_early_and_every_accepted_job_finishes() {
+    let server = RedisServer::start_with(
+        false,
+        &["--maxmemory", "16mb", "--maxmemory-policy", "noeviction"],
+    );
+    let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(config(&server, "full")).await.unwrap());
+    // 512 KiB of input blobs per job, nothing running: submit until refused.
+    let job = |seed: u64| {
+        let n = 65_536;
+        let v = |s: u64| {
+            (0..n)
+                .map(|i| ((i as u64 * 7 + s) % 1000) as f32)
+                .collect::<Vec<f32>>()
+        };
+        JobEnvelope::new(VectorAdd {
+            a: Tensor::from_values(vec![n], v(seed)).unwrap(),
+            b: Tensor::from_values(vec![n], v(seed + 1)).unwrap(),
+        })
+        .unwrap()
+    };
+    let mut accepted = Vec::new();
+    let refusal = loop {
+        match q.submit(job(accepted.len() as u64)).await {
+            Ok(id) => accepted.push(id),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() < 100, "never refused");
+    };
+    assert!(matches!(refusal, QueueError::Full(_)), "{refusal}");
+    assert!(refusal.to_string().contains("high-water mark"), "{refusal}");
+    assert!(
+        accepted.len() >= 10,
+        "refused too early: {}",
+        accepted.len()
+    );
+    // The refused job's blobs were taken back; memory sits just under the mark.
+    let d = q.diagnose().await;
+    assert_eq!(d.maxmemory, Some(16 << 20));
+    assert!(
+        d.used_memory.unwrap() as f64 > 0.7 * (16 << 20) as f64,
+        "{d:?}"
+    );
+    // Workers start: every accepted job succeeds (the reserve holds their results, and
+    // each one ending frees its inputs), and submits are accepted again.
+    let _stop = start_cluster(q.clone());
+    for id in &accepted {
+        let rec = q.wait(id, Duration::from_secs(60)).await.unwrap().unwrap();
+        assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
+    }
+    let again = q.submit(job(999)).await.unwrap();
+    let rec = q
+        .wait(&again, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
 }
 
 /// Runs one command on a plain connection to a single Redis or a cluster, as another
@@ -254,6 +351,16 @@ async fn a_malformed_blob_fails_its_job_alone() {
     let why = rec.error.unwrap().message;
     assert!(why.contains("not a whole number of f32 values"), "{why}");
     assert_eq!(rec.attempts, 1);
+    // Its input was freed when it ended, so it cannot be retried from its record: said so.
+    let n: i64 = query(
+        &url,
+        redis::cmd("EXISTS").arg(q.keys_of(&bad_id).blob(&bad_id, "t0")),
+    )
+    .await;
+    assert_eq!(n, 0);
+    let err = q.retry_dead(&bad_id).await.unwrap_err();
+    assert!(matches!(err, QueueError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("submit it again"), "{err}");
 }
 
 async fn malformed_submissions(cfg: RedisConfig) {

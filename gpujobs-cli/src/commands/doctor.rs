@@ -128,6 +128,38 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "make sure eviction is off",
         ),
     }
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    match (d.used_memory, d.maxmemory) {
+        (Some(used), Some(max)) if max > 0 => {
+            let share = used as f64 / max as f64;
+            let line = format!(
+                "memory: {:.0} MiB of maxmemory {:.0} MiB ({:.0}%); submits are refused above {:.0}%",
+                mib(used),
+                mib(max),
+                100.0 * share,
+                100.0 * d.high_water
+            );
+            if d.high_water > 0.0 && share > d.high_water {
+                r.add(
+                    Level::Error,
+                    format!("queue full: {line}"),
+                    "jobs finishing free their inputs; raise maxmemory if it stays full",
+                );
+            } else {
+                r.add(Level::Ok, line, "");
+            }
+        }
+        (Some(used), Some(_)) => r.add(
+            Level::Warning,
+            format!("memory: {:.0} MiB used, no maxmemory", mib(used)),
+            "set maxmemory (with noeviction): without it Redis grows until the machine runs out, and submits are never refused in time",
+        ),
+        _ => r.add(
+            Level::Warning,
+            "memory: unknown (INFO memory is not allowed)",
+            "watch the managed Redis's memory yourself",
+        ),
+    }
     // Consumer groups: connect() creates them, so a missing one means no rights.
     let missing = &d.missing_groups;
     if missing.is_empty() {

@@ -56,19 +56,27 @@ impl RedisQueue {
             .await
             .map_err(backend("reading a job"))?;
         if let Some(env) = env.and_then(|e| serde_json::from_str::<JobEnvelope>(&e).ok()) {
-            // Give the inputs a fresh lease on life: the retry may come long after submit.
+            // Give the inputs a fresh lease on life: the retry may come long after
+            // submit. Inputs are deleted when a job ends, so a job that had any cannot
+            // run again from its record.
             let refs = env.blob_names();
             if !refs.is_empty() {
                 let mut pipe = redis::pipe();
-                for r in refs {
+                for r in &refs {
                     pipe.cmd("PEXPIRE")
-                        .arg(keys.blob(id, &r))
-                        .arg(ms(self.shared.cfg.blob_ttl))
-                        .ignore();
+                        .arg(keys.blob(id, r))
+                        .arg(ms(self.shared.cfg.blob_ttl));
                 }
-                pipe.query_async::<()>(&mut self.conn())
+                let alive: Vec<i64> = pipe
+                    .query_async(&mut self.conn())
                     .await
                     .map_err(backend("extending blob lifetimes"))?;
+                if let Some((r, _)) = refs.iter().zip(&alive).find(|(_, a)| **a == 0) {
+                    return Err(QueueError::Refused(format!(
+                        "job {id} cannot be retried: its input blob `{r}` was freed when it \
+                         ended (inputs are deleted then); submit it again"
+                    )));
+                }
             }
         }
         self.shared

@@ -63,6 +63,7 @@ impl BatchWrite for Submits {
             .call(&Submit {
                 keys,
                 now_ms: now_ms(),
+                high_water: shared.cfg.high_water,
                 jobs: items,
             })
             .await
@@ -129,11 +130,25 @@ async fn run<W: BatchWrite>(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver
                     }
                 }
                 Err(e) => {
+                    // Every caller of the batch gets the error, of the same kind (a full
+                    // queue must read as full, not as a broken connection).
                     for reply in replies {
-                        let _ = reply.send(Err(QueueError::Backend(e.to_string())));
+                        let _ = reply.send(Err(same_kind(&e)));
                     }
                 }
             }
         }
+    }
+}
+
+/// A copy of a batch's error for each of its callers (`QueueError` is not `Clone`: it
+/// can hold a serde error), keeping the variants callers act on.
+fn same_kind(e: &QueueError) -> QueueError {
+    match e {
+        QueueError::Full(m) => QueueError::Full(m.clone()),
+        QueueError::LeaseLost(m) => QueueError::LeaseLost(m.clone()),
+        QueueError::Misconfigured(m) => QueueError::Misconfigured(m.clone()),
+        QueueError::Invalid(v) => QueueError::Invalid(v.clone()),
+        other => QueueError::Backend(other.to_string()),
     }
 }

@@ -9,7 +9,7 @@ use redis::Value;
 
 /// The server facts and queue structures an operator should know about. `None`: the
 /// server would not say (a managed Redis may forbid `INFO` or `CONFIG GET`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diagnosis {
     /// `redis_version` from `INFO server`.
     pub version: Option<String>,
@@ -19,6 +19,12 @@ pub struct Diagnosis {
     pub save: Option<String>,
     /// `CONFIG GET maxmemory-policy`.
     pub maxmemory_policy: Option<String>,
+    /// `used_memory` from `INFO memory`, bytes.
+    pub used_memory: Option<u64>,
+    /// `maxmemory` from `INFO memory`, bytes (0: no limit).
+    pub maxmemory: Option<u64>,
+    /// The share of `maxmemory` above which submits are refused (the queue's setting).
+    pub high_water: f64,
     /// Streams whose consumer group is missing (the user may lack `XGROUP`).
     pub missing_groups: Vec<String>,
     /// Partitions of the namespace.
@@ -51,6 +57,18 @@ impl RedisQueue {
                 .find_map(|l| l.strip_prefix("redis_version:"))
                 .map(|v| v.trim().to_string())
         });
+        let memory: Option<String> = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.conn())
+            .await
+            .ok();
+        let memory_field = |name: &str| {
+            memory.as_deref().and_then(|i| {
+                i.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+        };
         let mut missing_groups = Vec::new();
         for keys in &self.shared.parts {
             let mut streams = vec![(keys.submit(), SCHEDULERS)];
@@ -77,6 +95,9 @@ impl RedisQueue {
             appendonly: self.config_get("appendonly").await,
             save: self.config_get("save").await,
             maxmemory_policy: self.config_get("maxmemory-policy").await,
+            used_memory: memory_field("used_memory:"),
+            maxmemory: memory_field("maxmemory:"),
+            high_water: self.shared.cfg.high_water,
             missing_groups,
             partitions: self.shared.parts.len(),
             cluster: matches!(self.shared.conn, Conn::Cluster(_)),

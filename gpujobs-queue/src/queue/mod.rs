@@ -85,7 +85,7 @@ impl Shared {
                 }
                 Err(e) => {
                     self.reread_own.store(true, Ordering::Release);
-                    return Err(QueueError::Backend(format!("{}: {e}", C::DOING)));
+                    return Err(crate::connection::classify(C::DOING, &e));
                 }
             }
         }
@@ -125,6 +125,9 @@ pub struct RedisQueue {
     credits: Mutex<HashMap<(String, u32), [i64; 3]>>,
     /// When stale submit entries were last reclaimed.
     submit_reclaimed: Mutex<Option<Instant>>,
+    /// The largest submit entry of the last batch taken, bytes (0: none yet), which
+    /// sizes the next batch (see `RedisConfig::take_batch_bytes`).
+    entry_bytes_seen: AtomicU64,
     /// Where the next sweep over the partitions starts (so none is always last), one
     /// counter per role: fetches, takes and reclaims rotate independently, so that N
     /// successive fetches start at N different partitions.
@@ -208,6 +211,7 @@ impl RedisQueue {
             drained: Mutex::default(),
             credits: Mutex::default(),
             submit_reclaimed: Mutex::new(None),
+            entry_bytes_seen: AtomicU64::new(0),
             rotation: Default::default(),
             slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
             buffers: BufferPool::global().clone(),

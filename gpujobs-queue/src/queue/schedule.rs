@@ -109,6 +109,14 @@ impl RedisQueue {
         }
         let deadline = Instant::now() + wait;
         let order: Vec<usize> = self.sweep(Role::Take).collect();
+        // Bounded by bytes as well as count: as many entries as the largest of the last
+        // batch fits into `take_batch_bytes` (the first batch assumes entries of the
+        // largest size allowed).
+        let largest = match self.entry_bytes_seen.load(Ordering::Relaxed) {
+            0 => self.shared.cfg.max_entry_bytes,
+            seen => seen,
+        };
+        let max = max.min((self.shared.cfg.take_batch_bytes / largest.max(1024)).max(1) as usize);
         loop {
             for &p in &order {
                 let keys = &self.shared.parts[p];
@@ -144,12 +152,30 @@ impl RedisQueue {
         entries: Vec<Entry>,
     ) -> Result<Vec<Incoming>, QueueError> {
         let n = self.shared.parts.len() as u32;
+        let cap = self.shared.cfg.max_entry_bytes;
+        let largest = entries
+            .iter()
+            .map(|e| e.field("job").map_or(0, <[u8]>::len) as u64)
+            .max()
+            .unwrap_or(0);
+        self.entry_bytes_seen.store(largest, Ordering::Relaxed);
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let field = e.field("job");
-            let job = parse_submission(field);
+            let len = field.map_or(0, <[u8]>::len) as u64;
+            // Too large to parse: refused on its size, its id read from its start.
+            let job = if len > cap {
+                Err(format!(
+                    "entry of {len} bytes is larger than the limit of {cap} \
+                     (RedisConfig::max_entry_bytes): send large tensors as blobs \
+                     (docs/wire-format.md)"
+                ))
+            } else {
+                parse_submission(field)
+            };
             let id = match &job {
                 Ok(env) => Some(env.id.clone()),
+                Err(_) if len > cap => leading_id(field),
                 Err(_) => readable_id(field),
             };
             if let Some(id) = &id {
@@ -270,6 +296,20 @@ impl RedisQueue {
 }
 
 /// The `id` of an entry that is JSON with a valid id but not a valid envelope.
+/// The `id` of an envelope too large to parse, when it is among its first 4 KiB
+/// (`"id": "..."` as clients write it first).
+fn leading_id(field: Option<&[u8]>) -> Option<gpujobs_core::JobId> {
+    let head = field?;
+    let head = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let after = &head[head.find("\"id\"")? + 4..];
+    let after = after
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    gpujobs_core::JobId::parse(&after[..after.find('"')?])
+}
+
 fn readable_id(field: Option<&[u8]>) -> Option<gpujobs_core::JobId> {
     let v: serde_json::Value = serde_json::from_slice(field?).ok()?;
     gpujobs_core::JobId::parse(v.get("id")?.as_str()?)

@@ -20,6 +20,15 @@ impl RedisQueue {
         let id = job.id.clone();
         let cfg = &self.shared.cfg;
         let keys = self.shared.keys_of(&id);
+        // Checked before anything is stored, so a refusal leaves nothing behind.
+        let env_json = serde_json::to_string(&job)?;
+        if env_json.len() as u64 > cfg.max_entry_bytes {
+            return Err(QueueError::Invalid(ValidationError::TooLarge {
+                needed: env_json.len() as u128,
+                limit: cfg.max_entry_bytes,
+                what: "submit entry (the envelope's JSON; large tensors belong in blobs)".into(),
+            }));
+        }
         let mut pipe = redis::pipe();
         for (name, values) in &job.blobs {
             let bytes = blob_bytes(values);
@@ -42,10 +51,22 @@ impl RedisQueue {
                 .await
                 .map_err(backend("storing blobs"))?;
         }
-        let env_json = serde_json::to_string(&job)?;
-        self.submits
+        let blob_keys: Vec<String> = job.blobs.keys().map(|name| keys.blob(&id, name)).collect();
+        let written = self
+            .submits
             .write(keys.partition(), NewJob { env: job, env_json })
-            .await?;
+            .await;
+        if let Err(QueueError::Full(_)) = &written
+            && !blob_keys.is_empty()
+        {
+            // Refused above the high-water mark: take back the blobs just stored
+            // (best effort; they would expire anyway).
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(&blob_keys)
+                .query_async(&mut self.conn())
+                .await;
+        }
+        written?;
         Ok(id)
     }
 

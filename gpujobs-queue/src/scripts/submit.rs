@@ -2,7 +2,7 @@
 
 use super::{Call, Scripts, unexpected};
 use crate::keys::Keys;
-use crate::read::int;
+use crate::read::{int, text};
 use gpujobs_core::{JobEnvelope, QueueError};
 use redis::{Script, ScriptInvocation, Value};
 
@@ -15,6 +15,8 @@ pub(crate) struct NewJob {
 pub(crate) struct Submit<'a> {
     pub(crate) keys: &'a Keys,
     pub(crate) now_ms: u64,
+    /// Share of `maxmemory` above which submits are refused (0: never).
+    pub(crate) high_water: f64,
     pub(crate) jobs: &'a [NewJob],
 }
 
@@ -34,7 +36,8 @@ impl Call for Submit<'_> {
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
         inv.key(self.keys.submit())
             .key(self.keys.counts())
-            .arg(self.now_ms);
+            .arg(self.now_ms)
+            .arg(self.high_water);
         for j in self.jobs {
             let e = &j.env;
             inv.arg(e.id.as_str())
@@ -48,6 +51,26 @@ impl Call for Submit<'_> {
     }
 
     fn reply(&self, v: Value) -> Result<Vec<bool>, QueueError> {
+        if let Value::Array(items) = &v
+            && items.first().and_then(text).as_deref() == Some("full")
+        {
+            let mib = |i: usize| {
+                items
+                    .get(i)
+                    .and_then(text)
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    / (1u64 << 20) as f64
+            };
+            return Err(QueueError::Full(format!(
+                "Redis holds {:.0} MiB of its maxmemory of {:.0} MiB, above the high-water \
+                 mark of {:.0}% kept for the results of jobs already accepted; submit again \
+                 when jobs finish (their inputs are freed), or raise maxmemory",
+                mib(1),
+                mib(2),
+                100.0 * self.high_water
+            )));
+        }
         match &v {
             Value::Array(items) if items.len() == self.jobs.len() => {
                 Ok(items.iter().map(|x| int(x) == Some(1)).collect())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A client in another language written from docs/wire-format.md (scripts/wire_client.py,
+# redis-py and numpy) against a private redis-server, a scheduler and a worker. Run by
+# .ci/run; by hand: scripts/check-wire.sh. Installs pinned redis-py and numpy into
+# .venv-wire on first use.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+venv="$root/.venv-wire"
+stamp="$venv/.installed-1"
+if [ ! -f "$stamp" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check numpy==2.4.6 redis==8.1.0
+    touch "$stamp"
+fi
+cargo build -q --locked -p gpujobs-cli
+target="$(cargo metadata --format-version 1 --no-deps |
+    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+bin="$target/debug/gpujobs"
+work="$(mktemp -d)"
+port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --daemonize yes \
+    --logfile "$work/redis.log"
+cleanup() {
+    jobs -p | xargs -r kill 2>/dev/null || true
+    wait 2>/dev/null || true
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port"
+"$bin" scheduler >"$work/scheduler.log" 2>&1 &
+"$bin" worker --backend cpu --concurrency 2 >"$work/worker.log" 2>&1 &
+if ! "$venv/bin/python" scripts/wire_client.py "$GPUJOBS_REDIS_URL"; then
+    tail -20 "$work/scheduler.log" "$work/worker.log" >&2
+    exit 1
+fi
