@@ -47,9 +47,16 @@ pub fn config(args: &RedisArgs) -> RedisConfig {
 pub async fn daemon(
     args: &RedisArgs,
     mut shutdown: gpujobs_core::Shutdown,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> Result<Option<RedisQueue>, CliError> {
+    // While it retries, the readiness probe says what Redis answered.
+    let on_retry = |e: &gpujobs_core::QueueError| {
+        if let Some(m) = metrics {
+            m.redis_failed(e);
+        }
+    };
     tokio::select! {
-        q = RedisQueue::connect_retrying(config(args), None) => q.map(Some).map_err(CliError::from),
+        q = RedisQueue::connect_observed(config(args), None, on_retry) => q.map(Some).map_err(CliError::from),
         _ = shutdown.wait() => {
             tracing::info!("stopped before Redis became reachable");
             Ok(None)

@@ -280,6 +280,12 @@ impl Metrics {
         out
     }
 
+    /// Records what Redis answered when it was not reachable (for `/readyz`).
+    pub fn redis_failed(&self, e: &gpujobs_core::QueueError) {
+        self.redis_up.set(0);
+        *self.redis_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+
     /// Refreshes the gauges read from Redis and the GPUs.
     async fn refresh(&self, queue: &dyn Queue, backends: &[Arc<dyn gpujobs_core::Backend>]) {
         let lanes = queue.lane_stats().await;
@@ -399,30 +405,37 @@ impl SchedulerObserver for Metrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr`, refreshing gauges every 5 s, until
-/// `shutdown` fires. Returns once the listener is bound (errors if it cannot be).
-pub async fn serve(
-    addr: SocketAddr,
+/// Refreshes the gauges read from Redis and the devices every 5 s until `shutdown`
+/// fires (start it once connected; [`listen`] serves before that).
+pub fn refresh_every_5s(
     metrics: Arc<Metrics>,
     queue: Arc<dyn Queue>,
     backends: Vec<Arc<dyn gpujobs_core::Backend>>,
+    mut shutdown: gpujobs_core::Shutdown,
+) {
+    tokio::spawn(async move {
+        loop {
+            metrics.refresh(queue.as_ref(), &backends).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    });
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` fires; bound
+/// before the daemon connects, so that `/readyz` says why it is not ready yet. Returns
+/// once the listener is bound (errors if it cannot be).
+pub async fn listen(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
     mut shutdown: gpujobs_core::Shutdown,
 ) -> Result<(), crate::error::CliError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         crate::error::CliError::runtime(format!("cannot serve metrics on {addr}: {e}"))
     })?;
     tracing::info!(%addr, "serving Prometheus metrics on /metrics");
-    let refresher = metrics.clone();
-    let mut stop_refresh = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            refresher.refresh(queue.as_ref(), &backends).await;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = stop_refresh.wait() => return,
-            }
-        }
-    });
     tokio::spawn(async move {
         loop {
             let conn = tokio::select! {

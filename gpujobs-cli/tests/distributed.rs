@@ -552,6 +552,39 @@ fn http_get(port: u16, path: &str) -> String {
     try_http_get(port, path).unwrap_or_else(|| panic!("no HTTP answer on port {port}"))
 }
 
+#[test]
+fn readiness_says_why_while_redis_refuses_the_credentials() {
+    let server = RedisServer::start_with(false, &["--requirepass", "right"]);
+    let url = server.url().replace("redis://", "redis://:wrong@");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Still within the grace of refused credentials: alive, not ready, and why.
+    let _worker = spawn(
+        &url,
+        &["worker", "--metrics-addr", &format!("127.0.0.1:{port}")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = None;
+    loop {
+        last = try_http_get(port, "/readyz").or(last);
+        if let Some(r) = &last
+            && r.contains("503")
+            && r.contains("authentication failed")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness never said why: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(try_http_get(port, "/healthz").is_some_and(|r| r.contains("200 OK")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_metrics_count_the_jobs_done() {
     let server = RedisServer::start(false);

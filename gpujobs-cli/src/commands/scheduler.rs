@@ -12,7 +12,16 @@ use std::sync::Arc;
 /// Runs the command until SIGTERM/SIGINT.
 pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     let shutdown = signals::on_signal();
-    let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            let m = crate::metrics::Metrics::new();
+            crate::metrics::listen(addr, m.clone(), shutdown.clone()).await?;
+            Some(m)
+        }
+        None => None,
+    };
+    let Some(queue) = connect::daemon(&args.redis, shutdown.clone(), metrics.as_deref()).await?
+    else {
         return Ok(());
     };
     let queue: Arc<dyn Queue> = Arc::new(queue);
@@ -33,10 +42,9 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
         placement,
         config,
     );
-    if let Some(addr) = args.metrics_addr {
-        let metrics = crate::metrics::Metrics::new();
-        crate::metrics::serve(addr, metrics.clone(), queue, Vec::new(), shutdown.clone()).await?;
-        scheduler = scheduler.with_observer(metrics);
+    if let Some(m) = metrics {
+        crate::metrics::refresh_every_5s(m.clone(), queue, Vec::new(), shutdown.clone());
+        scheduler = scheduler.with_observer(m);
     }
     let report = scheduler.run(shutdown).await;
     tracing::info!(

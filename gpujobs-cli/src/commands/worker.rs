@@ -30,20 +30,23 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::runtime(format!("cannot start a CUDA worker: {e}")))?,
     };
     let shutdown = signals::on_signal();
-    let Some(queue) = connect::daemon(&args.redis, shutdown.clone()).await? else {
-        return Ok(());
-    };
-    let queue: Arc<dyn Queue> = Arc::new(queue);
     let metrics = match args.metrics_addr {
         Some(addr) => {
             let m = crate::metrics::Metrics::new();
-            let handles = targets.iter().map(|t| t.handle.clone()).collect();
-            crate::metrics::serve(addr, m.clone(), queue.clone(), handles, shutdown.clone())
-                .await?;
+            crate::metrics::listen(addr, m.clone(), shutdown.clone()).await?;
             Some(m)
         }
         None => None,
     };
+    let Some(queue) = connect::daemon(&args.redis, shutdown.clone(), metrics.as_deref()).await?
+    else {
+        return Ok(());
+    };
+    let queue: Arc<dyn Queue> = Arc::new(queue);
+    if let Some(m) = &metrics {
+        let handles = targets.iter().map(|t| t.handle.clone()).collect();
+        crate::metrics::refresh_every_5s(m.clone(), queue.clone(), handles, shutdown.clone());
+    }
     let mut tasks = Vec::new();
     for (i, backend) in targets.into_iter().enumerate() {
         let mut config = WorkerConfig::new(backend.device.clone());

@@ -232,6 +232,17 @@ impl RedisQueue {
         cfg: RedisConfig,
         give_up_after: Option<Duration>,
     ) -> Result<Self, QueueError> {
+        Self::connect_observed(cfg, give_up_after, |_| {}).await
+    }
+
+    /// [`RedisQueue::connect_retrying`], telling `on_retry` each error it retries after
+    /// (a daemon's readiness probe then says why it is not ready: refused credentials,
+    /// an unreachable host).
+    pub async fn connect_observed(
+        cfg: RedisConfig,
+        give_up_after: Option<Duration>,
+        on_retry: impl Fn(&QueueError),
+    ) -> Result<Self, QueueError> {
         let start = Instant::now();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
@@ -240,6 +251,7 @@ impl RedisQueue {
                 Err(QueueError::Misconfigured(m))
                     if m.starts_with(AUTH_FAILED) && start.elapsed() < cfg.auth_grace =>
                 {
+                    on_retry(&QueueError::Misconfigured(m.clone()));
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %m, retry_in = ?delay, grace = ?cfg.auth_grace, "Redis refused the credentials; retrying until the grace passes");
                     tokio::time::sleep(delay).await;
@@ -250,6 +262,7 @@ impl RedisQueue {
                     if give_up_after.is_some_and(|limit| start.elapsed() + delay > limit) {
                         return Err(e);
                     }
+                    on_retry(&e);
                     tracing::warn!(error = %e, retry_in = ?delay, "Redis unavailable; retrying");
                     tokio::time::sleep(delay).await;
                 }
