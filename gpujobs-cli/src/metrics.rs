@@ -424,6 +424,20 @@ pub fn refresh_every_5s(
     });
 }
 
+/// A daemon's metrics when `--metrics-addr` asks for them: created and served (see
+/// [`listen`]) before it connects.
+pub async fn serve_if_asked(
+    addr: Option<SocketAddr>,
+    shutdown: &gpujobs_core::Shutdown,
+) -> Result<Option<Arc<Metrics>>, crate::error::CliError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let m = Metrics::new();
+    listen(addr, m.clone(), shutdown.clone()).await?;
+    Ok(Some(m))
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `shutdown` fires; bound
 /// before the daemon connects, so that `/readyz` says why it is not ready yet. Returns
 /// once the listener is bound (errors if it cannot be).

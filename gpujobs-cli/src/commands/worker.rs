@@ -30,14 +30,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::runtime(format!("cannot start a CUDA worker: {e}")))?,
     };
     let shutdown = signals::on_signal();
-    let metrics = match args.metrics_addr {
-        Some(addr) => {
-            let m = crate::metrics::Metrics::new();
-            crate::metrics::listen(addr, m.clone(), shutdown.clone()).await?;
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = crate::metrics::serve_if_asked(args.metrics_addr, &shutdown).await?;
     let Some(queue) = connect::daemon(&args.redis, shutdown.clone(), metrics.as_deref()).await?
     else {
         return Ok(());
