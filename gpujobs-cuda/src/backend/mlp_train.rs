@@ -47,9 +47,10 @@ fn train(
     let mut idx = s.alloc::<u32>(samples)?;
     // Held-out data: features, labels, and the identity order (the loss kernel reads
     // labels through an index).
-    let mut test_x = s.alloc::<f32>(test_samples * features)?;
-    let mut test_labels = s.alloc::<u32>(test_samples)?;
-    let mut test_idx = s.alloc::<u32>(test_samples)?;
+    let on_device = if on_device_eval { test_samples } else { 0 };
+    let mut test_x = s.alloc::<f32>(on_device * features)?;
+    let mut test_labels = s.alloc::<u32>(on_device)?;
+    let mut test_idx = s.alloc::<u32>(on_device)?;
     let init = job.initial_params();
     let mut net: Vec<Layer> = Vec::with_capacity(layers);
     for l in 0..layers {
@@ -63,7 +64,8 @@ fn train(
     let t_up = Instant::now();
     {
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = vec![(&data.x[..], &mut x)];
-        if let Some(t) = &test {
+        // Held-out data goes up only when it is evaluated on the device.
+        if let (Some(t), true) = (&test, on_device_eval) {
             pairs.push((&t.x[..], &mut test_x));
         }
         for (layer, p) in net.iter_mut().zip(&init) {
@@ -81,7 +83,7 @@ fn train(
     labels
         .copy_from(&data.y[..])
         .map_err(|e| s.err("uploading labels", e))?;
-    if let Some(t) = &test {
+    if let (Some(t), true) = (&test, on_device_eval) {
         test_labels
             .copy_from(&t.y[..])
             .map_err(|e| s.err("uploading held-out labels", e))?;
