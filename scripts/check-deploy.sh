@@ -83,7 +83,7 @@ promtool check config "$tmp/prometheus.yml" >/dev/null
 echo "   ok: rules and config"
 
 echo "-- shell scripts (shellcheck)"
-shellcheck -S warning scripts/*.sh .ci/run
+shellcheck -S warning scripts/*.sh scripts/lib/*.sh .ci/run
 echo "   ok"
 
 echo "-- consistency"

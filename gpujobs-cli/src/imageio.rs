@@ -38,6 +38,22 @@ pub enum ImageIoError {
         /// Its shape.
         shape: Vec<usize>,
     },
+    /// The image, as `f32` luma, is larger than the caller's limit.
+    #[error(
+        "{path}: {width}x{height} is {bytes} bytes as float32 luma, over the limit of {limit} bytes for one input (a queue blob)"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// Its size as `f32`.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// No memory for the pixels.
     #[error("{path}: {source}")]
     Memory {
@@ -79,9 +95,15 @@ const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
 
 /// Reads a PNG/JPEG image or a 2-D `.npy` array into a buffer from `pool`.
 pub fn read(path: &Path, pool: &BufferPool) -> Result<Gray, ImageIoError> {
+    read_capped(path, pool, u64::MAX)
+}
+
+/// [`read`], refusing an image larger than `limit` bytes as `f32` luma from its
+/// header alone, before decoding it (a queue's blob limit).
+pub fn read_capped(path: &Path, pool: &BufferPool, limit: u64) -> Result<Gray, ImageIoError> {
     let p = path.display().to_string();
     if is_npy(path) {
-        let a = npy::read(path, pool)?;
+        let a = npy::read_capped(path, pool, limit)?;
         if a.shape.len() != 2 {
             return Err(ImageIoError::Rank {
                 path: p,
@@ -99,10 +121,26 @@ pub fn read(path: &Path, pool: &BufferPool) -> Result<Gray, ImageIoError> {
         path: p.clone(),
         reason,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| decode_err(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| decode_err(e.to_string()))?
+    let reader = || {
+        image::ImageReader::open(path)
+            .map_err(|e| decode_err(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| decode_err(e.to_string()))
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| decode_err(format!("cannot read the image's header: {e}")))?;
+    let bytes = u64::from(w) * u64::from(h) * 4;
+    if bytes > limit {
+        return Err(ImageIoError::TooLarge {
+            path: p,
+            width: w,
+            height: h,
+            bytes,
+            limit,
+        });
+    }
+    let img = reader()?
         .decode()
         .map_err(|e| decode_err(format!("cannot decode image: {e}")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
@@ -213,6 +251,40 @@ mod tests {
         for (got, opencv) in levels.iter().zip([76.0, 150.0, 29.0, 128.0]) {
             assert!((got - opencv).abs() <= 1.0, "{levels:?}");
         }
+    }
+
+    #[test]
+    fn an_image_over_the_limit_is_refused_from_its_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.png");
+        image::GrayImage::new(10, 20).save(&f).unwrap();
+        let pool = BufferPool::new(1 << 20);
+        let err = read_capped(&f, &pool, 799).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                ImageIoError::TooLarge {
+                    width: 10,
+                    height: 20,
+                    bytes: 800,
+                    limit: 799,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(read_capped(&f, &pool, 800).unwrap().data.len(), 200);
+        // A 2-D .npy image goes through the .npy reader's own check.
+        let n = dir.path().join("g.npy");
+        npy::write(&n, &[4, 5], &[0.0; 20]).unwrap();
+        assert!(matches!(
+            read_capped(&n, &pool, 79).err().unwrap(),
+            ImageIoError::Npy(NpyError::TooLarge {
+                bytes: 80,
+                limit: 79,
+                ..
+            })
+        ));
     }
 
     #[test]

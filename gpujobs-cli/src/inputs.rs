@@ -60,15 +60,17 @@ fn warn_converted(path: &Path, from: &Option<String>) {
 }
 
 /// Reads a `.npy` file into the process's buffer pool (the memory the job runs on),
-/// warning on stderr when its dtype was converted.
-pub fn read_npy(path: &Path) -> Result<NpyArray, CliError> {
-    let a = npy::read(path, BufferPool::global()).map_err(|e| CliError::input(e.to_string()))?;
+/// warning on stderr when its dtype was converted; refuses one over `limit` bytes as
+/// `f32` before reading its data.
+pub fn read_npy(path: &Path, limit: u64) -> Result<NpyArray, CliError> {
+    let a = npy::read_capped(path, BufferPool::global(), limit)
+        .map_err(|e| CliError::input(e.to_string()))?;
     warn_converted(path, &a.converted_from);
     Ok(a)
 }
 
-fn tensor_from(path: &Path, rank: usize) -> Result<Tensor, CliError> {
-    let a = read_npy(path)?;
+fn tensor_from(path: &Path, rank: usize, limit: u64) -> Result<Tensor, CliError> {
+    let a = read_npy(path, limit)?;
     if a.shape.len() != rank {
         return Err(CliError::input(format!(
             "{}: expected a {rank}-D array, got shape {:?}",
@@ -95,18 +97,20 @@ fn npy_sink(out: &Option<PathBuf>) -> Sink {
     out.clone().map_or(Sink::None, Sink::Npy)
 }
 
-/// Builds the job the arguments describe.
-pub fn build(args: &KindArgs) -> Result<JobSpec, CliError> {
+/// Builds the job the arguments describe. `limit`: the most bytes one input file may
+/// take as `f32` (a queue's blob limit; `u64::MAX` for none), checked from the file's
+/// header before its data is read.
+pub fn build(args: &KindArgs, limit: u64) -> Result<JobSpec, CliError> {
     match args {
-        KindArgs::Matmul(a) => matmul(a),
-        KindArgs::VectorAdd(a) => vector_add(a),
-        KindArgs::ImageFilter(a) => image_filter(a),
-        KindArgs::MlpTrain(a) => mlp(a),
-        KindArgs::MlpPredict(a) => mlp_predict(a),
+        KindArgs::Matmul(a) => matmul(a, limit),
+        KindArgs::VectorAdd(a) => vector_add(a, limit),
+        KindArgs::ImageFilter(a) => image_filter(a, limit),
+        KindArgs::MlpTrain(a) => mlp(a, limit),
+        KindArgs::MlpPredict(a) => mlp_predict(a, limit),
     }
 }
 
-fn matmul(args: &MatmulArgs) -> Result<JobSpec, CliError> {
+fn matmul(args: &MatmulArgs, limit: u64) -> Result<JobSpec, CliError> {
     let job = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {
             if args.m.is_some() || args.k.is_some() || args.n.is_some() {
@@ -115,8 +119,8 @@ fn matmul(args: &MatmulArgs) -> Result<JobSpec, CliError> {
                 ));
             }
             Matmul {
-                a: tensor_from(a, 2)?,
-                b: tensor_from(b, 2)?,
+                a: tensor_from(a, 2, limit)?,
+                b: tensor_from(b, 2, limit)?,
             }
         }
         _ => {
@@ -127,7 +131,7 @@ fn matmul(args: &MatmulArgs) -> Result<JobSpec, CliError> {
     spec(job, npy_sink(&args.out))
 }
 
-fn vector_add(args: &VectorAddArgs) -> Result<JobSpec, CliError> {
+fn vector_add(args: &VectorAddArgs, limit: u64) -> Result<JobSpec, CliError> {
     let job = match (&args.a, &args.b) {
         (Some(a), Some(b)) => {
             if args.len.is_some() {
@@ -136,8 +140,8 @@ fn vector_add(args: &VectorAddArgs) -> Result<JobSpec, CliError> {
                 ));
             }
             VectorAdd {
-                a: tensor_from(a, 1)?,
-                b: tensor_from(b, 1)?,
+                a: tensor_from(a, 1, limit)?,
+                b: tensor_from(b, 1, limit)?,
             }
         }
         _ => VectorAdd::synthetic(args.len.unwrap_or(10_000_000), args.seed),
@@ -145,7 +149,7 @@ fn vector_add(args: &VectorAddArgs) -> Result<JobSpec, CliError> {
     spec(job, npy_sink(&args.out))
 }
 
-fn image_filter(args: &ImageFilterArgs) -> Result<JobSpec, CliError> {
+fn image_filter(args: &ImageFilterArgs, limit: u64) -> Result<JobSpec, CliError> {
     let filter = match args.op {
         FilterArg::GaussianBlur => FilterOp::GaussianBlur { sigma: args.sigma },
         FilterArg::Sobel => FilterOp::Sobel,
@@ -157,7 +161,7 @@ fn image_filter(args: &ImageFilterArgs) -> Result<JobSpec, CliError> {
                     "give either --input or --width/--height, not both",
                 ));
             }
-            let img = imageio::read(path, BufferPool::global())
+            let img = imageio::read_capped(path, BufferPool::global(), limit)
                 .map_err(|e| CliError::input(e.to_string()))?;
             warn_converted(path, &img.converted_from);
             ImageFilter {
@@ -229,7 +233,7 @@ fn val_split(x: Tensor, y: Tensor, f: f64, seed: u64) -> Result<(MlpData, MlpTes
     ))
 }
 
-fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
+fn mlp(args: &MlpArgs, limit: u64) -> Result<JobSpec, CliError> {
     let mut test = None;
     let (data, classes) = match (&args.x, &args.y) {
         (Some(x), Some(y)) => {
@@ -238,8 +242,8 @@ fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
                     "give either --x/--y files or --samples/--features, not both",
                 ));
             }
-            let x = tensor_from(x, 2)?;
-            let y = tensor_from(y, 1)?;
+            let x = tensor_from(x, 2, limit)?;
+            let y = tensor_from(y, 1, limit)?;
             let classes = match args.classes {
                 Some(c) => c,
                 None => gpujobs_core::jobs::mlp_train::infer_classes(&y.values()?)?,
@@ -252,8 +256,8 @@ fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
                 }
                 (None, Some(xt), Some(yt)) => {
                     test = Some(MlpTestData {
-                        x: tensor_from(xt, 2)?,
-                        y: tensor_from(yt, 1)?,
+                        x: tensor_from(xt, 2, limit)?,
+                        y: tensor_from(yt, 1, limit)?,
                     });
                     (MlpData::Tensors { x, y }, classes)
                 }
@@ -290,7 +294,7 @@ fn mlp(args: &MlpArgs) -> Result<JobSpec, CliError> {
     spec(job, args.save_model.clone().map_or(Sink::None, Sink::Model))
 }
 
-fn mlp_predict(args: &MlpPredictArgs) -> Result<JobSpec, CliError> {
+fn mlp_predict(args: &MlpPredictArgs, limit: u64) -> Result<JobSpec, CliError> {
     let job = match (&args.model, &args.x) {
         (Some(model), Some(x)) => {
             if args.rows.is_some() || args.features.is_some() || args.hidden.is_some() {
@@ -311,7 +315,7 @@ fn mlp_predict(args: &MlpPredictArgs) -> Result<JobSpec, CliError> {
             })?;
             MlpPredict {
                 model,
-                x: tensor_from(x, 2)?,
+                x: tensor_from(x, 2, limit)?,
             }
         }
         _ => {

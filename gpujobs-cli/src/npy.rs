@@ -44,6 +44,20 @@ pub enum NpyError {
         /// Its dtype.
         dtype: String,
     },
+    /// The array, as `f32`, is larger than the caller's limit.
+    #[error(
+        "{path}: shape {shape:?} is {bytes} bytes as float32, over the limit of {limit} bytes for one input (a queue blob); split the data into smaller jobs"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Its size as `f32`.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// No memory for the array.
     #[error("{path}: {source}")]
     Memory {
@@ -110,6 +124,12 @@ const CONVERT_CHUNK: usize = 1 << 20;
 /// between; other dtypes are converted a chunk at a time. The file's size is checked
 /// against its shape before anything large is allocated.
 pub fn read(path: &Path, pool: &BufferPool) -> Result<NpyArray, NpyError> {
+    read_capped(path, pool, u64::MAX)
+}
+
+/// [`read`], refusing from the header alone, before the data is read or memory
+/// allocated, an array larger than `limit` bytes as `f32` (a queue's blob limit).
+pub fn read_capped(path: &Path, pool: &BufferPool, limit: u64) -> Result<NpyArray, NpyError> {
     let p = path.display().to_string();
     let io = |source| NpyError::Io {
         path: p.clone(),
@@ -126,6 +146,15 @@ pub fn read(path: &Path, pool: &BufferPool) -> Result<NpyArray, NpyError> {
         .read_to_end(&mut head)
         .map_err(io)?;
     let h = parse_header(&head, &p)?;
+    let bytes = (h.count as u64).saturating_mul(4);
+    if bytes > limit {
+        return Err(NpyError::TooLarge {
+            path: p,
+            shape: h.shape,
+            bytes,
+            limit,
+        });
+    }
     check_length(&h, file_len.saturating_sub(h.data_start as u64), &p)?;
     let mut data = pool.take(h.count).map_err(|source| NpyError::Memory {
         path: p.clone(),
@@ -455,6 +484,35 @@ mod tests {
         v.extend_from_slice(header.as_bytes());
         v.extend_from_slice(payload);
         v
+    }
+
+    #[test]
+    fn an_array_over_the_limit_is_refused_before_its_data_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1000 uint8 values are 4000 bytes as f32.
+        let f = dir.path().join("u8.npy");
+        std::fs::write(&f, npy("|u1", false, "(1000,)", &[1u8; 1000])).unwrap();
+        let err = read_capped(&f, &pool(), 3999).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NpyError::TooLarge {
+                    bytes: 4000,
+                    limit: 3999,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(read_capped(&f, &pool(), 4000).unwrap().data.len(), 1000);
+        // Only the header is needed: a file with no data gets the size error, not
+        // "truncated".
+        let h = dir.path().join("header-only.npy");
+        std::fs::write(&h, npy("<f8", false, "(10000,)", &[])).unwrap();
+        assert!(matches!(
+            read_capped(&h, &pool(), 1000).unwrap_err(),
+            NpyError::TooLarge { bytes: 40000, .. }
+        ));
     }
 
     #[test]

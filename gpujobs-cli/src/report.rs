@@ -17,6 +17,7 @@ pub fn job_json(
         "kind": record.kind,
         "size": label,
         "attempts": record.attempts,
+        "worker": record.worker,
         "placement": record.placement.as_ref().map(|p| json!({"lane": p.lane, "reason": p.reason, "estimates_s": p.estimates, "model": p.model})),
         "error": record.error.as_ref().map(|e| e.message.clone()),
     });

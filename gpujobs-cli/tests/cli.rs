@@ -377,3 +377,26 @@ fn help_does_not_print_the_redis_password() {
         );
     }
 }
+
+/// `submit` refuses an input file over the queue's blob limit (512 MiB as float32) from
+/// its header, before reading its data or reaching Redis: a client never loads what the
+/// queue would refuse.
+#[test]
+fn submit_refuses_an_input_over_the_blob_limit_from_its_header() {
+    let dir = tmp();
+    // 300 M uint8 values (300 MB on disk, 1.2 GB as float32); only the header is
+    // written, so a reader that looked past it would say "truncated" instead.
+    let big = p(dir.path(), "big.npy");
+    write_npy(&big, "|u1", &[300_000_000], &[]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+        .args(["submit", "vector-add", "--a", s(&big), "--b", s(&big)])
+        .env("GPUJOBS_REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("1200000000 bytes as float32, over the limit of 536870912 bytes"),
+        "{err}"
+    );
+}

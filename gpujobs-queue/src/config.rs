@@ -25,9 +25,10 @@ pub struct RedisConfig {
     /// Largest submit entry (the envelope's JSON) accepted: the client refuses bigger
     /// ones, and a scheduler dead-letters them unparsed. Large tensors belong in blobs.
     pub max_entry_bytes: u64,
-    /// About how many bytes of submit entries a scheduler takes in one batch: the count
-    /// it asks for shrinks when recent entries were large, so a burst of big entries
-    /// does not balloon its memory.
+    /// Most bytes of new submit entries a scheduler takes in one batch (`lua/take.lua`
+    /// reads them in Redis in steps that cannot pass it while entries stay within
+    /// `max_entry_bytes`), so a burst of big entries does not balloon its memory.
+    /// Entries taken back from a dead scheduler are sized from the last batch's largest.
     pub take_batch_bytes: u64,
     /// Share of Redis's `maxmemory` above which submits are refused with
     /// [`QueueError::Full`](gpujobs_core::QueueError::Full): the rest is the reserve the

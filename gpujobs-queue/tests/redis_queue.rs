@@ -215,6 +215,49 @@ async fn oversized_entries_are_refused_by_the_client_and_dead_lettered_unparsed(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_of_large_entries_after_small_ones_stays_within_its_byte_budget() {
+    let server = RedisServer::start(false);
+    let mut cfg = config(&server, "budget");
+    cfg.max_entry_bytes = 4096;
+    cfg.take_batch_bytes = 10_240;
+    let q = RedisQueue::connect(cfg).await.unwrap();
+    let wait = Duration::from_millis(200);
+    for seed in 0..20 {
+        q.submit(JobEnvelope::new(VectorAdd::synthetic(8, seed)).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut small = 0;
+    while small < 20 {
+        let got = q.take_submitted("sched", 256, wait).await.unwrap();
+        assert!(!got.is_empty(), "small entries left untaken");
+        small += got.len();
+    }
+    // A burst of entries of about 3.4 KB each: two fit in the 10 KiB budget, however
+    // small the entries before them were.
+    let data = vec!["1.25"; 330].join(",");
+    for i in 0..10 {
+        let raw = format!(
+            r#"{{"id":"large-{i}","kind":"vector-add","payload":{{"a":{{"shape":[330],"data":[{data}]}},"b":{{"shape":[330],"data":[{data}]}}}}}}"#
+        );
+        assert!(raw.len() > 3300 && raw.len() <= 4096, "{}", raw.len());
+        q.submit_raw(raw.as_bytes()).await.unwrap();
+    }
+    let mut large = 0;
+    while large < 10 {
+        let got = q.take_submitted("sched", 256, wait).await.unwrap();
+        assert!(!got.is_empty(), "large entries left untaken");
+        assert!(
+            got.len() <= 2,
+            "one take held {} entries of 3.4 KB: over the 10 KiB budget",
+            got.len()
+        );
+        assert!(got.iter().all(|i| i.job.is_ok()), "{got:?}");
+        large += got.len();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_redis_refuses_submits_early_and_every_accepted_job_finishes() {
     let server = RedisServer::start_with(
         false,
@@ -271,6 +314,67 @@ async fn a_full_redis_refuses_submits_early_and_every_accepted_job_finishes() {
         .unwrap()
         .unwrap();
     assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_while_redis_is_completely_full() {
+    let server = RedisServer::start_with(
+        false,
+        &["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"],
+    );
+    let q = RedisQueue::connect(config(&server, "oom")).await.unwrap();
+    let wait = Duration::from_secs(2);
+    let id = q
+        .submit(JobEnvelope::new(VectorAdd::synthetic(8, 1)).unwrap())
+        .await
+        .unwrap();
+    let taken = q.take_submitted("sched", 10, wait).await.unwrap();
+    let decision = gpujobs_core::PlacementDecision {
+        lane: DeviceClass::Cpu,
+        estimates: Default::default(),
+        run_estimate_s: 0.001,
+        reason: "test".into(),
+        model: "none".into(),
+    };
+    q.place(&taken[0], decision).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let mut got = q
+        .fetch(DeviceClass::Cpu, "w1", 1, lease, wait)
+        .await
+        .unwrap();
+    let running = got.remove(0);
+    assert_eq!(running.lease.job_id, id);
+    // Another client fills Redis to its maxmemory: every write that may grow memory is
+    // now refused.
+    let mut filler = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let chunk = vec![7u8; 256 << 10];
+    for i in 0.. {
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("filler:{i}"))
+            .arg(&chunk)
+            .query_async(&mut filler)
+            .await;
+        match set {
+            Ok(()) => assert!(i < 1000, "never full"),
+            Err(e) => {
+                assert!(e.to_string().contains("OOM"), "{e}");
+                break;
+            }
+        }
+    }
+    let refused = q
+        .submit(JobEnvelope::new(VectorAdd::synthetic(8, 2)).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, QueueError::Full(_)), "{refused}");
+    // The running job keeps its lease: renewing grows nothing, so it is let through,
+    // and the job cannot be taken over (and run twice) while its result waits.
+    q.renew(&running.lease, lease).await.unwrap();
+    q.renew(&running.lease, lease).await.unwrap();
 }
 
 /// Runs one command on a plain connection to a single Redis or a cluster, as another

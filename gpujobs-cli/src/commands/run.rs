@@ -18,7 +18,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
             args.timeout
         )));
     }
-    let spec = inputs::build(&args.job)?;
+    let spec = inputs::build(&args.job, u64::MAX)?;
     let backends = backends::detect();
     backends.check_pref(pref)?;
     let env = &spec.envelope;

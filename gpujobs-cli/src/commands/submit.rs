@@ -78,7 +78,10 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let mut sink_spec = None;
     let (template, label) = match (&args.job, &args.file) {
         (Some(kind), None) => {
-            let spec = inputs::build(kind)?;
+            // An input file over the queue's blob limit is refused from its header,
+            // before it is read.
+            let limit = connect::config(&args.redis).max_blob_bytes;
+            let spec = inputs::build(kind, limit)?;
             if !matches!(spec.sink, inputs::Sink::None) {
                 if !args.wait || args.count > 1 {
                     return Err(CliError::input(

@@ -8,7 +8,7 @@ use crate::codec::{excerpt, parse_submission};
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::{Keys, SCHEDULERS, partition_of};
 use crate::read::{Entry, entries_of};
-use crate::scripts::{Place, PlaceJob, Reject, ms};
+use crate::scripts::{Place, PlaceJob, Reject, Take, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::Incoming;
 use gpujobs_core::{JobError, PlacementDecision, QueueError};
@@ -61,6 +61,8 @@ impl RedisQueue {
 
     /// Reads up to `max` entries of one partition's submit stream: stale ones first
     /// (when `reclaim`), then this consumer's own (after an error), then new ones.
+    /// New ones are bounded by bytes exactly (`lua/take.lua`); while blocking, when
+    /// Redis cannot measure them first, one at a time.
     async fn take_from(
         &self,
         keys: &Keys,
@@ -85,7 +87,20 @@ impl RedisQueue {
                 return Ok(e);
             }
         }
-        self.read_group(SCHEDULERS, consumer, &submit, &[">"], max, block)
+        if block.is_some() {
+            return self
+                .read_group(SCHEDULERS, consumer, &submit, &[">"], 1, block)
+                .await;
+        }
+        let cfg = &self.shared.cfg;
+        self.shared
+            .call(&Take {
+                keys,
+                consumer,
+                max,
+                budget: cfg.take_batch_bytes,
+                largest: cfg.max_entry_bytes,
+            })
             .await
     }
 
@@ -109,9 +124,10 @@ impl RedisQueue {
         }
         let deadline = Instant::now() + wait;
         let order: Vec<usize> = self.sweep(Role::Take).collect();
-        // Bounded by bytes as well as count: as many entries as the largest of the last
-        // batch fits into `take_batch_bytes` (the first batch assumes entries of the
-        // largest size allowed).
+        // Entries taken back (stale or this consumer's own) come from XAUTOCLAIM and
+        // XREADGROUP, which cannot be bounded by bytes: as many as the largest of the
+        // last batch fits into `take_batch_bytes` (the first batch assumes entries of
+        // the largest size allowed). New entries are bounded exactly in `take_from`.
         let largest = match self.entry_bytes_seen.load(Ordering::Relaxed) {
             0 => self.shared.cfg.max_entry_bytes,
             seen => seen,

@@ -17,6 +17,7 @@ mod release;
 mod renew;
 mod retry_dead;
 mod submit;
+mod take;
 
 pub(crate) use begin::Begin;
 pub(crate) use cancel::Cancel;
@@ -30,6 +31,7 @@ pub(crate) use release::Release;
 pub(crate) use renew::Renew;
 pub(crate) use retry_dead::RetryDead;
 pub(crate) use submit::{NewJob, Submit};
+pub(crate) use take::Take;
 
 use crate::keys::Keys;
 use gpujobs_core::QueueError;
@@ -69,13 +71,29 @@ pub(crate) struct Scripts {
     release: Script,
     cancel: Script,
     retry_dead: Script,
+    take: Script,
 }
 
 fn load(body: &str, events_max: u64, dead_max: u64) -> Script {
+    Script::new(&with_lib(body, events_max, dead_max))
+}
+
+fn with_lib(body: &str, events_max: u64, dead_max: u64) -> String {
     let lib = LIB
         .replace("EVENTS_MAX", &events_max.to_string())
         .replace("DEAD_MAX", &dead_max.to_string());
-    Script::new(&format!("{lib}\n{body}"))
+    format!("{lib}\n{body}")
+}
+
+/// A script that Redis runs even when `used_memory` is over `maxmemory` (Redis 7 script
+/// flags; the shebang must be the first line). Only for scripts that grow nothing: a
+/// lease renewal rewrites a field of the same size, and refusing it while a full Redis
+/// also refuses the job's result would let the job be taken over and run twice.
+fn load_allow_oom(body: &str, events_max: u64, dead_max: u64) -> Script {
+    Script::new(&format!(
+        "#!lua flags=allow-oom\n{}",
+        with_lib(body, events_max, dead_max)
+    ))
 }
 
 impl Scripts {
@@ -89,12 +107,13 @@ impl Scripts {
             fetch: s(include_str!("../../lua/fetch.lua")),
             begin: s(include_str!("../../lua/begin.lua")),
             reclaim: s(include_str!("../../lua/reclaim.lua")),
-            renew: s(include_str!("../../lua/renew.lua")),
+            renew: load_allow_oom(include_str!("../../lua/renew.lua"), events_max, dead_max),
             complete: s(include_str!("../../lua/complete.lua")),
             fail: s(include_str!("../../lua/fail.lua")),
             release: s(include_str!("../../lua/release.lua")),
             cancel: s(include_str!("../../lua/cancel.lua")),
             retry_dead: s(include_str!("../../lua/retry_dead.lua")),
+            take: s(include_str!("../../lua/take.lua")),
         }
     }
 }

@@ -1,0 +1,32 @@
+-- take: delivers new submit entries to a scheduler, stopping before their bodies could
+-- pass a byte budget. A plain XREADGROUP COUNT n returns n bodies whatever their size;
+-- here each read asks only for as many entries as fit in what is left of the budget if
+-- every one were as large as allowed, so a take never holds more than `budget` bytes
+-- of entries within the size limit (one oversized foreign entry can still arrive
+-- alone, to be dead-lettered on its length).
+-- KEYS[1]  <prefix>:submit   the submit stream
+-- ARGV     prefix, consumer, max (entries), budget (bytes), largest (bytes per entry)
+-- Returns  the entries as XREADGROUP lists them for one stream: {{id, {field, value,
+--          ...}}, ...}
+local consumer = ARGV[2]
+local max, budget, largest = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, bytes = {}, 0
+while #out < max do
+  local room = math.floor((budget - bytes) / largest)
+  if room < 1 then
+    if #out > 0 then break end
+    room = 1
+  end
+  local n = math.min(max - #out, room)
+  local r = redis.call('XREADGROUP', 'GROUP', 'schedulers', consumer, 'COUNT', n,
+    'STREAMS', KEYS[1], '>')
+  if not r then break end
+  local entries = r[1][2]
+  for _, e in ipairs(entries) do
+    out[#out + 1] = e
+    local fields = e[2]
+    for i = 2, #fields, 2 do bytes = bytes + #fields[i] end
+  end
+  if #entries < n then break end
+end
+return out
