@@ -7,8 +7,10 @@
 #     (scripts/lib/docker-standins.sh) — no line of either file is changed;
 #  3. builds the CPU image with docker-compose, starts Redis (AOF, password), a scheduler,
 #     two CPU workers and Prometheus, and waits until every service is healthy;
-#  4. submits a mixed batch from the CLI container and checks every result (real inputs
-#     against numpy, synthetic ones by the workers' own checks);
+#  4. submits a mixed batch of every kind from the CLI container and checks every
+#     result: real inputs against numpy (an MLP trained by one job predicts in another
+#     what numpy computes from the saved model), synthetic ones against the same job
+#     run by `gpujobs run` (itself checked against the f64 reference);
 #  5. SIGKILLs the CPU worker that is running a job of a second batch and checks that
 #     every job still succeeds exactly once (the other worker reclaims it);
 #  6. reads a gpujobs metric through Prometheus (which found the replicas by DNS);
@@ -88,7 +90,10 @@ trap cleanup EXIT
 
 log "building the CPU image ($GPUJOBS_IMAGE:cpu) from $dockerfile"
 started=$SECONDS
-"${compose[@]}" build --quiet scheduler
+"${compose[@]}" build scheduler >"$work/build.log" 2>&1 || {
+    tail -60 "$work/build.log" >&2
+    exit 1
+}
 log "built in $((SECONDS - started)) s"
 log "starting Redis, a scheduler, two CPU workers and Prometheus"
 "${compose[@]}" up -d --no-build --scale worker-cpu=2 redis scheduler worker-cpu prometheus \
@@ -129,7 +134,7 @@ mkdir -p "$work/out"
 chmod 0777 "$work" "$work/out"
 cli() { "${compose[@]}" run --rm -T -v "$work:/work" cli "$@"; }
 venv="${GPUJOBS_COMPOSE_VENV:-$root/target/venv-compose}"
-pinned_venv "$venv" numpy==2.3.5 pillow==12.0.0
+pinned_venv "$venv" numpy==2.4.6 pillow==12.0.0 safetensors==0.8.0
 "$venv/bin/python" - "$work" <<'PY'
 import sys, numpy as np
 from PIL import Image
@@ -140,6 +145,11 @@ np.save(f"{w}/B.npy", rng.standard_normal((200, 150)).astype(np.float32))
 np.save(f"{w}/u.npy", rng.standard_normal(100_000).astype(np.float32))
 np.save(f"{w}/v.npy", rng.standard_normal(100_000).astype(np.float32))
 Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)).save(f"{w}/photo.png")
+# Three classes around three centres, for mlp-train and then mlp-predict.
+centres = rng.standard_normal((3, 8)) * 3
+y = rng.integers(0, 3, 600)
+np.save(f"{w}/X.npy", (centres[y] + rng.standard_normal((600, 8))).astype(np.float32))
+np.save(f"{w}/y.npy", y.astype(np.int64))
 PY
 chmod 0644 "$work"/*.npy "$work"/photo.png
 
@@ -162,11 +172,15 @@ for g in "${!groups[@]}"; do
     "$DOCKER" exec "$probe" gpujobs run "${args[@]}" --json >"$work/ref-$g.json" \
         2>"$work/ref-$g.log" || { cat "$work/ref-$g.log" >&2; exit 1; }
 done
-log "$(wc -l <"$work/ids") synthetic jobs; three with real inputs, waited on one by one"
+log "$(wc -l <"$work/ids") synthetic jobs; five with real inputs, waited on one by one"
 cli submit matmul --a /work/A.npy --b /work/B.npy --out /work/out/C.npy --wait >/dev/null
 cli submit vector-add --a /work/u.npy --b /work/v.npy --out /work/out/w.npy --wait >/dev/null
 cli submit image-filter --op sobel --input /work/photo.png --out /work/out/edges.png --wait \
     >/dev/null
+cli submit mlp-train --x /work/X.npy --y /work/y.npy --hidden 16 --epochs 20 --batch 32 \
+    --lr 0.05 --save-model /work/out/model.safetensors --wait >/dev/null
+cli submit mlp-predict --model /work/out/model.safetensors --x /work/X.npy \
+    --out /work/out/probs.npy --labels-out /work/out/labels.npy --wait >/dev/null
 cut -d' ' -f2 "$work/ids" | cli wait --from - --timeout 300 >/dev/null
 # Every record, read through a worker container (one exec for all of them).
 records() {
@@ -198,9 +212,29 @@ u, v = np.load(f"{w}/u.npy"), np.load(f"{w}/v.npy")
 assert np.array_equal(np.load(f"{w}/out/w.npy"), u + v), "vector-add differs from numpy"
 edges = Image.open(f"{w}/out/edges.png")
 assert edges.size == (320, 240), f"sobel output is {edges.size}"
+# The model trained by one job predicts, in another, what numpy computes from its file.
+from safetensors.numpy import load_file
+params = load_file(f"{w}/out/model.safetensors")
+X, y = np.load(f"{w}/X.npy"), np.load(f"{w}/y.npy")
+h = X.astype(np.float64)
+layers = sorted({int(k.split(".")[0]) for k in params})
+for i, l in enumerate(layers):
+    h = h @ params[f"{l}.weight"].astype(np.float64).T + params[f"{l}.bias"]
+    if i + 1 < len(layers):
+        h = np.maximum(h, 0.0)
+e = np.exp(h - h.max(axis=1, keepdims=True))
+expected = e / e.sum(axis=1, keepdims=True)
+probs, labels = np.load(f"{w}/out/probs.npy"), np.load(f"{w}/out/labels.npy")
+pdiff = float(np.abs(probs - expected).max())
+accuracy = float((labels == y).mean())
+assert pdiff < 1e-5, f"mlp-predict differs from numpy by {pdiff}"
+assert (labels == expected.argmax(axis=1)).sum() >= len(y) - 1, "labels differ from numpy"
+assert accuracy > 0.9, f"trained model's accuracy {accuracy}"
 print(f"   {len(recs)} synthetic jobs succeeded, each output's fingerprint equal to the "
       f"same job run by `gpujobs run` (itself checked against the f64 reference); "
-      f"matmul within {err:.1e} of numpy, vector-add equal, sobel 320x240")
+      f"matmul within {err:.1e} of numpy, vector-add equal, sobel 320x240, "
+      f"mlp-train then mlp-predict within {pdiff:.1e} of numpy ({100 * accuracy:.1f}% "
+      f"accuracy)")
 PY
 
 # --- 5. SIGKILL a worker mid-job -------------------------------------------------------

@@ -32,6 +32,14 @@ pub struct RedisArgs {
     /// Every process of a namespace must agree; see docs/OPERATIONS.md.
     #[arg(long, env = "GPUJOBS_PARTITIONS", global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub partitions: Option<u32>,
+    /// Largest submit entry (a job's JSON) in bytes: clients refuse bigger ones,
+    /// schedulers dead-letter them unparsed (default 16 MiB).
+    #[arg(long, env = "GPUJOBS_MAX_ENTRY_BYTES", global = true, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_entry_bytes: Option<u64>,
+    /// Largest blob (one input or output tensor) in bytes; `submit` refuses an input file
+    /// over it from its header (default 512 MiB, Redis's own limit).
+    #[arg(long, env = "GPUJOBS_MAX_BLOB_BYTES", global = true, value_parser = clap::value_parser!(u64).range(1024..=(512 << 20)))]
+    pub max_blob_bytes: Option<u64>,
 }
 
 /// The queue settings the arguments name.
@@ -39,6 +47,12 @@ pub fn config(args: &RedisArgs) -> RedisConfig {
     let mut c = RedisConfig::new(args.url.clone());
     c.namespace = args.namespace.clone();
     c.partitions = args.partitions;
+    if let Some(b) = args.max_entry_bytes {
+        c.max_entry_bytes = b;
+    }
+    if let Some(b) = args.max_blob_bytes {
+        c.max_blob_bytes = b;
+    }
     c
 }
 

@@ -399,4 +399,19 @@ fn submit_refuses_an_input_over_the_blob_limit_from_its_header() {
         err.contains("1200000000 bytes as float32, over the limit of 536870912 bytes"),
         "{err}"
     );
+    // The limit is the queue's, set by GPUJOBS_MAX_BLOB_BYTES (or --max-blob-bytes).
+    let small = p(dir.path(), "small.npy");
+    f32_npy(&small, &[2000], &[1.0; 2000]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+        .args(["submit", "vector-add", "--a", s(&small), "--b", s(&small)])
+        .env("GPUJOBS_REDIS_URL", "redis://127.0.0.1:1")
+        .env("GPUJOBS_MAX_BLOB_BYTES", "4096")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("8000 bytes as float32, over the limit of 4096 bytes"),
+        "{}",
+        stderr(&o)
+    );
 }
