@@ -133,7 +133,7 @@ fi
 mkdir -p "$work/out"
 chmod 0777 "$work" "$work/out"
 cli() { "${compose[@]}" run --rm -T -v "$work:/work" cli "$@"; }
-venv="${GPUJOBS_COMPOSE_VENV:-$root/target/venv-compose}"
+venv="$root/.venv-compose"
 pinned_venv "$venv" numpy==2.4.6 pillow==12.0.0 safetensors==0.8.0
 "$venv/bin/python" - "$work" <<'PY'
 import sys, numpy as np
