@@ -127,6 +127,15 @@ if [ "$("${compose[@]}" ps -q worker-cpu | wc -l)" -ne 2 ]; then
     echo "expected two CPU worker containers" >&2
     exit 1
 fi
+# Redis as the compose file promises: a password on every client, AOF on.
+redis_c="$("${compose[@]}" ps -q redis)"
+if "$DOCKER" exec "$redis_c" env -u REDISCLI_AUTH redis-cli ping 2>&1 | grep -q PONG; then
+    echo "Redis answered a client without the password" >&2
+    exit 1
+fi
+aof="$("$DOCKER" exec "$redis_c" redis-cli --no-auth-warning config get appendonly | tail -1)"
+[ "$aof" = yes ] || { echo "Redis runs without AOF (appendonly $aof)" >&2; exit 1; }
+log "Redis refuses clients without the password; AOF on"
 
 # --- 4. a mixed batch from the CLI container -------------------------------------------
 # The CLI container sees $work as /work; it runs as uid 10001, so the folder is open.
@@ -213,17 +222,10 @@ assert np.array_equal(np.load(f"{w}/out/w.npy"), u + v), "vector-add differs fro
 edges = Image.open(f"{w}/out/edges.png")
 assert edges.size == (320, 240), f"sobel output is {edges.size}"
 # The model trained by one job predicts, in another, what numpy computes from its file.
-from safetensors.numpy import load_file
-params = load_file(f"{w}/out/model.safetensors")
+sys.path.insert(0, "scripts")
+from mlp_numpy import predict_probs
 X, y = np.load(f"{w}/X.npy"), np.load(f"{w}/y.npy")
-h = X.astype(np.float64)
-layers = sorted({int(k.split(".")[0]) for k in params})
-for i, l in enumerate(layers):
-    h = h @ params[f"{l}.weight"].astype(np.float64).T + params[f"{l}.bias"]
-    if i + 1 < len(layers):
-        h = np.maximum(h, 0.0)
-e = np.exp(h - h.max(axis=1, keepdims=True))
-expected = e / e.sum(axis=1, keepdims=True)
+expected = predict_probs(f"{w}/out/model.safetensors", X)
 probs, labels = np.load(f"{w}/out/probs.npy"), np.load(f"{w}/out/labels.npy")
 pdiff = float(np.abs(probs - expected).max())
 accuracy = float((labels == y).mean())

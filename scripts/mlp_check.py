@@ -24,11 +24,12 @@ import subprocess
 import sys
 
 import numpy as np
-from safetensors.numpy import load_file
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
+
+from mlp_numpy import predict_probs
 
 HIDDEN, EPOCHS, BATCH, LR, SEEDS = 64, 40, 32, 0.02, 3
 
@@ -90,15 +91,7 @@ def main():
     if run.returncode != 0:
         fail(f"mlp-predict exited {run.returncode}: {run.stderr.strip()}")
     probs, labels = np.load(path("probs.npy")), np.load(path("labels.npy"))
-    params = load_file(path("model1.safetensors"))
-    h = xte.astype(np.float64)
-    layers = sorted({int(k.split(".")[0]) for k in params})
-    for i, l in enumerate(layers):
-        h = h @ params[f"{l}.weight"].astype(np.float64).T + params[f"{l}.bias"]
-        if i + 1 < len(layers):
-            h = np.maximum(h, 0.0)
-    e = np.exp(h - h.max(axis=1, keepdims=True))
-    expected = e / e.sum(axis=1, keepdims=True)
+    expected = predict_probs(path("model1.safetensors"), xte)
     diff = float(np.abs(probs - expected).max())
     same = int((labels == expected.argmax(axis=1)).sum())
     accuracy = float((labels == yte).mean())

@@ -131,39 +131,33 @@ EOF
     standin_build "$tag" "$dir"
 }
 
-standin_redis() {
-    local tag="$1" dir
+# standin_package TAG PACKAGE WORKDIR INSTRUCTION...: Debian plus one package, in a
+# working directory of its own (the official image's), with the image's last
+# instructions (EXPOSE, ENTRYPOINT, CMD) as given.
+standin_package() {
+    local tag="$1" package="$2" workdir="$3" dir
+    shift 3
     ensure_image debian:bookworm-slim debian
-    dir="$(standin_dir redis)"
-    cat >"$dir/Dockerfile" <<'EOF'
-FROM debian:bookworm-slim
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends redis-server \
-    && rm -rf /var/lib/apt/lists/* \
-    && mkdir /data
-WORKDIR /data
-EXPOSE 6379
-CMD ["redis-server"]
-EOF
+    dir="$(standin_dir "$package")"
+    {
+        echo "FROM debian:bookworm-slim"
+        echo "RUN apt-get update \\"
+        echo "    && apt-get install -y --no-install-recommends $package \\"
+        echo "    && rm -rf /var/lib/apt/lists/* && mkdir -p $workdir"
+        echo "WORKDIR $workdir"
+        printf '%s\n' "$@"
+    } >"$dir/Dockerfile"
     standin_build "$tag" "$dir"
 }
 
+standin_redis() {
+    standin_package "$1" redis-server /data 'EXPOSE 6379' 'CMD ["redis-server"]'
+}
+
 standin_prometheus() {
-    local tag="$1" dir
-    ensure_image debian:bookworm-slim debian
-    dir="$(standin_dir prometheus)"
-    cat >"$dir/Dockerfile" <<'EOF'
-FROM debian:bookworm-slim
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends prometheus \
-    && rm -rf /var/lib/apt/lists/* \
-    && mkdir /prometheus
-WORKDIR /prometheus
-EXPOSE 9090
-ENTRYPOINT ["/usr/bin/prometheus"]
-CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
-EOF
-    standin_build "$tag" "$dir"
+    standin_package "$1" prometheus /prometheus 'EXPOSE 9090' \
+        'ENTRYPOINT ["/usr/bin/prometheus"]' \
+        'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 }
 
 # BuildKit's Dockerfile frontend (the image a `# syntax=` line names), from the BuildKit
