@@ -25,7 +25,7 @@ while #out < max do
   for _, e in ipairs(entries) do
     out[#out + 1] = e
     local fields = e[2]
-    for i = 2, #fields, 2 do bytes = bytes + #fields[i] end
+    for i = 1, #fields do bytes = bytes + #fields[i] end
   end
   if #entries < n then break end
 end
