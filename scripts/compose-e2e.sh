@@ -88,6 +88,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A run killed before its trap (a timeout) leaves its stack up: start from nothing.
+"${compose[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 log "building the CPU image ($GPUJOBS_IMAGE:cpu) from $dockerfile"
 started=$SECONDS
 "${compose[@]}" build scheduler >"$work/build.log" 2>&1 || {
