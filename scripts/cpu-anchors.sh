@@ -2,7 +2,8 @@
 # Measures the CPU kernels against their anchors side by side on this machine and prints
 # a Markdown table of ratios (ours / anchor, in throughput; above 1.0 means faster):
 #   matmul f32 1024³ and 2048³ vs numpy (OpenBLAS), vector add 50M vs numpy,
-#   Gaussian blur and Sobel magnitude 4096² vs OpenCV.
+#   Gaussian blur and Sobel magnitude 4096² vs OpenCV, mlp-predict (784-1024-10, 16384
+#   rows) vs a numpy forward pass with softmax and argmax.
 # The two sides alternate (ours, anchor, ours, anchor) and each keeps its better median,
 # so a burst of noise does not decide a ratio.
 #
@@ -37,7 +38,7 @@ def load(prefix):
                 best[d["case"]] = d
     return best
 ours, anchor = load("ours"), load("anchor")
-anchors = {"matmul": "numpy/OpenBLAS", "vector_add": "numpy", "gaussian_blur": "OpenCV GaussianBlur", "sobel": "OpenCV Sobel+magnitude"}
+anchors = {"matmul": "numpy/OpenBLAS", "vector_add": "numpy", "gaussian_blur": "OpenCV GaussianBlur", "sobel": "OpenCV Sobel+magnitude", "mlp_predict": "numpy forward+softmax (OpenBLAS)"}
 scale = {"flop": (1e9, "GFLOP/s"), "byte": (1e9, "GB/s"), "pixel": (1e6, "Mpix/s")}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"machine: {cpu}, {os.cpu_count()} threads")

@@ -51,6 +51,21 @@ def main():
             gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
             return cv2.magnitude(gx, gy)
         emit("sobel_4096", median_secs(9, sobel), n * n, "pixel")
+    case = "mlp_predict_16384x784-h1024-10"
+    if wanted(case):
+        rows = 16384
+        x = rng.uniform(-1, 1, (rows, 784)).astype(np.float32)
+        w1 = rng.uniform(-0.05, 0.05, (784, 1024)).astype(np.float32)
+        b1 = np.zeros(1024, np.float32)
+        w2 = rng.uniform(-0.05, 0.05, (1024, 10)).astype(np.float32)
+        b2 = np.zeros(10, np.float32)
+        def predict():
+            h = np.maximum(x @ w1 + b1, 0)
+            z = h @ w2 + b2
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            return p, p.argmax(axis=1)
+        emit(case, median_secs(7, predict), 2.0 * rows * (784 * 1024 + 1024 * 10), "flop")
 
 
 if __name__ == "__main__":

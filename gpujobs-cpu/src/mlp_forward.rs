@@ -7,6 +7,7 @@ use faer::{Accum, MatMut, MatRef};
 use gpujobs_core::CancelFlag;
 use gpujobs_core::JobError;
 use gpujobs_core::jobs::MlpDataset;
+use rayon::prelude::*;
 
 /// One dense layer's parameters: `w` row-major `in × out`, `b` of length `out`.
 #[derive(Clone, Copy)]
@@ -23,11 +24,26 @@ pub(crate) fn activations(dims: &[usize], rows: usize) -> Vec<Vec<f32>> {
 /// With `bs` input rows in `acts[0]`, computes `acts[l + 1] = act(acts[l] · W_l + b_l)`
 /// for every layer: ReLU on all but the last, whose output (the logits) is left linear.
 pub(crate) fn forward(dims: &[usize], layers: &[Layer<'_>], acts: &mut [Vec<f32>], bs: usize) {
+    forward_rows(dims, layers, None, acts, bs);
+}
+
+/// [`forward`], reading the first layer's `bs` input rows from `x` when given (rows the
+/// caller already holds contiguously, as `mlp-predict` does) instead of `acts[0]`.
+pub(crate) fn forward_rows(
+    dims: &[usize],
+    layers: &[Layer<'_>],
+    x: Option<&[f32]>,
+    acts: &mut [Vec<f32>],
+    bs: usize,
+) {
     let last = layers.len();
     for (l, layer) in layers.iter().enumerate() {
         let (din, dout) = (dims[l], dims[l + 1]);
         let (inputs, outputs) = acts.split_at_mut(l + 1);
-        let h = &inputs[l][..bs * din];
+        let h = match x {
+            Some(x) if l == 0 => &x[..bs * din],
+            _ => &inputs[l][..bs * din],
+        };
         let z = &mut outputs[0][..bs * dout];
         gemm(
             MatMut::from_row_major_slice_mut(z, bs, dout),
@@ -36,14 +52,32 @@ pub(crate) fn forward(dims: &[usize], layers: &[Layer<'_>], acts: &mut [Vec<f32>
             MatRef::from_row_major_slice(layer.w, din, dout),
             1.0,
         );
-        let relu = l + 1 < last;
-        for row in z.chunks_mut(dout) {
-            for (v, &b) in row.iter_mut().zip(layer.b) {
+        add_bias(z, layer.b, l + 1 < last);
+    }
+}
+
+/// Values from which the bias pass is split over threads: below, one thread is quicker
+/// than waking the others.
+const PARALLEL_BIAS: usize = 1 << 16;
+
+/// Adds `b` to every row of `z` (rows of `b.len()` values), then ReLU when `relu`: on
+/// every thread for large batches (the GEMM before it already is).
+fn add_bias(z: &mut [f32], b: &[f32], relu: bool) {
+    let rows = |z: &mut [f32]| {
+        for row in z.chunks_mut(b.len()) {
+            for (v, &b) in row.iter_mut().zip(b) {
                 let s = *v + b;
                 *v = if relu { s.max(0.0) } else { s };
             }
         }
+    };
+    let threads = rayon::current_num_threads();
+    if z.len() < PARALLEL_BIAS || threads == 1 || b.is_empty() {
+        rows(z);
+        return;
     }
+    let per = z.len().div_ceil(threads * 4).div_ceil(b.len()) * b.len();
+    z.par_chunks_mut(per).for_each(rows);
 }
 
 /// A row of logits' largest value and `Σ exp(l − max)`: softmax is `exp(l − max) / sum`
@@ -108,14 +142,16 @@ pub(crate) fn predict(
 ) -> Result<(Vec<f32>, Vec<f32>), JobError> {
     let (features, classes, out) = (dims[0], dims[dims.len() - 1], dims.len() - 1);
     let batch = batch.clamp(1, rows.max(1));
+    // acts[0] is never read: the rows come straight from `x`.
     let mut acts = activations(dims, batch);
+    acts[0] = Vec::new();
     let mut probs = vec![0f32; rows * classes];
     let mut labels = vec![0f32; rows];
     for start in (0..rows).step_by(batch) {
         cancel.check()?;
         let bs = batch.min(rows - start);
-        acts[0][..bs * features].copy_from_slice(&x[start * features..(start + bs) * features]);
-        forward(dims, layers, &mut acts, bs);
+        let rows_in = &x[start * features..(start + bs) * features];
+        forward_rows(dims, layers, Some(rows_in), &mut acts, bs);
         let logits = acts[out][..bs * classes].chunks(classes);
         let p = probs[start * classes..(start + bs) * classes].chunks_mut(classes);
         for ((logits, p), label) in logits.zip(p).zip(&mut labels[start..start + bs]) {
