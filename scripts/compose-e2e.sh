@@ -28,13 +28,15 @@ if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "scripts/compose-e2e.sh needs root" >&2; exit 1; }
     exec sudo -E "$0" "$@"
 fi
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 # shellcheck source=scripts/lib/docker-standins.sh
 source scripts/lib/docker-standins.sh
 # shellcheck source=scripts/lib/venv.sh
 source scripts/lib/venv.sh
 
 # --- 1. the engine and the clients -----------------------------------------------------
-apt_ensure docker.io docker-compose
+apt_packages docker.io docker-compose
 # Debian's client: it builds with BuildKit itself, where a newer client found earlier on
 # PATH needs the buildx plugin. docker-compose 1.x runs `docker build` from PATH.
 DOCKER=/usr/bin/docker
@@ -288,6 +290,11 @@ PY
 # --- 6. metrics through Prometheus ---------------------------------------------------
 log "querying Prometheus (it scrapes every 15 s; found the replicas through Docker's DNS)"
 query() { curl -fsS http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1"; }
+# The first sample's value of a query's answer.
+value() {
+    query "$1" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])'
+}
 deadline=$((SECONDS + 90))
 until query 'count(up{job="gpujobs-worker-cpu"} == 1) >= 2 and on() sum(gpujobs_jobs_total) > 0' |
     grep -q '"result":\[{'; do
@@ -298,10 +305,8 @@ until query 'count(up{job="gpujobs-worker-cpu"} == 1) >= 2 and on() sum(gpujobs_
     fi
     sleep 3
 done
-echo "   sum(gpujobs_jobs_total) = $(query 'sum(gpujobs_jobs_total)' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])')," \
-    "scheduler up: $(query 'up{job="gpujobs-scheduler"}' |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["result"][0]["value"][1])')"
+echo "   sum(gpujobs_jobs_total) = $(value 'sum(gpujobs_jobs_total)')," \
+    "scheduler up: $(value 'up{job="gpujobs-scheduler"}')"
 
 # --- 7. down -v (the trap) -------------------------------------------------------------
 log "ok: compose stack built, run, killed and scraped; removing it (down -v)"

@@ -142,9 +142,10 @@ pub(crate) fn predict(
 ) -> Result<(Vec<f32>, Vec<f32>), JobError> {
     let (features, classes, out) = (dims[0], dims[dims.len() - 1], dims.len() - 1);
     let batch = batch.clamp(1, rows.max(1));
-    // acts[0] is never read: the rows come straight from `x`.
-    let mut acts = activations(dims, batch);
-    acts[0] = Vec::new();
+    // Buffers for the layers' outputs only: the rows come straight from `x`, so acts[0]
+    // stays empty.
+    let mut acts = activations(&dims[1..], batch);
+    acts.insert(0, Vec::new());
     let mut probs = vec![0f32; rows * classes];
     let mut labels = vec![0f32; rows];
     for start in (0..rows).step_by(batch) {

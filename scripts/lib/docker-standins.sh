@@ -18,7 +18,8 @@
 # `docker rmi TAG` to rebuild). Registries that a build reaches from inside a container
 # (crates.io) are trusted through this machine's extra CA certificates, which are copied
 # into the Rust stand-in when it is built and never into the repository.
-# Expects: DOCKER (the client), root (debootstrap, apt-get), a `log` function.
+# Expects: DOCKER (the client), root (debootstrap), a `log` function, and
+# scripts/lib/apt.sh sourced.
 
 standin_work=""
 
@@ -33,21 +34,6 @@ standin_dir() {
     fi
     mkdir -p "$standin_work/$1"
     echo "$standin_work/$1"
-}
-
-apt_ensure() {
-    # apt_ensure PACKAGE...: installs the Debian packages that are not installed yet.
-    local missing=()
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-            missing+=("$p")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        log "installing ${missing[*]} (Debian packages)"
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-            "${missing[@]}" >/dev/null
-    fi
 }
 
 ensure_image() {
@@ -75,7 +61,7 @@ standin_suite() {
 standin_debian() {
     local tag="$1" suite dir
     suite="$(standin_suite "$tag")"
-    apt_ensure debootstrap
+    apt_packages debootstrap
     dir="$(standin_dir "rootfs-$suite")"
     debootstrap --variant=minbase "$suite" "$dir" http://deb.debian.org/debian >/dev/null
     # What the official slim image leaves out: the package lists and caches.
@@ -168,7 +154,7 @@ standin_dockerfile_frontend_sha256="952f68f219a5aac7c293d2dfb26fb4c641b60f6d8c5e
 
 standin_frontend() {
     local tag="$1" dir src
-    apt_ensure curl ca-certificates golang-go \
+    apt_packages curl ca-certificates golang-go \
         golang-github-containerd-containerd-dev golang-github-containerd-typeurl-dev \
         golang-github-docker-distribution-dev golang-github-docker-go-connections-dev \
         golang-github-docker-go-units-dev golang-github-gogo-googleapis-dev \
