@@ -40,6 +40,7 @@ async fn queue_ops(q: &MemoryQueue) {
         fingerprint: Default::default(),
         device: NoopExec.device(),
         timings: Default::default(),
+        held_by: None,
     };
     for env in envs {
         q.submit(env).await.expect("submit");

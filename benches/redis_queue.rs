@@ -193,6 +193,7 @@ async fn embedded_part() -> BTreeMap<&'static str, f64> {
         fingerprint: Default::default(),
         device: NoopExec.device(),
         timings: Default::default(),
+        held_by: None,
     };
     let envs: Vec<JobEnvelope> = (0..n)
         .map(|_| JobEnvelope::new(Noop).expect("serializes"))

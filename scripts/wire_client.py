@@ -18,6 +18,11 @@ TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
 
 
 def partition_of(job_id, n):
+    open_, close = job_id.find("{"), -1
+    if open_ >= 0:
+        close = job_id.find("}", open_ + 1)
+    if close > open_ + 1:
+        job_id = job_id[open_ + 1:close]
     h = 0x811C9DC5
     for b in job_id.encode():
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF

@@ -385,6 +385,11 @@ pub struct WorkerArgs {
     /// restarted worker take back the jobs it held.
     #[arg(long)]
     pub id: Option<String>,
+    /// MiB of recent graph outputs kept in host memory (least recently used out first),
+    /// so a graph job that runs here after its parent reads the parent's output without
+    /// a round trip to Redis. 0 turns the cache off.
+    #[arg(long, env = "GPUJOBS_CACHE_MIB", default_value_t = 256)]
+    pub cache_mib: u64,
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
     #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -403,6 +408,16 @@ pub struct SubmitArgs {
     /// Submit the job envelopes of a JSON-lines file, one per line (see docs/wire-format.md).
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Submit a job graph: a JSON file `{"jobs": [{"name": ..., "kind": ..., "payload":
+    /// ...}, ...]}` whose inputs may read other jobs' outputs (`{"shape": [..], "from":
+    /// {"job": "<name>", "output": "image"}}`; see docs/USER_GUIDE.md). Prints
+    /// `<name> <id>` per job.
+    #[arg(long, conflicts_with = "file")]
+    pub graph: Option<PathBuf>,
+    /// With --graph --wait: write the output tensors of the jobs no other job reads as
+    /// `<dir>/<name>.<output>.npy`.
+    #[arg(long, requires = "graph")]
+    pub out_dir: Option<PathBuf>,
     /// Fetch priority: high, normal or low.
     #[arg(long, default_value = "normal", global = true, value_parser = clap::value_parser!(Priority))]
     pub priority: Priority,

@@ -10,6 +10,7 @@ mod commands;
 mod compare;
 mod connect;
 mod error;
+mod graph_file;
 mod inputs;
 mod metrics;
 mod report;

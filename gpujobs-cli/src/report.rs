@@ -21,6 +21,10 @@ pub fn job_json(
         "placement": record.placement.as_ref().map(|p| json!({"lane": p.lane, "reason": p.reason, "estimates_s": p.estimates, "model": p.model})),
         "error": record.error.as_ref().map(|e| e.message.clone()),
     });
+    if !record.parents.is_empty() {
+        v["parents"] = json!(record.parents);
+        v["waiting_on"] = json!(record.waiting_on);
+    }
     if let Some(r) = &record.result {
         v["device"] =
             json!({"class": r.device.class, "name": r.device.name, "ordinal": r.device.ordinal});

@@ -2,6 +2,7 @@
 
 use crate::envelope::JobEnvelope;
 use crate::error::{QueueError, ValidationError};
+use crate::graph::Graph;
 use crate::id::JobId;
 use crate::job::Job;
 use crate::limits::Limits;
@@ -34,6 +35,21 @@ pub enum ClientError {
     /// The job did not finish in time (it may still run).
     #[error("job {0} did not finish in time")]
     TimedOut(JobId),
+}
+
+/// Refuses a lone job that reads other jobs' outputs: only a graph submit holds a job
+/// back until its parents have succeeded.
+fn alone(env: &JobEnvelope) -> Result<(), ValidationError> {
+    match crate::graph::parents_of(env).first() {
+        None => Ok(()),
+        Some(parent) => Err(ValidationError::InvalidParameter {
+            name: "from".into(),
+            reason: format!(
+                "job {} reads an output of job {parent}: submit the jobs together as a graph (Client::submit_graph, gpujobs submit --graph)",
+                env.id
+            ),
+        }),
+    }
 }
 
 /// A finished job with its decoded output.
@@ -78,14 +94,33 @@ impl Client {
     pub async fn submit<J: Job>(&self, job: J) -> Result<JobId, ClientError> {
         job.validate(&self.limits)?;
         let env = JobEnvelope::new(job).map_err(QueueError::from)?;
+        alone(&env)?;
         Ok(self.queue.submit(env).await?)
     }
 
     /// Validates and submits an envelope (priority, device, attempts already set).
     pub async fn submit_envelope(&self, env: JobEnvelope) -> Result<JobId, ClientError> {
+        alone(&env)?;
         self.registry
             .inspect(&env.kind, &env.payload, &env.blobs, &self.limits)?;
         Ok(self.queue.submit(env).await?)
+    }
+
+    /// Validates every job of a graph (each as [`Client::submit_envelope`] would, the
+    /// graph's shape as [`crate::graph::order`] does) and submits them at once; returns
+    /// their ids in the graph's order. Nothing is submitted when one is refused.
+    pub async fn submit_graph(&self, graph: Graph) -> Result<Vec<JobId>, ClientError> {
+        let jobs = graph.into_jobs();
+        crate::graph::order(&jobs).map_err(ValidationError::from)?;
+        for env in &jobs {
+            self.registry
+                .inspect(&env.kind, &env.payload, &env.blobs, &self.limits)
+                .map_err(|e| ValidationError::Payload {
+                    kind: env.kind.clone(),
+                    reason: format!("job {}: {e}", env.id),
+                })?;
+        }
+        Ok(self.queue.submit_graph(jobs).await?)
     }
 
     /// Waits for a job to end; `TimedOut` if it does not within `timeout`.

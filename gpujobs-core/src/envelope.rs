@@ -113,6 +113,11 @@ pub struct JobEnvelope {
     /// Submit time, microseconds since the Unix epoch (stamped at submit if absent).
     #[serde(default)]
     pub created_us: u64,
+    /// For an intermediate of a graph: its outputs stay in the cache of the worker that
+    /// made it, not in the queue (a worker without them re-runs the job from its inputs,
+    /// which are kept until they expire). Refused on a job nothing reads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ephemeral: bool,
 }
 
 impl JobEnvelope {
@@ -132,6 +137,7 @@ impl JobEnvelope {
             max_attempts: default_max_attempts(),
             timeout_ms: default_timeout_ms(),
             created_us: now_us(),
+            ephemeral: false,
         })
     }
 
@@ -150,6 +156,12 @@ impl JobEnvelope {
     /// Sets how many deliveries are allowed before dead-letter (at least 1).
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Marks an intermediate of a graph ephemeral (see [`JobEnvelope::ephemeral`]).
+    pub fn with_ephemeral(mut self, ephemeral: bool) -> Self {
+        self.ephemeral = ephemeral;
         self
     }
 

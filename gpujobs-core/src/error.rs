@@ -98,6 +98,9 @@ pub enum ValidationError {
     /// No executor or kind of this name is known.
     #[error("unknown job kind `{0}`")]
     UnknownKind(String),
+    /// A job graph cannot run as given (a cycle, an input naming a job outside it).
+    #[error("{0}")]
+    Graph(#[from] crate::graph::GraphError),
 }
 
 /// Whether retrying a failed job can help.

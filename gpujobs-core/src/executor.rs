@@ -164,6 +164,7 @@ pub fn encode_output<O: JobOutput>(
         fingerprint,
         device,
         timings,
+        held_by: None,
     })
 }
 

@@ -14,15 +14,23 @@ use std::fmt;
 /// Where a job is in its life.
 ///
 /// ```text
-/// queued ──scheduler──> placed ──worker──> running ──> succeeded
-///    │                    ▲  │                │ └────> failed     (permanent error)
-///    │                    │  │                ├──────> dead       (attempts exhausted)
-///    │                    └──┴── retry ◄──────┘
-///    └──────── cancel ─────────────────────────────> cancelled
+/// waiting ──inputs exist──┐
+///    │                     ▼
+///    │   queued ──scheduler──> placed ──worker──> running ──> succeeded
+///    │      │                    ▲  │                │ └────> failed     (permanent error)
+///    │      │                    │  │                ├──────> dead       (attempts exhausted)
+///    │      │                    └──┴── retry ◄──────┘
+///    │      └──────── cancel ─────────────────────────────> cancelled
+///    └── a parent failed, died or was cancelled ──────────> failed
 /// ```
+///
+/// Only jobs of a graph wait: one whose input names another job's output (see
+/// [`crate::graph`]) is `waiting` until every such parent has succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {
+    /// In a graph, waiting for the jobs whose outputs it reads to succeed.
+    Waiting,
     /// Submitted, waiting for the scheduler.
     Queued,
     /// On a device lane, waiting for a worker (also while waiting out a retry backoff).
@@ -51,6 +59,7 @@ impl JobState {
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Waiting => "waiting",
             JobState::Queued => "queued",
             JobState::Placed => "placed",
             JobState::Running => "running",
@@ -66,6 +75,7 @@ impl std::str::FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
+            "waiting" => JobState::Waiting,
             "queued" => JobState::Queued,
             "placed" => JobState::Placed,
             "running" => JobState::Running,
@@ -100,6 +110,11 @@ pub struct JobResult {
     pub device: DeviceInfo,
     /// Where the time went.
     pub timings: Timings,
+    /// The worker whose cache alone holds the output tensors, for a job of a graph
+    /// marked ephemeral: the queue stores no blobs for it, and a worker that needs them
+    /// and cannot get them from that worker re-runs the job from its inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 impl JobResult {
@@ -153,15 +168,21 @@ pub struct JobRecord {
     pub error: Option<JobError>,
     /// Whether cancellation was asked for while it ran.
     pub cancel_requested: bool,
+    /// The jobs whose outputs it reads (graph jobs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<JobId>,
+    /// How many of `parents` have not succeeded yet (0 once it left `waiting`).
+    #[serde(default)]
+    pub waiting_on: u32,
 }
 
 impl JobRecord {
     /// The record of a freshly submitted job.
     pub fn submitted(env: &JobEnvelope) -> Self {
+        let parents = crate::graph::parents_of(env);
         JobRecord {
             id: env.id.clone(),
             kind: env.kind.clone(),
-            state: JobState::Queued,
             priority: env.priority,
             device: env.device,
             lane: None,
@@ -176,6 +197,10 @@ impl JobRecord {
             result: None,
             error: None,
             cancel_requested: false,
+            // A graph submit sets `waiting` and the count; a lone submit is queued.
+            state: JobState::Queued,
+            waiting_on: 0,
+            parents,
         }
     }
 }

@@ -7,12 +7,15 @@
 //!   between threads of one process);
 //! - **blob**: a reference to a binary blob that travels beside the job's JSON, so large
 //!   tensors never become JSON numbers. Before a job is queued its values are moved into
-//!   blobs ([`Tensor::detach`]); before it runs they are put back ([`Tensor::resolve`]).
+//!   blobs ([`Tensor::detach`]); before it runs they are put back ([`Tensor::resolve`]);
+//! - **from**: another job's output ([`OutputRef`]), for jobs of a graph (see
+//!   [`crate::graph`]). The worker that runs the job replaces it by the parent's values
+//!   (from its own cache when it made them, else from the queue) before the job runs.
 //!
 //! In JSON a tensor is `{"shape": [..], <one source>}` where the source is
 //! `"synthetic": {"seed": 1, "lo": 0, "hi": 1}`, `"data": [1.0, 2.0]` (small inputs from
 //! other languages), `"data_b64": "<little-endian f32 bytes, base64>"` or
-//! `"blob": "t0"`.
+//! `"blob": "t0"` or `"from": {"job": "<id>", "output": "image"}`.
 
 use crate::buffer::HostBuf;
 use crate::error::ValidationError;
@@ -112,6 +115,22 @@ pub enum TensorData {
     Values(Values),
     /// Values stored in the named blob of the job.
     Blob(String),
+    /// An output of another job, resolved by the worker before the job runs.
+    Output(OutputRef),
+}
+
+/// Names one output tensor of another job: a graph edge.
+///
+/// `output` is the tensor's place in the parent's output JSON: a field name (`"image"`
+/// of an image filter, `"c"` of a matmul), with `.` between levels and array indices as
+/// numbers (`"weights.0"` of an MLP training).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputRef {
+    /// The job that produces the tensor.
+    pub job: crate::id::JobId,
+    /// Where the tensor is in that job's output.
+    pub output: String,
 }
 
 /// A dense, row-major `f32` tensor.
@@ -142,6 +161,18 @@ impl Tensor {
         Tensor {
             shape,
             data: TensorData::Synthetic(Synthetic { seed, lo, hi }),
+        }
+    }
+
+    /// The output `output` of job `job`, which will have shape `shape` (checked when the
+    /// job runs: a parent whose output has another shape fails the child, naming both).
+    pub fn output_of(job: &crate::id::JobId, output: &str, shape: Vec<usize>) -> Self {
+        Tensor {
+            shape,
+            data: TensorData::Output(OutputRef {
+                job: job.clone(),
+                output: output.to_string(),
+            }),
         }
     }
 
@@ -211,7 +242,7 @@ impl Tensor {
                     });
                 }
             }
-            TensorData::Blob(_) => {}
+            TensorData::Blob(_) | TensorData::Output(_) => {}
         }
         Ok(())
     }
@@ -238,6 +269,7 @@ impl Tensor {
                 Ok(out.into())
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
+            TensorData::Output(r) => Err(ValidationError::MissingBlob(r.to_string())),
         }
     }
 
@@ -260,6 +292,7 @@ impl Tensor {
                 Ok(())
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
+            TensorData::Output(r) => Err(ValidationError::MissingBlob(r.to_string())),
         }
     }
 
@@ -318,6 +351,8 @@ struct TensorRepr {
     data_b64: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     blob: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<OutputRef>,
 }
 
 impl TryFrom<TensorRepr> for Tensor {
@@ -327,10 +362,11 @@ impl TryFrom<TensorRepr> for Tensor {
         let sources = usize::from(r.synthetic.is_some())
             + usize::from(r.data.is_some())
             + usize::from(r.data_b64.is_some())
-            + usize::from(r.blob.is_some());
+            + usize::from(r.blob.is_some())
+            + usize::from(r.from.is_some());
         if sources != 1 {
             return Err(format!(
-                "a tensor needs exactly one of `synthetic`, `data`, `data_b64`, `blob`; got {sources}"
+                "a tensor needs exactly one of `synthetic`, `data`, `data_b64`, `blob`, `from`; got {sources}"
             ));
         }
         let data = if let Some(s) = r.synthetic {
@@ -341,6 +377,8 @@ impl TryFrom<TensorRepr> for Tensor {
             TensorData::Values(decode_f32_base64(&b64)?.into())
         } else if let Some(key) = r.blob {
             TensorData::Blob(key)
+        } else if let Some(from) = r.from {
+            TensorData::Output(from)
         } else {
             unreachable!("exactly one source was counted above")
         };
@@ -359,13 +397,21 @@ impl From<Tensor> for TensorRepr {
             data: None,
             data_b64: None,
             blob: None,
+            from: None,
         };
         match t.data {
             TensorData::Synthetic(s) => r.synthetic = Some(s),
             TensorData::Values(v) => r.data_b64 = Some(encode_f32_base64(&v)),
             TensorData::Blob(k) => r.blob = Some(k),
+            TensorData::Output(o) => r.from = Some(o),
         }
         r
+    }
+}
+
+impl std::fmt::Display for OutputRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "output `{}` of job {}", self.output, self.job)
     }
 }
 

@@ -1,8 +1,9 @@
--- cancel: a queued or placed job never runs; a running one is asked to stop.
+-- cancel: a waiting, queued or placed job never runs (and the jobs of its graph that
+-- read its outputs fail); a running one is asked to stop.
 -- KEYS[1]  <prefix>:job:<id>
 -- ARGV     prefix, id, now_ms, ttl_ms
 -- Touches  its lane stream entry, <prefix>:delayed:<lane>, <prefix>:backlog:<lane>,
---          <prefix>:events, the job's input blobs
+--          <prefix>:events, the job's input blobs, its dependants in a graph
 -- Returns  notfound, requested, cancelled or finished:<state>.
 local id, now = ARGV[2], ARGV[3]
 local rec = KEYS[1]
@@ -23,4 +24,5 @@ redis.call('HSET', rec, 'state', 'cancelled', 'finished_ms', now, 'updated_ms', 
 redis.call('PEXPIRE', rec, ARGV[4])
 drop_inputs(id)
 event(id, 'cancelled')
+fail_dependants(id, 'cancelled', now)
 return 'cancelled'

@@ -5,7 +5,8 @@
 -- ARGV     prefix, entry, consumer, attempt, id, error_json, class, delay_ms, now_ms,
 --          ttl_ms, lane, message
 -- Touches  <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events,
---          the job's input blobs when it ends
+--          the job's input blobs when it ends, and its dependants in a graph
+--          (<prefix>:children:<id> and their records)
 -- Returns  retrying, failed, dead, cancelled, or -1 if the lease is lost.
 local id, class, now = ARGV[5], ARGV[7], tonumber(ARGV[9])
 local rec = rec_key(id)
@@ -19,6 +20,7 @@ if class == 'cancelled' or f[1] == '1' then
   redis.call('PEXPIRE', rec, ARGV[10])
   drop_inputs(id)
   event(id, 'cancelled')
+  fail_dependants(id, 'cancelled', now)
   return 'cancelled'
 end
 local attempts, max = tonumber(f[2]), tonumber(f[3])
@@ -30,6 +32,7 @@ if class == 'permanent' or attempts >= max then
   redis.call('HSET', rec, 'state', state, 'finished_ms', now, 'dead_entry', d)
   drop_inputs(id)
   event(id, state)
+  fail_dependants(id, state, now)
   return state
 end
 redis.call('HSET', rec, 'state', 'placed', 'entry', '')

@@ -41,6 +41,61 @@ local function drop_inputs(id)
   collect_blobs(doc.payload, names)
   for _, name in ipairs(names) do redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
 end
+-- Graph edges: `<prefix>:children:<id>` is the set of jobs waiting for job `id`'s
+-- outputs; each child's record counts the parents it still waits for (`waiting_on`).
+-- A parent's success queues each child whose count reaches zero (its envelope is
+-- appended to the submit stream, as a submit would).
+local function release_children(id, now)
+  local set = ns .. ':children:' .. id
+  local children = redis.call('SMEMBERS', set)
+  redis.call('DEL', set)
+  for _, child in ipairs(children) do
+    local crec = rec_key(child)
+    local f = redis.call('HMGET', crec, 'state', 'env')
+    if f[1] == 'waiting' then
+      if redis.call('HINCRBY', crec, 'waiting_on', -1) <= 0 then
+        redis.call('HSET', crec, 'state', 'queued', 'updated_ms', now)
+        redis.call('XADD', ns .. ':submit', '*', 'job', f[2])
+      end
+    end
+  end
+end
+-- A parent that ended without a result (`state`: failed, dead, cancelled) fails every
+-- job waiting on it, directly or through others, naming it; like any failed job each
+-- is dead-lettered and its inputs are dropped.
+local function fail_dependants(root, state, now)
+  local stack = {}
+  for _, c in ipairs(redis.call('SMEMBERS', ns .. ':children:' .. root)) do table.insert(stack, {c, root}) end
+  redis.call('DEL', ns .. ':children:' .. root)
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local child, parent = top[1], top[2]
+    local crec = rec_key(child)
+    local f = redis.call('HMGET', crec, 'state', 'kind')
+    if f[1] == 'waiting' then
+      local reason = 'parent job ' .. root .. ' ended ' .. state
+      if parent ~= root then reason = 'parent job ' .. parent .. ' cannot run: job ' .. root .. ' ended ' .. state end
+      local d = dead_letter(child, f[2] or '', reason, 0, now, '')
+      redis.call('HSET', crec, 'state', 'failed', 'error', cjson.encode({class = 'permanent', message = reason}),
+        'finished_ms', now, 'updated_ms', now, 'dead_entry', d, 'waiting_on', 0)
+      drop_inputs(child)
+      event(child, 'failed')
+      for _, g in ipairs(redis.call('SMEMBERS', ns .. ':children:' .. child)) do table.insert(stack, {g, child}) end
+      redis.call('DEL', ns .. ':children:' .. child)
+    end
+  end
+end
+-- Refuses new work above the high-water mark (the share of maxmemory kept for the
+-- results of jobs already accepted; 0 turns it off): {'full', used, max}, else nil.
+local function over_high_water(high_water)
+  if high_water and high_water > 0 then
+    local info = redis.call('INFO', 'memory')
+    local used = tonumber(string.match(info, 'used_memory:(%d+)') or '0')
+    local max = tonumber(string.match(info, 'maxmemory:(%d+)') or '0')
+    if max > 0 and used > high_water * max then return {'full', tostring(used), tostring(max)} end
+  end
+  return nil
+end
 -- A worker's lease is fenced: the record must still name this worker, this attempt
 -- and this stream entry, so a worker whose job was reclaimed cannot end it any more.
 local function holds(rec, consumer, attempt, entry)
@@ -88,6 +143,7 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
     redis.call('XDEL', stream, entry)
     drop_inputs(id)
     event(id, 'dead')
+    fail_dependants(id, 'dead', now)
     return {-1, id, entry}
   end
   redis.call('HSET', rec, 'state', 'running', 'attempts', attempts, 'worker', consumer, 'started_ms', now,

@@ -2,7 +2,8 @@
 -- `dead` record when the entry's id could be read.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- ARGV     prefix, submit_entry, id (or ''), kind, reason, raw_excerpt, now_ms, error_json
--- Touches  <prefix>:job:<id>, <prefix>:dead, <prefix>:events, the job's input blobs
+-- Touches  <prefix>:job:<id>, <prefix>:dead, <prefix>:events, the job's input blobs,
+--          its dependants in a graph
 -- Returns  the dead-letter entry id.
 local submit, id, now = KEYS[1], ARGV[3], ARGV[7]
 local dead_id = id ~= '' and id or ARGV[2]
@@ -15,6 +16,7 @@ if id ~= '' then
       'dead_entry', d)
     if not st then redis.call('HSET', rec, 'attempts', 0, 'max_attempts', 1, 'created_us', now * 1000) end
     drop_inputs(id)
+    fail_dependants(id, 'dead', now)
   end
 end
 redis.call('XACK', submit, 'schedulers', ARGV[2])

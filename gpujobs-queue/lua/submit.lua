@@ -10,13 +10,9 @@
 -- Touches  <prefix>:job:<id>
 -- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}
 --          (nothing submitted) above the high-water mark.
-local now, high_water = ARGV[2], tonumber(ARGV[3])
-if high_water and high_water > 0 then
-  local info = redis.call('INFO', 'memory')
-  local used = tonumber(string.match(info, 'used_memory:(%d+)') or '0')
-  local max = tonumber(string.match(info, 'maxmemory:(%d+)') or '0')
-  if max > 0 and used > high_water * max then return {'full', tostring(used), tostring(max)} end
-end
+local now = ARGV[2]
+local full = over_high_water(tonumber(ARGV[3]))
+if full then return full end
 local out = {}
 local added = 0
 local i = 4

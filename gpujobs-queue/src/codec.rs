@@ -111,6 +111,10 @@ pub(crate) fn record_from_hash(id: &JobId, h: &HashMap<String, String>) -> Optio
         result: field(h, "result").and_then(|r| serde_json::from_str::<JobResult>(r).ok()),
         error: field(h, "error").and_then(|e| serde_json::from_str::<JobError>(e).ok()),
         cancel_requested: field(h, "cancel") == Some("1"),
+        parents: field(h, "parents")
+            .map(|p| p.split(' ').filter_map(JobId::parse).collect())
+            .unwrap_or_default(),
+        waiting_on: num(h, "waiting_on").unwrap_or(0),
     })
 }
 

@@ -21,9 +21,12 @@ pub const MAX_PARTITIONS: u32 = 1024;
 
 /// The partition a job id belongs to among `partitions`: 32-bit FNV-1a of the id's
 /// bytes, modulo the count (documented in `docs/wire-format.md` for other clients).
+/// An id with a graph tag (`{g1}blur`) hashes only the tag (`g1`), so every job of a
+/// graph lives in one partition.
 pub fn partition_of(id: &str, partitions: u32) -> u32 {
+    let hashed = gpujobs_core::graph::graph_tag(id).unwrap_or(id);
     let mut h: u32 = 0x811c_9dc5;
-    for b in id.bytes() {
+    for b in hashed.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -166,5 +169,8 @@ mod tests {
             .map(|i| partition_of(&format!("job-{i}"), 3))
             .collect();
         assert_eq!(spread.len(), 3);
+        // A graph's jobs share their tag's partition.
+        assert_eq!(partition_of("{a}x", 1000), 0xe40c_292c % 1000);
+        assert_eq!(partition_of("{a}y", 1000), 0xe40c_292c % 1000);
     }
 }

@@ -41,6 +41,19 @@ async fn conformance_suite() {
     conformance::run_all(&q).await;
 }
 
+/// Graph jobs through real workers: cache hits, and ephemeral outputs made again by
+/// another worker, on Redis (one and three partitions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_workers_on_redis() {
+    let server = RedisServer::start(false);
+    for (ns, parts) in [("graph1", 1), ("graph3", 3)] {
+        let q = RedisQueue::connect(config_at(server.url(), ns, Some(parts)))
+            .await
+            .unwrap();
+        conformance::graph_workers::run_all(std::sync::Arc::new(q)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_with_three_partitions() {
     let server = RedisServer::start(false);

@@ -45,6 +45,49 @@ pub async fn status(args: StatusArgs) -> Result<(), CliError> {
     if rec.cancel_requested {
         println!("  cancellation requested");
     }
+    if !rec.parents.is_empty() {
+        print_graph(&q, &rec).await?;
+    }
+    Ok(())
+}
+
+/// The jobs a graph job reads from, and theirs, with their states: the graph's
+/// progress as seen from this job.
+async fn print_graph(q: &impl Queue, rec: &gpujobs_core::JobRecord) -> Result<(), CliError> {
+    if rec.state == gpujobs_core::JobState::Waiting {
+        println!(
+            "  waiting on {} of {} parent jobs",
+            rec.waiting_on,
+            rec.parents.len()
+        );
+    }
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut todo: std::collections::VecDeque<(JobId, usize)> =
+        rec.parents.iter().map(|p| (p.clone(), 1)).collect();
+    while let Some((id, depth)) = todo.pop_front() {
+        if !seen.insert(id.clone()) || rows.len() >= 200 {
+            continue;
+        }
+        let row = match q.status(&id).await? {
+            Some(p) => {
+                todo.extend(p.parents.iter().map(|g| (g.clone(), depth + 1)));
+                vec![
+                    format!("{}{id}", "  ".repeat(depth - 1)),
+                    p.kind.clone(),
+                    p.state.to_string(),
+                    p.error.map(|e| e.message).unwrap_or_default(),
+                ]
+            }
+            None => vec![id.to_string(), "-".into(), "expired".into(), String::new()],
+        };
+        rows.push(row);
+    }
+    println!("  reads from:");
+    print!(
+        "{}",
+        report::table(&["job", "kind", "state", "error"], &rows)
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use crate::cli::SubmitArgs;
 use crate::connect;
 use crate::error::CliError;
+use crate::graph_file;
 use crate::inputs;
 use crate::report;
 use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry};
@@ -65,6 +66,51 @@ async fn submit_all(client: &Arc<Client>, envs: Vec<JobEnvelope>) -> Result<Vec<
     Ok(ids.into_iter().flatten().collect())
 }
 
+/// `gpujobs submit --graph graph.json`: the whole graph at once, then (with --wait)
+/// a tally of all its jobs.
+async fn submit_graph(args: &SubmitArgs, path: &Path, registry: Registry) -> Result<(), CliError> {
+    if args.job.is_some() || args.count > 1 {
+        return Err(CliError::input(
+            "--graph submits the jobs of its file: give no job kind and no --count",
+        ));
+    }
+    let limit = connect::config(&args.redis).max_blob_bytes;
+    let graph = graph_file::load(path, limit)?;
+    let names: Vec<String> = graph
+        .jobs()
+        .iter()
+        .map(|j| graph_file::name_of(j.id.as_str()).to_string())
+        .collect();
+    let sinks = graph_file::sinks(&graph);
+    let q = Arc::new(connect::client(&args.redis).await?);
+    let queue: Arc<dyn Queue> = q.clone();
+    let client = Client::new(queue, Arc::new(registry));
+    let started = Instant::now();
+    let ids = client
+        .submit_graph(graph)
+        .await
+        .map_err(|e| CliError::input(format!("{}: nothing submitted: {e}", path.display())))?;
+    for (name, id) in names.iter().zip(&ids) {
+        println!("{name} {id}");
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    let deadline = Duration::from_secs_f64(args.timeout);
+    let tally = crate::tally::until_done(&q, &ids, started, deadline, !args.json).await?;
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(dir) = &args.out_dir {
+        for &i in &sinks {
+            if let Some(rec) = q.status(&ids[i]).await? {
+                for path in graph_file::save_outputs(dir, &rec)? {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+        }
+    }
+    crate::tally::report(ids.len(), &tally, Some(wall), args.json)
+}
+
 /// Runs the command.
 pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let (priority, device) = (args.priority, args.device);
@@ -75,6 +121,9 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
         ));
     }
     let registry = Registry::with_builtin_kinds();
+    if let Some(path) = &args.graph {
+        return submit_graph(&args, path, registry).await;
+    }
     let mut sink_spec = None;
     let (template, label) = match (&args.job, &args.file) {
         (Some(kind), None) => {
@@ -101,7 +150,7 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
         (None, Some(path)) => (read_file(path, &registry)?, String::new()),
         _ => {
             return Err(CliError::input(
-                "give a job kind (gpujobs submit matmul --m 512 ...) or --file jobs.jsonl",
+                "give a job kind (gpujobs submit matmul --m 512 ...), --file jobs.jsonl or --graph graph.json",
             ));
         }
     };

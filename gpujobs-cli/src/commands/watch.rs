@@ -81,6 +81,11 @@ async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result
                 w.jobs_done.to_string(),
                 w.jobs_failed.to_string(),
                 format!(
+                    "{} jobs, {:.1} MiB",
+                    w.cached_jobs.len(),
+                    w.cache_bytes as f64 / f64::from(1u32 << 20)
+                ),
+                format!(
                     "{:.1}s ago",
                     now.saturating_sub(w.last_seen_ms) as f64 / 1e3
                 ),
@@ -98,6 +103,7 @@ async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result
                 "busy",
                 "done",
                 "failed",
+                "cached outputs",
                 "heartbeat",
             ],
             &rows,

@@ -49,6 +49,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         config.lease = Duration::from_secs_f64(args.lease);
         config.reclaim_every = config.lease.min(Duration::from_secs(5));
         config.grace = Duration::from_secs_f64(args.grace);
+        config.cache_bytes = args.cache_mib.saturating_mul(1 << 20);
         if let Some(id) = &args.id {
             config.id = if i == 0 {
                 id.clone()

@@ -89,3 +89,35 @@ pub(crate) fn refused(args: &[&str], needle: &str) {
         "{args:?}: {err}"
     );
 }
+
+/// A background `gpujobs` process, killed when dropped.
+pub(crate) struct Proc(pub(crate) std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `gpujobs <args>` against the Redis at `url`, output discarded.
+pub(crate) fn spawn_on(url: &str, args: &[&str]) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+        .args(args)
+        .env("GPUJOBS_REDIS_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Runs `gpujobs <args>` against the Redis at `url`.
+pub(crate) fn run_on(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpujobs"))
+        .args(args)
+        .env("GPUJOBS_REDIS_URL", url)
+        .output()
+        .unwrap()
+}

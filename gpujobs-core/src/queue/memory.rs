@@ -13,7 +13,7 @@ use super::types::{
 };
 use crate::device::DeviceClass;
 use crate::envelope::{JobEnvelope, now_ms, now_us};
-use crate::error::{ErrorClass, JobError, QueueError};
+use crate::error::{ErrorClass, JobError, QueueError, ValidationError};
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
 use crate::retry::RetryPolicy;
@@ -67,6 +67,8 @@ struct Inner {
     leases: HashMap<JobId, ActiveLease>,
     dead: VecDeque<DeadLetter>,
     workers: HashMap<String, WorkerInfo>,
+    /// Graph edges: the jobs waiting for each job's outputs.
+    children: HashMap<JobId, Vec<JobId>>,
     next_entry: u64,
     next_sweep_ms: u64,
 }
@@ -155,11 +157,92 @@ impl MemoryQueue {
         for lane in &mut inner.lanes {
             lane.estimates.remove(id);
         }
-        if state == JobState::Succeeded || state == JobState::Cancelled {
+        // An ephemeral output lives in its worker's cache only: the envelope stays, so
+        // another worker can re-run the job from it.
+        let held = inner
+            .records
+            .get(id)
+            .and_then(|r| r.result.as_ref())
+            .is_some_and(|r| r.held_by.is_some());
+        if (state == JobState::Succeeded && !held) || state == JobState::Cancelled {
             inner.jobs.remove(id);
+        }
+        match state {
+            JobState::Succeeded => self.release_children(inner, id),
+            JobState::Failed | JobState::Dead | JobState::Cancelled => {
+                self.fail_dependants(inner, id, state)
+            }
+            _ => {}
         }
         self.sweep(inner, now);
         self.changed.notify_waiters();
+    }
+
+    /// A parent succeeded: each child that now has every input is queued.
+    fn release_children(&self, inner: &mut Inner, id: &JobId) {
+        let Some(children) = inner.children.remove(id) else {
+            return;
+        };
+        let mut released = false;
+        for child in children {
+            let Some(rec) = inner.records.get_mut(&child) else {
+                continue;
+            };
+            if rec.state != JobState::Waiting {
+                continue;
+            }
+            rec.waiting_on = rec.waiting_on.saturating_sub(1);
+            if rec.waiting_on == 0 {
+                rec.state = JobState::Queued;
+                rec.updated_ms = now_ms();
+                inner.submitted.push_back(child);
+                released = true;
+            }
+        }
+        if released {
+            self.submit_ready.notify_waiters();
+        }
+    }
+
+    /// A parent ended without a result: every job waiting on it, directly or through
+    /// other jobs, ends `failed` naming it (and is dead-lettered, as failed jobs are).
+    fn fail_dependants(&self, inner: &mut Inner, root: &JobId, state: JobState) {
+        let mut stack: Vec<(JobId, JobId)> = inner
+            .children
+            .remove(root)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c, root.clone()))
+            .collect();
+        let now = now_ms();
+        while let Some((child, parent)) = stack.pop() {
+            let Some(rec) = inner.records.get_mut(&child) else {
+                continue;
+            };
+            if rec.state != JobState::Waiting {
+                continue;
+            }
+            let reason = dependant_failure(&parent, root, state);
+            rec.state = JobState::Failed;
+            rec.error = Some(JobError::permanent(reason.clone()));
+            rec.updated_ms = now;
+            rec.finished_ms = Some(now);
+            let kind = rec.kind.clone();
+            self.dead_letter(
+                inner,
+                DeadLetter {
+                    id: child.to_string(),
+                    kind: Some(kind),
+                    reason,
+                    attempts: 0,
+                    at_ms: now,
+                    raw: None,
+                },
+            );
+            for grandchild in inner.children.remove(&child).unwrap_or_default() {
+                stack.push((grandchild, child.clone()));
+            }
+        }
     }
 
     fn dead_letter(&self, inner: &mut Inner, letter: DeadLetter) {
@@ -250,6 +333,16 @@ impl MemoryQueue {
     }
 }
 
+/// Why a job of a graph failed without running: its parent `parent` cannot give it an
+/// input because `root` ended in `state` (the same text as the Redis queue's).
+pub(crate) fn dependant_failure(parent: &JobId, root: &JobId, state: JobState) -> String {
+    if parent == root {
+        format!("parent job {root} ended {state}")
+    } else {
+        format!("parent job {parent} cannot run: job {root} ended {state}")
+    }
+}
+
 impl MemoryQueue {
     /// Records a success under the lock the caller holds.
     fn complete_locked(
@@ -289,8 +382,66 @@ impl Queue for MemoryQueue {
         Ok(id)
     }
 
+    async fn submit_graph(&self, jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
+        let order = crate::graph::order(&jobs).map_err(ValidationError::from)?;
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+        let mut slots: Vec<Option<JobEnvelope>> = jobs.into_iter().map(Some).collect();
+        {
+            let mut inner = self.lock();
+            let mut ended_parents = Vec::new();
+            for i in order {
+                let Some(mut job) = slots[i].take() else {
+                    continue;
+                };
+                job.stamp_for_submit();
+                let id = job.id.clone();
+                if inner.records.contains_key(&id) {
+                    continue;
+                }
+                let mut rec = JobRecord::submitted(&job);
+                let mut waiting_on = 0;
+                for parent in &rec.parents {
+                    let state = inner.records.get(parent).map(|p| p.state);
+                    match state {
+                        Some(JobState::Succeeded) => {}
+                        Some(s) if s.is_terminal() => ended_parents.push((parent.clone(), s)),
+                        _ => {}
+                    }
+                    if state != Some(JobState::Succeeded) {
+                        waiting_on += 1;
+                        inner
+                            .children
+                            .entry(parent.clone())
+                            .or_default()
+                            .push(id.clone());
+                    }
+                }
+                rec.waiting_on = waiting_on;
+                rec.state = if waiting_on == 0 {
+                    inner.submitted.push_back(id.clone());
+                    JobState::Queued
+                } else {
+                    JobState::Waiting
+                };
+                inner.records.insert(id.clone(), rec);
+                inner.jobs.insert(id, Arc::new(job));
+            }
+            // A resubmitted graph whose parent has already failed: its new children fail.
+            for (parent, state) in ended_parents {
+                self.fail_dependants(&mut inner, &parent, state);
+            }
+        }
+        self.submit_ready.notify_waiters();
+        self.changed.notify_waiters();
+        Ok(ids)
+    }
+
     async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
         Ok(self.lock().records.get(id).cloned())
+    }
+
+    async fn job_inputs(&self, id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
+        Ok(self.lock().jobs.get(id).map(|e| (**e).clone()))
     }
 
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
@@ -650,6 +801,21 @@ impl Queue for MemoryQueue {
             let Some(pos) = inner.dead.iter().position(|d| d.id == id.as_str()) else {
                 return Ok(false);
             };
+            let unmet: Vec<String> = inner
+                .records
+                .get(id)
+                .map(|r| r.parents.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| inner.records.get(p).map(|r| r.state) != Some(JobState::Succeeded))
+                .map(|p| p.to_string())
+                .collect();
+            if !unmet.is_empty() {
+                return Err(QueueError::Refused(format!(
+                    "job {id} reads outputs of {}, which have not succeeded: retry those first",
+                    unmet.join(", ")
+                )));
+            }
             let Some(env) = inner.jobs.get_mut(id) else {
                 return Ok(false);
             };

@@ -30,7 +30,8 @@ use crate::envelope::JobEnvelope;
 use crate::error::{JobError, QueueError};
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
-use crate::state::{JobRecord, JobResult};
+use crate::state::{JobRecord, JobResult, JobState};
+use crate::tensor::{OutputRef, Tensor};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -46,6 +47,50 @@ pub trait Queue: Send + Sync {
 
     /// Enqueues a job for the scheduler. The envelope should have been validated.
     async fn submit(&self, job: JobEnvelope) -> Result<JobId, QueueError>;
+
+    /// Submits the jobs of a graph (see [`crate::graph`]) at once: each is recorded
+    /// `waiting` until the jobs whose outputs it reads have succeeded, then queued. The
+    /// graph must be complete (every parent among `jobs`) and acyclic; ids that already
+    /// exist are skipped, so a submit may be retried. Returns the ids in `jobs`' order.
+    ///
+    /// The default accepts only jobs without parents (submitting them one by one), for
+    /// queues written before graphs; both built-in queues implement graphs.
+    async fn submit_graph(&self, jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
+        if jobs.iter().any(|j| !crate::graph::parents_of(j).is_empty()) {
+            return Err(QueueError::Refused(
+                "this queue does not implement job graphs".into(),
+            ));
+        }
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ids.push(self.submit(job).await?);
+        }
+        Ok(ids)
+    }
+
+    /// The tensor `from.output` of job `from.job`'s result, once it has succeeded; `None`
+    /// when the job is unknown, has not succeeded, or its output has no such tensor.
+    /// Workers read graph inputs with it (when their cache does not hold them). The
+    /// default reads the whole record; the Redis queue reads just the one blob.
+    async fn read_output(&self, from: &OutputRef) -> Result<Option<Tensor>, QueueError> {
+        let Some(rec) = self.status(&from.job).await? else {
+            return Ok(None);
+        };
+        Ok(match (&rec.state, &rec.result) {
+            (JobState::Succeeded, Some(r)) => {
+                crate::graph::find_output(&r.output, &r.blobs, &from.output)
+            }
+            _ => None,
+        })
+    }
+
+    /// A job's envelope with its input blobs, while the queue keeps them (until the job
+    /// ends; for a job whose output is ephemeral, until they expire): how a worker
+    /// re-runs the producer of an ephemeral output it cannot read. The default keeps
+    /// none.
+    async fn job_inputs(&self, _id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
+        Ok(None)
+    }
 
     /// The job's record, or `None` if unknown (or its record expired).
     async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError>;

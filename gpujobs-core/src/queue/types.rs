@@ -127,6 +127,13 @@ pub struct WorkerInfo {
     pub started_ms: u64,
     /// Last heartbeat (ms since epoch).
     pub last_seen_ms: u64,
+    /// Graph jobs whose outputs its cache holds, most recently used first (at most
+    /// [`crate::output_cache::ADVERTISED_JOBS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cached_jobs: Vec<crate::id::JobId>,
+    /// Bytes its output cache holds.
+    #[serde(default)]
+    pub cache_bytes: u64,
 }
 
 /// The state of one lane.

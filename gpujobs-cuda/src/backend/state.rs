@@ -359,6 +359,9 @@ impl DeviceState {
                 TensorData::Blob(k) => Err(JobError::permanent(format!(
                     "tensor blob `{k}` was not resolved"
                 ))),
+                TensorData::Output(r) => {
+                    Err(JobError::permanent(format!("input {r} was not resolved")))
+                }
             })
             .collect::<Result<_, _>>()?;
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();

@@ -49,12 +49,7 @@ impl RedisQueue {
 
     pub(super) async fn retry_dead_letter(&self, id: &JobId) -> Result<bool, QueueError> {
         let keys = self.shared.keys_of(id);
-        let env: Option<String> = redis::cmd("HGET")
-            .arg(keys.job(id))
-            .arg("env")
-            .query_async(&mut self.conn())
-            .await
-            .map_err(backend("reading a job"))?;
+        let env = self.stored_envelope(id).await?;
         if let Some(env) = env.and_then(|e| serde_json::from_str::<JobEnvelope>(&e).ok()) {
             // Give the inputs a fresh lease on life: the retry may come long after
             // submit. Inputs are deleted when a job ends, so a job that had any cannot

@@ -262,7 +262,11 @@ impl RedisQueue {
                 .map_err(backend("storing result blobs"))?;
         }
         let json = serde_json::to_string(result)?;
-        Ok(Some(Completion::new(&Fence::of(lease)?, json)))
+        Ok(Some(Completion::new(
+            &Fence::of(lease)?,
+            json,
+            result.held_by.is_some(),
+        )))
     }
 
     pub(super) async fn complete_job(

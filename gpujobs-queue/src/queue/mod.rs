@@ -8,6 +8,7 @@ mod admin;
 pub use admin::Counts;
 mod batcher;
 mod diagnose;
+mod graph;
 pub use diagnose::Diagnosis;
 mod lease;
 mod schedule;
@@ -383,6 +384,21 @@ impl RedisQueue {
 impl Queue for RedisQueue {
     async fn submit(&self, job: JobEnvelope) -> Result<JobId, QueueError> {
         self.submit_job(job).await
+    }
+
+    async fn submit_graph(&self, jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
+        self.submit_graph_jobs(jobs).await
+    }
+
+    async fn read_output(
+        &self,
+        from: &gpujobs_core::OutputRef,
+    ) -> Result<Option<gpujobs_core::Tensor>, QueueError> {
+        self.read_output_tensor(from).await
+    }
+
+    async fn job_inputs(&self, id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
+        self.job_envelope(id).await
     }
 
     async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {

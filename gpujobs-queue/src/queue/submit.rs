@@ -18,17 +18,54 @@ impl RedisQueue {
     pub(super) async fn submit_job(&self, mut job: JobEnvelope) -> Result<JobId, QueueError> {
         job.stamp_for_submit();
         let id = job.id.clone();
-        let cfg = &self.shared.cfg;
         let keys = self.shared.keys_of(&id);
         // Checked before anything is stored, so a refusal leaves nothing behind.
-        let env_json = serde_json::to_string(&job)?;
-        if env_json.len() as u64 > cfg.max_entry_bytes {
+        let env_json = self.entry_json(&job)?;
+        let blob_keys = self.store_input_blobs(keys, &job).await?;
+        let written = self
+            .submits
+            .write(keys.partition(), NewJob { env: job, env_json })
+            .await;
+        if let Err(QueueError::Full(_)) = &written {
+            self.take_back(&blob_keys).await;
+        }
+        written?;
+        Ok(id)
+    }
+
+    /// The envelope's JSON, refused when over the entry limit.
+    pub(super) fn entry_json(&self, job: &JobEnvelope) -> Result<String, QueueError> {
+        let limit = self.shared.cfg.max_entry_bytes;
+        let env_json = serde_json::to_string(job)?;
+        if env_json.len() as u64 > limit {
             return Err(QueueError::Invalid(ValidationError::TooLarge {
                 needed: env_json.len() as u128,
-                limit: cfg.max_entry_bytes,
+                limit,
                 what: "submit entry (the envelope's JSON; large tensors belong in blobs)".into(),
             }));
         }
+        Ok(env_json)
+    }
+
+    /// Deletes blobs stored for a submit that was then refused above the high-water
+    /// mark (best effort; they would expire anyway).
+    pub(super) async fn take_back(&self, blob_keys: &[String]) {
+        if !blob_keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(blob_keys)
+                .query_async(&mut self.conn())
+                .await;
+        }
+    }
+
+    /// Stores a job's input blobs (refusing one over the blob limit before storing
+    /// anything); returns their keys, so a refused submit can take them back.
+    pub(super) async fn store_input_blobs(
+        &self,
+        keys: &Keys,
+        job: &JobEnvelope,
+    ) -> Result<Vec<String>, QueueError> {
+        let cfg = &self.shared.cfg;
         let mut pipe = redis::pipe();
         for (name, values) in &job.blobs {
             let bytes = blob_bytes(values);
@@ -40,7 +77,7 @@ impl RedisQueue {
                 }));
             }
             pipe.cmd("SET")
-                .arg(keys.blob(&id, name))
+                .arg(keys.blob(&job.id, name))
                 .arg(&*bytes)
                 .arg("PX")
                 .arg(ms(cfg.blob_ttl))
@@ -51,23 +88,11 @@ impl RedisQueue {
                 .await
                 .map_err(backend("storing blobs"))?;
         }
-        let blob_keys: Vec<String> = job.blobs.keys().map(|name| keys.blob(&id, name)).collect();
-        let written = self
-            .submits
-            .write(keys.partition(), NewJob { env: job, env_json })
-            .await;
-        if let Err(QueueError::Full(_)) = &written
-            && !blob_keys.is_empty()
-        {
-            // Refused above the high-water mark: take back the blobs just stored
-            // (best effort; they would expire anyway).
-            let _: Result<(), _> = redis::cmd("DEL")
-                .arg(&blob_keys)
-                .query_async(&mut self.conn())
-                .await;
-        }
-        written?;
-        Ok(id)
+        Ok(job
+            .blobs
+            .keys()
+            .map(|name| keys.blob(&job.id, name))
+            .collect())
     }
 
     /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs).
@@ -102,6 +127,16 @@ impl RedisQueue {
             }
         }
         Ok(blobs)
+    }
+
+    /// The envelope JSON a job's record keeps (`env`), if any.
+    pub(super) async fn stored_envelope(&self, id: &JobId) -> Result<Option<String>, QueueError> {
+        redis::cmd("HGET")
+            .arg(self.shared.keys_of(id).job(id))
+            .arg("env")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading a job's envelope"))
     }
 
     pub(super) async fn record(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {

@@ -14,10 +14,13 @@ pub(crate) struct Completion {
     pub(crate) attempt: u32,
     pub(crate) id: String,
     pub(crate) result_json: String,
+    /// Keep the job's input blobs: its output is ephemeral (held by its worker only),
+    /// and another worker may have to re-run it from them.
+    pub(crate) keep_inputs: bool,
 }
 
 impl Completion {
-    pub(crate) fn new(fence: &Fence<'_>, result_json: String) -> Self {
+    pub(crate) fn new(fence: &Fence<'_>, result_json: String, keep_inputs: bool) -> Self {
         Completion {
             stream: fence.stream.to_string(),
             entry: fence.entry.to_string(),
@@ -25,6 +28,7 @@ impl Completion {
             attempt: fence.attempt,
             id: fence.id.to_string(),
             result_json,
+            keep_inputs,
         }
     }
 }
@@ -59,7 +63,8 @@ impl Call for Complete<'_> {
                 .arg(&j.consumer)
                 .arg(j.attempt)
                 .arg(&j.id)
-                .arg(&j.result_json);
+                .arg(&j.result_json)
+                .arg(u8::from(j.keep_inputs));
         }
     }
 

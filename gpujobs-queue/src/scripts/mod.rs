@@ -17,6 +17,7 @@ mod release;
 mod renew;
 mod retry_dead;
 mod submit;
+mod submit_graph;
 mod take;
 
 pub(crate) use begin::Begin;
@@ -31,6 +32,7 @@ pub(crate) use release::Release;
 pub(crate) use renew::Renew;
 pub(crate) use retry_dead::RetryDead;
 pub(crate) use submit::{NewJob, Submit};
+pub(crate) use submit_graph::SubmitGraph;
 pub(crate) use take::Take;
 
 use crate::keys::Keys;
@@ -72,6 +74,7 @@ pub(crate) struct Scripts {
     cancel: Script,
     retry_dead: Script,
     take: Script,
+    submit_graph: Script,
 }
 
 fn load(body: &str, events_max: u64, dead_max: u64) -> Script {
@@ -114,6 +117,7 @@ impl Scripts {
             cancel: s(include_str!("../../lua/cancel.lua")),
             retry_dead: s(include_str!("../../lua/retry_dead.lua")),
             take: s(include_str!("../../lua/take.lua")),
+            submit_graph: s(include_str!("../../lua/submit_graph.lua")),
         }
     }
 }

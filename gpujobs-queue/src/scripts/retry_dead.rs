@@ -2,7 +2,7 @@
 
 use super::{Call, Scripts};
 use crate::keys::Keys;
-use crate::read::int;
+use crate::read::{int, text};
 use gpujobs_core::{JobId, QueueError};
 use redis::{Script, ScriptInvocation, Value};
 
@@ -32,6 +32,12 @@ impl Call for RetryDead<'_> {
     }
 
     fn reply(&self, v: Value) -> Result<bool, QueueError> {
+        if let Some(unmet) = text(&v).and_then(|t| t.strip_prefix("unmet:").map(str::to_string)) {
+            return Err(QueueError::Refused(format!(
+                "job {} reads outputs of {unmet}, which have not succeeded: retry those first",
+                self.id
+            )));
+        }
         Ok(int(&v) == Some(1))
     }
 }

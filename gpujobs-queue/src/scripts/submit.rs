@@ -39,38 +39,12 @@ impl Call for Submit<'_> {
             .arg(self.now_ms)
             .arg(self.high_water);
         for j in self.jobs {
-            let e = &j.env;
-            inv.arg(e.id.as_str())
-                .arg(&j.env_json)
-                .arg(&e.kind)
-                .arg(e.priority.as_str())
-                .arg(e.device.as_str())
-                .arg(e.max_attempts)
-                .arg(e.created_us);
+            j.fill(inv);
         }
     }
 
     fn reply(&self, v: Value) -> Result<Vec<bool>, QueueError> {
-        if let Value::Array(items) = &v
-            && items.first().and_then(text).as_deref() == Some("full")
-        {
-            let mib = |i: usize| {
-                items
-                    .get(i)
-                    .and_then(text)
-                    .and_then(|t| t.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-                    / (1u64 << 20) as f64
-            };
-            return Err(QueueError::Full(format!(
-                "Redis holds {:.0} MiB of its maxmemory of {:.0} MiB, above the high-water \
-                 mark of {:.0}% kept for the results of jobs already accepted; submit again \
-                 when jobs finish (their inputs are freed), or raise maxmemory",
-                mib(1),
-                mib(2),
-                100.0 * self.high_water
-            )));
-        }
+        full_or(&v, self.high_water)?;
         match &v {
             Value::Array(items) if items.len() == self.jobs.len() => {
                 Ok(items.iter().map(|x| int(x) == Some(1)).collect())
@@ -78,4 +52,45 @@ impl Call for Submit<'_> {
             _ => Err(unexpected(Self::DOING, &v)),
         }
     }
+}
+
+impl NewJob {
+    /// The job's seven submit arguments: id, envelope JSON, kind, priority, device,
+    /// max_attempts, created_us.
+    pub(crate) fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        let e = &self.env;
+        inv.arg(e.id.as_str())
+            .arg(&self.env_json)
+            .arg(&e.kind)
+            .arg(e.priority.as_str())
+            .arg(e.device.as_str())
+            .arg(e.max_attempts)
+            .arg(e.created_us);
+    }
+}
+
+/// `QueueError::Full` when a submit script refused its batch above the high-water mark
+/// (`{'full', used, max}`), else `Ok`.
+pub(crate) fn full_or(v: &Value, high_water: f64) -> Result<(), QueueError> {
+    if let Value::Array(items) = v
+        && items.first().and_then(text).as_deref() == Some("full")
+    {
+        let mib = |i: usize| {
+            items
+                .get(i)
+                .and_then(text)
+                .and_then(|t| t.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / (1u64 << 20) as f64
+        };
+        return Err(QueueError::Full(format!(
+            "Redis holds {:.0} MiB of its maxmemory of {:.0} MiB, above the high-water \
+                 mark of {:.0}% kept for the results of jobs already accepted; submit again \
+                 when jobs finish (their inputs are freed), or raise maxmemory",
+            mib(1),
+            mib(2),
+            100.0 * high_water
+        )));
+    }
+    Ok(())
 }

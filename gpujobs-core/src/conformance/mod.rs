@@ -6,6 +6,8 @@
 //! backoff starts at 50 ms or less. Each scenario drains what it created, so
 //! [`run_all`] can run them one after another on the same queue.
 
+pub mod graph_workers;
+
 use crate::device::{DeviceClass, DeviceInfo};
 use crate::envelope::{JobEnvelope, Priority, now_ms};
 use crate::error::{JobError, QueueError};
@@ -43,6 +45,9 @@ pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     release_does_not_count_an_attempt(q).await;
     complete_batch_records_each_and_fences_each(q).await;
     reject_goes_to_dead_letter(q).await;
+    graph_jobs_wait_for_their_parents(q).await;
+    graph_failures_reach_every_dependant(q).await;
+    graph_submit_refuses_cycles_and_strangers(q).await;
     heartbeats_and_lane_stats(q).await;
 }
 
@@ -72,6 +77,7 @@ fn result() -> JobResult {
             ordinal: 0,
         },
         timings: Timings::default(),
+        held_by: None,
     }
 }
 
@@ -449,6 +455,8 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
         jobs_failed: 0,
         started_ms: now_ms(),
         last_seen_ms: now_ms(),
+        cached_jobs: vec![JobId::parse("{g}cached").expect("a valid id")],
+        cache_bytes: 4096,
     };
     q.heartbeat(&info).await.expect("heartbeat");
     assert!(
@@ -456,7 +464,7 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
             .await
             .expect("workers")
             .iter()
-            .any(|w| w.id == info.id && w.concurrency == 2)
+            .any(|w| w.id == info.id && w.concurrency == 2 && w.cached_jobs == info.cached_jobs)
     );
     q.deregister(&info.id).await.expect("deregister");
     assert!(
@@ -483,4 +491,196 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
     for id in &ids {
         q.cancel(id).await.expect("cancel");
     }
+}
+
+/// A result whose output is one tensor `c` holding `values`.
+fn result_with(values: Vec<f32>) -> JobResult {
+    let mut r = result();
+    r.output = serde_json::json!({"c": {"shape": [values.len()], "blob": "t0"}});
+    r.blobs.insert("t0".into(), values.into());
+    r
+}
+
+/// Takes whatever was submitted and places it on the CPU lane; returns what it took.
+async fn place_submitted(q: &dyn Queue) -> Vec<crate::queue::Incoming> {
+    let taken = q
+        .take_submitted("conformance-sched", 64, WAIT)
+        .await
+        .expect("take_submitted");
+    for inc in &taken {
+        q.place(inc, decision()).await.expect("place");
+    }
+    taken
+}
+
+/// Takes and places whatever was submitted, then runs the next job of the lane, which
+/// must be `id`, to success with `result`.
+async fn run_next(q: &dyn Queue, id: &JobId, result: JobResult) {
+    place_submitted(q).await;
+    let d = fetch_one(q, "graph-worker", LEASE).await;
+    assert_eq!(&d.lease.job_id, id, "the next job on the lane");
+    q.complete(&d.lease, result).await.expect("complete");
+}
+
+fn reads(parents: &[&JobId]) -> JobEnvelope {
+    use crate::tensor::Tensor;
+    let input = |i: usize| match parents.get(i) {
+        Some(p) => Tensor::output_of(p, "c", vec![4]),
+        None => Tensor::synthetic(vec![4], i as u64, 0.0, 1.0),
+    };
+    JobEnvelope::new(VectorAdd {
+        a: input(0),
+        b: input(1),
+    })
+    .expect("a job serializes")
+}
+
+/// a, b → c → d: c waits for both parents, d for c; each is released by its last
+/// parent's success, and a child reads its parent's output through the queue.
+pub async fn graph_jobs_wait_for_their_parents(q: &dyn Queue) {
+    let mut g = crate::graph::Graph::new();
+    let a = g.add_envelope("a", reads(&[])).expect("add");
+    let b = g.add_envelope("b", reads(&[])).expect("add");
+    let c = g.add_envelope("c", reads(&[&a, &b])).expect("add");
+    let d = g.add_envelope("d", reads(&[&c])).expect("add");
+    let jobs = g.into_jobs();
+    let ids = q.submit_graph(jobs.clone()).await.expect("submit_graph");
+    assert_eq!(ids, vec![a.clone(), b.clone(), c.clone(), d.clone()]);
+    let rec = q.status(&c).await.expect("status").expect("record");
+    assert_eq!((rec.state, rec.waiting_on), (JobState::Waiting, 2));
+    assert_eq!(rec.parents, vec![a.clone(), b.clone()]);
+    assert_eq!(state(q, &d).await, JobState::Waiting);
+    // Submitting the same graph again changes nothing.
+    q.submit_graph(jobs).await.expect("resubmit");
+    assert_eq!(state(q, &c).await, JobState::Waiting);
+
+    // a and b are queued; a succeeds first, c still waits for b.
+    let taken = q
+        .take_submitted("conformance-sched", 64, WAIT)
+        .await
+        .expect("take_submitted");
+    let mut taken_ids: Vec<JobId> = taken
+        .iter()
+        .filter_map(|i| i.job.as_ref().ok().map(|e| e.id.clone()))
+        .collect();
+    taken_ids.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(taken_ids, want, "only the jobs without parents are queued");
+    for inc in &taken {
+        q.place(inc, decision()).await.expect("place");
+    }
+    let d1 = fetch_one(q, "graph-worker", LEASE).await;
+    let d2 = fetch_one(q, "graph-worker", LEASE).await;
+    let (da, db) = if d1.lease.job_id == a {
+        (d1, d2)
+    } else {
+        (d2, d1)
+    };
+    q.complete(&da.lease, result_with(vec![1.0, 2.0, 3.0, 4.0]))
+        .await
+        .expect("complete a");
+    let rec = q.status(&c).await.expect("status").expect("record");
+    assert_eq!((rec.state, rec.waiting_on), (JobState::Waiting, 1));
+    let from_a = crate::tensor::OutputRef {
+        job: a.clone(),
+        output: "c".into(),
+    };
+    let t = q
+        .read_output(&from_a)
+        .await
+        .expect("read_output")
+        .expect("a's output exists");
+    assert_eq!(t.shape(), &[4]);
+    assert_eq!(&*t.values().expect("values"), &[1.0, 2.0, 3.0, 4.0]);
+    let missing = crate::tensor::OutputRef {
+        job: b.clone(),
+        output: "c".into(),
+    };
+    assert!(
+        q.read_output(&missing)
+            .await
+            .expect("read_output")
+            .is_none(),
+        "b has not succeeded yet"
+    );
+    q.complete(&db.lease, result_with(vec![5.0; 4]))
+        .await
+        .expect("complete b");
+    assert_eq!(state(q, &c).await, JobState::Queued);
+    run_next(q, &c, result_with(vec![6.0; 4])).await;
+    assert_eq!(state(q, &d).await, JobState::Queued);
+    run_next(q, &d, result_with(vec![7.0; 4])).await;
+    assert_eq!(state(q, &d).await, JobState::Succeeded);
+}
+
+/// A parent that fails fails every job depending on it, naming it; cancelling a
+/// waiting job, or a parent, does the same for theirs.
+pub async fn graph_failures_reach_every_dependant(q: &dyn Queue) {
+    let mut g = crate::graph::Graph::new();
+    let a = g.add_envelope("a", reads(&[])).expect("add");
+    let b = g.add_envelope("b", reads(&[&a])).expect("add");
+    let c = g.add_envelope("c", reads(&[&b])).expect("add");
+    let p = g.add_envelope("p", reads(&[])).expect("add");
+    let w = g.add_envelope("w", reads(&[&p])).expect("add");
+    let x = g.add_envelope("x", reads(&[&w])).expect("add");
+    q.submit_graph(g.into_jobs()).await.expect("submit_graph");
+
+    // Cancelling the waiting w fails x, which reads w; p is untouched.
+    assert_eq!(
+        q.cancel(&w).await.expect("cancel"),
+        CancelOutcome::Cancelled
+    );
+    let rec = q.status(&x).await.expect("status").expect("record");
+    assert_eq!(rec.state, JobState::Failed);
+    let msg = rec.error.map(|e| e.message).unwrap_or_default();
+    assert!(
+        msg.contains(w.as_str()) && msg.contains("cancelled"),
+        "{msg}"
+    );
+    // Cancelling the queued p: nothing waits on it any more.
+    assert_eq!(
+        q.cancel(&p).await.expect("cancel"),
+        CancelOutcome::Cancelled
+    );
+
+    // a fails for good: b and c fail, naming a.
+    place_submitted(q).await;
+    let da = fetch_one(q, "graph-worker", LEASE).await;
+    assert_eq!(da.lease.job_id, a);
+    q.fail(&da.lease, &JobError::permanent("bad input"))
+        .await
+        .expect("fail");
+    for id in [&b, &c] {
+        let rec = q.status(id).await.expect("status").expect("record");
+        assert_eq!(rec.state, JobState::Failed, "{id}");
+        let msg = rec.error.map(|e| e.message).unwrap_or_default();
+        assert!(msg.contains(a.as_str()) && msg.contains("failed"), "{msg}");
+    }
+    let dead = q.dead_letters(100).await.expect("dead");
+    assert!(dead.iter().any(|d| d.id == c.as_str()), "{dead:?}");
+    // c cannot be retried before the job it reads from has succeeded.
+    assert!(matches!(
+        q.retry_dead(&c).await,
+        Err(QueueError::Refused(_))
+    ));
+}
+
+/// Cycles and inputs naming jobs outside the graph are refused, and nothing is kept.
+pub async fn graph_submit_refuses_cycles_and_strangers(q: &dyn Queue) {
+    let mut g = crate::graph::Graph::new();
+    let x = g.id("x").expect("id");
+    let y = g.id("y").expect("id");
+    g.add_envelope("x", reads(&[&y])).expect("add");
+    g.add_envelope("y", reads(&[&x])).expect("add");
+    let err = q.submit_graph(g.into_jobs()).await.expect_err("a cycle");
+    assert!(err.to_string().contains("cycle"), "{err}");
+    assert!(q.status(&x).await.expect("status").is_none());
+
+    let mut g = crate::graph::Graph::new();
+    let stranger = JobId::parse("not-in-the-graph").expect("id");
+    let z = g.add_envelope("z", reads(&[&stranger])).expect("add");
+    let err = q.submit_graph(g.into_jobs()).await.expect_err("unknown");
+    assert!(err.to_string().contains("not-in-the-graph"), "{err}");
+    assert!(q.status(&z).await.expect("status").is_none());
 }

@@ -1,0 +1,264 @@
+//! Graph jobs through real [`Worker`]s on any queue: an input read from the cache of the
+//! worker that made it, and ephemeral outputs made again by another worker after the
+//! worker that held them has gone. Placement is done by hand (no scheduler), so which
+//! worker sees which job is decided by the scenario, not by timing. Needs a fresh queue
+//! (or one whose other jobs are not on the CPU lane).
+
+use crate::placement::PlacementDecision;
+use crate::{
+    Cost, DeviceClass, DeviceInfo, ExecContext, Execution, Executor, Graph, Job, JobEnvelope,
+    JobError, JobId, JobOutput, JobState, Limits, Queue, Registry, StageTimes, Tensor,
+    ValidationError, Worker, WorkerConfig, shutdown_channel,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Runs every scenario in turn.
+pub async fn run_all(q: Arc<dyn Queue>) {
+    a_chain_on_one_worker_reads_its_cache(q.clone()).await;
+    ephemeral_outputs_are_made_again_when_their_worker_is_gone(q.clone()).await;
+    an_ephemeral_job_nothing_reads_is_refused(q.as_ref()).await;
+}
+
+/// `y = x · factor`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Scale {
+    x: Tensor,
+    factor: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Scaled {
+    y: Tensor,
+}
+
+impl JobOutput for Scaled {
+    fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
+        vec![&mut self.y]
+    }
+    fn summary(&self) -> String {
+        "scaled".into()
+    }
+}
+
+impl Job for Scale {
+    const KIND: &'static str = "test-scale";
+    type Output = Scaled;
+    fn validate(&self, _: &Limits) -> Result<(), ValidationError> {
+        self.x.check_shape("x", 1).map(|_| ())
+    }
+    fn cost(&self) -> Cost {
+        Cost::default()
+    }
+    fn size_label(&self) -> String {
+        format!("{:?}", self.x.shape())
+    }
+    fn tensors_mut(&mut self) -> Vec<&mut Tensor> {
+        vec![&mut self.x]
+    }
+}
+
+#[derive(Default)]
+struct ScaleExec {
+    runs: AtomicU64,
+}
+
+#[async_trait]
+impl Executor<Scale> for Arc<ScaleExec> {
+    async fn run(&self, job: Scale, _: &ExecContext) -> Result<Execution<Scaled>, JobError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let x = job.x.values()?;
+        let y: Vec<f32> = x.iter().map(|v| v * job.factor).collect();
+        Ok(Execution {
+            output: Scaled {
+                y: Tensor::from_values(job.x.shape().to_vec(), y)?,
+            },
+            times: StageTimes::default(),
+        })
+    }
+}
+
+fn device() -> DeviceInfo {
+    DeviceInfo {
+        class: DeviceClass::Cpu,
+        name: "test".into(),
+        ordinal: 0,
+    }
+}
+
+fn registry(exec: &Arc<ScaleExec>) -> Arc<Registry> {
+    let mut r = Registry::new();
+    r.register::<Scale, _>(&device(), exec.clone());
+    Arc::new(r)
+}
+
+fn config() -> WorkerConfig {
+    let mut c = WorkerConfig::new(device());
+    c.poll = Duration::from_millis(20);
+    c.grace = Duration::from_millis(200);
+    c
+}
+
+/// Places everything submitted so far on the CPU lane (what a scheduler would do).
+async fn place_all(q: &dyn Queue) {
+    let decision = PlacementDecision {
+        lane: DeviceClass::Cpu,
+        estimates: BTreeMap::from([(DeviceClass::Cpu, 0.001)]),
+        run_estimate_s: 0.001,
+        reason: "test".into(),
+        model: "none".into(),
+    };
+    for inc in q
+        .take_submitted("test", 64, Duration::from_millis(10))
+        .await
+        .expect("graph scenario step")
+    {
+        q.place(&inc, decision.clone())
+            .await
+            .expect("graph scenario step");
+    }
+}
+
+/// Runs a worker, placing submitted jobs, until `id` has ended; then stops the worker.
+async fn run_until(q: &Arc<dyn Queue>, worker: Worker, id: &JobId) -> JobState {
+    let (trigger, shutdown) = shutdown_channel();
+    let task = tokio::spawn(worker.run(shutdown));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let s = q
+            .status(id)
+            .await
+            .expect("graph scenario step")
+            .expect("graph scenario step")
+            .state;
+        if s.is_terminal() || tokio::time::Instant::now() > deadline {
+            break s;
+        }
+        place_all(q.as_ref()).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    trigger.trigger();
+    task.await.expect("graph scenario step");
+    state
+}
+
+/// a (ephemeral) → b (ephemeral) → c, each scaling its input.
+fn chain() -> (Graph, [JobId; 3]) {
+    let mut g = Graph::new();
+    let x = Tensor::from_values(vec![4], vec![1.0, 2.0, 3.0, 4.0]).expect("graph scenario step");
+    let ephemeral = |job: Scale| {
+        JobEnvelope::new(job)
+            .expect("graph scenario step")
+            .with_ephemeral(true)
+    };
+    let a = g
+        .add_envelope("a", ephemeral(Scale { x, factor: 2.0 }))
+        .expect("graph scenario step");
+    let b = g
+        .add_envelope(
+            "b",
+            ephemeral(Scale {
+                x: Tensor::output_of(&a, "y", vec![4]),
+                factor: 3.0,
+            }),
+        )
+        .expect("graph scenario step");
+    let c = g
+        .add(
+            "c",
+            Scale {
+                x: Tensor::output_of(&b, "y", vec![4]),
+                factor: 1.0,
+            },
+        )
+        .expect("graph scenario step");
+    (g, [a, b, c])
+}
+
+async fn output_of(q: &dyn Queue, id: &JobId) -> Vec<f32> {
+    let rec = q
+        .status(id)
+        .await
+        .expect("graph scenario step")
+        .expect("graph scenario step");
+    let out: Scaled = rec
+        .result
+        .expect("graph scenario step")
+        .decode()
+        .expect("graph scenario step");
+    out.y.values().expect("graph scenario step").to_vec()
+}
+
+/// One worker runs the whole chain: the ephemeral outputs never reach the queue, the
+/// children read them from its cache, and nothing runs twice.
+pub async fn a_chain_on_one_worker_reads_its_cache(q: Arc<dyn Queue>) {
+    let exec = Arc::new(ScaleExec::default());
+    let (g, [a, _b, c]) = chain();
+    q.submit_graph(g.into_jobs())
+        .await
+        .expect("graph scenario step");
+    let worker = Worker::new(q.clone(), registry(&exec), config());
+    let cache = worker.cache();
+    let state = run_until(&q, worker, &c).await;
+    assert_eq!(state, JobState::Succeeded);
+    assert_eq!(output_of(q.as_ref(), &c).await, vec![6.0, 12.0, 18.0, 24.0]);
+    assert_eq!(exec.runs.load(Ordering::SeqCst), 3);
+    let rec = q
+        .status(&a)
+        .await
+        .expect("graph scenario step")
+        .expect("graph scenario step");
+    let result = rec.result.expect("graph scenario step");
+    assert!(result.held_by.is_some() && result.blobs.is_empty());
+    // Both of c's ancestors' inputs came from the cache.
+    assert_eq!(cache.hits_and_misses(), (2, 0));
+}
+
+/// The worker that made the ephemeral outputs stops before their reader runs: another
+/// worker re-runs both producers from their kept inputs and gets the same answer.
+pub async fn ephemeral_outputs_are_made_again_when_their_worker_is_gone(q: Arc<dyn Queue>) {
+    let exec = Arc::new(ScaleExec::default());
+    let (g, [_a, b, c]) = chain();
+    q.submit_graph(g.into_jobs())
+        .await
+        .expect("graph scenario step");
+    let first = Worker::new(q.clone(), registry(&exec), config());
+    assert_eq!(run_until(&q, first, &b).await, JobState::Succeeded);
+    // c is released but not placed: the first worker (and its cache) is gone.
+    assert_eq!(
+        q.status(&c)
+            .await
+            .expect("graph scenario step")
+            .expect("graph scenario step")
+            .state,
+        JobState::Queued
+    );
+    assert_eq!(exec.runs.load(Ordering::SeqCst), 2);
+    let second = Worker::new(q.clone(), registry(&exec), config());
+    assert_eq!(run_until(&q, second, &c).await, JobState::Succeeded);
+    assert_eq!(output_of(q.as_ref(), &c).await, vec![6.0, 12.0, 18.0, 24.0]);
+    // a and b ran again on the second worker, c once.
+    assert_eq!(exec.runs.load(Ordering::SeqCst), 5);
+}
+
+/// An ephemeral job that nothing reads is refused at submit.
+pub async fn an_ephemeral_job_nothing_reads_is_refused(q: &dyn Queue) {
+    let mut g = Graph::new();
+    let x = Tensor::from_values(vec![1], vec![1.0]).expect("graph scenario step");
+    g.add_envelope(
+        "lonely",
+        JobEnvelope::new(Scale { x, factor: 1.0 })
+            .expect("graph scenario step")
+            .with_ephemeral(true),
+    )
+    .expect("graph scenario step");
+    let err = q
+        .submit_graph(g.into_jobs())
+        .await
+        .expect_err("an ephemeral job nothing reads");
+    assert!(err.to_string().contains("ephemeral"), "{err}");
+}

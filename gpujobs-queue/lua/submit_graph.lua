@@ -1,0 +1,48 @@
+-- submit_graph: records the jobs of a graph at once. A job whose parents (the jobs
+-- whose outputs it reads) have all succeeded is queued as a submit would queue it;
+-- the others are recorded `waiting`, with `waiting_on` parents still to succeed, and
+-- join the children set of each such parent (see release_children in lib.lua). Ids
+-- that already exist are skipped: a graph submitted twice runs once.
+-- KEYS[1]  <prefix>:submit   the submit stream
+-- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
+-- ARGV     prefix, now_ms, high_water, then per job, parents first: id, env_json, kind,
+--          priority, device, max_attempts, created_us, parents (space-separated ids)
+-- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent
+-- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}.
+local now = ARGV[2]
+local full = over_high_water(tonumber(ARGV[3]))
+if full then return full end
+local out = {}
+local added = 0
+local ended = {}
+local i = 4
+while i + 7 <= #ARGV do
+  local id, parents = ARGV[i], ARGV[i + 7]
+  local rec = rec_key(id)
+  if redis.call('EXISTS', rec) == 1 then
+    table.insert(out, 0)
+  else
+    local waiting = 0
+    for parent in string.gmatch(parents, '%S+') do
+      local st = redis.call('HGET', rec_key(parent), 'state')
+      if st ~= 'succeeded' then
+        waiting = waiting + 1
+        redis.call('SADD', ns .. ':children:' .. parent, id)
+        if st == 'failed' or st == 'dead' or st == 'cancelled' then ended[parent] = st end
+      end
+    end
+    local state = 'queued'
+    if waiting > 0 then state = 'waiting' end
+    redis.call('HSET', rec, 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state, 'priority', ARGV[i + 3],
+      'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
+      'updated_ms', now, 'completions', 0, 'cancel', 0, 'parents', parents, 'waiting_on', waiting)
+    if waiting == 0 then redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1]) end
+    added = added + 1
+    table.insert(out, 1)
+  end
+  i = i + 8
+end
+-- A graph resubmitted after one of its jobs failed: its new dependants fail now.
+for parent, st in pairs(ended) do fail_dependants(parent, st, now) end
+if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end
+return out

@@ -1,0 +1,53 @@
+//! `lua/submit_graph.lua`: records the jobs of a graph, waiting ones and ready ones, in
+//! one step.
+
+use super::submit::{NewJob, full_or};
+use super::{Call, Scripts, unexpected};
+use crate::keys::Keys;
+use crate::read::int;
+use gpujobs_core::QueueError;
+use redis::{Script, ScriptInvocation, Value};
+
+/// A graph's jobs, parents before children, with each job's parents.
+pub(crate) struct SubmitGraph<'a> {
+    pub(crate) keys: &'a Keys,
+    pub(crate) now_ms: u64,
+    /// Share of `maxmemory` above which submits are refused (0: never).
+    pub(crate) high_water: f64,
+    pub(crate) jobs: &'a [(NewJob, String)],
+}
+
+impl Call for SubmitGraph<'_> {
+    /// Per job: `false` when a job with this id already existed (it runs once).
+    type Reply = Vec<bool>;
+    const DOING: &'static str = "submitting a graph";
+
+    fn script(s: &Scripts) -> &Script {
+        &s.submit_graph
+    }
+
+    fn partition(&self) -> &Keys {
+        self.keys
+    }
+
+    fn fill(&self, inv: &mut ScriptInvocation<'_>) {
+        inv.key(self.keys.submit())
+            .key(self.keys.counts())
+            .arg(self.now_ms)
+            .arg(self.high_water);
+        for (j, parents) in self.jobs {
+            j.fill(inv);
+            inv.arg(parents);
+        }
+    }
+
+    fn reply(&self, v: Value) -> Result<Vec<bool>, QueueError> {
+        full_or(&v, self.high_water)?;
+        match &v {
+            Value::Array(items) if items.len() == self.jobs.len() => {
+                Ok(items.iter().map(|x| int(x) == Some(1)).collect())
+            }
+            _ => Err(unexpected(Self::DOING, &v)),
+        }
+    }
+}
