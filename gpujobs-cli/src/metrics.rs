@@ -4,6 +4,7 @@
 //! OpenMetrics text on `/metrics`, with `/healthz` (the process answers: liveness) and
 //! `/readyz` (Redis answered within the last 20 s: readiness).
 
+use gpujobs_core::output_cache::OutputCache;
 use gpujobs_core::{DeviceClass, Outcome, Queue, SchedulerObserver, Timings, WorkerObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +44,17 @@ struct WorkerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheReadLabels {
+    worker: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GpuLabels {
     device: String,
 }
@@ -65,6 +77,10 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1e-5, 4.0, 16))
 }
 
+/// A worker's output cache: its worker id, the cache, and its hits, misses and re-runs
+/// at the last render.
+type WatchedCache = (String, Arc<OutputCache>, [u64; 3]);
+
 /// Every metric, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -84,6 +100,12 @@ pub struct Metrics {
     pool_bytes: Family<PoolLabels, Gauge>,
     pool_requests: Family<PoolRequestLabels, Counter>,
     pool_released: Counter,
+    cache_bytes: Family<CacheLabels, Gauge>,
+    cache_reads: Family<CacheReadLabels, Counter>,
+    cache_reruns: Family<CacheLabels, Counter>,
+    /// The output caches of this process's workers, with their counters at the last
+    /// render (hits, misses, re-runs).
+    caches: Mutex<Vec<WatchedCache>>,
     /// The pool counters at the last render, to turn its totals into counter steps.
     pool_seen: std::sync::Mutex<gpujobs_core::buffer::PoolStats>,
     /// When Redis last answered a refresh (ms since the epoch; 0: never).
@@ -196,8 +218,30 @@ impl Metrics {
             "Bytes the host buffer pool gave back to the OS to stay within its budget",
             pool_released.clone(),
         );
+        let cache_bytes = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "output_cache_bytes",
+            "Bytes of graph outputs a worker's cache holds",
+            cache_bytes.clone(),
+        );
+        let cache_reads = Family::<CacheReadLabels, Counter>::default();
+        registry.register(
+            "output_cache_reads",
+            "Graph inputs looked up in a worker's cache: hit (no Redis read) or miss",
+            cache_reads.clone(),
+        );
+        let cache_reruns = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "output_cache_reruns",
+            "Ephemeral producers a worker re-ran because it did not hold their output",
+            cache_reruns.clone(),
+        );
         Arc::new(Metrics {
             registry,
+            cache_bytes,
+            cache_reads,
+            cache_reruns,
+            caches: Mutex::default(),
             pool_bytes,
             pool_requests,
             pool_released,
@@ -270,9 +314,45 @@ impl Metrics {
         *seen = now;
     }
 
+    /// Reports the output cache of worker `worker` from now on.
+    pub fn watch_cache(&self, worker: String, cache: Arc<OutputCache>) {
+        self.caches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((worker, cache, [0; 3]));
+    }
+
+    /// Reads the workers' output caches.
+    fn refresh_caches(&self) {
+        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        for (worker, cache, seen) in caches.iter_mut() {
+            let labels = CacheLabels {
+                worker: worker.clone(),
+            };
+            self.cache_bytes
+                .get_or_create(&labels)
+                .set(i64::try_from(cache.bytes()).unwrap_or(i64::MAX));
+            let (hits, misses) = cache.hits_and_misses();
+            let now = [hits, misses, cache.reruns()];
+            for (i, result) in ["hit", "miss"].into_iter().enumerate() {
+                self.cache_reads
+                    .get_or_create(&CacheReadLabels {
+                        worker: worker.clone(),
+                        result: result.into(),
+                    })
+                    .inc_by(now[i].saturating_sub(seen[i]));
+            }
+            self.cache_reruns
+                .get_or_create(&labels)
+                .inc_by(now[2].saturating_sub(seen[2]));
+            *seen = now;
+        }
+    }
+
     /// The OpenMetrics text of every metric.
     pub fn render(&self) -> String {
         self.refresh_pool();
+        self.refresh_caches();
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "encoding metrics failed");
@@ -526,6 +606,46 @@ mod tests {
         m.gpu_memory_used.get_or_create(&gpu).set(1);
         m.gpu_memory_total.get_or_create(&gpu).set(2);
         m
+    }
+
+    /// A worker's output cache shows up as bytes held, hits, misses and re-runs, counted
+    /// since the last render.
+    #[test]
+    fn output_caches_are_reported() {
+        let m = Metrics::new();
+        let cache = Arc::new(OutputCache::new(1 << 20));
+        let job = gpujobs_core::JobId::parse("{g}a").unwrap();
+        let mut blobs = gpujobs_core::Blobs::new();
+        blobs.insert("t0".into(), vec![1.0f32; 4].into());
+        let output = serde_json::json!({"c": {"shape": [4], "blob": "t0"}});
+        assert!(cache.insert(&job, &output, &blobs));
+        let key = gpujobs_core::OutputRef {
+            job,
+            output: "c".into(),
+        };
+        assert!(cache.get(&key).is_some());
+        cache.count_rerun();
+        m.watch_cache("w1".into(), cache.clone());
+        let text = m.render();
+        assert!(
+            text.contains(r#"gpujobs_output_cache_bytes{worker="w1"} 16"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"gpujobs_output_cache_reads_total{worker="w1",result="hit"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"gpujobs_output_cache_reruns_total{worker="w1"} 1"#),
+            "{text}"
+        );
+        // Counted once: a second render adds nothing new.
+        assert!(cache.get(&key).is_some());
+        let text = m.render();
+        assert!(
+            text.contains(r#"gpujobs_output_cache_reads_total{worker="w1",result="hit"} 2"#),
+            "{text}"
+        );
     }
 
     /// The alert rules shipped in deploy/ name only metrics that exist.

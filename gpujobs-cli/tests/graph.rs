@@ -200,6 +200,12 @@ async fn a_fan_in_of_eight_products_waits_then_sums_them() {
         shown.contains(&ids["p7"]) && shown.contains("queued"),
         "{shown}"
     );
+    let o = run_on(&url, &["watch", "--once"]);
+    assert!(
+        stdout(&o).contains("7 jobs of graphs waiting for their parents"),
+        "{}",
+        stdout(&o)
+    );
 
     let _sched = spawn_on(&url, &["scheduler"]);
     let _worker = spawn_on(&url, &["worker", "--concurrency", "2"]);
@@ -226,6 +232,13 @@ async fn a_fan_in_of_eight_products_waits_then_sums_them() {
     }
     let o = run_on(&url, &["status", &ids["total"]]);
     assert!(stdout(&o).contains("succeeded"), "{}", stdout(&o));
+    // Both submits of the graph are done: nothing waits any more.
+    let o = run_on(&url, &["watch", "--once"]);
+    assert!(
+        !stdout(&o).contains("waiting for their parents"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// A job whose input names an output its parent does not have fails for good, and the
@@ -269,4 +282,95 @@ async fn a_failed_parent_fails_its_dependants_and_cycles_are_refused() {
     let o = run_on(&url, &["submit", "--graph", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cycle"), "{}", stderr(&o));
+}
+
+/// The state field of a job's record, read straight from Redis.
+async fn state_of(url: &str, id: &str) -> Option<String> {
+    let mut conn = connection(url).await;
+    redis::cmd("HGET")
+        .arg(format!("{{gpujobs}}:job:{id}"))
+        .arg("state")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn wait_state(url: &str, id: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state_of(url, id).await.as_deref() != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} never reached {want} (now {:?})",
+            state_of(url, id).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The worker holding an ephemeral intermediate is SIGKILLed after making it, before
+/// its reader runs: another worker re-runs the producer from its kept inputs and the
+/// chain's result is what the filters give one by one. The order is set by which
+/// processes run when (a scheduler only while something must be placed), not by timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let size = 256;
+    let want = {
+        chain_file(dir.path(), size, false);
+        chain_by_hand(dir.path())
+    };
+    let graph = chain_file(dir.path(), size, true);
+    let o = run_on(&url, &["submit", "--graph", graph.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids = ids_by_name(&stdout(&o));
+
+    // blur is placed, then the scheduler goes: nothing else can reach a lane.
+    let sched = spawn_on(&url, &["scheduler"]);
+    wait_state(&url, &ids["blur"], "placed").await;
+    drop(sched);
+    // The holder makes blur's output (kept only in its memory), then is SIGKILLed.
+    let holder = spawn_on(&url, &["worker", "--id", "holder"]);
+    wait_state(&url, &ids["blur"], "succeeded").await;
+    drop(holder);
+    assert_eq!(
+        state_of(&url, &ids["edges"]).await.as_deref(),
+        Some("queued")
+    );
+    let mut conn = connection(&url).await;
+    let result: String = redis::cmd("HGET")
+        .arg(format!("{{gpujobs}}:job:{}", ids["blur"]))
+        .arg("result")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(result.contains(r#""held_by":"holder""#), "{result}");
+    let stored: u32 = redis::cmd("EXISTS")
+        .arg(format!("{{gpujobs}}:blob:{}:out:t0", ids["blur"]))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "an ephemeral output is not stored in Redis");
+
+    // Another worker runs the rest, making blur's output again.
+    let _sched = spawn_on(&url, &["scheduler"]);
+    let _other = spawn_on(&url, &["worker", "--id", "other"]);
+    wait_state(&url, &ids["smooth"], "succeeded").await;
+    let bytes: Vec<u8> = redis::cmd("GET")
+        .arg(format!("{{gpujobs}}:blob:{}:out:t0", ids["smooth"]))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert!(
+        got == want,
+        "the re-made chain differs from the filters run one by one"
+    );
+    let o = run_on(&url, &["status", &ids["edges"], "--json"]);
+    let rec: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rec["worker"], "other", "{rec}");
 }

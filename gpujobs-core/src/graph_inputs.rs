@@ -115,6 +115,7 @@ impl GraphInputs<'_> {
             )));
         };
         tracing::info!(job = %from.job, holder, "re-running the producer of an ephemeral input this worker does not hold");
+        self.cache.count_rerun();
         self.resolve_into(&mut producer, depth + 1).await?;
         let exec = self.registry.executor(&producer.kind, self.lane).ok_or_else(|| {
             JobError::temporary(format!(

@@ -24,6 +24,7 @@ pub struct OutputCache {
     inner: Mutex<Inner>,
     hits: AtomicU64,
     misses: AtomicU64,
+    reruns: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +60,7 @@ impl OutputCache {
             inner: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            reruns: AtomicU64::new(0),
         }
     }
 
@@ -135,6 +137,17 @@ impl OutputCache {
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
         )
+    }
+
+    /// Counts one ephemeral producer this worker re-ran because it did not hold its
+    /// output.
+    pub fn count_rerun(&self) {
+        self.reruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Ephemeral producers re-run so far (see [`OutputCache::count_rerun`]).
+    pub fn reruns(&self) -> u64 {
+        self.reruns.load(Ordering::Relaxed)
     }
 
     /// The jobs whose outputs are held, most recently used first, at most

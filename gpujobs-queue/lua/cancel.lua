@@ -15,6 +15,7 @@ if st == 'running' then
   redis.call('HSET', rec, 'cancel', 1)
   return 'requested'
 end
+if st == 'waiting' then redis.call('HINCRBY', ns .. ':counts', 'waiting', -1) end
 if st == 'placed' then
   if f[3] and f[3] ~= '' then redis.call('XDEL', ns .. ':lane:' .. f[2] .. ':' .. f[4], f[3]) end
   redis.call('ZREM', ns .. ':delayed:' .. f[2], id)

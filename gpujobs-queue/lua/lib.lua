@@ -42,7 +42,8 @@ local function drop_inputs(id)
   for _, name in ipairs(names) do redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
 end
 -- Graph edges: `<prefix>:children:<id>` is the set of jobs waiting for job `id`'s
--- outputs; each child's record counts the parents it still waits for (`waiting_on`).
+-- outputs; each child's record counts the parents it still waits for (`waiting_on`),
+-- and `<prefix>:counts` field `waiting` the partition's jobs in state `waiting`.
 -- A parent's success queues each child whose count reaches zero (its envelope is
 -- appended to the submit stream, as a submit would).
 local function release_children(id, now)
@@ -55,6 +56,7 @@ local function release_children(id, now)
     if f[1] == 'waiting' then
       if redis.call('HINCRBY', crec, 'waiting_on', -1) <= 0 then
         redis.call('HSET', crec, 'state', 'queued', 'updated_ms', now)
+        redis.call('HINCRBY', ns .. ':counts', 'waiting', -1)
         redis.call('XADD', ns .. ':submit', '*', 'job', f[2])
       end
     end
@@ -80,6 +82,7 @@ local function fail_dependants(root, state, now)
         'finished_ms', now, 'updated_ms', now, 'dead_entry', d, 'waiting_on', 0)
       drop_inputs(child)
       event(child, 'failed')
+      redis.call('HINCRBY', ns .. ':counts', 'waiting', -1)
       for _, g in ipairs(redis.call('SMEMBERS', ns .. ':children:' .. child)) do table.insert(stack, {g, child}) end
       redis.call('DEL', ns .. ':children:' .. child)
     end

@@ -4,7 +4,7 @@
 -- join the children set of each such parent (see release_children in lib.lua). Ids
 -- that already exist are skipped: a graph submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
--- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
+-- KEYS[2]  <prefix>:counts   hash of counters (fields `submitted`, `waiting`)
 -- ARGV     prefix, now_ms, high_water, then per job, parents first: id, env_json, kind,
 --          priority, device, max_attempts, created_us, parents (space-separated ids)
 -- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent
@@ -13,7 +13,7 @@ local now = ARGV[2]
 local full = over_high_water(tonumber(ARGV[3]))
 if full then return full end
 local out = {}
-local added = 0
+local added, waiting_jobs = 0, 0
 local ended = {}
 local i = 4
 while i + 7 <= #ARGV do
@@ -36,12 +36,17 @@ while i + 7 <= #ARGV do
     redis.call('HSET', rec, 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state, 'priority', ARGV[i + 3],
       'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
       'updated_ms', now, 'completions', 0, 'cancel', 0, 'parents', parents, 'waiting_on', waiting)
-    if waiting == 0 then redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1]) end
+    if waiting == 0 then
+      redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    else
+      waiting_jobs = waiting_jobs + 1
+    end
     added = added + 1
     table.insert(out, 1)
   end
   i = i + 8
 end
+if waiting_jobs > 0 then redis.call('HINCRBY', KEYS[2], 'waiting', waiting_jobs) end
 -- A graph resubmitted after one of its jobs failed: its new dependants fail now.
 for parent, st in pairs(ended) do fail_dependants(parent, st, now) end
 if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end

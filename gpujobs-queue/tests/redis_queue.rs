@@ -39,6 +39,9 @@ async fn conformance_suite() {
     let server = RedisServer::start(false);
     let q = RedisQueue::connect(config(&server, "conf")).await.unwrap();
     conformance::run_all(&q).await;
+    // The graph scenarios released, failed and cancelled waiting jobs: each was
+    // counted out of `waiting` exactly once.
+    assert_eq!(q.counts().await.unwrap().waiting, 0);
 }
 
 /// Graph jobs through real workers: cache hits, and ephemeral outputs made again by

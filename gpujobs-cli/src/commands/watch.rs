@@ -22,7 +22,8 @@ async fn sample(q: &RedisQueue) -> Result<Sample, CliError> {
 
 /// Jobs submitted and succeeded per second since `prev` (or over the next second
 /// without one).
-async fn rates(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<(f64, f64), CliError> {
+/// Also returns the graph jobs waiting for their parents now.
+async fn rates(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<(f64, f64, u64), CliError> {
     let before = match prev.take() {
         Some(s) => s,
         None => {
@@ -38,11 +39,12 @@ async fn rates(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<(f64, f64), 
     Ok((
         rate(now.0.submitted, before.0.submitted),
         rate(now.0.succeeded, before.0.succeeded),
+        now.0.waiting,
     ))
 }
 
 async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result<String, CliError> {
-    let (submitted_per_s, succeeded_per_s) = rates(q, prev).await?;
+    let (submitted_per_s, succeeded_per_s, waiting) = rates(q, prev).await?;
     let lanes = q.lane_stats().await?;
     let workers = q.workers().await?;
     let events = q.recent_events(WINDOW).await?;
@@ -118,6 +120,9 @@ async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result
         count("dead"),
         count("retrying"),
     );
+    if waiting > 0 {
+        out += &format!("{waiting} jobs of graphs waiting for their parents\n");
+    }
     Ok(out)
 }
 

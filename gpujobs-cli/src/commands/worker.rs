@@ -59,9 +59,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         }
         // Through the log, so that `--log-format json` keeps every line JSON.
         tracing::info!(worker = %config.id, lane = %config.lane, device = %backend.device, "worker serving its lane");
+        let worker_id = config.id.clone();
         let mut worker = Worker::new(queue.clone(), backend.registry.clone(), config);
         if let Some(m) = &metrics {
             worker = worker.with_observer(m.clone());
+            m.watch_cache(worker_id, worker.cache());
         }
         tasks.push(tokio::spawn(worker.run(shutdown.clone())));
     }

@@ -82,49 +82,59 @@ impl Executor<Scale> for Arc<ScaleExec> {
     }
 }
 
-fn device() -> DeviceInfo {
+fn device(class: DeviceClass) -> DeviceInfo {
     DeviceInfo {
-        class: DeviceClass::Cpu,
+        class,
         name: "test".into(),
         ordinal: 0,
     }
 }
 
-fn registry(exec: &Arc<ScaleExec>) -> Arc<Registry> {
+fn registry(exec: &Arc<ScaleExec>, class: DeviceClass) -> Arc<Registry> {
     let mut r = Registry::new();
-    r.register::<Scale, _>(&device(), exec.clone());
+    r.register::<Scale, _>(&device(class), exec.clone());
     Arc::new(r)
 }
 
-fn config() -> WorkerConfig {
-    let mut c = WorkerConfig::new(device());
+fn config(class: DeviceClass) -> WorkerConfig {
+    let mut c = WorkerConfig::new(device(class));
     c.poll = Duration::from_millis(20);
     c.grace = Duration::from_millis(200);
     c
 }
 
-/// Places everything submitted so far on the CPU lane (what a scheduler would do).
-async fn place_all(q: &dyn Queue) {
-    let decision = PlacementDecision {
-        lane: DeviceClass::Cpu,
-        estimates: BTreeMap::from([(DeviceClass::Cpu, 0.001)]),
-        run_estimate_s: 0.001,
-        reason: "test".into(),
-        model: "none".into(),
-    };
+/// Places everything submitted so far (what a scheduler would do): `gpu_job` on the
+/// GPU lane, where a CPU worker never sees it, the rest on the CPU lane.
+async fn place_all(q: &dyn Queue, gpu_job: Option<&JobId>) {
     for inc in q
         .take_submitted("test", 64, Duration::from_millis(10))
         .await
         .expect("graph scenario step")
     {
-        q.place(&inc, decision.clone())
-            .await
-            .expect("graph scenario step");
+        let on_gpu = inc.id.as_ref().is_some_and(|id| Some(id) == gpu_job);
+        let lane = if on_gpu {
+            DeviceClass::Gpu
+        } else {
+            DeviceClass::Cpu
+        };
+        let decision = PlacementDecision {
+            lane,
+            estimates: BTreeMap::from([(lane, 0.001)]),
+            run_estimate_s: 0.001,
+            reason: "test".into(),
+            model: "none".into(),
+        };
+        q.place(&inc, decision).await.expect("graph scenario step");
     }
 }
 
 /// Runs a worker, placing submitted jobs, until `id` has ended; then stops the worker.
-async fn run_until(q: &Arc<dyn Queue>, worker: Worker, id: &JobId) -> JobState {
+async fn run_until(
+    q: &Arc<dyn Queue>,
+    worker: Worker,
+    id: &JobId,
+    gpu_job: Option<&JobId>,
+) -> JobState {
     let (trigger, shutdown) = shutdown_channel();
     let task = tokio::spawn(worker.run(shutdown));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -138,7 +148,7 @@ async fn run_until(q: &Arc<dyn Queue>, worker: Worker, id: &JobId) -> JobState {
         if s.is_terminal() || tokio::time::Instant::now() > deadline {
             break s;
         }
-        place_all(q.as_ref()).await;
+        place_all(q.as_ref(), gpu_job).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     trigger.trigger();
@@ -201,9 +211,10 @@ pub async fn a_chain_on_one_worker_reads_its_cache(q: Arc<dyn Queue>) {
     q.submit_graph(g.into_jobs())
         .await
         .expect("graph scenario step");
-    let worker = Worker::new(q.clone(), registry(&exec), config());
+    let cpu = DeviceClass::Cpu;
+    let worker = Worker::new(q.clone(), registry(&exec, cpu), config(cpu));
     let cache = worker.cache();
-    let state = run_until(&q, worker, &c).await;
+    let state = run_until(&q, worker, &c, None).await;
     assert_eq!(state, JobState::Succeeded);
     assert_eq!(output_of(q.as_ref(), &c).await, vec![6.0, 12.0, 18.0, 24.0]);
     assert_eq!(exec.runs.load(Ordering::SeqCst), 3);
@@ -219,27 +230,39 @@ pub async fn a_chain_on_one_worker_reads_its_cache(q: Arc<dyn Queue>) {
 }
 
 /// The worker that made the ephemeral outputs stops before their reader runs: another
-/// worker re-runs both producers from their kept inputs and gets the same answer.
+/// worker (of the other lane, so the order does not depend on timing) re-runs both
+/// producers from their kept inputs and gets the same answer.
 pub async fn ephemeral_outputs_are_made_again_when_their_worker_is_gone(q: Arc<dyn Queue>) {
     let exec = Arc::new(ScaleExec::default());
     let (g, [_a, b, c]) = chain();
     q.submit_graph(g.into_jobs())
         .await
         .expect("graph scenario step");
-    let first = Worker::new(q.clone(), registry(&exec), config());
-    assert_eq!(run_until(&q, first, &b).await, JobState::Succeeded);
-    // c is released but not placed: the first worker (and its cache) is gone.
+    // The first worker serves the CPU lane; c is placed on the GPU lane, so the first
+    // worker can never run it, however soon c is released.
+    let (cpu, gpu) = (DeviceClass::Cpu, DeviceClass::Gpu);
+    let first = Worker::new(q.clone(), registry(&exec, cpu), config(cpu));
     assert_eq!(
-        q.status(&c)
-            .await
-            .expect("graph scenario step")
-            .expect("graph scenario step")
-            .state,
-        JobState::Queued
+        run_until(&q, first, &b, Some(&c)).await,
+        JobState::Succeeded
+    );
+    // c is released but has not run: the first worker (and its cache) is gone.
+    let state = q
+        .status(&c)
+        .await
+        .expect("graph scenario step")
+        .expect("graph scenario step")
+        .state;
+    assert!(
+        matches!(state, JobState::Queued | JobState::Placed),
+        "{state}"
     );
     assert_eq!(exec.runs.load(Ordering::SeqCst), 2);
-    let second = Worker::new(q.clone(), registry(&exec), config());
-    assert_eq!(run_until(&q, second, &c).await, JobState::Succeeded);
+    let second = Worker::new(q.clone(), registry(&exec, gpu), config(gpu));
+    assert_eq!(
+        run_until(&q, second, &c, Some(&c)).await,
+        JobState::Succeeded
+    );
     assert_eq!(output_of(q.as_ref(), &c).await, vec![6.0, 12.0, 18.0, 24.0]);
     // a and b ran again on the second worker, c once.
     assert_eq!(exec.runs.load(Ordering::SeqCst), 5);

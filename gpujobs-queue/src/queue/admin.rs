@@ -213,15 +213,18 @@ impl RedisQueue {
     pub async fn counts(&self) -> Result<Counts, QueueError> {
         let mut total = Counts::default();
         for keys in &self.shared.parts {
-            let (submitted, succeeded): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-                .arg(keys.counts())
-                .arg("submitted")
-                .arg("succeeded")
-                .query_async(&mut self.conn())
-                .await
-                .map_err(backend("reading counters"))?;
+            let (submitted, succeeded, waiting): (Option<u64>, Option<u64>, Option<i64>) =
+                redis::cmd("HMGET")
+                    .arg(keys.counts())
+                    .arg("submitted")
+                    .arg("succeeded")
+                    .arg("waiting")
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(backend("reading counters"))?;
             total.submitted += submitted.unwrap_or(0);
             total.succeeded += succeeded.unwrap_or(0);
+            total.waiting += u64::try_from(waiting.unwrap_or(0)).unwrap_or(0);
         }
         Ok(total)
     }
@@ -241,11 +244,14 @@ impl RedisQueue {
     }
 }
 
-/// Jobs submitted and succeeded in a namespace since its counters began.
+/// Jobs submitted and succeeded in a namespace since its counters began, and graph
+/// jobs waiting for their parents now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// New jobs recorded (a repeated id counts once).
     pub submitted: u64,
     /// Jobs completed successfully.
     pub succeeded: u64,
+    /// Jobs of graphs in state `waiting` (their parents have not all succeeded).
+    pub waiting: u64,
 }
