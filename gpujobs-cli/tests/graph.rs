@@ -11,6 +11,22 @@ use gpujobs_queue::testkit::{RedisServer, connection};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// `gpujobs submit --graph <graph> --wait --out-dir <out>`, which must succeed.
+fn run_graph(url: &str, graph: &Path, out: &Path) {
+    let o = run_on(
+        url,
+        &[
+            "submit",
+            "--graph",
+            graph.to_str().unwrap(),
+            "--wait",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+}
+
 /// `name id` lines of `submit --graph`.
 fn ids_by_name(out: &str) -> HashMap<String, String> {
     out.lines()
@@ -109,18 +125,7 @@ async fn a_chain_of_filters_equals_the_filters_run_one_by_one_and_reads_from_the
         let worker = spawn_on(&url, &["worker", "--cache-mib", cache_mib]);
         let out = dir.path().join(format!("out-{cache_mib}-{ephemeral}"));
         let before = net_bytes(&url).await;
-        let o = run_on(
-            &url,
-            &[
-                "submit",
-                "--graph",
-                graph.to_str().unwrap(),
-                "--wait",
-                "--out-dir",
-                out.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        run_graph(&url, &graph, &out);
         let after = net_bytes(&url).await;
         moved.push((after.0 - before.0, after.1 - before.1));
         let got = read_f32_npy(&out.join("smooth.image.npy"));
@@ -210,18 +215,7 @@ async fn a_fan_in_of_eight_products_waits_then_sums_them() {
     let _sched = spawn_on(&url, &["scheduler"]);
     let _worker = spawn_on(&url, &["worker", "--concurrency", "2"]);
     let out = dir.path().join("out");
-    let o = run_on(
-        &url,
-        &[
-            "submit",
-            "--graph",
-            path.to_str().unwrap(),
-            "--wait",
-            "--out-dir",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    run_graph(&url, &path, &out);
     let got = read_f32_npy(&out.join("total.c.npy"));
     assert_eq!(got.len(), nn);
     for (g, w) in got.iter().zip(&want) {

@@ -88,6 +88,13 @@ local function fail_dependants(root, state, now)
     end
   end
 end
+-- Writes the record of a new job from the seven submit arguments at ARGV[i]: id,
+-- env_json, kind, priority, device, max_attempts, created_us (submit and submit_graph).
+local function record_new(i, state, now)
+  redis.call('HSET', rec_key(ARGV[i]), 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state,
+    'priority', ARGV[i + 3], 'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5],
+    'created_us', ARGV[i + 6], 'updated_ms', now, 'completions', 0, 'cancel', 0)
+end
 -- Refuses new work above the high-water mark (the share of maxmemory kept for the
 -- results of jobs already accepted; 0 turns it off): {'full', used, max}, else nil.
 local function over_high_water(high_water)

@@ -22,9 +22,7 @@ while i + 6 <= #ARGV do
   if redis.call('EXISTS', rec) == 1 then
     table.insert(out, 0)
   else
-    redis.call('HSET', rec, 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', 'queued', 'priority', ARGV[i + 3],
-      'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
-      'updated_ms', now, 'completions', 0, 'cancel', 0)
+    record_new(i, 'queued', now)
     redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     added = added + 1
     table.insert(out, 1)

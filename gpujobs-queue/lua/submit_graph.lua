@@ -33,9 +33,8 @@ while i + 7 <= #ARGV do
     end
     local state = 'queued'
     if waiting > 0 then state = 'waiting' end
-    redis.call('HSET', rec, 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state, 'priority', ARGV[i + 3],
-      'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
-      'updated_ms', now, 'completions', 0, 'cancel', 0, 'parents', parents, 'waiting_on', waiting)
+    record_new(i, state, now)
+    redis.call('HSET', rec, 'parents', parents, 'waiting_on', waiting)
     if waiting == 0 then
       redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     else
