@@ -525,11 +525,19 @@ async fn malformed_submissions(cfg: RedisConfig) {
         .submit(JobEnvelope::new(VectorAdd::synthetic(8, 2)).unwrap())
         .await
         .unwrap();
-    for id in [
-        &good1,
-        &good2,
-        &gpujobs_core::JobId::parse("ext-1").unwrap(),
-    ] {
+    let ext = gpujobs_core::JobId::parse("ext-1").unwrap();
+    // A raw entry has no record until a scheduler takes it (on a cluster with
+    // partitions, after forwarding it to its home partition): `wait` answers `None`
+    // for an unknown id at once, so wait for the record to appear first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while q.status(&ext).await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ext-1 was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in [&good1, &good2, &ext] {
         let rec = q.wait(id, Duration::from_secs(10)).await.unwrap().unwrap();
         assert_eq!(rec.state, JobState::Succeeded, "{id}: {rec:?}");
     }
