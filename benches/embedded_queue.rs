@@ -25,6 +25,8 @@ fn decision() -> PlacementDecision {
         run_estimate_s: 0.0,
         reason: String::new(),
         model: String::new(),
+        worker: None,
+        worker_wait_ms: 0,
     }
 }
 

@@ -185,6 +185,8 @@ async fn embedded_part() -> BTreeMap<&'static str, f64> {
         run_estimate_s: 0.0,
         reason: String::new(),
         model: String::new(),
+        worker: None,
+        worker_wait_ms: 0,
     };
     let result = gpujobs::JobResult {
         output: serde_json::Value::Null,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures a chain of three image filters (Gaussian blur sigma 2 -> Sobel -> Gaussian
-# blur sigma 1) on a SIZE² float image through Redis, with one scheduler and one CPU
-# worker, three ways, as a user runs them:
+# blur sigma 1) on a SIZE² float image through Redis, with one scheduler and WORKERS
+# CPU workers (default 1), three ways, as a user runs them:
 #   separately  three `gpujobs submit image-filter --input .. --out .. --wait`, each
 #               step's output downloaded and uploaded again as the next step's input
 #   graph       one `gpujobs submit --graph --wait --out-dir` (intermediates persisted
@@ -12,7 +12,10 @@
 # (`INFO stats` total_net_input_bytes / total_net_output_bytes) per run, as a multiple
 # of (input + final output). Prints a Markdown table.
 #
-# Usage: scripts/graph-chain.sh [SIZE] [ROUNDS]     (defaults 4096 and 3)
+# Usage: [WORKERS=N] [GPUJOBS_LOCALITY_WAIT_MS=ms] scripts/graph-chain.sh [SIZE] [ROUNDS]
+#        (defaults 1 worker, the scheduler's default wait, 4096 and 3; a wait of 0
+#        turns placement by locality off, so with several workers the steps of a
+#        chain land on whichever worker is free)
 # Starts its own redis-server on a free loopback port in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +39,11 @@ export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port"
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
 RUST_LOG=warn "$bin" scheduler >"$work/scheduler.log" 2>&1 &
 pids+=($!)
-RUST_LOG=warn "$bin" worker >"$work/worker.log" 2>&1 &
-pids+=($!)
+workers=${WORKERS:-1}
+for w in $(seq "$workers"); do
+    RUST_LOG=warn "$bin" worker --id "worker-$w" >"$work/worker-$w.log" 2>&1 &
+    pids+=($!)
+done
 
 # A SIZE² float32 image with values in [0, 1), written as NumPy writes .npy.
 python3 - "$work/in.npy" "$size" <<'PY'
@@ -99,4 +105,4 @@ done
 cmp "$work/sep.npy" "$work/g/smooth.image.npy"
 cmp "$work/sep.npy" "$work/e/smooth.image.npy"
 echo
-echo "size ${size}x${size} f32; one scheduler and one CPU worker ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); outputs of the three ways identical"
+echo "size ${size}x${size} f32; one scheduler (locality wait ${GPUJOBS_LOCALITY_WAIT_MS:-default} ms) and $workers CPU worker(s) ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); outputs of the three ways identical"

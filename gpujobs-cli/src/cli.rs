@@ -340,6 +340,11 @@ pub struct SchedulerArgs {
     /// measured on the development machines).
     #[arg(long, env = "GPUJOBS_COST_MODEL")]
     pub cost_model: Option<PathBuf>,
+    /// How long a graph job placed on the worker whose cache holds its inputs is
+    /// offered to that worker alone before any worker of its lane may take it
+    /// (milliseconds; 0 turns placement by locality off).
+    #[arg(long, env = "GPUJOBS_LOCALITY_WAIT_MS", default_value_t = 2000)]
+    pub locality_wait_ms: u64,
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
     #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,

@@ -18,7 +18,7 @@ pub fn job_json(
         "size": label,
         "attempts": record.attempts,
         "worker": record.worker,
-        "placement": record.placement.as_ref().map(|p| json!({"lane": p.lane, "reason": p.reason, "estimates_s": p.estimates, "model": p.model})),
+        "placement": record.placement.as_ref().map(|p| json!({"lane": p.lane, "reason": p.reason, "estimates_s": p.estimates, "model": p.model, "worker": p.worker, "worker_wait_ms": p.worker_wait_ms})),
         "error": record.error.as_ref().map(|e| e.message.clone()),
     });
     if !record.parents.is_empty() {
@@ -69,6 +69,13 @@ pub fn job_text(record: &JobRecord, label: &str, check: Option<&Check>) -> Strin
     );
     if let Some(p) = &record.placement {
         out += &format!("  placed on {}: {}\n", p.lane, p.reason);
+        if let Some(w) = &p.worker {
+            out += &format!(
+                "  offered to worker {w} alone for {}, then to any {} worker\n",
+                fmt_seconds(p.worker_wait_ms as f64 / 1e3),
+                p.lane
+            );
+        }
     }
     if let Some(r) = &record.result {
         let t = &r.timings;

@@ -302,9 +302,11 @@ async fn wait_state(url: &str, id: &str, want: &str) {
 }
 
 /// The worker holding an ephemeral intermediate is SIGKILLed after making it, before
-/// its reader runs: another worker re-runs the producer from its kept inputs and the
-/// chain's result is what the filters give one by one. The order is set by which
-/// processes run when (a scheduler only while something must be placed), not by timing.
+/// its reader runs: the reader is placed on it by locality (its heartbeat has not yet
+/// lapsed), is not taken within the wait, moves to the lane, and another worker re-runs
+/// the producer from its kept inputs; the chain's result is what the filters give one
+/// by one. The order is set by which processes run when (a scheduler only while
+/// something must be placed), not by timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
     let server = RedisServer::start(false);
@@ -367,4 +369,11 @@ async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
     let o = run_on(&url, &["status", &ids["edges"], "--json"]);
     let rec: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rec["worker"], "other", "{rec}");
+    assert_eq!(rec["placement"]["worker"], "holder", "{rec}");
+    let o = run_on(&url, &["status", &ids["edges"]]);
+    assert!(
+        stdout(&o).contains("inputs resident on worker holder"),
+        "{}",
+        stdout(&o)
+    );
 }

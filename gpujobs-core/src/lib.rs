@@ -21,6 +21,7 @@ pub mod id;
 pub mod job;
 pub mod jobs;
 pub mod limits;
+pub mod locality;
 pub mod output_cache;
 pub mod placement;
 pub mod queue;

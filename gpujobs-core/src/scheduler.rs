@@ -4,7 +4,8 @@
 use crate::device::DeviceClass;
 use crate::error::QueueError;
 use crate::limits::Limits;
-use crate::placement::{ClusterFacts, Placement, PlacementDecision};
+use crate::locality::Resident;
+use crate::placement::{ClusterFacts, LiveWorker, Placement, PlacementDecision};
 use crate::queue::{Incoming, Queue};
 use crate::registry::Registry;
 use crate::retry::Backoff;
@@ -95,6 +96,16 @@ impl Scheduler {
         let mut facts = ClusterFacts::default();
         for w in self.queue.workers().await? {
             *facts.slots.entry(w.lane).or_insert(0) += w.concurrency.max(1);
+            let slots = w.concurrency.max(1);
+            let free_slots = slots.saturating_sub(w.in_flight);
+            facts.workers.insert(
+                w.id,
+                LiveWorker {
+                    lane: w.lane,
+                    slots,
+                    free_slots,
+                },
+            );
         }
         for lane in self.queue.lane_stats().await? {
             facts.backlog_s.insert(lane.lane, lane.backlog_s);
@@ -207,8 +218,18 @@ impl Scheduler {
                 Action::Reject(e.to_string())
             }
             Ok(inspection) => {
-                let decision = self.placement.place(env, &inspection.cost, facts);
+                let decision = if incoming.holders.is_empty() {
+                    self.placement.place(env, &inspection.cost, facts)
+                } else {
+                    facts.credit_holders(&incoming.holders);
+                    let resident = Resident::of(env, &incoming.holders);
+                    self.placement
+                        .place_near(env, &inspection.cost, facts, &resident)
+                };
                 *facts.backlog_s.entry(decision.lane).or_insert(0.0) += decision.run_estimate_s;
+                if let Some(w) = &decision.worker {
+                    facts.take_slot(w);
+                }
                 tracing::debug!(job = %env.id, lane = %decision.lane, reason = %decision.reason, "placed");
                 Action::Place(Box::new(decision))
             }

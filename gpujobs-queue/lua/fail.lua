@@ -35,7 +35,7 @@ if class == 'permanent' or attempts >= max then
   fail_dependants(id, state, now)
   return state
 end
-redis.call('HSET', rec, 'state', 'placed', 'entry', '')
+redis.call('HSET', rec, 'state', 'placed', 'entry', '', 'near', '')
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), id)
 backlog_add(ARGV[11], f[5], '')
 event(id, 'retrying')

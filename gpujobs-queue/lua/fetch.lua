@@ -1,9 +1,11 @@
 -- fetch: one round trip for a worker's fetch when work is waiting. Promotes retries
--- whose backoff has passed, reads up to `max` entries of the lane (high, normal, low
--- by the quotas the caller computed, then any priority for slots left over) and begins
--- them for `consumer`.
+-- whose backoff has passed, reads up to `max` entries: first those placed on this
+-- consumer by locality (its near stream), then the lane's (high, normal, low by the
+-- quotas the caller computed, then any priority for slots left over), and begins them
+-- for `consumer`.
 -- KEYS[1..3]  <prefix>:lane:<lane>:high, :normal, :low
 -- KEYS[4]     <prefix>:delayed:<lane>   retries waiting out their backoff
+-- KEYS[5]     <prefix>:near:<lane>:<consumer>   jobs placed on this consumer
 -- ARGV        prefix, lane, consumer, now_ms, lease_ms, own (1: re-read this consumer's
 --             own pending entries instead of new ones), quota_high, quota_normal,
 --             quota_low, max, promote_limit
@@ -18,7 +20,7 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', rec, 'state', 'priority')
   if f[1] == 'placed' then
     local e = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. f[2], '*', 'id', id)
-    redis.call('HSET', rec, 'entry', e)
+    redis.call('HSET', rec, 'entry', e, 'near', '')
   end
 end
 local rows = {}
@@ -39,6 +41,11 @@ local function read(stream, count)
       end
     end
   end
+end
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  -- Still reading it: keep it off reclaim's list of abandoned near streams.
+  redis.call('ZADD', ns .. ':near:' .. lane, now, consumer)
+  read(KEYS[5], max)
 end
 for p = 1, 3 do read(KEYS[p], math.min(tonumber(ARGV[6 + p]), max - #rows)) end
 -- Slots a priority left unused go to the others, most urgent first.

@@ -57,7 +57,17 @@ local function release_children(id, now)
       if redis.call('HINCRBY', crec, 'waiting_on', -1) <= 0 then
         redis.call('HSET', crec, 'state', 'queued', 'updated_ms', now)
         redis.call('HINCRBY', ns .. ':counts', 'waiting', -1)
-        redis.call('XADD', ns .. ':submit', '*', 'job', f[2])
+        -- Who made each parent's output (its cache holds it), for placement by locality.
+        local hold = {}
+        for parent in string.gmatch(redis.call('HGET', crec, 'parents') or '', '%S+') do
+          local p = redis.call('HMGET', rec_key(parent), 'state', 'worker')
+          if p[1] == 'succeeded' and p[2] then table.insert(hold, {parent, p[2]}) end
+        end
+        if #hold > 0 then
+          redis.call('XADD', ns .. ':submit', '*', 'job', f[2], 'holders', cjson.encode(hold))
+        else
+          redis.call('XADD', ns .. ':submit', '*', 'job', f[2])
+        end
       end
     end
   end
@@ -159,6 +169,23 @@ local function begin_one(stream, entry, id, lane, consumer, now, lease_ms)
   redis.call('HSET', rec, 'state', 'running', 'attempts', attempts, 'worker', consumer, 'started_ms', now,
     'updated_ms', now, 'lease_ms', lease_ms)
   return {1, id, entry, attempts, f[8], f[9] or '0', f[10] or '0', stream, f[3] or ''}
+end
+-- Offers job `id` to `worker` alone (placement by locality) on the worker's near
+-- stream `<prefix>:near:<lane>:<worker>` until `until_ms`; reclaim then moves it to the
+-- lane. The worker is listed in the sorted set `<prefix>:near:<lane>` (score: when it
+-- last placed or fetched there), which reclaim scans. Returns the entry id.
+local function near_add(lane, worker, id, until_ms, now)
+  local near = ns .. ':near:' .. lane .. ':' .. worker
+  if redis.call('EXISTS', near) == 0 then
+    redis.call('XGROUP', 'CREATE', near, 'workers', '0', 'MKSTREAM')
+  end
+  redis.call('ZADD', ns .. ':near:' .. lane, now, worker)
+  return redis.call('XADD', near, '*', 'id', id, 'until', tostring(until_ms))
+end
+-- The stream a placed job's entry is on: its worker's near stream or its lane's.
+local function entry_stream(lane, prio, near)
+  if near and near ~= '' then return ns .. ':near:' .. lane .. ':' .. near end
+  return ns .. ':lane:' .. lane .. ':' .. prio
 end
 -- The `id` field of stream entries read with XREADGROUP / XRANGE.
 local function entry_id(fields)

@@ -1,17 +1,20 @@
 -- place: forwards a batch of submitted jobs to their lanes, each atomically with
 -- acknowledging its submit entry; drops entries of jobs cancelled (or placed) meanwhile.
 -- KEYS[1]  <prefix>:submit   the submit stream
--- ARGV     prefix, now_ms, then per job 10 values: submit_entry, id, kind, priority,
---          device, max_attempts, created_us, lane, placement_json, est_s
---          (a job submitted with a plain XADD has no record yet: it is written here,
---          with the envelope read from its submit entry, so no envelope travels twice)
--- Touches  <prefix>:job:<id>, <prefix>:lane:<lane>:<priority>, <prefix>:backlog:<lane>
+-- ARGV     prefix, now_ms, then per job 12 values: submit_entry, id, kind, priority,
+--          device, max_attempts, created_us, lane, placement_json, est_s, worker,
+--          wait_ms (a job submitted with a plain XADD has no record yet: it is written
+--          here, with the envelope read from its submit entry, so no envelope travels
+--          twice). A job with a worker (placed by locality) goes to that worker's near
+--          stream with `until` = now + wait_ms; after that reclaim moves it to the lane.
+-- Touches  <prefix>:job:<id>, <prefix>:lane:<lane>:<priority>, <prefix>:backlog:<lane>,
+--          <prefix>:near:<lane>:<worker>, <prefix>:near:<lane>
 -- Returns  one value per job: 1 placed, 0 dropped.
 local submit, now = KEYS[1], ARGV[2]
 local out = {}
 local added = {}
 local i = 3
-while i + 9 <= #ARGV do
+while i + 11 <= #ARGV do
   local entry, id, lane = ARGV[i], ARGV[i + 1], ARGV[i + 7]
   local rec = rec_key(id)
   local f = redis.call('HMGET', rec, 'state', 'priority')
@@ -29,15 +32,20 @@ while i + 9 <= #ARGV do
       redis.call('HSET', rec, 'env', env, 'kind', ARGV[i + 2], 'priority', prio, 'device', ARGV[i + 4],
         'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6], 'completions', 0, 'cancel', 0)
     end
-    local le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. prio, '*', 'id', id)
+    local worker, le = ARGV[i + 10], nil
+    if worker ~= '' then
+      le = near_add(lane, worker, id, tonumber(now) + tonumber(ARGV[i + 11]), now)
+    else
+      le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. prio, '*', 'id', id)
+    end
     redis.call('HSET', rec, 'state', 'placed', 'lane', lane, 'placement', ARGV[i + 8], 'est', ARGV[i + 9], 'entry', le,
-      'updated_ms', now)
+      'near', worker, 'updated_ms', now)
     added[lane] = (added[lane] or 0) + (tonumber(ARGV[i + 9]) or 0)
     table.insert(out, 1)
   end
   redis.call('XACK', submit, 'schedulers', entry)
   redis.call('XDEL', submit, entry)
-  i = i + 10
+  i = i + 12
 end
 for lane, est in pairs(added) do
   if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end

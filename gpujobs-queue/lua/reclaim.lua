@@ -3,20 +3,27 @@
 -- one), high priority first, and begins them for `consumer` with lease_ms. Entries
 -- deleted from the stream meanwhile are acknowledged. Scans the pending entries (jobs in
 -- flight, not the backlog), at most 1000 per priority per call.
+-- Then the lane's near streams (jobs placed by locality on one worker, `place.lua`): an
+-- entry its worker has not read by its `until` moves to the lane, where any worker may
+-- take it (the worker is busy or gone); one it read and stopped renewing is claimed as
+-- above; an empty near stream whose worker has not fetched for NEAR_IDLE_MS is removed.
 -- KEYS[1..3]  <prefix>:lane:<lane>:high, :normal, :low
 -- ARGV        prefix, lane, consumer, now_ms, lease_ms, count
--- Touches     <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events
+-- Touches     <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events,
+--             <prefix>:near:<lane> and the near streams it lists
 -- Returns     rows as begin_one's.
 local lane, consumer, now, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local NEAR_IDLE_MS = 60000
 local left = tonumber(ARGV[6])
 local out = {}
-for p = 1, 3 do
-  if left <= 0 then break end
-  local stream = KEYS[p]
-  if redis.call('EXISTS', stream) == 1 then
-    local pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1000)
-    for _, pe in ipairs(pending) do
-      if left <= 0 then break end
+-- Claims `stream`'s pending entries idle past their lease; returns the set of pending
+-- entry ids it saw.
+local function claim_stale(stream)
+  local seen = {}
+  local pending = redis.call('XPENDING', stream, 'workers', '-', '+', 1000)
+  for _, pe in ipairs(pending) do
+    seen[pe[1]] = true
+    if left > 0 then
       local entry, idle = pe[1], tonumber(pe[3])
       local e = redis.call('XRANGE', stream, entry, entry)
       local id = e[1] and entry_id(e[1][2])
@@ -33,6 +40,44 @@ for p = 1, 3 do
           end
         end
       end
+    end
+  end
+  return seen
+end
+for p = 1, 3 do
+  if left <= 0 then break end
+  if redis.call('EXISTS', KEYS[p]) == 1 then claim_stale(KEYS[p]) end
+end
+local near_set = ns .. ':near:' .. lane
+for _, w in ipairs(redis.call('ZRANGE', near_set, 0, 99)) do
+  local near = near_set .. ':' .. w
+  if redis.call('EXISTS', near) == 0 then
+    redis.call('ZREM', near_set, w)
+  else
+    local delivered = claim_stale(near)
+    for _, e in ipairs(redis.call('XRANGE', near, '-', '+', 'COUNT', 1000)) do
+      if not delivered[e[1]] then
+        local id, due = nil, 0
+        for j = 1, #e[2], 2 do
+          if e[2][j] == 'id' then id = e[2][j + 1] elseif e[2][j] == 'until' then due = tonumber(e[2][j + 1]) or 0 end
+        end
+        if due <= tonumber(now) then
+          redis.call('XDEL', near, e[1])
+          if id then
+            local rec = rec_key(id)
+            local f = redis.call('HMGET', rec, 'state', 'entry', 'priority')
+            if f[1] == 'placed' and f[2] == e[1] then
+              local le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. f[3], '*', 'id', id)
+              redis.call('HSET', rec, 'entry', le, 'near', '', 'updated_ms', now)
+            end
+          end
+        end
+      end
+    end
+    local seen = tonumber(redis.call('ZSCORE', near_set, w) or '0')
+    if redis.call('XLEN', near) == 0 and seen < tonumber(now) - NEAR_IDLE_MS then
+      redis.call('DEL', near)
+      redis.call('ZREM', near_set, w)
     end
   end
 end

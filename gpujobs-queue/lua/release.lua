@@ -19,7 +19,7 @@ if f[1] == '1' then
   return 0
 end
 local e = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. f[2], '*', 'id', id)
-redis.call('HSET', rec, 'state', 'placed', 'entry', e, 'updated_ms', now)
+redis.call('HSET', rec, 'state', 'placed', 'entry', e, 'near', '', 'updated_ms', now)
 backlog_add(lane, f[3], '')
 event(id, 'placed', 'lane', lane)
 return 1

@@ -17,7 +17,7 @@ if f[4] and f[4] ~= '' then
 end
 if f[2] then redis.call('XDEL', ns .. ':dead', f[2]) end
 redis.call('HSET', rec, 'state', 'queued', 'attempts', 0, 'cancel', 0, 'updated_ms', now, 'completions', 0)
-redis.call('HDEL', rec, 'error', 'finished_ms', 'dead_entry', 'entry', 'worker', 'result', 'lane', 'placement', 'est')
+redis.call('HDEL', rec, 'error', 'finished_ms', 'dead_entry', 'entry', 'worker', 'result', 'lane', 'placement', 'est', 'near')
 redis.call('PERSIST', rec)
 redis.call('XADD', KEYS[1], '*', 'job', f[3])
 event(id, 'queued')

@@ -144,25 +144,32 @@ pub(crate) async fn ensure_groups(conn: &mut Conn, partitions: &[Keys]) -> Resul
         }
     }
     for (stream, group) in streams {
-        let r: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(conn)
-            .await;
-        match r {
-            Ok(()) => {}
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            Err(e) => {
-                return Err(QueueError::Backend(format!(
-                    "creating consumer group {group} on {stream}: {e}"
-                )));
-            }
-        }
+        create_group(conn, &stream, group).await?;
     }
     Ok(())
+}
+
+/// Creates consumer group `group` on `stream`, and the stream if missing (idempotent).
+pub(crate) async fn create_group(
+    conn: &mut Conn,
+    stream: &str,
+    group: &str,
+) -> Result<(), QueueError> {
+    let r: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(QueueError::Backend(format!(
+            "creating consumer group {group} on {stream}: {e}"
+        ))),
+    }
 }
 
 /// Logs a warning when Redis may lose jobs: eviction allowed, or no persistence.

@@ -76,6 +76,18 @@ impl Keys {
         Priority::ALL.map(|p| self.lane(lane, p))
     }
 
+    /// Stream of jobs placed by locality on one worker (`consumer`), read by it before
+    /// the lane; see `lua/place.lua` and `lua/reclaim.lua`.
+    pub fn near(&self, lane: DeviceClass, consumer: &str) -> String {
+        format!("{}:near:{}:{}", self.prefix, lane, consumer)
+    }
+
+    /// Sorted set of the workers of a lane with a near stream (score: when each last
+    /// placed or fetched there, ms), scanned by reclaim.
+    pub fn near_workers(&self, lane: DeviceClass) -> String {
+        format!("{}:near:{}", self.prefix, lane)
+    }
+
     /// Sorted set of jobs of a lane waiting out a retry backoff (score: due, ms).
     pub fn delayed(&self, lane: DeviceClass) -> String {
         format!("{}:delayed:{}", self.prefix, lane)

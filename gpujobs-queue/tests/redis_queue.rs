@@ -351,6 +351,8 @@ async fn a_lease_is_renewed_while_redis_is_completely_full() {
         run_estimate_s: 0.001,
         reason: "test".into(),
         model: "none".into(),
+        worker: None,
+        worker_wait_ms: 0,
     };
     q.place(&taken[0], decision).await.unwrap();
     let lease = Duration::from_secs(30);

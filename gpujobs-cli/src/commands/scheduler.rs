@@ -28,7 +28,10 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     tracing::info!(redis = %gpujobs_queue::redact(&args.redis.url), namespace = %args.redis.namespace, id = %config.id, "scheduler connected");
     let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
     tracing::info!(model = %model.name(), "placement by earliest estimated finish");
-    let placement = Arc::new(EarliestFinish::new(model));
+    let placement = Arc::new(
+        EarliestFinish::new(model)
+            .with_locality_wait(std::time::Duration::from_millis(args.locality_wait_ms)),
+    );
     let mut scheduler = Scheduler::new(
         queue.clone(),
         Arc::new(Registry::with_builtin_kinds()),

@@ -1,14 +1,15 @@
 //! Graph jobs through real [`Worker`]s on any queue: an input read from the cache of the
 //! worker that made it, and ephemeral outputs made again by another worker after the
 //! worker that held them has gone. Placement is done by hand (no scheduler), so which
-//! worker sees which job is decided by the scenario, not by timing. Needs a fresh queue
-//! (or one whose other jobs are not on the CPU lane).
+//! worker sees which job is decided by the scenario, not by timing; the last scenario
+//! runs a real [`Scheduler`] to show that it keeps a chain on the worker holding it.
+//! Needs a fresh queue (or one whose other jobs are not on the CPU lane).
 
-use crate::placement::PlacementDecision;
+use crate::placement::{EarliestFinish, PlacementDecision};
 use crate::{
     Cost, DeviceClass, DeviceInfo, ExecContext, Execution, Executor, Graph, Job, JobEnvelope,
-    JobError, JobId, JobOutput, JobState, Limits, Queue, Registry, StageTimes, Tensor,
-    ValidationError, Worker, WorkerConfig, shutdown_channel,
+    JobError, JobId, JobOutput, JobState, Limits, Queue, Registry, Scheduler, SchedulerConfig,
+    StageTimes, Tensor, ValidationError, Worker, WorkerConfig, shutdown_channel,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub async fn run_all(q: Arc<dyn Queue>) {
     a_chain_on_one_worker_reads_its_cache(q.clone()).await;
     ephemeral_outputs_are_made_again_when_their_worker_is_gone(q.clone()).await;
     an_ephemeral_job_nothing_reads_is_refused(q.as_ref()).await;
+    a_scheduler_keeps_a_chain_on_the_worker_holding_it(q.clone()).await;
 }
 
 /// `y = x · factor`.
@@ -123,6 +125,8 @@ async fn place_all(q: &dyn Queue, gpu_job: Option<&JobId>) {
             run_estimate_s: 0.001,
             reason: "test".into(),
             model: "none".into(),
+            worker: None,
+            worker_wait_ms: 0,
         };
         q.place(&inc, decision).await.expect("graph scenario step");
     }
@@ -284,4 +288,104 @@ pub async fn an_ephemeral_job_nothing_reads_is_refused(q: &dyn Queue) {
         .await
         .expect_err("an ephemeral job nothing reads");
     assert!(err.to_string().contains("ephemeral"), "{err}");
+}
+
+/// Two idle workers on one lane and a real scheduler: each step of a six-job chain is
+/// placed on the worker that ran the step before (the one whose cache holds its
+/// input), so one worker runs all six and every input after the first is a cache hit.
+/// Without placement by locality the idle workers would share the steps and miss.
+pub async fn a_scheduler_keeps_a_chain_on_the_worker_holding_it(q: Arc<dyn Queue>) {
+    const STEPS: usize = 6;
+    let mut g = Graph::new();
+    let mut x =
+        Tensor::from_values(vec![4], vec![1.0, 2.0, 3.0, 4.0]).expect("graph scenario step");
+    let mut last = None;
+    for i in 0..STEPS {
+        let id = g
+            .add(&format!("s{i}"), Scale { x, factor: 2.0 })
+            .expect("graph scenario step");
+        x = Tensor::output_of(&id, "y", vec![4]);
+        last = Some(id);
+    }
+    let last = last.expect("graph scenario step");
+    let cpu = DeviceClass::Cpu;
+    let execs = [
+        Arc::new(ScaleExec::default()),
+        Arc::new(ScaleExec::default()),
+    ];
+    let (trigger, shutdown) = shutdown_channel();
+    let mut tasks = Vec::new();
+    let mut caches = Vec::new();
+    for exec in &execs {
+        let worker = Worker::new(q.clone(), registry(exec, cpu), config(cpu));
+        caches.push(worker.cache());
+        let shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            worker.run(shutdown).await;
+        }));
+    }
+    // Both workers are known to the scheduler before the chain starts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while q.workers().await.expect("graph scenario step").len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "workers never heartbeat"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let scheduler = Scheduler::new(
+        q.clone(),
+        registry(&execs[0], cpu),
+        Arc::new(EarliestFinish::default()),
+        SchedulerConfig {
+            poll: Duration::from_millis(50),
+            facts_every: Duration::from_millis(50),
+            ..SchedulerConfig::default()
+        },
+    );
+    tasks.push(tokio::spawn(async move {
+        scheduler.run(shutdown).await;
+    }));
+    q.submit_graph(g.into_jobs())
+        .await
+        .expect("graph scenario step");
+    let state = loop {
+        let rec = q.status(&last).await.expect("graph scenario step");
+        let s = rec.map(|r| r.state);
+        if s.is_some_and(JobState::is_terminal) || tokio::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let reason = q
+        .status(&last)
+        .await
+        .expect("graph scenario step")
+        .and_then(|r| r.placement)
+        .map(|p| p.reason)
+        .unwrap_or_default();
+    trigger.trigger();
+    for t in tasks {
+        t.await.expect("graph scenario step");
+    }
+    assert_eq!(state, Some(JobState::Succeeded));
+    assert_eq!(
+        output_of(q.as_ref(), &last).await,
+        vec![64.0, 128.0, 192.0, 256.0]
+    );
+    let runs: Vec<u64> = execs
+        .iter()
+        .map(|e| e.runs.load(Ordering::SeqCst))
+        .collect();
+    assert!(runs.contains(&(STEPS as u64)), "steps per worker: {runs:?}");
+    let (hits, misses) = caches
+        .iter()
+        .map(|c| c.hits_and_misses())
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert_eq!(
+        (hits, misses),
+        (STEPS as u64 - 1, 0),
+        "steps per worker: {runs:?}"
+    );
+    assert!(reason.starts_with("inputs resident on worker"), "{reason}");
 }

@@ -7,6 +7,7 @@
 //! [`run_all`] can run them one after another on the same queue.
 
 pub mod graph_workers;
+pub mod locality;
 
 use crate::device::{DeviceClass, DeviceInfo};
 use crate::envelope::{JobEnvelope, Priority, now_ms};
@@ -48,6 +49,8 @@ pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     graph_jobs_wait_for_their_parents(q).await;
     graph_failures_reach_every_dependant(q).await;
     graph_submit_refuses_cycles_and_strangers(q).await;
+    locality::a_released_child_names_its_parents_worker(q).await;
+    locality::a_job_its_worker_does_not_take_goes_to_the_lane(q).await;
     heartbeats_and_lane_stats(q).await;
 }
 
@@ -62,6 +65,8 @@ fn decision() -> PlacementDecision {
         run_estimate_s: 0.001,
         reason: "conformance".into(),
         model: "none".into(),
+        worker: None,
+        worker_wait_ms: 0,
     }
 }
 

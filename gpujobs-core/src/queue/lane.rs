@@ -21,6 +21,9 @@ pub(crate) struct LaneQueue {
     seq: u64,
     /// Placement estimate (seconds) of each queued job, for the backlog.
     pub(crate) estimates: HashMap<JobId, f64>,
+    /// Jobs placed by locality, per worker (consumer): offered to that worker alone
+    /// until their deadline, then to the whole lane (see [`crate::placement`]).
+    near: HashMap<String, VecDeque<(JobId, Priority, Instant)>>,
 }
 
 impl LaneQueue {
@@ -36,6 +39,51 @@ impl LaneQueue {
     pub(crate) fn push_delayed(&mut self, id: JobId, p: Priority, at: Instant) {
         self.seq += 1;
         self.delayed.insert((at, self.seq), (id, p));
+    }
+
+    /// Offers a job to `worker` alone until `until`.
+    pub(crate) fn push_near(&mut self, worker: &str, id: JobId, p: Priority, until: Instant) {
+        self.near
+            .entry(worker.to_string())
+            .or_default()
+            .push_back((id, p, until));
+    }
+
+    /// The oldest job placed on `worker` by locality.
+    pub(crate) fn pop_near(&mut self, worker: &str) -> Option<JobId> {
+        let q = self.near.get_mut(worker)?;
+        let got = q.pop_front().map(|(id, _, _)| id);
+        if q.is_empty() {
+            self.near.remove(worker);
+        }
+        got
+    }
+
+    /// Moves jobs their worker did not take by their deadline to the ready queues.
+    pub(crate) fn expire_near(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        for q in self.near.values_mut() {
+            q.retain(|(id, p, until)| {
+                let keep = *until > now;
+                if !keep {
+                    due.push((id.clone(), *p));
+                }
+                keep
+            });
+        }
+        self.near.retain(|_, q| !q.is_empty());
+        for (id, p) in due {
+            self.push(id, p);
+        }
+    }
+
+    /// When the next job placed by locality is offered to the whole lane.
+    pub(crate) fn next_near_due(&self) -> Option<Instant> {
+        self.near
+            .values()
+            .flatten()
+            .map(|(_, _, until)| *until)
+            .min()
     }
 
     /// Moves delayed jobs whose time has come to the ready queues.
@@ -83,11 +131,16 @@ impl LaneQueue {
             q.retain(|j| j != id);
         }
         self.delayed.retain(|_, (j, _)| j != id);
+        for q in self.near.values_mut() {
+            q.retain(|(j, _, _)| j != id);
+        }
+        self.near.retain(|_, q| !q.is_empty());
         self.estimates.remove(id);
     }
 
     pub(crate) fn ready_len(&self) -> usize {
-        self.ready.iter().map(VecDeque::len).sum()
+        self.ready.iter().map(VecDeque::len).sum::<usize>()
+            + self.near.values().map(VecDeque::len).sum::<usize>()
     }
 
     pub(crate) fn delayed_len(&self) -> usize {

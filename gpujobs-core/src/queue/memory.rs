@@ -204,6 +204,21 @@ impl MemoryQueue {
         }
     }
 
+    /// Each succeeded parent of `id` and the worker that ran it.
+    fn holders(inner: &Inner, id: &JobId) -> Vec<(JobId, String)> {
+        let Some(rec) = inner.records.get(id) else {
+            return Vec::new();
+        };
+        rec.parents
+            .iter()
+            .filter_map(|p| {
+                let parent = inner.records.get(p)?;
+                let worker = parent.worker.clone()?;
+                (parent.state == JobState::Succeeded).then(|| (p.clone(), worker))
+            })
+            .collect()
+    }
+
     /// A parent ended without a result: every job waiting on it, directly or through
     /// other jobs, ends `failed` naming it (and is dead-lettered, as failed jobs are).
     fn fail_dependants(&self, inner: &mut Inner, root: &JobId, state: JobState) {
@@ -504,11 +519,13 @@ impl Queue for MemoryQueue {
                     inner.next_entry += 1;
                     let entry = format!("s{}", inner.next_entry);
                     inner.taken.insert(entry.clone(), id.clone());
+                    let holders = Self::holders(inner, &id);
                     out.push(Incoming {
                         entry,
                         job: Ok(env),
                         raw: None,
                         id: Some(id),
+                        holders,
                     });
                 }
                 ((!out.is_empty()).then_some(out), None)
@@ -541,9 +558,16 @@ impl Queue for MemoryQueue {
             rec.updated_ms = now_ms();
             let priority = rec.priority;
             rec.placement = Some(decision);
+            let near = rec.placement.as_ref().and_then(|d| {
+                let wait = Duration::from_millis(d.worker_wait_ms);
+                Some((d.worker.clone()?, Instant::now() + wait))
+            });
             let q = &mut inner.lanes[lane_index(lane)];
             q.estimates.insert(id.clone(), estimate);
-            q.push(id, priority);
+            match near {
+                Some((worker, until)) => q.push_near(&worker, id, priority, until),
+                None => q.push(id, priority),
+            }
         }
         self.lane_ready[lane_index(lane)].notify_waiters();
         Ok(())
@@ -591,9 +615,11 @@ impl Queue for MemoryQueue {
             .wait_until(&self.lane_ready[li], deadline, |inner| {
                 let now = Instant::now();
                 inner.lanes[li].promote_due(now);
+                inner.lanes[li].expire_near(now);
                 let mut out = Vec::new();
                 while out.len() < max.max(1) {
-                    let Some(id) = inner.lanes[li].pop() else {
+                    let next = inner.lanes[li].pop_near(consumer);
+                    let Some(id) = next.or_else(|| inner.lanes[li].pop()) else {
                         break;
                     };
                     let placed = inner
@@ -608,7 +634,12 @@ impl Queue for MemoryQueue {
                         out.push(d);
                     }
                 }
-                ((!out.is_empty()).then_some(out), inner.lanes[li].next_due())
+                let lane_q = &inner.lanes[li];
+                let wake = match (lane_q.next_due(), lane_q.next_near_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                ((!out.is_empty()).then_some(out), wake)
             })
             .await;
         Ok(got.unwrap_or_default())
@@ -742,6 +773,7 @@ impl Queue for MemoryQueue {
     ) -> Result<Vec<Delivery>, QueueError> {
         let mut inner = self.lock();
         let now = Instant::now();
+        inner.lanes[lane_index(lane)].expire_near(now);
         let mut expired: Vec<(Instant, JobId)> = inner
             .leases
             .iter()

@@ -21,6 +21,9 @@ pub struct Incoming {
     /// The job's id when the entry names a valid one, even if the rest of it could
     /// not be read: a refused entry then leaves a `dead` record a client can find.
     pub id: Option<JobId>,
+    /// For a graph job released by its parents: each parent and the worker that ran
+    /// it (whose output cache holds its output), for placement by locality.
+    pub holders: Vec<(JobId, String)>,
 }
 
 /// A worker's right to run a job until `deadline` (renewable).

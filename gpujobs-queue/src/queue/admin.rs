@@ -147,10 +147,20 @@ impl RedisQueue {
         for keys in &self.shared.parts {
             for stats in out.iter_mut() {
                 let lane = stats.lane;
+                // Jobs placed by locality wait (or run) on their workers' near streams.
+                let near: Vec<String> = redis::cmd("ZRANGE")
+                    .arg(keys.near_workers(lane))
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(backend("reading lane stats"))?;
+                let mut streams: Vec<String> = keys.lane_streams(lane).into();
+                streams.extend(near.iter().map(|w| keys.near(lane, w)));
                 let mut pipe = redis::pipe();
-                for stream in keys.lane_streams(lane) {
-                    pipe.cmd("XLEN").arg(&stream);
-                    pipe.cmd("XPENDING").arg(&stream).arg(WORKERS);
+                for stream in &streams {
+                    pipe.cmd("XLEN").arg(stream);
+                    pipe.cmd("XPENDING").arg(stream).arg(WORKERS);
                 }
                 pipe.cmd("ZCARD").arg(keys.delayed(lane));
                 pipe.cmd("GET").arg(keys.backlog(lane));
@@ -163,7 +173,8 @@ impl RedisQueue {
                     Err(e) => return Err(QueueError::Backend(format!("reading lane stats: {e}"))),
                 };
                 let (mut len, mut pending) = (0u64, 0u64);
-                for i in 0..3 {
+                let n = streams.len();
+                for i in 0..n {
                     len += int(&v[2 * i]).unwrap_or(0).max(0) as u64;
                     if let Value::Array(summary) = &v[2 * i + 1] {
                         pending += summary.first().and_then(int).unwrap_or(0).max(0) as u64;
@@ -171,8 +182,8 @@ impl RedisQueue {
                 }
                 stats.ready += len.saturating_sub(pending);
                 stats.in_flight += pending;
-                stats.delayed += int(&v[6]).unwrap_or(0).max(0) as u64;
-                stats.backlog_s += text(&v[7])
+                stats.delayed += int(&v[2 * n]).unwrap_or(0).max(0) as u64;
+                stats.backlog_s += text(&v[2 * n + 1])
                     .and_then(|s| s.parse::<f64>().ok())
                     .unwrap_or(0.0)
                     .max(0.0);

@@ -105,13 +105,15 @@ impl RedisQueue {
                 left = left.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
             }
             let keys = &self.shared.parts[order[0]];
-            let streams = keys.lane_streams(lane);
+            // Its near stream first: a job placed on this worker by locality wakes it.
+            let mut streams = vec![keys.near(lane, consumer)];
+            streams.extend(keys.lane_streams(lane));
             let entries = self
                 .read_group(
                     WORKERS,
                     consumer,
                     &streams,
-                    &[">", ">", ">"],
+                    &[">", ">", ">", ">"],
                     max,
                     Some(self.block_slice(Role::Fetch, left)),
                 )

@@ -17,8 +17,8 @@ mod submit;
 use crate::config::RedisConfig;
 use crate::conn::Conn;
 use crate::connection::{
-    AUTH_FAILED, MAX_BLOCK, ensure_groups, is_nogroup, open, refused, resolve_partitions,
-    warn_about_durability,
+    AUTH_FAILED, MAX_BLOCK, create_group, ensure_groups, is_nogroup, open, refused,
+    resolve_partitions, warn_about_durability,
 };
 use crate::keys::{Keys, partition_of};
 use crate::read::{Entry, stream_reply};
@@ -365,7 +365,11 @@ impl RedisQueue {
             match cmd.query_async::<Value>(&mut conn).await {
                 Ok(v) => return Ok(stream_reply(&v)),
                 Err(e) if attempt == 0 && is_nogroup(&e) => {
-                    ensure_groups(&mut self.conn(), &self.shared.parts).await?
+                    ensure_groups(&mut self.conn(), &self.shared.parts).await?;
+                    // Streams made on demand (a worker's near stream) as well.
+                    for stream in streams {
+                        create_group(&mut self.conn(), stream, group).await?;
+                    }
                 }
                 Err(e) => {
                     self.shared.reread_own.store(true, Ordering::Release);

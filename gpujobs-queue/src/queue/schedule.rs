@@ -11,7 +11,7 @@ use crate::read::{Entry, entries_of};
 use crate::scripts::{Place, PlaceJob, Reject, Take, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::Incoming;
-use gpujobs_core::{JobError, PlacementDecision, QueueError};
+use gpujobs_core::{JobError, JobId, PlacementDecision, QueueError};
 use redis::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -213,6 +213,7 @@ impl RedisQueue {
                 job: job.map(Into::into),
                 raw,
                 id,
+                holders: holders(e.field("holders")),
             });
         }
         Ok(out)
@@ -266,6 +267,8 @@ impl RedisQueue {
                 lane: decision.lane,
                 decision_json: serde_json::to_string(decision)?,
                 est_s: decision.run_estimate_s,
+                worker: decision.worker.as_deref(),
+                wait_ms: decision.worker_wait_ms,
             };
             jobs.push((keys.partition(), job));
         }
@@ -329,4 +332,18 @@ fn leading_id(field: Option<&[u8]>) -> Option<gpujobs_core::JobId> {
 fn readable_id(field: Option<&[u8]>) -> Option<gpujobs_core::JobId> {
     let v: serde_json::Value = serde_json::from_slice(field?).ok()?;
     gpujobs_core::JobId::parse(v.get("id")?.as_str()?)
+}
+
+/// The `holders` field complete.lua writes on a released graph job's entry: a JSON
+/// array of `[parent id, worker]` pairs. Anything else (a foreign entry) reads as none:
+/// it only steers placement.
+fn holders(field: Option<&[u8]>) -> Vec<(JobId, String)> {
+    let Some(pairs) = field.and_then(|f| serde_json::from_slice::<Vec<(String, String)>>(f).ok())
+    else {
+        return Vec::new();
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(job, worker)| Some((JobId::parse(&job)?, worker)))
+        .collect()
 }

@@ -48,6 +48,7 @@ impl Call for Fetch<'_> {
             inv.key(s);
         }
         inv.key(self.keys.delayed(self.lane))
+            .key(self.keys.near(self.lane, self.consumer))
             .arg(self.lane.as_str())
             .arg(self.consumer)
             .arg(self.now_ms)

@@ -14,6 +14,9 @@ pub(crate) struct PlaceJob<'a> {
     pub(crate) decision_json: String,
     /// The placement's run estimate, seconds (added to the lane's backlog).
     pub(crate) est_s: f64,
+    /// The worker holding its inputs, offered the job alone for `wait_ms` (locality).
+    pub(crate) worker: Option<&'a str>,
+    pub(crate) wait_ms: u64,
 }
 
 pub(crate) struct Place<'a> {
@@ -46,7 +49,9 @@ impl Call for Place<'_> {
                 .arg(j.env.created_us)
                 .arg(j.lane.as_str())
                 .arg(&j.decision_json)
-                .arg(format!("{:.9}", j.est_s.max(0.0)));
+                .arg(format!("{:.9}", j.est_s.max(0.0)))
+                .arg(j.worker.unwrap_or(""))
+                .arg(j.wait_ms);
         }
     }
 
