@@ -15,9 +15,9 @@ use crate::graph::{find_output, refs_in, substitute};
 use crate::id::JobId;
 use crate::limits::Limits;
 use crate::output_cache::OutputCache;
-use crate::queue::Queue;
+use crate::queue::{ParentOutput, Queue};
 use crate::registry::Registry;
-use crate::state::{JobResult, JobState};
+use crate::state::JobResult;
 use crate::tensor::{OutputRef, Tensor};
 use std::collections::HashMap;
 use std::future::Future;
@@ -80,17 +80,10 @@ impl GraphInputs<'_> {
             return Ok(t);
         }
         let read = |e| JobError::temporary(format!("reading input {from}: {e}"));
-        if let Some(t) = self.queue.read_output(from).await.map_err(read)? {
-            return Ok(t);
-        }
-        let rec = self.queue.status(&from.job).await.map_err(read)?;
-        let held = rec.as_ref().and_then(|r| match (&r.state, &r.result) {
-            (JobState::Succeeded, Some(res)) => res.held_by.clone(),
-            _ => None,
-        });
-        match held {
-            Some(holder) => self.rerun(from, &holder, depth).await,
-            None => Err(JobError::permanent(format!(
+        match self.queue.read_output(from).await.map_err(read)? {
+            ParentOutput::Ready(t) => Ok(t),
+            ParentOutput::HeldBy(holder) => self.rerun(from, &holder, depth).await,
+            ParentOutput::Missing => Err(JobError::permanent(format!(
                 "input {from} is not available: that job has no such output tensor, or its record expired"
             ))),
         }

@@ -96,16 +96,20 @@ impl Scheduler {
         let mut facts = ClusterFacts::default();
         for w in self.queue.workers().await? {
             *facts.slots.entry(w.lane).or_insert(0) += w.concurrency.max(1);
-            let slots = w.concurrency.max(1);
-            let free_slots = slots.saturating_sub(w.in_flight);
-            facts.workers.insert(
-                w.id,
-                LiveWorker {
-                    lane: w.lane,
-                    slots,
-                    free_slots,
-                },
-            );
+            // Only workers that read the jobs placed on them can be placed on.
+            if w.locality {
+                let slots = w.concurrency.max(1);
+                let free_slots = slots.saturating_sub(w.in_flight);
+                let lane = w.lane;
+                facts.workers.insert(
+                    w.id,
+                    LiveWorker {
+                        lane,
+                        slots,
+                        free_slots,
+                    },
+                );
+            }
         }
         for lane in self.queue.lane_stats().await? {
             facts.backlog_s.insert(lane.lane, lane.backlog_s);

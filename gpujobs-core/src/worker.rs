@@ -235,6 +235,7 @@ impl Worker {
             last_seen_ms: now_ms(),
             cached_jobs: self.cache.jobs(),
             cache_bytes: self.cache.bytes(),
+            locality: self.cache.capacity() > 0,
         }
     }
 

@@ -182,6 +182,32 @@ local function near_add(lane, worker, id, until_ms, now)
   redis.call('ZADD', ns .. ':near:' .. lane, now, worker)
   return redis.call('XADD', near, '*', 'id', id, 'until', tostring(until_ms))
 end
+-- Moves the entries of worker `w`'s near stream that it has not read (none of
+-- `delivered`, a set of entry ids) to the lane streams of their jobs' priorities: all
+-- of them when `all`, else those past their `until`. Entries of jobs no longer placed
+-- there are deleted.
+local function near_move(lane, w, delivered, all, now)
+  local near = ns .. ':near:' .. lane .. ':' .. w
+  for _, e in ipairs(redis.call('XRANGE', near, '-', '+', 'COUNT', 1000)) do
+    if not delivered[e[1]] then
+      local id, due = nil, 0
+      for j = 1, #e[2], 2 do
+        if e[2][j] == 'id' then id = e[2][j + 1] elseif e[2][j] == 'until' then due = tonumber(e[2][j + 1]) or 0 end
+      end
+      if all or due <= tonumber(now) then
+        redis.call('XDEL', near, e[1])
+        if id then
+          local rec = rec_key(id)
+          local f = redis.call('HMGET', rec, 'state', 'entry', 'priority')
+          if f[1] == 'placed' and f[2] == e[1] then
+            local le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. f[3], '*', 'id', id)
+            redis.call('HSET', rec, 'entry', le, 'near', '', 'updated_ms', now)
+          end
+        end
+      end
+    end
+  end
+end
 -- The stream a placed job's entry is on: its worker's near stream or its lane's.
 local function entry_stream(lane, prio, near)
   if near and near ~= '' then return ns .. ':near:' .. lane .. ':' .. near end

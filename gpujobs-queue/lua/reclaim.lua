@@ -54,26 +54,7 @@ for _, w in ipairs(redis.call('ZRANGE', near_set, 0, 99)) do
   if redis.call('EXISTS', near) == 0 then
     redis.call('ZREM', near_set, w)
   else
-    local delivered = claim_stale(near)
-    for _, e in ipairs(redis.call('XRANGE', near, '-', '+', 'COUNT', 1000)) do
-      if not delivered[e[1]] then
-        local id, due = nil, 0
-        for j = 1, #e[2], 2 do
-          if e[2][j] == 'id' then id = e[2][j + 1] elseif e[2][j] == 'until' then due = tonumber(e[2][j + 1]) or 0 end
-        end
-        if due <= tonumber(now) then
-          redis.call('XDEL', near, e[1])
-          if id then
-            local rec = rec_key(id)
-            local f = redis.call('HMGET', rec, 'state', 'entry', 'priority')
-            if f[1] == 'placed' and f[2] == e[1] then
-              local le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. f[3], '*', 'id', id)
-              redis.call('HSET', rec, 'entry', le, 'near', '', 'updated_ms', now)
-            end
-          end
-        end
-      end
-    end
+    near_move(lane, w, claim_stale(near), false, now)
     local seen = tonumber(redis.call('ZSCORE', near_set, w) or '0')
     if redis.call('XLEN', near) == 0 and seen < tonumber(now) - NEAR_IDLE_MS then
       redis.call('DEL', near)

@@ -229,6 +229,16 @@ pub async fn a_chain_on_one_worker_reads_its_cache(q: Arc<dyn Queue>) {
         .expect("graph scenario step");
     let result = rec.result.expect("graph scenario step");
     assert!(result.held_by.is_some() && result.blobs.is_empty());
+    // The queue says who holds it instead of a tensor.
+    let from = crate::tensor::OutputRef {
+        job: a.clone(),
+        output: "y".into(),
+    };
+    let read = q.read_output(&from).await.expect("graph scenario step");
+    assert!(
+        matches!(&read, crate::queue::ParentOutput::HeldBy(w) if Some(w) == result.held_by.as_ref()),
+        "{read:?}"
+    );
     // Both of c's ancestors' inputs came from the cache.
     assert_eq!(cache.hits_and_misses(), (2, 0));
 }

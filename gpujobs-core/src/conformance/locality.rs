@@ -95,6 +95,19 @@ pub async fn a_released_child_names_its_parents_worker(q: &dyn Queue) {
         .expect("complete k");
 }
 
+/// A worker that deregisters (a graceful stop) hands the jobs placed on it to its lane
+/// at once.
+pub async fn a_leaving_worker_hands_its_jobs_to_the_lane(q: &dyn Queue) {
+    let id = submit_near(q, job(42), "near-leaving", Duration::from_secs(60)).await;
+    fetch_none(q, "near-b", Duration::from_millis(50)).await;
+    q.deregister("near-leaving").await.expect("deregister");
+    let d = fetch_one(q, "near-b", LEASE).await;
+    assert_eq!(d.lease.job_id, id);
+    q.complete(&d.lease, super::result())
+        .await
+        .expect("complete");
+}
+
 /// A job whose worker does not take it by the end of its wait (busy, or gone) goes to
 /// any worker of the lane once a reclaim has run; a cancelled one goes nowhere.
 pub async fn a_job_its_worker_does_not_take_goes_to_the_lane(q: &dyn Queue) {

@@ -16,7 +16,7 @@ use crate::fingerprint::Fingerprint;
 use crate::id::JobId;
 use crate::jobs::VectorAdd;
 use crate::placement::PlacementDecision;
-use crate::queue::{CancelOutcome, Delivery, FailOutcome, Queue, WorkerInfo};
+use crate::queue::{CancelOutcome, Delivery, FailOutcome, ParentOutput, Queue, WorkerInfo};
 use crate::state::{JobResult, JobState};
 use crate::timing::Timings;
 use std::collections::BTreeMap;
@@ -51,6 +51,7 @@ pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     graph_submit_refuses_cycles_and_strangers(q).await;
     locality::a_released_child_names_its_parents_worker(q).await;
     locality::a_job_its_worker_does_not_take_goes_to_the_lane(q).await;
+    locality::a_leaving_worker_hands_its_jobs_to_the_lane(q).await;
     heartbeats_and_lane_stats(q).await;
 }
 
@@ -462,6 +463,7 @@ pub async fn heartbeats_and_lane_stats(q: &dyn Queue) {
         last_seen_ms: now_ms(),
         cached_jobs: vec![JobId::parse("{g}cached").expect("a valid id")],
         cache_bytes: 4096,
+        locality: true,
     };
     q.heartbeat(&info).await.expect("heartbeat");
     assert!(
@@ -591,11 +593,9 @@ pub async fn graph_jobs_wait_for_their_parents(q: &dyn Queue) {
         job: a.clone(),
         output: "c".into(),
     };
-    let t = q
-        .read_output(&from_a)
-        .await
-        .expect("read_output")
-        .expect("a's output exists");
+    let ParentOutput::Ready(t) = q.read_output(&from_a).await.expect("read_output") else {
+        panic!("a's output exists");
+    };
     assert_eq!(t.shape(), &[4]);
     assert_eq!(&*t.values().expect("values"), &[1.0, 2.0, 3.0, 4.0]);
     let missing = crate::tensor::OutputRef {
@@ -603,10 +603,10 @@ pub async fn graph_jobs_wait_for_their_parents(q: &dyn Queue) {
         output: "c".into(),
     };
     assert!(
-        q.read_output(&missing)
-            .await
-            .expect("read_output")
-            .is_none(),
+        matches!(
+            q.read_output(&missing).await.expect("read_output"),
+            ParentOutput::Missing
+        ),
         "b has not succeeded yet"
     );
     q.complete(&db.lease, result_with(vec![5.0; 4]))

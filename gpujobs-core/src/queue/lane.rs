@@ -77,6 +77,18 @@ impl LaneQueue {
         }
     }
 
+    /// Moves every job placed on `worker` to the ready queues (it is leaving); whether
+    /// there were any.
+    pub(crate) fn release_near(&mut self, worker: &str) -> bool {
+        let Some(q) = self.near.remove(worker) else {
+            return false;
+        };
+        for (id, p, _) in q {
+            self.push(id, p);
+        }
+        true
+    }
+
     /// When the next job placed by locality is offered to the whole lane.
     pub(crate) fn next_near_due(&self) -> Option<Instant> {
         self.near

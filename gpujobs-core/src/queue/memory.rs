@@ -876,7 +876,14 @@ impl Queue for MemoryQueue {
     }
 
     async fn deregister(&self, worker_id: &str) -> Result<(), QueueError> {
-        self.lock().workers.remove(worker_id);
+        let mut inner = self.lock();
+        inner.workers.remove(worker_id);
+        // Jobs placed on it by locality go to their lanes at once.
+        for (li, lane) in inner.lanes.iter_mut().enumerate() {
+            if lane.release_near(worker_id) {
+                self.lane_ready[li].notify_waiters();
+            }
+        }
         Ok(())
     }
 

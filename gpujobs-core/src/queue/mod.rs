@@ -21,8 +21,8 @@ mod types;
 
 pub use memory::{MemoryQueue, MemoryQueueConfig};
 pub use types::{
-    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
-    WorkerInfo,
+    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, ParentOutput,
+    RenewOutcome, WorkerInfo,
 };
 
 use crate::device::DeviceClass;
@@ -31,7 +31,7 @@ use crate::error::{JobError, QueueError};
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
 use crate::state::{JobRecord, JobResult, JobState};
-use crate::tensor::{OutputRef, Tensor};
+use crate::tensor::OutputRef;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -68,19 +68,22 @@ pub trait Queue: Send + Sync {
         Ok(ids)
     }
 
-    /// The tensor `from.output` of job `from.job`'s result, once it has succeeded; `None`
-    /// when the job is unknown, has not succeeded, or its output has no such tensor.
-    /// Workers read graph inputs with it (when their cache does not hold them). The
-    /// default reads the whole record; the Redis queue reads just the one blob.
-    async fn read_output(&self, from: &OutputRef) -> Result<Option<Tensor>, QueueError> {
+    /// The tensor `from.output` of job `from.job`'s result once it has succeeded, or
+    /// the worker holding it when the output was ephemeral, or
+    /// [`ParentOutput::Missing`]. Workers read graph inputs with it (when their cache
+    /// does not hold them). The default reads the whole record; the Redis queue reads
+    /// just the state, the result and the one blob.
+    async fn read_output(&self, from: &OutputRef) -> Result<ParentOutput, QueueError> {
         let Some(rec) = self.status(&from.job).await? else {
-            return Ok(None);
+            return Ok(ParentOutput::Missing);
         };
         Ok(match (&rec.state, &rec.result) {
-            (JobState::Succeeded, Some(r)) => {
-                crate::graph::find_output(&r.output, &r.blobs, &from.output)
-            }
-            _ => None,
+            (JobState::Succeeded, Some(r)) => match &r.held_by {
+                Some(worker) => ParentOutput::HeldBy(worker.clone()),
+                None => crate::graph::find_output(&r.output, &r.blobs, &from.output)
+                    .map_or(ParentOutput::Missing, ParentOutput::Ready),
+            },
+            _ => ParentOutput::Missing,
         })
     }
 

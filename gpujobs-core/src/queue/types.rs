@@ -137,6 +137,11 @@ pub struct WorkerInfo {
     /// Bytes its output cache holds.
     #[serde(default)]
     pub cache_bytes: u64,
+    /// It takes part in placement by locality: it reads the jobs placed on it (its
+    /// near stream) before its lane's and caches outputs. A worker whose heartbeat
+    /// lacks it (another implementation) is never sent a job by locality.
+    #[serde(default)]
+    pub locality: bool,
 }
 
 /// The state of one lane.
@@ -152,4 +157,16 @@ pub struct LaneStats {
     pub in_flight: u64,
     /// Sum of the placement estimates of ready and delayed jobs, in seconds.
     pub backlog_s: f64,
+}
+
+/// What the queue has of a parent job's output ([`super::Queue::read_output`]).
+#[derive(Debug, Clone)]
+pub enum ParentOutput {
+    /// The tensor.
+    Ready(crate::tensor::Tensor),
+    /// The parent succeeded with an ephemeral output that only this worker held.
+    HeldBy(String),
+    /// Not available: the parent is unknown (or its record expired), has not
+    /// succeeded, or its output has no such tensor.
+    Missing,
 }

@@ -5,7 +5,7 @@ use super::RedisQueue;
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::WORKERS;
 use crate::read::{entries_of, int, text};
-use crate::scripts::{RetryDead, ms};
+use crate::scripts::{NearRelease, RetryDead, ms};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::queue::{DeadLetter, LaneStats, WorkerInfo};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobId, QueueError};
@@ -95,7 +95,21 @@ impl RedisQueue {
             .map_err(backend("heartbeat"))
     }
 
+    /// Forgets a leaving worker and hands the jobs placed on it by locality that it has
+    /// not read to their lanes, so they need not wait out their locality wait.
     pub(super) async fn remove_worker(&self, worker_id: &str) -> Result<(), QueueError> {
+        for keys in &self.shared.parts {
+            for lane in DeviceClass::ALL {
+                self.shared
+                    .call(&NearRelease {
+                        keys,
+                        lane,
+                        worker: worker_id,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+            }
+        }
         redis::cmd("HDEL")
             .arg(self.keys().workers())
             .arg(worker_id)

@@ -7,9 +7,8 @@ use crate::connection::backend;
 use crate::scripts::{NewJob, SubmitGraph};
 use gpujobs_core::envelope::now_ms;
 use gpujobs_core::graph::{order, output_at, parents_of};
-use gpujobs_core::{
-    Blobs, JobEnvelope, JobId, JobResult, OutputRef, QueueError, Tensor, ValidationError,
-};
+use gpujobs_core::queue::ParentOutput;
+use gpujobs_core::{Blobs, JobEnvelope, JobId, JobResult, OutputRef, QueueError, ValidationError};
 
 impl RedisQueue {
     pub(super) async fn submit_graph_jobs(
@@ -102,7 +101,7 @@ impl RedisQueue {
     pub(super) async fn read_output_tensor(
         &self,
         from: &OutputRef,
-    ) -> Result<Option<Tensor>, QueueError> {
+    ) -> Result<ParentOutput, QueueError> {
         let keys = self.shared.keys_of(&from.job);
         let (state, result): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(keys.job(&from.job))
@@ -112,16 +111,20 @@ impl RedisQueue {
             .await
             .map_err(backend("reading a parent's result"))?;
         let (Some("succeeded"), Some(result)) = (state.as_deref(), result) else {
-            return Ok(None);
+            return Ok(ParentOutput::Missing);
         };
         let result: JobResult = serde_json::from_str(&result)?;
+        // An ephemeral output was never stored: say who holds it, without a GET.
+        if let Some(worker) = result.held_by {
+            return Ok(ParentOutput::HeldBy(worker));
+        }
         // The tensor's JSON, with its blob reference, found without any blob loaded.
         let Some(blob) = output_at(&result.output, &from.output)
             .and_then(|t| t.get("blob"))
             .and_then(serde_json::Value::as_str)
             .map(str::to_string)
         else {
-            return Ok(None);
+            return Ok(ParentOutput::Missing);
         };
         let bytes: Option<Vec<u8>> = redis::cmd("GET")
             .arg(keys.blob(&from.job, &format!("out:{blob}")))
@@ -129,15 +132,14 @@ impl RedisQueue {
             .await
             .map_err(backend("reading a parent's output"))?;
         let Some(bytes) = bytes else {
-            return Ok(None);
+            return Ok(ParentOutput::Missing);
         };
         let values = blob_values(&bytes, &self.buffers)
             .map_err(|e| QueueError::Backend(format!("output blob of {from}: {e}")))?;
         let blobs = Blobs::from([(blob, values.into())]);
-        Ok(gpujobs_core::graph::find_output(
-            &result.output,
-            &blobs,
-            &from.output,
-        ))
+        Ok(
+            gpujobs_core::graph::find_output(&result.output, &blobs, &from.output)
+                .map_or(ParentOutput::Missing, ParentOutput::Ready),
+        )
     }
 }

@@ -397,7 +397,7 @@ impl Queue for RedisQueue {
     async fn read_output(
         &self,
         from: &gpujobs_core::OutputRef,
-    ) -> Result<Option<gpujobs_core::Tensor>, QueueError> {
+    ) -> Result<gpujobs_core::queue::ParentOutput, QueueError> {
         self.read_output_tensor(from).await
     }
 

@@ -10,6 +10,7 @@ mod cancel;
 mod complete;
 mod fail;
 mod fetch;
+mod near_release;
 mod place;
 mod reclaim;
 mod reject;
@@ -25,6 +26,7 @@ pub(crate) use cancel::Cancel;
 pub(crate) use complete::{Complete, Completion};
 pub(crate) use fail::Fail;
 pub(crate) use fetch::Fetch;
+pub(crate) use near_release::NearRelease;
 pub(crate) use place::{Place, PlaceJob};
 pub(crate) use reclaim::Reclaim;
 pub(crate) use reject::Reject;
@@ -75,6 +77,7 @@ pub(crate) struct Scripts {
     retry_dead: Script,
     take: Script,
     submit_graph: Script,
+    near_release: Script,
 }
 
 fn load(body: &str, events_max: u64, dead_max: u64) -> Script {
@@ -118,6 +121,7 @@ impl Scripts {
             retry_dead: s(include_str!("../../lua/retry_dead.lua")),
             take: s(include_str!("../../lua/take.lua")),
             submit_graph: s(include_str!("../../lua/submit_graph.lua")),
+            near_release: s(include_str!("../../lua/near_release.lua")),
         }
     }
 }
