@@ -101,6 +101,12 @@ impl ClusterFacts {
         }
     }
 
+    /// Seconds of `class`'s queued work per live slot: how long a new job waits there.
+    pub fn backlog_share(&self, class: DeviceClass) -> f64 {
+        let slots = f64::from(self.slots.get(&class).copied().unwrap_or(0).max(1));
+        self.backlog_s.get(&class).copied().unwrap_or(0.0) / slots
+    }
+
     /// A job was placed on `worker`: one slot fewer until the next heartbeat says.
     pub fn take_slot(&mut self, worker: &str) {
         if let Some(w) = self.workers.get_mut(worker) {
@@ -260,9 +266,7 @@ impl<M: CostModel> EarliestFinish<M> {
         class: DeviceClass,
         fetch_s: f64,
     ) -> f64 {
-        let slots = f64::from(facts.slots.get(&class).copied().unwrap_or(0).max(1));
-        let backlog = facts.backlog_s.get(&class).copied().unwrap_or(0.0);
-        backlog / slots + self.model.estimate(&job.kind, cost, class) + fetch_s
+        facts.backlog_share(class) + self.model.estimate(&job.kind, cost, class) + fetch_s
     }
 
     /// The earliest-finish lane, every input read from the queue.
@@ -353,8 +357,7 @@ impl<M: CostModel> Placement for EarliestFinish<M> {
             let queued = if w.free_slots > 0 {
                 0.0
             } else {
-                let slots = f64::from(facts.slots.get(&w.lane).copied().unwrap_or(0).max(1));
-                facts.backlog_s.get(&w.lane).copied().unwrap_or(0.0) / slots
+                facts.backlog_share(w.lane)
             };
             let finish = queued
                 + self.model.estimate(&job.kind, cost, w.lane)

@@ -3,11 +3,11 @@
 //! then to any worker of the lane; a released graph job names the worker that made
 //! each parent's output.
 
-use super::{LANE, LEASE, WAIT, decision, fetch_one, job, reads, result_with};
+use super::{LANE, LEASE, decision, fetch_one, job, reads, result_with, take_until as take};
 use crate::envelope::JobEnvelope;
 use crate::id::JobId;
 use crate::placement::PlacementDecision;
-use crate::queue::{CancelOutcome, Incoming, Queue};
+use crate::queue::{CancelOutcome, Queue};
 use crate::state::JobState;
 use std::time::Duration;
 
@@ -16,32 +16,6 @@ fn near(worker: &str, wait: Duration) -> PlacementDecision {
         worker: Some(worker.into()),
         worker_wait_ms: wait.as_millis() as u64,
         ..decision()
-    }
-}
-
-/// Takes submissions until `id`'s arrives (placing any other plainly) and returns it.
-async fn take(q: &dyn Queue, id: &JobId) -> Incoming {
-    let deadline = tokio::time::Instant::now() + WAIT * 2;
-    loop {
-        let taken = q
-            .take_submitted("conformance-sched", 64, WAIT)
-            .await
-            .expect("take_submitted");
-        let mut found = None;
-        for inc in taken {
-            if inc.job.as_ref().is_ok_and(|e| &e.id == id) {
-                found = Some(inc);
-            } else {
-                q.place(&inc, decision()).await.expect("place");
-            }
-        }
-        if let Some(inc) = found {
-            return inc;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} was never taken"
-        );
     }
 }
 

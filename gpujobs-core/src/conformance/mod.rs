@@ -16,7 +16,9 @@ use crate::fingerprint::Fingerprint;
 use crate::id::JobId;
 use crate::jobs::VectorAdd;
 use crate::placement::PlacementDecision;
-use crate::queue::{CancelOutcome, Delivery, FailOutcome, ParentOutput, Queue, WorkerInfo};
+use crate::queue::{
+    CancelOutcome, Delivery, FailOutcome, Incoming, ParentOutput, Queue, WorkerInfo,
+};
 use crate::state::{JobResult, JobState};
 use crate::timing::Timings;
 use std::collections::BTreeMap;
@@ -90,20 +92,30 @@ fn result() -> JobResult {
 /// Submits `env` and places it on the CPU lane.
 pub async fn submit_and_place(q: &dyn Queue, env: JobEnvelope) -> JobId {
     let id = q.submit(env).await.expect("submit");
+    let inc = take_until(q, &id).await;
+    q.place(&inc, decision()).await.expect("place");
+    id
+}
+
+/// Takes submissions until `id`'s arrives (placing any other on the CPU lane) and
+/// returns it, not yet placed.
+async fn take_until(q: &dyn Queue, id: &JobId) -> Incoming {
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let taken = q
             .take_submitted("conformance-sched", 64, WAIT)
             .await
             .expect("take_submitted");
-        let mut found = false;
+        let mut found = None;
         for inc in taken {
-            let mine = inc.job.as_ref().is_ok_and(|e| e.id == id);
-            q.place(&inc, decision()).await.expect("place");
-            found |= mine;
+            if inc.job.as_ref().is_ok_and(|e| &e.id == id) {
+                found = Some(inc);
+            } else {
+                q.place(&inc, decision()).await.expect("place");
+            }
         }
-        if found {
-            return id;
+        if let Some(inc) = found {
+            return inc;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
