@@ -159,48 +159,67 @@ impl RedisQueue {
             })
             .collect();
         for keys in &self.shared.parts {
-            for stats in out.iter_mut() {
-                let lane = stats.lane;
-                // Jobs placed by locality wait (or run) on their workers' near streams.
-                let near: Vec<String> = redis::cmd("ZRANGE")
-                    .arg(keys.near_workers(lane))
+            // Jobs placed by locality wait (or run) on their workers' near streams: list
+            // those of both lanes first, then read every stream of the partition in one
+            // pipeline (two round trips per partition, as many as without them).
+            let mut names = redis::pipe();
+            for stats in &out {
+                names
+                    .cmd("ZRANGE")
+                    .arg(keys.near_workers(stats.lane))
                     .arg(0)
-                    .arg(-1)
-                    .query_async(&mut self.conn())
-                    .await
-                    .map_err(backend("reading lane stats"))?;
-                let mut streams: Vec<String> = keys.lane_streams(lane).into();
-                streams.extend(near.iter().map(|w| keys.near(lane, w)));
-                let mut pipe = redis::pipe();
-                for stream in &streams {
+                    .arg(-1);
+            }
+            let near: Vec<Vec<String>> = names
+                .query_async(&mut self.conn())
+                .await
+                .map_err(backend("reading lane stats"))?;
+            let streams: Vec<Vec<String>> = out
+                .iter()
+                .zip(&near)
+                .map(|(stats, workers)| {
+                    let mut s: Vec<String> = keys.lane_streams(stats.lane).into();
+                    s.extend(workers.iter().map(|w| keys.near(stats.lane, w)));
+                    s
+                })
+                .collect();
+            let mut pipe = redis::pipe();
+            for (stats, streams) in out.iter().zip(&streams) {
+                for stream in streams {
                     pipe.cmd("XLEN").arg(stream);
                     pipe.cmd("XPENDING").arg(stream).arg(WORKERS);
                 }
-                pipe.cmd("ZCARD").arg(keys.delayed(lane));
-                pipe.cmd("GET").arg(keys.backlog(lane));
-                let v: Vec<Value> = match pipe.query_async(&mut self.conn()).await {
-                    Ok(v) => v,
-                    Err(e) if is_nogroup(&e) => {
-                        ensure_groups(&mut self.conn(), &self.shared.parts).await?;
-                        continue;
-                    }
-                    Err(e) => return Err(QueueError::Backend(format!("reading lane stats: {e}"))),
-                };
+                pipe.cmd("ZCARD").arg(keys.delayed(stats.lane));
+                pipe.cmd("GET").arg(keys.backlog(stats.lane));
+            }
+            let v: Vec<Value> = match pipe.query_async(&mut self.conn()).await {
+                Ok(v) => v,
+                Err(e) if is_nogroup(&e) => {
+                    ensure_groups(&mut self.conn(), &self.shared.parts).await?;
+                    continue;
+                }
+                Err(e) => return Err(QueueError::Backend(format!("reading lane stats: {e}"))),
+            };
+            let mut at = 0;
+            for (stats, streams) in out.iter_mut().zip(&streams) {
                 let (mut len, mut pending) = (0u64, 0u64);
-                let n = streams.len();
-                for i in 0..n {
-                    len += int(&v[2 * i]).unwrap_or(0).max(0) as u64;
-                    if let Value::Array(summary) = &v[2 * i + 1] {
+                for _ in streams {
+                    len += v.get(at).and_then(int).unwrap_or(0).max(0) as u64;
+                    if let Some(Value::Array(summary)) = v.get(at + 1) {
                         pending += summary.first().and_then(int).unwrap_or(0).max(0) as u64;
                     }
+                    at += 2;
                 }
                 stats.ready += len.saturating_sub(pending);
                 stats.in_flight += pending;
-                stats.delayed += int(&v[2 * n]).unwrap_or(0).max(0) as u64;
-                stats.backlog_s += text(&v[2 * n + 1])
+                stats.delayed += v.get(at).and_then(int).unwrap_or(0).max(0) as u64;
+                stats.backlog_s += v
+                    .get(at + 1)
+                    .and_then(text)
                     .and_then(|s| s.parse::<f64>().ok())
                     .unwrap_or(0.0)
                     .max(0.0);
+                at += 2;
             }
         }
         Ok(out)
