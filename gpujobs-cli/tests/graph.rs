@@ -309,6 +309,16 @@ async fn wait_state(url: &str, id: &str, want: &str) {
 /// something must be placed), not by timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
+    chain_with_a_killed_holder(true).await;
+}
+
+/// The same with a persisted intermediate: the other worker reads the stored copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persisted_output_outlives_its_killed_worker() {
+    chain_with_a_killed_holder(false).await;
+}
+
+async fn chain_with_a_killed_holder(ephemeral: bool) {
     let server = RedisServer::start(false);
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +327,7 @@ async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
         chain_file(dir.path(), size, false);
         chain_by_hand(dir.path())
     };
-    let graph = chain_file(dir.path(), size, true);
+    let graph = chain_file(dir.path(), size, ephemeral);
     let o = run_on(&url, &["submit", "--graph", graph.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let ids = ids_by_name(&stdout(&o));
@@ -326,7 +336,8 @@ async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
     let sched = spawn_on(&url, &["scheduler"]);
     wait_state(&url, &ids["blur"], "placed").await;
     drop(sched);
-    // The holder makes blur's output (kept only in its memory), then is SIGKILLed.
+    // The holder makes blur's output (if ephemeral, kept only in its memory), then is
+    // SIGKILLed.
     let holder = spawn_on(&url, &["worker", "--id", "holder"]);
     wait_state(&url, &ids["blur"], "succeeded").await;
     drop(holder);
@@ -341,15 +352,23 @@ async fn an_ephemeral_output_lost_with_its_killed_worker_is_made_again() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(result.contains(r#""held_by":"holder""#), "{result}");
+    assert_eq!(
+        result.contains(r#""held_by":"holder""#),
+        ephemeral,
+        "{result}"
+    );
     let stored: u32 = redis::cmd("EXISTS")
         .arg(format!("{{gpujobs}}:blob:{}:out:t0", ids["blur"]))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(stored, 0, "an ephemeral output is not stored in Redis");
+    assert_eq!(
+        stored,
+        u32::from(!ephemeral),
+        "only a persisted output is stored in Redis"
+    );
 
-    // Another worker runs the rest, making blur's output again.
+    // Another worker runs the rest, making blur's output again if it was ephemeral.
     let _sched = spawn_on(&url, &["scheduler"]);
     let _other = spawn_on(&url, &["worker", "--id", "other"]);
     wait_state(&url, &ids["smooth"], "succeeded").await;
