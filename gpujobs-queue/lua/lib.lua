@@ -73,12 +73,12 @@ local function release_children(id, now)
   end
 end
 -- A parent that ended without a result (`state`: failed, dead, cancelled) fails every
--- job waiting on it, directly or through others, naming it; like any failed job each
--- is dead-lettered and its inputs are dropped.
+-- job waiting on it, directly or through others, naming it (`failed_by`); like any
+-- failed job each is dead-lettered. Their inputs (until their TTL) and the children
+-- sets stay, so retrying the parent (`retry_dead.lua`) can make them wait again.
 local function fail_dependants(root, state, now)
   local stack = {}
   for _, c in ipairs(redis.call('SMEMBERS', ns .. ':children:' .. root)) do table.insert(stack, {c, root}) end
-  redis.call('DEL', ns .. ':children:' .. root)
   while #stack > 0 do
     local top = table.remove(stack)
     local child, parent = top[1], top[2]
@@ -89,12 +89,10 @@ local function fail_dependants(root, state, now)
       if parent ~= root then reason = 'parent job ' .. parent .. ' cannot run: job ' .. root .. ' ended ' .. state end
       local d = dead_letter(child, f[2] or '', reason, 0, now, '')
       redis.call('HSET', crec, 'state', 'failed', 'error', cjson.encode({class = 'permanent', message = reason}),
-        'finished_ms', now, 'updated_ms', now, 'dead_entry', d, 'waiting_on', 0)
-      drop_inputs(child)
+        'finished_ms', now, 'updated_ms', now, 'dead_entry', d, 'waiting_on', 0, 'failed_by', root)
       event(child, 'failed')
       redis.call('HINCRBY', ns .. ':counts', 'waiting', -1)
       for _, g in ipairs(redis.call('SMEMBERS', ns .. ':children:' .. child)) do table.insert(stack, {g, child}) end
-      redis.call('DEL', ns .. ':children:' .. child)
     end
   end
 end

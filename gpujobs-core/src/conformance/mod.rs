@@ -681,6 +681,25 @@ pub async fn graph_failures_reach_every_dependant(q: &dyn Queue) {
         q.retry_dead(&c).await,
         Err(QueueError::Refused(_))
     ));
+    // Retrying a makes b and c wait for it again (their dead letters go); the chain
+    // then runs to the end.
+    assert!(q.retry_dead(&a).await.expect("retry a"));
+    for id in [&b, &c] {
+        let rec = q.status(id).await.expect("status").expect("record");
+        assert_eq!((rec.state, rec.waiting_on), (JobState::Waiting, 1), "{id}");
+        assert!(rec.error.is_none(), "{id}");
+    }
+    let dead = q.dead_letters(100).await.expect("dead");
+    assert!(
+        !dead
+            .iter()
+            .any(|d| d.id == b.as_str() || d.id == c.as_str()),
+        "{dead:?}"
+    );
+    run_next(q, &a, result_with(vec![1.0; 4])).await;
+    run_next(q, &b, result_with(vec![2.0; 4])).await;
+    run_next(q, &c, result_with(vec![3.0; 4])).await;
+    assert_eq!(state(q, &c).await, JobState::Succeeded);
 }
 
 /// Cycles and inputs naming jobs outside the graph are refused, and nothing is kept.

@@ -67,8 +67,11 @@ struct Inner {
     leases: HashMap<JobId, ActiveLease>,
     dead: VecDeque<DeadLetter>,
     workers: HashMap<String, WorkerInfo>,
-    /// Graph edges: the jobs waiting for each job's outputs.
+    /// Graph edges: the jobs waiting for each job's outputs (kept when the job fails,
+    /// so that retrying it makes its dependants wait again).
     children: HashMap<JobId, Vec<JobId>>,
+    /// Jobs failed only because an ancestor did: that ancestor.
+    failed_by: HashMap<JobId, JobId>,
     next_entry: u64,
     next_sweep_ms: u64,
 }
@@ -219,12 +222,55 @@ impl MemoryQueue {
             .collect()
     }
 
+    /// `id` is retried: the jobs that failed only because it did (directly or through
+    /// others) wait for it again, unless another of their parents ended without a
+    /// result.
+    fn revive_dependants(inner: &mut Inner, id: &JobId) {
+        let mut stack = inner.children.get(id).cloned().unwrap_or_default();
+        while let Some(child) = stack.pop() {
+            if !inner.failed_by.contains_key(&child) {
+                continue;
+            }
+            let Some(parents) = inner.records.get(&child).map(|r| r.parents.clone()) else {
+                continue;
+            };
+            let states: Vec<Option<JobState>> = parents
+                .iter()
+                .map(|p| inner.records.get(p).map(|r| r.state))
+                .collect();
+            let broken = states.iter().any(|s| {
+                matches!(
+                    s,
+                    None | Some(JobState::Failed | JobState::Dead | JobState::Cancelled)
+                )
+            });
+            if broken {
+                continue;
+            }
+            let waiting = states
+                .iter()
+                .filter(|s| **s != Some(JobState::Succeeded))
+                .count() as u32;
+            inner.failed_by.remove(&child);
+            inner.dead.retain(|d| d.id != child.as_str());
+            if let Some(rec) = inner.records.get_mut(&child) {
+                rec.state = JobState::Waiting;
+                rec.waiting_on = waiting;
+                rec.error = None;
+                rec.finished_ms = None;
+                rec.updated_ms = now_ms();
+            }
+            stack.extend(inner.children.get(&child).cloned().unwrap_or_default());
+        }
+    }
+
     /// A parent ended without a result: every job waiting on it, directly or through
     /// other jobs, ends `failed` naming it (and is dead-lettered, as failed jobs are).
     fn fail_dependants(&self, inner: &mut Inner, root: &JobId, state: JobState) {
         let mut stack: Vec<(JobId, JobId)> = inner
             .children
-            .remove(root)
+            .get(root)
+            .cloned()
             .unwrap_or_default()
             .into_iter()
             .map(|c| (c, root.clone()))
@@ -254,7 +300,8 @@ impl MemoryQueue {
                     raw: None,
                 },
             );
-            for grandchild in inner.children.remove(&child).unwrap_or_default() {
+            inner.failed_by.insert(child.clone(), root.clone());
+            for grandchild in inner.children.get(&child).cloned().unwrap_or_default() {
                 stack.push((grandchild, child.clone()));
             }
         }
@@ -294,6 +341,8 @@ impl MemoryQueue {
         for id in expired {
             inner.records.remove(&id);
             inner.jobs.remove(&id);
+            inner.children.remove(&id);
+            inner.failed_by.remove(&id);
         }
     }
 
@@ -863,6 +912,7 @@ impl Queue for MemoryQueue {
             rec.updated_ms = now_ms();
             inner.dead.remove(pos);
             inner.submitted.push_back(id.clone());
+            Self::revive_dependants(&mut inner, id);
         }
         self.submit_ready.notify_waiters();
         Ok(true)
