@@ -92,6 +92,7 @@ pub struct Metrics {
     retries: Counter,
     dead_letters: Counter,
     placed: Family<LaneLabels, Counter>,
+    placed_by_locality: Family<LaneLabels, Counter>,
     rejected: Counter,
     heartbeat_age: Family<WorkerLabels, FloatGauge>,
     gpu_memory_used: Family<GpuLabels, Gauge>,
@@ -169,6 +170,12 @@ impl Metrics {
             "placed",
             "Jobs placed on a lane by this scheduler",
             placed.clone(),
+        );
+        let placed_by_locality = Family::<LaneLabels, Counter>::default();
+        registry.register(
+            "placed_by_locality",
+            "Jobs this scheduler placed on the worker holding their inputs (counted in placed too)",
+            placed_by_locality.clone(),
         );
         let rejected = Counter::default();
         registry.register(
@@ -254,6 +261,7 @@ impl Metrics {
             retries,
             dead_letters,
             placed,
+            placed_by_locality,
             rejected,
             heartbeat_age,
             gpu_memory_used,
@@ -479,6 +487,13 @@ impl SchedulerObserver for Metrics {
             })
             .inc();
     }
+    fn placed_by_locality(&self, lane: DeviceClass) {
+        self.placed_by_locality
+            .get_or_create(&LaneLabels {
+                lane: lane.to_string(),
+            })
+            .inc();
+    }
     fn rejected(&self) {
         self.rejected.inc();
         self.dead_letters.inc();
@@ -592,6 +607,7 @@ mod tests {
         m.attempt_ended("matmul", DeviceClass::Gpu, Outcome::Succeeded, Some(&t));
         m.attempt_ended("matmul", DeviceClass::Gpu, Outcome::Retrying, None);
         m.placed(DeviceClass::Cpu);
+        m.placed_by_locality(DeviceClass::Cpu);
         m.rejected();
         let lane = LaneLabels { lane: "cpu".into() };
         m.lane_ready.get_or_create(&lane).set(1);
@@ -658,6 +674,10 @@ mod tests {
             .filter_map(|l| l.split_whitespace().next())
             .collect();
         assert!(families.len() >= 13, "{text}");
+        assert!(
+            text.contains(r#"gpujobs_placed_by_locality_total{lane="cpu"} 1"#),
+            "{text}"
+        );
         let rules = include_str!("../../deploy/prometheus/alerts.yml");
         let mut used = 0;
         for token in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {

@@ -55,6 +55,11 @@ pub struct SchedulerReport {
 pub trait SchedulerObserver: Send + Sync {
     /// A job was placed on `lane`.
     fn placed(&self, lane: DeviceClass);
+    /// A job was placed on `lane`, on the worker holding its inputs (after
+    /// [`placed`](Self::placed) for the same job). The default ignores it.
+    fn placed_by_locality(&self, lane: DeviceClass) {
+        let _ = lane;
+    }
     /// An entry was dead-lettered as invalid.
     fn rejected(&self);
 }
@@ -166,6 +171,9 @@ impl Scheduler {
                     Action::Place(d) => {
                         if let Some(o) = &self.observer {
                             o.placed(d.lane);
+                            if d.worker.is_some() {
+                                o.placed_by_locality(d.lane);
+                            }
                         }
                         placements.push((incoming, *d));
                     }
