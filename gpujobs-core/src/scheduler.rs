@@ -28,6 +28,9 @@ pub struct SchedulerConfig {
     pub facts_every: Duration,
     /// Memory limits jobs are validated against.
     pub limits: Limits,
+    /// How often jobs placed on a worker by locality and not taken by it in time are
+    /// moved to their lane ([`Queue::release_overdue_near`]).
+    pub near_sweep_every: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -38,6 +41,7 @@ impl Default for SchedulerConfig {
             poll: Duration::from_millis(500),
             facts_every: Duration::from_millis(250),
             limits: Limits::detect(),
+            near_sweep_every: Duration::from_secs(1),
         }
     }
 }
@@ -128,8 +132,15 @@ impl Scheduler {
         let mut facts = ClusterFacts::default();
         let mut facts_at: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
+        let mut swept_at = Instant::now();
         tracing::info!(scheduler = %self.config.id, "scheduler started");
         while !shutdown.is_triggered() {
+            if swept_at.elapsed() >= self.config.near_sweep_every {
+                swept_at = Instant::now();
+                if let Err(e) = self.queue.release_overdue_near().await {
+                    tracing::warn!(error = %e, "moving overdue jobs placed by locality failed");
+                }
+            }
             let taken = match self
                 .queue
                 .take_submitted(&self.config.id, self.config.batch, self.config.poll)

@@ -206,6 +206,32 @@ local function near_move(lane, w, delivered, all, now)
     end
   end
 end
+-- The entry ids pending (delivered, not yet acknowledged) on a near stream.
+local function pending_set(stream)
+  local seen = {}
+  for _, pe in ipairs(redis.call('XPENDING', stream, 'workers', '-', '+', 1000)) do seen[pe[1]] = true end
+  return seen
+end
+-- Sweeps the near streams of `lane` (oldest-active workers first, at most 100): moves
+-- entries past their `until` that were not read to the lane (`delivered_of(stream)`
+-- returns the read ones, and may claim them), and deletes an empty near stream whose
+-- worker has not fetched for a minute.
+local function near_sweep(lane, now, delivered_of)
+  local near_set = ns .. ':near:' .. lane
+  for _, w in ipairs(redis.call('ZRANGE', near_set, 0, 99)) do
+    local near = near_set .. ':' .. w
+    if redis.call('EXISTS', near) == 0 then
+      redis.call('ZREM', near_set, w)
+    else
+      near_move(lane, w, delivered_of(near), false, now)
+      local seen = tonumber(redis.call('ZSCORE', near_set, w) or '0')
+      if redis.call('XLEN', near) == 0 and seen < tonumber(now) - 60000 then
+        redis.call('DEL', near)
+        redis.call('ZREM', near_set, w)
+      end
+    end
+  end
+end
 -- The stream a placed job's entry is on: its worker's near stream or its lane's.
 local function entry_stream(lane, prio, near)
   if near and near ~= '' then return ns .. ':near:' .. lane .. ':' .. near end

@@ -6,14 +6,13 @@
 -- Then the lane's near streams (jobs placed by locality on one worker, `place.lua`): an
 -- entry its worker has not read by its `until` moves to the lane, where any worker may
 -- take it (the worker is busy or gone); one it read and stopped renewing is claimed as
--- above; an empty near stream whose worker has not fetched for NEAR_IDLE_MS is removed.
+-- above; an empty near stream whose worker has not fetched for a minute is removed.
 -- KEYS[1..3]  <prefix>:lane:<lane>:high, :normal, :low
 -- ARGV        prefix, lane, consumer, now_ms, lease_ms, count
 -- Touches     <prefix>:job:<id>, <prefix>:backlog:<lane>, <prefix>:dead, <prefix>:events,
 --             <prefix>:near:<lane> and the near streams it lists
 -- Returns     rows as begin_one's.
 local lane, consumer, now, lease = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local NEAR_IDLE_MS = 60000
 local left = tonumber(ARGV[6])
 local out = {}
 -- Claims `stream`'s pending entries idle past their lease; returns the set of pending
@@ -48,19 +47,6 @@ for p = 1, 3 do
   if left <= 0 then break end
   if redis.call('EXISTS', KEYS[p]) == 1 then claim_stale(KEYS[p]) end
 end
-local near_set = ns .. ':near:' .. lane
-for _, w in ipairs(redis.call('ZRANGE', near_set, 0, 99)) do
-  local near = near_set .. ':' .. w
-  if redis.call('EXISTS', near) == 0 then
-    redis.call('ZREM', near_set, w)
-  else
-    near_move(lane, w, claim_stale(near), false, now)
-    local seen = tonumber(redis.call('ZSCORE', near_set, w) or '0')
-    if redis.call('XLEN', near) == 0 and seen < tonumber(now) - NEAR_IDLE_MS then
-      redis.call('DEL', near)
-      redis.call('ZREM', near_set, w)
-    end
-  end
-end
+near_sweep(lane, now, claim_stale)
 backlog_flush(lane)
 return out

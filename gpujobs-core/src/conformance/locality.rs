@@ -83,7 +83,8 @@ pub async fn a_leaving_worker_hands_its_jobs_to_the_lane(q: &dyn Queue) {
 }
 
 /// A job whose worker does not take it by the end of its wait (busy, or gone) goes to
-/// any worker of the lane once a reclaim has run; a cancelled one goes nowhere.
+/// any worker of the lane once a reclaim or the scheduler's sweep has run; a cancelled
+/// one goes nowhere.
 pub async fn a_job_its_worker_does_not_take_goes_to_the_lane(q: &dyn Queue) {
     let wait = Duration::from_millis(300);
     let id = submit_near(q, job(40), "near-gone", wait).await;
@@ -104,6 +105,19 @@ pub async fn a_job_its_worker_does_not_take_goes_to_the_lane(q: &dyn Queue) {
     q.reclaim_expired(LANE, "near-b", 10, LEASE)
         .await
         .expect("reclaim");
+    let d = fetch_one(q, "near-b", LEASE).await;
+    assert_eq!(d.lease.job_id, id);
+    q.complete(&d.lease, super::result())
+        .await
+        .expect("complete");
+
+    // The scheduler's sweep moves it as well, without any worker's reclaim; not before
+    // its wait has passed.
+    let id = submit_near(q, job(43), "near-gone", wait).await;
+    q.release_overdue_near().await.expect("sweep");
+    fetch_none(q, "near-b", Duration::from_millis(50)).await;
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    q.release_overdue_near().await.expect("sweep");
     let d = fetch_one(q, "near-b", LEASE).await;
     assert_eq!(d.lease.job_id, id);
     q.complete(&d.lease, super::result())

@@ -150,6 +150,11 @@ impl LaneQueue {
         self.estimates.remove(id);
     }
 
+    /// Jobs any worker of the lane may take now (not those placed on one worker).
+    pub(crate) fn ready_count(&self) -> usize {
+        self.ready.iter().map(VecDeque::len).sum()
+    }
+
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.iter().map(VecDeque::len).sum::<usize>()
             + self.near.values().map(VecDeque::len).sum::<usize>()

@@ -813,6 +813,19 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
+    async fn release_overdue_near(&self) -> Result<(), QueueError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        for (li, lane) in inner.lanes.iter_mut().enumerate() {
+            let before = lane.ready_count();
+            lane.expire_near(now);
+            if lane.ready_count() > before {
+                self.lane_ready[li].notify_waiters();
+            }
+        }
+        Ok(())
+    }
+
     async fn reclaim_expired(
         &self,
         lane: DeviceClass,

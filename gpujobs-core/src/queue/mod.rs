@@ -192,6 +192,15 @@ pub trait Queue: Send + Sync {
     /// Gives a job back without counting the attempt (graceful shutdown).
     async fn release(&self, lease: &Lease) -> Result<(), QueueError>;
 
+    /// Moves jobs placed on a worker by locality that it has not taken by the end of
+    /// their wait to their lanes, where any worker may take them. Reclaim does it too;
+    /// the scheduler calls this every second so that recovery after a holder dies, and
+    /// autoscalers watching the lane streams, do not wait for a worker's reclaim. The
+    /// default does nothing.
+    async fn release_overdue_near(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
     /// Claims up to `max` jobs of `lane` whose lease expired (their worker died or hung)
     /// for `consumer`, counting a new attempt; jobs out of attempts go to dead-letter.
     async fn reclaim_expired(

@@ -95,6 +95,24 @@ impl RedisQueue {
             .map_err(backend("heartbeat"))
     }
 
+    /// Moves jobs placed on a worker by locality that it has not taken by the end of
+    /// their wait to their lanes, on every partition and lane.
+    pub(super) async fn sweep_near(&self) -> Result<(), QueueError> {
+        for keys in &self.shared.parts {
+            for lane in DeviceClass::ALL {
+                self.shared
+                    .call(&NearRelease {
+                        keys,
+                        lane,
+                        worker: None,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets a leaving worker and hands the jobs placed on it by locality that it has
     /// not read to their lanes, so they need not wait out their locality wait.
     pub(super) async fn remove_worker(&self, worker_id: &str) -> Result<(), QueueError> {
@@ -104,7 +122,7 @@ impl RedisQueue {
                     .call(&NearRelease {
                         keys,
                         lane,
-                        worker: worker_id,
+                        worker: Some(worker_id),
                         now_ms: now_ms(),
                     })
                     .await?;

@@ -488,6 +488,10 @@ impl Queue for RedisQueue {
         self.reclaim(lane, consumer, max, lease).await
     }
 
+    async fn release_overdue_near(&self) -> Result<(), QueueError> {
+        self.sweep_near().await
+    }
+
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
         self.newest_dead_letters(max).await
     }

@@ -1,5 +1,5 @@
-//! `lua/near_release.lua`: a leaving worker hands back the jobs placed on it by
-//! locality that it has not read.
+//! `lua/near_release.lua`: hands jobs placed on a worker by locality to their lane: a
+//! leaving worker's unread ones, or (no worker) every unread one past its wait.
 
 use super::{Call, Scripts};
 use crate::keys::Keys;
@@ -9,13 +9,14 @@ use redis::{Script, ScriptInvocation, Value};
 pub(crate) struct NearRelease<'a> {
     pub(crate) keys: &'a Keys,
     pub(crate) lane: DeviceClass,
-    pub(crate) worker: &'a str,
+    /// The leaving worker; `None`: sweep every near stream of the lane.
+    pub(crate) worker: Option<&'a str>,
     pub(crate) now_ms: u64,
 }
 
 impl Call for NearRelease<'_> {
     type Reply = ();
-    const DOING: &'static str = "handing back jobs placed on a leaving worker";
+    const DOING: &'static str = "handing jobs placed by locality to their lane";
 
     fn script(s: &Scripts) -> &Script {
         &s.near_release
@@ -26,13 +27,16 @@ impl Call for NearRelease<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        inv.key(self.keys.near(self.lane, self.worker))
-            .arg(self.lane.as_str())
-            .arg(self.worker)
+        match self.worker {
+            Some(w) => inv.key(self.keys.near(self.lane, w)),
+            None => inv.key(self.keys.near_workers(self.lane)),
+        };
+        inv.arg(self.lane.as_str())
+            .arg(self.worker.unwrap_or(""))
             .arg(self.now_ms);
     }
 
-    /// 1 (handed back) or 0 (nothing placed on it); both are fine.
+    /// Always 1.
     fn reply(&self, _: Value) -> Result<(), QueueError> {
         Ok(())
     }
