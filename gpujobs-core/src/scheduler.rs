@@ -104,10 +104,10 @@ impl Scheduler {
     pub async fn facts(&self) -> Result<ClusterFacts, QueueError> {
         let mut facts = ClusterFacts::default();
         for w in self.queue.workers().await? {
-            *facts.slots.entry(w.lane).or_insert(0) += w.concurrency.max(1);
+            let slots = w.concurrency.max(1);
+            *facts.slots.entry(w.lane).or_insert(0) += slots;
             // Only workers that read the jobs placed on them can be placed on.
             if w.locality {
-                let slots = w.concurrency.max(1);
                 let free_slots = slots.saturating_sub(w.in_flight);
                 let lane = w.lane;
                 facts.workers.insert(

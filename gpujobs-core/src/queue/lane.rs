@@ -59,8 +59,9 @@ impl LaneQueue {
         got
     }
 
-    /// Moves jobs their worker did not take by their deadline to the ready queues.
-    pub(crate) fn expire_near(&mut self, now: Instant) {
+    /// Moves jobs their worker did not take by their deadline to the ready queues;
+    /// whether there were any.
+    pub(crate) fn expire_near(&mut self, now: Instant) -> bool {
         let mut due = Vec::new();
         for q in self.near.values_mut() {
             q.retain(|(id, p, until)| {
@@ -72,9 +73,11 @@ impl LaneQueue {
             });
         }
         self.near.retain(|_, q| !q.is_empty());
+        let moved = !due.is_empty();
         for (id, p) in due {
             self.push(id, p);
         }
+        moved
     }
 
     /// Moves every job placed on `worker` to the ready queues (it is leaving); whether
@@ -150,11 +153,7 @@ impl LaneQueue {
         self.estimates.remove(id);
     }
 
-    /// Jobs any worker of the lane may take now (not those placed on one worker).
-    pub(crate) fn ready_count(&self) -> usize {
-        self.ready.iter().map(VecDeque::len).sum()
-    }
-
+    /// Jobs waiting on the lane, those placed on one worker included.
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.iter().map(VecDeque::len).sum::<usize>()
             + self.near.values().map(VecDeque::len).sum::<usize>()

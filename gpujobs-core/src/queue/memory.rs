@@ -684,10 +684,10 @@ impl Queue for MemoryQueue {
                     }
                 }
                 let lane_q = &inner.lanes[li];
-                let wake = match (lane_q.next_due(), lane_q.next_near_due()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let wake = [lane_q.next_due(), lane_q.next_near_due()]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 ((!out.is_empty()).then_some(out), wake)
             })
             .await;
@@ -817,9 +817,7 @@ impl Queue for MemoryQueue {
         let now = Instant::now();
         let mut inner = self.lock();
         for (li, lane) in inner.lanes.iter_mut().enumerate() {
-            let before = lane.ready_count();
-            lane.expire_near(now);
-            if lane.ready_count() > before {
+            if lane.expire_near(now) {
                 self.lane_ready[li].notify_waiters();
             }
         }

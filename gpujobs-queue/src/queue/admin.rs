@@ -98,13 +98,19 @@ impl RedisQueue {
     /// Moves jobs placed on a worker by locality that it has not taken by the end of
     /// their wait to their lanes, on every partition and lane.
     pub(super) async fn sweep_near(&self) -> Result<(), QueueError> {
+        self.release_near(None).await
+    }
+
+    /// Runs `near_release.lua` on every partition and lane: for `worker` (leaving), all
+    /// its unread near jobs; for `None`, every overdue one.
+    async fn release_near(&self, worker: Option<&str>) -> Result<(), QueueError> {
         for keys in &self.shared.parts {
             for lane in DeviceClass::ALL {
                 self.shared
                     .call(&NearRelease {
                         keys,
                         lane,
-                        worker: None,
+                        worker,
                         now_ms: now_ms(),
                     })
                     .await?;
@@ -116,18 +122,7 @@ impl RedisQueue {
     /// Forgets a leaving worker and hands the jobs placed on it by locality that it has
     /// not read to their lanes, so they need not wait out their locality wait.
     pub(super) async fn remove_worker(&self, worker_id: &str) -> Result<(), QueueError> {
-        for keys in &self.shared.parts {
-            for lane in DeviceClass::ALL {
-                self.shared
-                    .call(&NearRelease {
-                        keys,
-                        lane,
-                        worker: Some(worker_id),
-                        now_ms: now_ms(),
-                    })
-                    .await?;
-            }
-        }
+        self.release_near(Some(worker_id)).await?;
         redis::cmd("HDEL")
             .arg(self.keys().workers())
             .arg(worker_id)
