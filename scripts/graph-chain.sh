@@ -12,16 +12,19 @@
 # (`INFO stats` total_net_input_bytes / total_net_output_bytes) per run, as a multiple
 # of (input + final output). Prints a Markdown table.
 #
-# Usage: [WORKERS=N] [GPUJOBS_LOCALITY_WAIT_MS=ms] scripts/graph-chain.sh [SIZE] [ROUNDS]
+# Usage: [WORKERS=N] [GPUJOBS_LOCALITY_WAIT_MS=ms] [FEATURES=objects
+#        GPUJOBS_OFFLOAD_URL=file:///dir] scripts/graph-chain.sh [SIZE] [ROUNDS]
 #        (defaults 1 worker, the scheduler's default wait, 4096 and 3; a wait of 0
 #        turns placement by locality off, so with several workers the steps of a
 #        chain land on whichever worker is free)
+# With an offload URL (and the `objects` build) blobs over GPUJOBS_OFFLOAD_ABOVE (1 MiB)
+# go to object storage and Redis carries references.
 # Starts its own redis-server on a free loopback port in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-4096}
 rounds=${2:-3}
-cargo build --release -q -p gpujobs-cli
+cargo build --release -q -p gpujobs-cli ${FEATURES:+--features "$FEATURES"}
 bin=$PWD/target/release/gpujobs
 work=$(mktemp -d)
 pids=()
@@ -85,8 +88,8 @@ as_ephemeral() { "$bin" submit --graph "$work/ephemeral.json" --wait --out-dir "
 # Warm up once (page cache, worker buffers), then measure.
 separately
 unit=$((2 * size * size * 4))
-echo "| way | wall s (median of $rounds) | Redis received / (input + output) | Redis sent / (input + output) |"
-echo "|---|---|---|---|"
+echo "| way | wall s (median of $rounds) | Redis received / (input + output) | Redis sent / (input + output) | Redis KiB received / sent per run |"
+echo "|---|---|---|---|---|"
 for way in separately as_graph as_ephemeral; do
     times=()
     read -r in0 out0 <<<"$(net)"
@@ -98,8 +101,9 @@ for way in separately as_graph as_ephemeral; do
     done
     read -r in1 out1 <<<"$(net)"
     median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    printf '| %s | %.2f | %.2fx | %.2fx |\n' "${way#as_}" "$median" \
-        "$(echo "($in1 - $in0) / $rounds / $unit" | bc -l)" "$(echo "($out1 - $out0) / $rounds / $unit" | bc -l)"
+    printf '| %s | %.2f | %.3fx | %.3fx | %.0f / %.0f |\n' "${way#as_}" "$median" \
+        "$(echo "($in1 - $in0) / $rounds / $unit" | bc -l)" "$(echo "($out1 - $out0) / $rounds / $unit" | bc -l)" \
+        "$(echo "($in1 - $in0) / $rounds / 1024" | bc -l)" "$(echo "($out1 - $out0) / $rounds / 1024" | bc -l)"
 done
 # All three ways must agree bit for bit.
 cmp "$work/sep.npy" "$work/g/smooth.image.npy"

@@ -14,11 +14,11 @@ COPY . .
 # recompiles only the workspace crates.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p gpujobs-cli --features tls \
+    cargo build --release --locked -p gpujobs-cli --features tls,objects \
     && install -D -m 0755 target/release/gpujobs /out/gpujobs
 
 FROM ${RUNTIME_IMAGE}
-# ca-certificates: the system roots for rediss:// to a managed Redis.
+# ca-certificates: the system roots for rediss:// to a managed Redis and for S3 (https).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -28,7 +28,7 @@ COPY . .
 # build.rs compiles the kernels with this image's nvcc (the committed PTX otherwise).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p gpujobs-cli --features cuda,tls \
+    cargo build --release --locked -p gpujobs-cli --features cuda,tls,objects \
     && install -D -m 0755 target/release/gpujobs /out/gpujobs
 
 FROM nvidia/cuda:${CUDA_VERSION}-base-ubuntu24.04

@@ -70,7 +70,7 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Submit jobs to Redis (the same job arguments as `run`, or a JSON-lines file of
     /// envelopes), optionally waiting for the results.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// Wait for jobs (ids as arguments or in a file) to finish: progress, a tally and,
     /// with --by-kind, median timings by kind and device. Exit 0 if all succeeded.
     Wait(crate::commands::wait::WaitArgs),
@@ -438,6 +438,12 @@ pub struct SubmitArgs {
     /// Submit this many copies.
     #[arg(long, default_value_t = 1, global = true)]
     pub count: usize,
+    /// Have the worker write the outputs as `.npy` under this URL (`s3://bucket/run-7`,
+    /// `file:///srv/out`): `<url>/<output>.npy`, or `<url>/<job id>/<output>.npy` for
+    /// each copy with --count. Needs object storage on the worker, with the URL under
+    /// its --offload-url or --objects-allow (docs/object-storage.md).
+    #[arg(long, global = true)]
+    pub results_to: Option<String>,
     /// Wait for the results (a progress bar and a summary for several jobs).
     #[arg(long, global = true)]
     pub wait: bool,

@@ -40,6 +40,25 @@ pub struct RedisArgs {
     /// over it from its header (default 512 MiB, Redis's own limit).
     #[arg(long, env = "GPUJOBS_MAX_BLOB_BYTES", global = true, value_parser = clap::value_parser!(u64).range(1024..=(512 << 20)))]
     pub max_blob_bytes: Option<u64>,
+    /// Object storage for large blobs (build with `--features objects`): blobs over
+    /// --offload-above go to `<url>/<namespace>/<job>/<blob>` and Redis keeps a
+    /// reference. file:///path or s3://bucket/prefix (S3 settings from AWS_* variables:
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...). Every process of a
+    /// namespace that reads or writes blobs needs it (see docs/object-storage.md).
+    #[arg(long, env = "GPUJOBS_OFFLOAD_URL", global = true)]
+    pub offload_url: Option<String>,
+    /// Blobs larger than this many bytes go to --offload-url.
+    #[arg(long, env = "GPUJOBS_OFFLOAD_ABOVE", global = true, default_value_t = 1 << 20)]
+    pub offload_above: u64,
+    /// URL prefixes, besides --offload-url, that `url` tensors may be read from
+    /// (comma-separated: s3://datasets/,file:///data/). A worker reads nothing else.
+    #[arg(
+        long,
+        env = "GPUJOBS_OBJECTS_ALLOW",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub objects_allow: Vec<String>,
 }
 
 /// The queue settings the arguments name.
@@ -53,6 +72,9 @@ pub fn config(args: &RedisArgs) -> RedisConfig {
     if let Some(b) = args.max_blob_bytes {
         c.max_blob_bytes = b;
     }
+    c.objects.offload_url = args.offload_url.clone().filter(|u| !u.is_empty());
+    c.objects.offload_above = args.offload_above;
+    c.objects.allow = args.objects_allow.clone();
     c
 }
 

@@ -96,7 +96,7 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(args).await,
             Command::Scheduler(args) => commands::scheduler::run(args).await,
             Command::Worker(args) => commands::worker::run(args).await,
-            Command::Submit(args) => commands::submit::run(args).await,
+            Command::Submit(args) => commands::submit::run(*args).await,
             Command::Wait(args) => commands::wait::run(args).await,
             Command::Status(args) => commands::status::status(args).await,
             Command::Cancel(args) => commands::status::cancel(args).await,

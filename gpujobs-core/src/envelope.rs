@@ -118,6 +118,12 @@ pub struct JobEnvelope {
     /// which are kept until they expire). Refused on a job nothing reads.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ephemeral: bool,
+    /// A URL prefix (`s3://bucket/results/run-7`, `file:///srv/out`) the worker writes
+    /// each output tensor to, as `<results_to>/<output path>.npy` (`c.npy`,
+    /// `weights.0.npy`), for readers outside gpujobs. Needs the Redis queue with object
+    /// storage, and the prefix among the worker's allowed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_to: Option<String>,
 }
 
 impl JobEnvelope {
@@ -138,6 +144,7 @@ impl JobEnvelope {
             timeout_ms: default_timeout_ms(),
             created_us: now_us(),
             ephemeral: false,
+            results_to: None,
         })
     }
 
@@ -162,6 +169,12 @@ impl JobEnvelope {
     /// Marks an intermediate of a graph ephemeral (see [`JobEnvelope::ephemeral`]).
     pub fn with_ephemeral(mut self, ephemeral: bool) -> Self {
         self.ephemeral = ephemeral;
+        self
+    }
+
+    /// Asks for the outputs to be written under `url` (see [`JobEnvelope::results_to`]).
+    pub fn with_results_to(mut self, url: impl Into<String>) -> Self {
+        self.results_to = Some(url.into());
         self
     }
 

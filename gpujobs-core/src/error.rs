@@ -87,6 +87,13 @@ pub enum ValidationError {
     /// A tensor refers to a blob that did not travel with the job.
     #[error("tensor refers to blob `{0}`, which is missing")]
     MissingBlob(String),
+    /// A `url` tensor reached an executor unread: only workers of the Redis queue built
+    /// with object storage read them.
+    #[error(
+        "tensor at `{0}` was not fetched: `url` tensors are read by workers of the Redis \
+         queue built with object storage (feature `objects`)"
+    )]
+    NotFetched(String),
     /// The payload is not valid for this kind.
     #[error("payload does not describe a `{kind}` job: {reason}")]
     Payload {

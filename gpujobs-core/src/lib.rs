@@ -22,6 +22,7 @@ pub mod job;
 pub mod jobs;
 pub mod limits;
 pub mod locality;
+pub mod npy;
 pub mod output_cache;
 pub mod placement;
 pub mod queue;

@@ -8,6 +8,9 @@
 //! - **blob**: a reference to a binary blob that travels beside the job's JSON, so large
 //!   tensors never become JSON numbers. Before a job is queued its values are moved into
 //!   blobs ([`Tensor::detach`]); before it runs they are put back ([`Tensor::resolve`]);
+//! - **url**: an object in object storage (`s3://bucket/key`, `file:///path`) holding
+//!   the values as little-endian `f32`; the Redis queue's worker reads it before the
+//!   job runs (feature `objects` of gpujobs-queue), so Redis carries only the URL;
 //! - **from**: another job's output ([`OutputRef`]), for jobs of a graph (see
 //!   [`crate::graph`]). The worker that runs the job replaces it by the parent's values
 //!   (from its own cache when it made them, else from the queue) before the job runs.
@@ -15,7 +18,8 @@
 //! In JSON a tensor is `{"shape": [..], <one source>}` where the source is
 //! `"synthetic": {"seed": 1, "lo": 0, "hi": 1}`, `"data": [1.0, 2.0]` (small inputs from
 //! other languages), `"data_b64": "<little-endian f32 bytes, base64>"` or
-//! `"blob": "t0"` or `"from": {"job": "<id>", "output": "image"}`.
+//! `"blob": "t0"`, `"url": "s3://bucket/key"` or
+//! `"from": {"job": "<id>", "output": "image"}`.
 
 use crate::buffer::HostBuf;
 use crate::error::ValidationError;
@@ -117,6 +121,9 @@ pub enum TensorData {
     Blob(String),
     /// An output of another job, resolved by the worker before the job runs.
     Output(OutputRef),
+    /// An object in object storage (little-endian `f32`), read by the worker's queue
+    /// before the job runs.
+    Url(String),
 }
 
 /// Names one output tensor of another job: a graph edge.
@@ -173,6 +180,15 @@ impl Tensor {
                 job: job.clone(),
                 output: output.to_string(),
             }),
+        }
+    }
+
+    /// Values stored at `url` (little-endian `f32`, as many as the shape holds), read
+    /// where the job runs; only the URL travels through the queue.
+    pub fn from_url(shape: Vec<usize>, url: impl Into<String>) -> Self {
+        Tensor {
+            shape,
+            data: TensorData::Url(url.into()),
         }
     }
 
@@ -242,7 +258,7 @@ impl Tensor {
                     });
                 }
             }
-            TensorData::Blob(_) | TensorData::Output(_) => {}
+            TensorData::Blob(_) | TensorData::Output(_) | TensorData::Url(_) => {}
         }
         Ok(())
     }
@@ -270,6 +286,7 @@ impl Tensor {
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
             TensorData::Output(r) => Err(ValidationError::MissingBlob(r.to_string())),
+            TensorData::Url(u) => Err(ValidationError::NotFetched(u.clone())),
         }
     }
 
@@ -293,6 +310,7 @@ impl Tensor {
             }
             TensorData::Blob(key) => Err(ValidationError::MissingBlob(key.clone())),
             TensorData::Output(r) => Err(ValidationError::MissingBlob(r.to_string())),
+            TensorData::Url(u) => Err(ValidationError::NotFetched(u.clone())),
         }
     }
 
@@ -353,6 +371,8 @@ struct TensorRepr {
     blob: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     from: Option<OutputRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
 }
 
 impl TryFrom<TensorRepr> for Tensor {
@@ -363,10 +383,11 @@ impl TryFrom<TensorRepr> for Tensor {
             + usize::from(r.data.is_some())
             + usize::from(r.data_b64.is_some())
             + usize::from(r.blob.is_some())
-            + usize::from(r.from.is_some());
+            + usize::from(r.from.is_some())
+            + usize::from(r.url.is_some());
         if sources != 1 {
             return Err(format!(
-                "a tensor needs exactly one of `synthetic`, `data`, `data_b64`, `blob`, `from`; got {sources}"
+                "a tensor needs exactly one of `synthetic`, `data`, `data_b64`, `blob`, `from`, `url`; got {sources}"
             ));
         }
         let data = if let Some(s) = r.synthetic {
@@ -379,6 +400,8 @@ impl TryFrom<TensorRepr> for Tensor {
             TensorData::Blob(key)
         } else if let Some(from) = r.from {
             TensorData::Output(from)
+        } else if let Some(url) = r.url {
+            TensorData::Url(url)
         } else {
             unreachable!("exactly one source was counted above")
         };
@@ -398,12 +421,14 @@ impl From<Tensor> for TensorRepr {
             data_b64: None,
             blob: None,
             from: None,
+            url: None,
         };
         match t.data {
             TensorData::Synthetic(s) => r.synthetic = Some(s),
             TensorData::Values(v) => r.data_b64 = Some(encode_f32_base64(&v)),
             TensorData::Blob(k) => r.blob = Some(k),
             TensorData::Output(o) => r.from = Some(o),
+            TensorData::Url(u) => r.url = Some(u),
         }
         r
     }
@@ -465,6 +490,12 @@ mod tests {
             serde_json::from_str::<Tensor>(&serde_json::to_string(&s).unwrap()).unwrap(),
             s
         );
+
+        let u = Tensor::from_url(vec![3], "s3://b/k");
+        let j = serde_json::to_string(&u).unwrap();
+        assert_eq!(j, r#"{"shape":[3],"url":"s3://b/k"}"#);
+        assert_eq!(serde_json::from_str::<Tensor>(&j).unwrap(), u);
+        assert!(matches!(u.values(), Err(ValidationError::NotFetched(_))));
 
         let plain: Tensor = serde_json::from_str(r#"{"shape":[3],"data":[1,2,3]}"#).unwrap();
         assert_eq!(&*plain.values().unwrap(), &[1.0, 2.0, 3.0]);

@@ -22,3 +22,21 @@ fn fast_queue() -> MemoryQueue {
 async fn conformance_suite() {
     conformance::run_all(&fast_queue()).await;
 }
+
+/// The embedded queue has no object storage: a job asking for its outputs at a URL is
+/// refused at submit (alone or in a graph), not run with its request ignored.
+#[tokio::test]
+async fn results_at_a_url_are_refused_at_submit() {
+    use gpujobs_core::jobs::VectorAdd;
+    use gpujobs_core::{JobEnvelope, Queue, QueueError};
+    let q = fast_queue();
+    let env = JobEnvelope::new(VectorAdd::synthetic(4, 1))
+        .unwrap()
+        .with_results_to("s3://bucket/out");
+    let id = env.id.clone();
+    let err = q.submit(env.clone()).await.unwrap_err();
+    assert!(matches!(err, QueueError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("object storage"), "{err}");
+    assert!(q.submit_graph(vec![env]).await.is_err());
+    assert!(q.status(&id).await.unwrap().is_none(), "nothing was queued");
+}

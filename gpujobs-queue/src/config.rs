@@ -1,5 +1,6 @@
 //! Settings of the Redis queue.
 
+use crate::ObjectsConfig;
 use gpujobs_core::RetryPolicy;
 use std::time::Duration;
 
@@ -20,8 +21,12 @@ pub struct RedisConfig {
     pub finished_ttl: Duration,
     /// Input blobs expire this long after submit.
     pub blob_ttl: Duration,
-    /// Largest blob accepted (Redis strings stop at 512 MiB).
+    /// Largest blob accepted (Redis strings stop at 512 MiB; offloaded blobs and `url`
+    /// tensors are held to it too, as each is read into one buffer).
     pub max_blob_bytes: u64,
+    /// Large data by reference: blobs above a size in object storage, and where `url`
+    /// tensors may be read from (feature `objects`; see `docs/object-storage.md`).
+    pub objects: ObjectsConfig,
     /// Largest submit entry (the envelope's JSON) accepted: the client refuses bigger
     /// ones, and a scheduler dead-letters them unparsed. Large tensors belong in blobs.
     pub max_entry_bytes: u64,
@@ -65,6 +70,7 @@ impl RedisConfig {
             finished_ttl: Duration::from_secs(24 * 3600),
             blob_ttl: Duration::from_secs(24 * 3600),
             max_blob_bytes: 512 << 20,
+            objects: ObjectsConfig::default(),
             high_water: 0.8,
             max_entry_bytes: 16 << 20,
             take_batch_bytes: 64 << 20,

@@ -5,6 +5,7 @@ mod config;
 mod conn;
 mod connection;
 pub mod keys;
+mod objects;
 mod queue;
 mod read;
 mod scripts;
@@ -12,4 +13,5 @@ mod scripts;
 pub mod testkit;
 
 pub use config::{RedisConfig, redact};
+pub use objects::ObjectsConfig;
 pub use queue::{Counts, Diagnosis, RedisQueue};

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[cfg(feature = "objects")]
+#[path = "redis_queue/objects.rs"]
+mod objects;
+
 use async_trait::async_trait;
 use gpujobs_core::jobs::{Matmul, VectorAdd, VectorAddOutput};
 use gpujobs_core::{

@@ -163,6 +163,14 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
             if k > 0 {
                 copy.id = JobId::new();
             }
+            if let Some(url) = &args.results_to {
+                let url = url.trim_end_matches('/');
+                copy.results_to = Some(if args.count > 1 || template.len() > 1 {
+                    format!("{url}/{}", copy.id)
+                } else {
+                    url.to_string()
+                });
+            }
             envs.push(copy);
         }
     }

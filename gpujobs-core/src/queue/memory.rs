@@ -427,9 +427,25 @@ impl MemoryQueue {
     }
 }
 
+/// Outputs written to a URL need object storage, which only the Redis queue has: said
+/// at submit rather than silently ignored.
+fn refuse_results_to(job: &JobEnvelope) -> Result<(), QueueError> {
+    match &job.results_to {
+        None => Ok(()),
+        Some(url) => Err(QueueError::Invalid(ValidationError::InvalidParameter {
+            name: "results_to".into(),
+            reason: format!(
+                "writing outputs to {url} needs the Redis queue built with object storage \
+                 (feature `objects`); the embedded queue keeps results in memory"
+            ),
+        })),
+    }
+}
+
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn submit(&self, mut job: JobEnvelope) -> Result<JobId, QueueError> {
+        refuse_results_to(&job)?;
         job.stamp_for_submit();
         let id = job.id.clone();
         {
@@ -447,6 +463,7 @@ impl Queue for MemoryQueue {
     }
 
     async fn submit_graph(&self, jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
+        jobs.iter().try_for_each(refuse_results_to)?;
         let order = crate::graph::order(&jobs).map_err(ValidationError::from)?;
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
         let mut slots: Vec<Option<JobEnvelope>> = jobs.into_iter().map(Some).collect();

@@ -362,6 +362,9 @@ impl DeviceState {
                 TensorData::Output(r) => {
                     Err(JobError::permanent(format!("input {r} was not resolved")))
                 }
+                TensorData::Url(u) => Err(JobError::permanent(
+                    gpujobs_core::ValidationError::NotFetched(u.clone()).to_string(),
+                )),
             })
             .collect::<Result<_, _>>()?;
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();

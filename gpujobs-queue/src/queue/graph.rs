@@ -2,6 +2,7 @@
 //! output for a child (see `gpujobs_core::graph`).
 
 use super::RedisQueue;
+use super::submit::{BlobError, StoredBlobs};
 use crate::codec::blob_values;
 use crate::connection::backend;
 use crate::scripts::{NewJob, SubmitGraph};
@@ -40,7 +41,7 @@ impl RedisQueue {
             let env_json = self.entry_json(job)?;
             entries.push(env_json);
         }
-        let mut blob_keys = Vec::new();
+        let mut blob_keys = StoredBlobs::default();
         for job in &jobs {
             match self.store_input_blobs(keys, job).await {
                 Ok(k) => blob_keys.extend(k),
@@ -131,6 +132,12 @@ impl RedisQueue {
             .query_async(&mut self.conn())
             .await
             .map_err(backend("reading a parent's output"))?;
+        let mut bytes = [bytes];
+        self.dereference(&mut bytes).await.map_err(|e| match e {
+            BlobError::Unreachable(m) => QueueError::Backend(m),
+            BlobError::Malformed(m) => QueueError::Backend(format!("output of {from}: {m}")),
+        })?;
+        let [bytes] = bytes;
         let Some(bytes) = bytes else {
             return Ok(ParentOutput::Missing);
         };

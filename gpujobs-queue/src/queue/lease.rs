@@ -4,11 +4,13 @@
 //! partition.
 
 use super::batcher::{BatchWrite, Completions};
+use super::blobs::{NewBlob, output_paths};
 use super::submit::BlobError;
 use super::{RedisQueue, Role, lock};
 use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
+use crate::objects::{ObjectError, segment};
 use crate::read::Begun;
 use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
 use gpujobs_core::envelope::now_ms;
@@ -205,13 +207,26 @@ impl RedisQueue {
         env.id = id.clone();
         env.attempts = row.attempts;
         env.created_us = row.created_us.max(env.created_us);
+        let as_job_error = |e| match e {
+            BlobError::Malformed(m) => JobError::permanent(m),
+            BlobError::Unreachable(m) => JobError::temporary(m),
+        };
         env.blobs = self
             .load_blobs(keys, id, &env.payload, "")
             .await
-            .map_err(|e| match e {
-                BlobError::Malformed(m) => JobError::permanent(m),
-                BlobError::Unreachable(m) => JobError::temporary(m),
-            })?;
+            .map_err(as_job_error)?;
+        self.fetch_url_tensors(&mut env)
+            .await
+            .map_err(as_job_error)?;
+        if let Some(url) = &env.results_to {
+            // Checked before the job runs, so a destination it may not write to costs
+            // no compute.
+            let url = self
+                .objects
+                .check_writable(url)
+                .map_err(|e| JobError::permanent(format!("results_to: {e}")))?;
+            lock(&self.results_to).insert(id.clone(), url);
+        }
         Ok(env)
     }
 
@@ -239,7 +254,13 @@ impl RedisQueue {
         let id = &lease.job_id;
         let keys = self.keys_of_lease(lease);
         let cfg = &self.shared.cfg;
-        let mut pipe = redis::pipe();
+        // Outputs the job asked for at a URL go there as `<url>/<output path>.npy`.
+        let dest = lock(&self.results_to).remove(id);
+        let paths = dest
+            .as_ref()
+            .map(|_| output_paths(&result.output))
+            .unwrap_or_default();
+        let mut blobs = Vec::with_capacity(result.blobs.len());
         for (name, values) in &result.blobs {
             let bytes = blob_bytes(values);
             if bytes.len() as u64 > cfg.max_blob_bytes {
@@ -251,9 +272,36 @@ impl RedisQueue {
                 self.fail_job(lease, &JobError::permanent(why)).await?;
                 return Ok(None);
             }
+            let to = dest.as_ref().and_then(|d| {
+                let (_, path, shape) = paths.iter().find(|(blob, ..)| blob == name)?;
+                let file = if path.is_empty() { name } else { path };
+                Some((format!("{d}/{}.npy", segment(file)), shape.clone()))
+            });
+            blobs.push(NewBlob {
+                name: format!("out:{name}"),
+                bytes,
+                to,
+            });
+        }
+        // An object store that refuses or fails: the attempt fails (retried with
+        // backoff), so a result is never recorded without its data.
+        let forms = match self.stored_forms(id, blobs).await {
+            Ok(forms) => forms,
+            Err(e) => {
+                let why = format!("storing output blobs: {e}");
+                let error = match e {
+                    ObjectError::Refused(_) => JobError::permanent(why),
+                    _ => JobError::temporary(why),
+                };
+                self.fail_job(lease, &error).await?;
+                return Ok(None);
+            }
+        };
+        let mut pipe = redis::pipe();
+        for (name, form) in result.blobs.keys().zip(&forms) {
             pipe.cmd("SET")
                 .arg(keys.blob(id, &format!("out:{name}")))
-                .arg(&*bytes)
+                .arg(&**form)
                 .arg("PX")
                 .arg(ms(cfg.finished_ttl))
                 .ignore();
@@ -330,6 +378,7 @@ impl RedisQueue {
         lease: &Lease,
         error: &JobError,
     ) -> Result<FailOutcome, QueueError> {
+        lock(&self.results_to).remove(&lease.job_id);
         let cfg = &self.shared.cfg;
         self.shared
             .call(&Fail {

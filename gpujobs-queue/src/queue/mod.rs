@@ -7,6 +7,7 @@
 mod admin;
 pub use admin::Counts;
 mod batcher;
+mod blobs;
 mod diagnose;
 mod graph;
 pub use diagnose::Diagnosis;
@@ -21,6 +22,7 @@ use crate::connection::{
     resolve_partitions, warn_about_durability,
 };
 use crate::keys::{Keys, partition_of};
+use crate::objects::Objects;
 use crate::read::{Entry, stream_reply};
 use crate::scripts::{Call, Scripts};
 use async_trait::async_trait;
@@ -138,6 +140,10 @@ pub struct RedisQueue {
     slices: [AtomicU64; 3],
     /// Where blobs read from Redis land (page-aligned, recycled host buffers).
     buffers: BufferPool,
+    /// Object storage for offloaded blobs and `url` tensors.
+    objects: Arc<Objects>,
+    /// Delivered jobs that asked for their outputs at a URL (`results_to`, checked).
+    results_to: Mutex<HashMap<JobId, String>>,
     /// Batches the submits that arrive together into one script call.
     submits: Batcher<Submits>,
     /// Batches the completions that arrive together into one script call.
@@ -190,6 +196,7 @@ impl RedisQueue {
                 "unexpected PING reply {pong:?}"
             )));
         }
+        let objects = Arc::new(Objects::new(&cfg.objects, cfg.max_blob_bytes)?);
         let n = resolve_partitions(&mut conn, &cfg).await?;
         let parts: Vec<Keys> = (0..n).map(|p| Keys::new(&cfg.namespace, p)).collect();
         ensure_groups(&mut conn, &parts).await?;
@@ -216,6 +223,8 @@ impl RedisQueue {
             rotation: Default::default(),
             slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
             buffers: BufferPool::global().clone(),
+            objects,
+            results_to: Mutex::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! What clients call: submit, read a record, cancel, wait.
 
 use super::RedisQueue;
+use super::blobs::{NewBlob, object_urls};
 use crate::codec::{blob_bytes, record_from_hash};
 use crate::connection::backend;
 use crate::keys::Keys;
@@ -47,26 +48,30 @@ impl RedisQueue {
         Ok(env_json)
     }
 
-    /// Deletes blobs stored for a submit that was then refused above the high-water
-    /// mark (best effort; they would expire anyway).
-    pub(super) async fn take_back(&self, blob_keys: &[String]) {
-        if !blob_keys.is_empty() {
+    /// Deletes blobs (and their objects) stored for a submit that was then refused
+    /// above the high-water mark (best effort; they would expire anyway).
+    pub(super) async fn take_back(&self, stored: &StoredBlobs) {
+        if !stored.keys.is_empty() {
             let _: Result<(), _> = redis::cmd("DEL")
-                .arg(blob_keys)
+                .arg(&stored.keys)
                 .query_async(&mut self.conn())
                 .await;
+        }
+        if !stored.objects.is_empty() {
+            self.objects.delete_all(stored.objects.clone()).await;
         }
     }
 
     /// Stores a job's input blobs (refusing one over the blob limit before storing
-    /// anything); returns their keys, so a refused submit can take them back.
+    /// anything; large ones in object storage when offload is on); returns where, so a
+    /// refused submit can take them back.
     pub(super) async fn store_input_blobs(
         &self,
         keys: &Keys,
         job: &JobEnvelope,
-    ) -> Result<Vec<String>, QueueError> {
+    ) -> Result<StoredBlobs, QueueError> {
         let cfg = &self.shared.cfg;
-        let mut pipe = redis::pipe();
+        let mut blobs = Vec::with_capacity(job.blobs.len());
         for (name, values) in &job.blobs {
             let bytes = blob_bytes(values);
             if bytes.len() as u64 > cfg.max_blob_bytes {
@@ -76,23 +81,40 @@ impl RedisQueue {
                     what: format!("tensor blob `{name}`"),
                 }));
             }
+            blobs.push(NewBlob {
+                name: name.clone(),
+                bytes,
+                to: None,
+            });
+        }
+        let forms = self
+            .stored_forms(&job.id, blobs)
+            .await
+            .map_err(|e| QueueError::Backend(format!("storing input blobs: {e}")))?;
+        let mut pipe = redis::pipe();
+        for (name, form) in job.blobs.keys().zip(&forms) {
             pipe.cmd("SET")
                 .arg(keys.blob(&job.id, name))
-                .arg(&*bytes)
+                .arg(&**form)
                 .arg("PX")
                 .arg(ms(cfg.blob_ttl))
                 .ignore();
         }
-        if !job.blobs.is_empty() {
-            pipe.query_async::<()>(&mut self.conn())
-                .await
-                .map_err(backend("storing blobs"))?;
+        let stored = StoredBlobs {
+            keys: job
+                .blobs
+                .keys()
+                .map(|name| keys.blob(&job.id, name))
+                .collect(),
+            objects: object_urls(&forms),
+        };
+        if !job.blobs.is_empty()
+            && let Err(e) = pipe.query_async::<()>(&mut self.conn()).await
+        {
+            self.take_back(&stored).await;
+            return Err(backend("storing blobs")(e));
         }
-        Ok(job
-            .blobs
-            .keys()
-            .map(|name| keys.blob(&job.id, name))
-            .collect())
+        Ok(stored)
     }
 
     /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs).
@@ -114,11 +136,12 @@ impl RedisQueue {
             .iter()
             .map(|r| keys.blob(id, &format!("{prefix}{r}")))
             .collect();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        let mut values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(&names)
             .query_async(&mut self.conn())
             .await
             .map_err(|e| BlobError::Unreachable(format!("reading blobs: {e}")))?;
+        self.dereference(&mut values).await?;
         for (name, bytes) in refs.into_iter().zip(values) {
             if let Some(bytes) = bytes {
                 let v = crate::codec::blob_values(&bytes, &self.buffers)
@@ -228,6 +251,21 @@ impl RedisQueue {
             .query_async(&mut self.conn())
             .await
             .map_err(backend("XADD submit"))
+    }
+}
+
+/// Where a submit's blobs were stored: their Redis keys and any objects.
+#[derive(Default)]
+pub(super) struct StoredBlobs {
+    keys: Vec<String>,
+    objects: Vec<String>,
+}
+
+impl StoredBlobs {
+    /// Adds another job's blobs (a graph's submit stores several jobs').
+    pub(super) fn extend(&mut self, other: StoredBlobs) {
+        self.keys.extend(other.keys);
+        self.objects.extend(other.objects);
     }
 }
 

@@ -10,7 +10,7 @@
 //! Arrays are read into page-aligned buffers from a [`BufferPool`], the memory a job
 //! runs on and a device can register in place.
 
-use gpujobs_core::{BufferPool, HostBuf};
+use crate::{BufferPool, HostBuf};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -64,7 +64,7 @@ pub enum NpyError {
         /// The file.
         path: String,
         /// What could not be allocated.
-        source: gpujobs_core::buffer::OutOfHostMemory,
+        source: crate::buffer::OutOfHostMemory,
     },
 }
 
@@ -425,7 +425,7 @@ fn parse_shape(s: &str) -> Option<Vec<usize>> {
 /// Writes `data` of `shape` as a little-endian `f32` C-order `.npy` (format 1.0).
 pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
     // The values' own memory as bytes (little-endian machines): no copy of the data.
-    write_raw(path, shape, "<f4", &gpujobs_core::buffer::le_bytes(data))
+    write_raw(path, shape, "<f4", &crate::buffer::le_bytes(data))
 }
 
 /// Writes integer-valued `f32`s (class labels) as a little-endian `int64` `.npy`, the
@@ -438,8 +438,31 @@ pub fn write_i64(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyEr
     write_raw(path, shape, "<i8", &bytes)
 }
 
+/// A C-order `.npy` (format 1.0) of little-endian `f32` bytes: what [`write`] puts in a
+/// file, for stores that take bytes (object storage).
+pub fn encode(shape: &[usize], le_f32: &[u8]) -> Vec<u8> {
+    let head = header_bytes(shape, "<f4");
+    let mut out = Vec::with_capacity(head.len() + le_f32.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(le_f32);
+    out
+}
+
 fn write_raw(path: &Path, shape: &[usize], descr: &str, bytes: &[u8]) -> Result<(), NpyError> {
     let p = path.display().to_string();
+    let head = header_bytes(shape, descr);
+    let io = |source| NpyError::Io {
+        path: p.clone(),
+        source,
+    };
+    let mut f = std::io::BufWriter::new(fs::File::create(path).map_err(io)?);
+    f.write_all(&head).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.flush().map_err(io)
+}
+
+/// The magic, version 1.0 and the header dict, padded to 64 bytes as numpy does.
+fn header_bytes(shape: &[usize], descr: &str) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {
         format!("({},)", dims[0])
@@ -455,14 +478,7 @@ fn write_raw(path: &Path, shape: &[usize], descr: &str, bytes: &[u8]) -> Result<
     head.extend_from_slice(b"\x93NUMPY\x01\x00");
     head.extend_from_slice(&(header.len() as u16).to_le_bytes());
     head.extend_from_slice(header.as_bytes());
-    let io = |source| NpyError::Io {
-        path: p.clone(),
-        source,
-    };
-    let mut f = std::io::BufWriter::new(fs::File::create(path).map_err(io)?);
-    f.write_all(&head).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.flush().map_err(io)
+    head
 }
 
 #[cfg(test)]
