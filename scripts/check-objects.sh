@@ -22,19 +22,9 @@ cargo build -q --locked -p gpujobs-cli --features objects
 target="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 bin="$target/debug/gpujobs"
-work="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --daemonize yes \
-    --logfile "$work/redis.log"
-cleanup() {
-    jobs -p | xargs -r kill 2>/dev/null || true
-    wait 2>/dev/null || true
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port"
+# shellcheck source=scripts/lib/redis.sh
+source "$root/scripts/lib/redis.sh"
+private_redis
 export GPUJOBS_OFFLOAD_URL="file://$work/blobs" GPUJOBS_OBJECTS_ALLOW="file://$work/results"
 "$bin" scheduler >"$work/scheduler.log" 2>&1 &
 "$bin" worker --backend cpu >"$work/worker.log" 2>&1 &

@@ -14,19 +14,9 @@ cargo build -q --locked -p gpujobs-cli
 target="$(cargo metadata --format-version 1 --no-deps |
     "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 bin="$target/debug/gpujobs"
-work="$(mktemp -d)"
-port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --daemonize yes \
-    --logfile "$work/redis.log"
-cleanup() {
-    jobs -p | xargs -r kill 2>/dev/null || true
-    wait 2>/dev/null || true
-    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port"
+# shellcheck source=scripts/lib/redis.sh
+source "$root/scripts/lib/redis.sh"
+private_redis
 "$bin" scheduler >"$work/scheduler.log" 2>&1 &
 "$bin" worker --backend cpu --concurrency 2 >"$work/worker.log" 2>&1 &
 if ! "$venv/bin/python" scripts/wire_client.py "$GPUJOBS_REDIS_URL"; then
