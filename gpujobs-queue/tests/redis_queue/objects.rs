@@ -2,10 +2,10 @@
 //! to a real S3 API (moto's server, started here on a loopback port), `url` tensors read
 //! by the worker, and references and URLs that must not be followed.
 
-use super::{config, query, start_cluster};
+use super::{config, config_at, query, start_cluster};
 use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
 use gpujobs_core::{JobEnvelope, JobId, JobRecord, JobState, Queue, Tensor, conformance};
-use gpujobs_queue::testkit::RedisServer;
+use gpujobs_queue::testkit::{RedisCluster, RedisServer};
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -65,6 +65,28 @@ async fn every_blob_offloaded_to_files_passes_the_conformance_suite() {
     for ns in ["offl", "offl-graph"] {
         let jobs = std::fs::read_dir(dir.path().join(ns)).unwrap().count();
         assert!(jobs > 0, "no objects under {ns}");
+    }
+}
+
+/// The same on a local Redis Cluster with three partitions: references live in each
+/// job's own slot like the blobs they replace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_blob_offloaded_on_a_redis_cluster_passes_the_conformance_suite() {
+    let cluster = RedisCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_at(cluster.url(), "offl3", Some(3));
+    cfg.objects.offload_url = Some(file_url(dir.path()));
+    cfg.objects.offload_above = 0;
+    let q = RedisQueue::connect(cfg.clone()).await.unwrap();
+    conformance::run_all_partitioned(&q, 3).await;
+    cfg.namespace = "offl3-graph".into();
+    let q = RedisQueue::connect(cfg).await.unwrap();
+    conformance::graph_workers::run_all(Arc::new(q)).await;
+    for ns in ["offl3", "offl3-graph"] {
+        assert!(
+            std::fs::read_dir(dir.path().join(ns)).unwrap().count() > 0,
+            "{ns}"
+        );
     }
 }
 
