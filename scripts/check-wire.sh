@@ -20,6 +20,6 @@ private_redis
 "$bin" scheduler >"$work/scheduler.log" 2>&1 &
 "$bin" worker --backend cpu --concurrency 2 >"$work/worker.log" 2>&1 &
 if ! "$venv/bin/python" scripts/wire_client.py "$GPUJOBS_REDIS_URL"; then
-    tail -20 "$work/scheduler.log" "$work/worker.log" >&2
+    tail -n 20 "$work/scheduler.log" "$work/worker.log" >&2
     exit 1
 fi

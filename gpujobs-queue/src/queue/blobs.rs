@@ -76,9 +76,7 @@ impl RedisQueue {
             values[slot] = match got {
                 // A result written where its job asked (`results_to`) is an `.npy`.
                 Ok(bytes) if is_npy(url) => {
-                    let a = npy::parse(&bytes, url, &self.buffers)
-                        .map_err(|e| BlobError::Malformed(e.to_string()))?;
-                    Some(le_bytes(&a.data).into_owned())
+                    Some(le_bytes(&self.parse_npy(url, &bytes)?.data).into_owned())
                 }
                 Ok(bytes) => Some(bytes),
                 Err(ObjectError::Missing(_)) => None,
@@ -110,8 +108,7 @@ impl RedisQueue {
                 ObjectError::Missing(m) | ObjectError::Refused(m) => BlobError::Malformed(m),
             })?;
             if is_npy(&f.url) {
-                let a = npy::parse(&bytes, &f.url, &self.buffers)
-                    .map_err(|e| BlobError::Malformed(e.to_string()))?;
+                let a = self.parse_npy(&f.url, &bytes)?;
                 if a.shape.iter().product::<usize>() != f.numel {
                     return Err(BlobError::Malformed(format!(
                         "{} has shape {:?}; its tensor's shape needs {} values",
@@ -136,6 +133,11 @@ impl RedisQueue {
             env.blobs.insert(format!("url:{i}"), values.into());
         }
         Ok(())
+    }
+
+    /// An `.npy` object's array, in a buffer from this queue's pool.
+    fn parse_npy(&self, url: &str, bytes: &[u8]) -> Result<npy::NpyArray, BlobError> {
+        npy::parse(bytes, url, &self.buffers).map_err(|e| BlobError::Malformed(e.to_string()))
     }
 }
 

@@ -91,15 +91,6 @@ impl RedisQueue {
             .stored_forms(&job.id, blobs)
             .await
             .map_err(|e| QueueError::Backend(format!("storing input blobs: {e}")))?;
-        let mut pipe = redis::pipe();
-        for (name, form) in job.blobs.keys().zip(&forms) {
-            pipe.cmd("SET")
-                .arg(keys.blob(&job.id, name))
-                .arg(&**form)
-                .arg("PX")
-                .arg(ms(cfg.blob_ttl))
-                .ignore();
-        }
         let stored = StoredBlobs {
             keys: job
                 .blobs
@@ -108,6 +99,15 @@ impl RedisQueue {
                 .collect(),
             objects: object_urls(&forms),
         };
+        let mut pipe = redis::pipe();
+        for (key, form) in stored.keys.iter().zip(&forms) {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(&**form)
+                .arg("PX")
+                .arg(ms(cfg.blob_ttl))
+                .ignore();
+        }
         if !job.blobs.is_empty()
             && let Err(e) = pipe.query_async::<()>(&mut self.conn()).await
         {

@@ -49,23 +49,33 @@ fn sum(rec: &JobRecord) -> Vec<f32> {
     out.c.values().unwrap().to_vec()
 }
 
+/// `cfg` with every blob, however small, offloaded to files under `dir`.
+fn offloading_everything(mut cfg: RedisConfig, dir: &Path) -> RedisConfig {
+    cfg.objects.offload_url = Some(file_url(dir));
+    cfg.objects.offload_above = 0;
+    cfg
+}
+
+/// The graph-worker suite under namespace `ns`, then a check that both namespaces'
+/// blobs really went to files (one folder per namespace under `dir`).
+async fn graph_suite_and_objects_under(mut cfg: RedisConfig, ns: &str, dir: &Path) {
+    let first = std::mem::replace(&mut cfg.namespace, ns.into());
+    let q = RedisQueue::connect(cfg).await.unwrap();
+    conformance::graph_workers::run_all(Arc::new(q)).await;
+    for ns in [first.as_str(), ns] {
+        let jobs = std::fs::read_dir(dir.join(ns)).unwrap().count();
+        assert!(jobs > 0, "no objects under {ns}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_blob_offloaded_to_files_passes_the_conformance_suite() {
     let server = RedisServer::start(false);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&server, "offl");
-    cfg.objects.offload_url = Some(file_url(dir.path()));
-    cfg.objects.offload_above = 0;
+    let cfg = offloading_everything(config(&server, "offl"), dir.path());
     let q = RedisQueue::connect(cfg.clone()).await.unwrap();
     conformance::run_all(&q).await;
-    cfg.namespace = "offl-graph".into();
-    let q = RedisQueue::connect(cfg).await.unwrap();
-    conformance::graph_workers::run_all(Arc::new(q)).await;
-    // The suites' blobs really went to files: one folder per namespace.
-    for ns in ["offl", "offl-graph"] {
-        let jobs = std::fs::read_dir(dir.path().join(ns)).unwrap().count();
-        assert!(jobs > 0, "no objects under {ns}");
-    }
+    graph_suite_and_objects_under(cfg, "offl-graph", dir.path()).await;
 }
 
 /// The same on a local Redis Cluster with three partitions: references live in each
@@ -74,20 +84,10 @@ async fn every_blob_offloaded_to_files_passes_the_conformance_suite() {
 async fn every_blob_offloaded_on_a_redis_cluster_passes_the_conformance_suite() {
     let cluster = RedisCluster::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config_at(cluster.url(), "offl3", Some(3));
-    cfg.objects.offload_url = Some(file_url(dir.path()));
-    cfg.objects.offload_above = 0;
+    let cfg = offloading_everything(config_at(cluster.url(), "offl3", Some(3)), dir.path());
     let q = RedisQueue::connect(cfg.clone()).await.unwrap();
     conformance::run_all_partitioned(&q, 3).await;
-    cfg.namespace = "offl3-graph".into();
-    let q = RedisQueue::connect(cfg).await.unwrap();
-    conformance::graph_workers::run_all(Arc::new(q)).await;
-    for ns in ["offl3", "offl3-graph"] {
-        assert!(
-            std::fs::read_dir(dir.path().join(ns)).unwrap().count() > 0,
-            "{ns}"
-        );
-    }
+    graph_suite_and_objects_under(cfg, "offl3-graph", dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
