@@ -6,7 +6,7 @@
 //! allocate theirs too). Prints one JSON object per line: case, seconds, work units.
 
 use gpujobs::cpu::ops;
-use gpujobs::synth;
+use gpujobs::model::synth;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -80,7 +80,7 @@ fn main() {
     let case = "mlp_predict_16384x784-h1024-10";
     if wanted(case) {
         let (rows, dims) = (16_384usize, [784usize, 1024, 10]);
-        let job = gpujobs::jobs::MlpPredict::synthetic(rows, &dims, 6);
+        let job = gpujobs::kinds::MlpPredict::synthetic(rows, &dims, 6);
         let cancel = gpujobs::CancelFlag::new();
         let s = median_secs(7, || {
             black_box(ops::mlp_predict(&job, &cancel).expect("predicts"));

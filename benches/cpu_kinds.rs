@@ -7,8 +7,8 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gpujobs::CancelFlag;
 use gpujobs::cpu::ops;
-use gpujobs::jobs::MlpTrain;
-use gpujobs::synth;
+use gpujobs::kinds::MlpTrain;
+use gpujobs::model::synth;
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! included, on real (not synthetic) inputs. Compare them with `cpu_<kind>`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gpujobs::jobs::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
+use gpujobs::kinds::{FilterOp, ImageFilter, Matmul, MlpTrain, VectorAdd};
 use gpujobs::{
     DeviceClass, DynExecutor, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor, synth,
 };

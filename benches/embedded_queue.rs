@@ -7,8 +7,9 @@
 mod noop;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gpujobs::queue::{LeaseQueue, ScheduleQueue, SubmitQueue};
 use gpujobs::{
-    DeviceClass, EmbeddedCluster, JobEnvelope, MemoryQueue, PlacementDecision, Queue, Registry,
+    DeviceClass, EmbeddedCluster, JobEnvelope, MemoryQueue, PlacementDecision, Registry,
     WorkerConfig,
 };
 use noop::{Noop, NoopExec};

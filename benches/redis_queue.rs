@@ -13,6 +13,7 @@
 #[path = "common/noop.rs"]
 mod noop;
 
+use gpujobs::queue::{LeaseQueue, ScheduleQueue, SubmitQueue};
 use gpujobs::redis::testkit::{RedisCluster, RedisServer};
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{

@@ -7,7 +7,7 @@
 //! GPUJOBS_REDIS_URL=redis://127.0.0.1:6379 cargo run --release --features redis --example client
 //! ```
 
-use gpujobs::jobs::{Matmul, VectorAdd};
+use gpujobs::kinds::{Matmul, VectorAdd};
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{Client, Priority, Registry};
 use std::sync::Arc;

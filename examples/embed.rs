@@ -5,7 +5,7 @@
 //! cargo run --release --example embed
 //! ```
 
-use gpujobs::jobs::{FilterOp, ImageFilter, Matmul, VectorAdd};
+use gpujobs::kinds::{FilterOp, ImageFilter, Matmul, VectorAdd};
 use gpujobs::{DeviceInfo, EmbeddedCluster, JobState, Priority, WorkerConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

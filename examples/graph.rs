@@ -8,7 +8,7 @@
 //! ```
 //! With Redis, run `gpujobs scheduler` and `gpujobs worker` beside it.
 
-use gpujobs::jobs::{FilterOp, ImageFilter, ImageFilterOutput};
+use gpujobs::kinds::{FilterOp, ImageFilter, ImageFilterOutput};
 use gpujobs::{Client, DeviceInfo, EmbeddedCluster, Graph, JobEnvelope, Tensor, WorkerConfig};
 use std::sync::Arc;
 use std::time::Duration;

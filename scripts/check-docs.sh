@@ -15,12 +15,13 @@ venv="$root/.venv-docs"
 source "$root/scripts/lib/venv.sh"
 pinned_venv "$venv" numpy==2.4.6
 
-cargo build -q --locked -p gpujobs-cli
-cargo build -q --locked -p gpujobs --examples --features redis
-target="$(cargo metadata --format-version 1 --no-deps |
-    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-export GPUJOBS_BIN="$target/debug/gpujobs"
-export DOC_EXAMPLES="$target/debug/examples"
+# shellcheck source=scripts/lib/build.sh
+source "$root/scripts/lib/build.sh"
+[ -n "${GPUJOBS_BIN:-}" ] || gpujobs_build
+GPUJOBS_BIN="$(gpujobs_bin)"
+export GPUJOBS_BIN
+DOC_EXAMPLES="$(gpujobs_target)/debug/examples"
+export DOC_EXAMPLES
 
 work="$(mktemp -d)"
 bin="$work/.bin"

@@ -10,9 +10,9 @@ venv="$root/.venv-mlp"
 # shellcheck source=scripts/lib/venv.sh
 source "$root/scripts/lib/venv.sh"
 pinned_venv "$venv" numpy==2.4.6 scikit-learn==1.9.1 safetensors==0.8.0
-cargo build -q --locked -p gpujobs-cli
-target="$(cargo metadata --format-version 1 --no-deps |
-    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+# shellcheck source=scripts/lib/build.sh
+source "$root/scripts/lib/build.sh"
+[ -n "${GPUJOBS_BIN:-}" ] || gpujobs_build
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$venv/bin/python" scripts/mlp_check.py "$target/debug/gpujobs" "$work"
+"$venv/bin/python" scripts/mlp_check.py "$(gpujobs_bin)" "$work"

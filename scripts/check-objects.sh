@@ -16,12 +16,14 @@ venv="$root/.venv-moto"
 source "$root/scripts/lib/venv.sh"
 pinned_venv "$venv" "moto[server]==5.2.5"
 export GPUJOBS_MOTO_SERVER="$venv/bin/moto_server"
-cargo test --locked -p gpujobs-queue --features objects --test redis_queue objects::
-
-cargo build -q --locked -p gpujobs-cli --features objects
-target="$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-bin="$target/debug/gpujobs"
+# shellcheck source=scripts/lib/build.sh
+source "$root/scripts/lib/build.sh"
+# Under .ci/run the `unit` stage has run these tests with the same build already.
+if [ -z "${GPUJOBS_BIN:-}" ]; then
+    gpujobs_build
+    cargo test --locked -q --workspace --features "$GPUJOBS_FEATURES" --test redis_queue objects::
+fi
+bin="$(gpujobs_bin)"
 # shellcheck source=scripts/lib/redis.sh
 source "$root/scripts/lib/redis.sh"
 private_redis

@@ -10,10 +10,10 @@ venv="$root/.venv-wire"
 # shellcheck source=scripts/lib/venv.sh
 source "$root/scripts/lib/venv.sh"
 pinned_venv "$venv" numpy==2.4.6 redis==8.1.0
-cargo build -q --locked -p gpujobs-cli
-target="$(cargo metadata --format-version 1 --no-deps |
-    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-bin="$target/debug/gpujobs"
+# shellcheck source=scripts/lib/build.sh
+source "$root/scripts/lib/build.sh"
+[ -n "${GPUJOBS_BIN:-}" ] || gpujobs_build
+bin="$(gpujobs_bin)"
 # shellcheck source=scripts/lib/redis.sh
 source "$root/scripts/lib/redis.sh"
 private_redis

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 fn write_npy(path: &Path, n: usize) {
     let mut v = vec![0f32; n];
-    gpujobs_core::synth::fill_uniform(&mut v, 7, 0, -1.0, 1.0);
+    gpujobs_core::model::synth::fill_uniform(&mut v, 7, 0, -1.0, 1.0);
     npy::write(path, &[n], &v).expect("write npy");
 }
 

@@ -104,7 +104,7 @@ impl Backends {
         let want = 1 + self.gpus.len();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::time::Instant::now() < deadline {
-            let live = gpujobs_core::Queue::workers(cluster.queue().as_ref())
+            let live = <dyn gpujobs_core::Queue>::workers(cluster.queue().as_ref())
                 .await
                 .map(|w| w.len())
                 .unwrap_or(0);

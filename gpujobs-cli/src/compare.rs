@@ -1,7 +1,7 @@
 //! Comparing the outputs of two backends for the same job (GPU against CPU).
 
 use crate::error::CliError;
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     ImageFilterOutput, MatmulOutput, MlpPredictOutput, MlpTrainOutput, VectorAddOutput,
 };
 use gpujobs_core::{JobResult, reference};

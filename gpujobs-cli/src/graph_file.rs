@@ -8,7 +8,7 @@
 
 use crate::error::CliError;
 use crate::{imageio, inputs};
-use gpujobs_core::graph::{output_tensors, parents_of};
+use gpujobs_core::model::graph::{output_tensors, parents_of};
 use gpujobs_core::{BufferPool, Graph, HostBuf, JobRecord};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

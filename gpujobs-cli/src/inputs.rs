@@ -7,18 +7,18 @@ use crate::error::CliError;
 use crate::imageio;
 use crate::npy::{self, NpyArray};
 use gpujobs_core::BufferPool;
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     FilterOp, ImageFilter, ImageFilterOutput, Matmul, MatmulOutput, MlpData, MlpModel, MlpPredict,
     MlpPredictOutput, MlpTestData, MlpTrain, MlpTrainOutput, VectorAdd, VectorAddOutput,
 };
-use gpujobs_core::{Job, JobEnvelope, JobResult, Tensor};
+use gpujobs_core::{Job, JobResult, Tensor, Validated};
 use std::path::{Path, PathBuf};
 
 /// A job built from arguments, with where its output goes.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
-    /// The job, ready to submit.
-    pub envelope: JobEnvelope,
+    /// The job, validated (the client submits it without validating it again).
+    pub job: Validated,
     /// Its size for tables.
     pub label: String,
     /// Where to save the output, if anywhere.
@@ -82,15 +82,11 @@ fn tensor_from(path: &Path, rank: usize, limit: u64) -> Result<Tensor, CliError>
 }
 
 fn spec<J: Job>(job: J, sink: Sink) -> Result<JobSpec, CliError> {
-    // Validate the typed job: some bad values (a NaN sigma) would not survive JSON.
-    job.validate(&gpujobs_core::Limits::detect())?;
+    // The one validation of this process, on the typed job: some bad values (a NaN
+    // sigma) would not survive JSON.
     let label = job.size_label();
-    let envelope = JobEnvelope::new(job).map_err(|e| CliError::runtime(e.to_string()))?;
-    Ok(JobSpec {
-        envelope,
-        label,
-        sink,
-    })
+    let job = Validated::job(job, &gpujobs_core::Limits::detect())?;
+    Ok(JobSpec { job, label, sink })
 }
 
 fn npy_sink(out: &Option<PathBuf>) -> Sink {
@@ -217,8 +213,10 @@ fn val_split(x: Tensor, y: Tensor, f: f64, seed: u64) -> Result<(MlpData, MlpTes
     if n < 2 {
         return Err(CliError::input("--val-split needs at least 2 samples"));
     }
-    let order =
-        gpujobs_core::synth::permutation(n, gpujobs_core::synth::derive_seed(seed, "val-split"));
+    let order = gpujobs_core::model::synth::permutation(
+        n,
+        gpujobs_core::model::synth::derive_seed(seed, "val-split"),
+    );
     let (test_rows, train_rows) = order.split_at(held);
     let (xv, yv) = (x.values()?, y.values()?);
     Ok((
@@ -246,7 +244,7 @@ fn mlp(args: &MlpArgs, limit: u64) -> Result<JobSpec, CliError> {
             let y = tensor_from(y, 1, limit)?;
             let classes = match args.classes {
                 Some(c) => c,
-                None => gpujobs_core::jobs::mlp_train::infer_classes(&y.values()?)?,
+                None => gpujobs_core::kinds::mlp_train::infer_classes(&y.values()?)?,
             };
             match (args.val_split, &args.x_test, &args.y_test) {
                 (Some(f), _, _) => {
@@ -265,7 +263,7 @@ fn mlp(args: &MlpArgs, limit: u64) -> Result<JobSpec, CliError> {
             }
         }
         _ => {
-            let seed = gpujobs_core::synth::derive_seed(args.seed, "data");
+            let seed = gpujobs_core::model::synth::derive_seed(args.seed, "data");
             (
                 MlpData::Synthetic {
                     samples: args.samples.unwrap_or(4096),
@@ -366,7 +364,7 @@ pub fn save(spec: &JobSpec, result: &JobResult) -> Result<Vec<PathBuf>, CliError
             Ok(written)
         }
         Sink::Npy(path) => {
-            let c = match spec.envelope.kind.as_str() {
+            let c = match spec.job.get().kind.as_str() {
                 "matmul" => result.decode::<MatmulOutput>().map_err(decode_err)?.c,
                 "vector-add" => result.decode::<VectorAddOutput>().map_err(decode_err)?.c,
                 other => {

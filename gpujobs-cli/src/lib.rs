@@ -4,4 +4,4 @@
 //! place. The binary (`src/main.rs`) is the rest of the crate.
 
 pub mod imageio;
-pub use gpujobs_core::npy;
+pub use gpujobs_core::io::npy;

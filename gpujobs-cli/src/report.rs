@@ -1,6 +1,6 @@
 //! Printing results: one job as JSON or text, many jobs as a table.
 
-use gpujobs_core::placement::fmt_seconds;
+use gpujobs_core::scheduler::placement::fmt_seconds;
 use gpujobs_core::{Check, JobRecord, JobState};
 use serde_json::{Value, json};
 

@@ -3,8 +3,9 @@
 //! each kind and device with median timings.
 
 use crate::error::CliError;
-use gpujobs_core::placement::fmt_seconds;
-use gpujobs_core::{JobId, JobRecord, Queue};
+use gpujobs_core::queue::SubmitQueue;
+use gpujobs_core::scheduler::placement::fmt_seconds;
+use gpujobs_core::{JobId, JobRecord};
 use gpujobs_queue::RedisQueue;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;

@@ -391,7 +391,7 @@ async fn chain_with_a_killed_holder(ephemeral: bool) {
     assert_eq!(rec["placement"]["worker"], "holder", "{rec}");
     let o = run_on(&url, &["status", &ids["edges"]]);
     assert!(
-        stdout(&o).contains("inputs resident on worker holder"),
+        stdout(&o).contains("inputs held by worker holder"),
         "{}",
         stdout(&o)
     );

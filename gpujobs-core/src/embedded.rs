@@ -3,10 +3,10 @@
 //! This is how a service uses gpujobs without Redis, and what `gpujobs demo` and
 //! `gpujobs run` start. Must be started inside a tokio runtime.
 
-use crate::client::Client;
-use crate::placement::{EarliestFinish, Placement};
+use crate::exec::registry::Registry;
+use crate::queue::client::Client;
 use crate::queue::{MemoryQueue, MemoryQueueConfig, Queue};
-use crate::registry::Registry;
+use crate::scheduler::placement::{EarliestFinish, Placement};
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerReport};
 use crate::shutdown::{ShutdownTrigger, shutdown_channel};
 use crate::worker::{Worker, WorkerConfig, WorkerReport, WorkerStats};

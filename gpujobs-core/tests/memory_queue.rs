@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use gpujobs_core::queue::{GraphQueue, SubmitQueue};
 use gpujobs_core::queue::{MemoryQueue, MemoryQueueConfig};
 use gpujobs_core::{RetryPolicy, conformance};
 use std::time::Duration;
@@ -27,8 +28,8 @@ async fn conformance_suite() {
 /// refused at submit (alone or in a graph), not run with its request ignored.
 #[tokio::test]
 async fn results_at_a_url_are_refused_at_submit() {
-    use gpujobs_core::jobs::VectorAdd;
-    use gpujobs_core::{JobEnvelope, Queue, QueueError};
+    use gpujobs_core::kinds::VectorAdd;
+    use gpujobs_core::{JobEnvelope, QueueError};
     let q = fast_queue();
     let env = JobEnvelope::new(VectorAdd::synthetic(4, 1))
         .unwrap()

@@ -1,5 +1,5 @@
 //! `image-filter` on the CPU: separable Gaussian blur and Sobel magnitude with OpenCV's
-//! semantics (see `gpujobs_core::filters`).
+//! semantics (see `gpujobs_core::kinds::filters`).
 //!
 //! The blur never writes a full intermediate image. Each thread takes a strip of output
 //! rows and keeps the horizontally filtered source rows it needs in a ring of `ksize`
@@ -12,9 +12,9 @@ use crate::CpuExecutor;
 use crate::parallel::{materialize, strips};
 use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
-use gpujobs_core::filters::{gaussian_kernel_f32, reflect101};
-use gpujobs_core::jobs::{FilterOp, ImageFilter, ImageFilterOutput};
-use gpujobs_core::timing::timed;
+use gpujobs_core::kinds::filters::{gaussian_kernel_f32, reflect101};
+use gpujobs_core::kinds::{FilterOp, ImageFilter, ImageFilterOutput};
+use gpujobs_core::model::timing::timed;
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
 

@@ -14,7 +14,7 @@ mod vector_add;
 pub use parallel::materialize;
 
 use async_trait::async_trait;
-use gpujobs_core::jobs::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
+use gpujobs_core::kinds::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 
 /// Runs every built-in kind on this machine's CPUs (rayon's global pool), with outputs

@@ -11,8 +11,8 @@ use crate::CpuExecutor;
 use crate::parallel::materialize;
 use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef, Par};
-use gpujobs_core::jobs::{Matmul, MatmulOutput};
-use gpujobs_core::timing::timed;
+use gpujobs_core::kinds::{Matmul, MatmulOutput};
+use gpujobs_core::model::timing::timed;
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Below this many multiply-adds a product runs on one thread.

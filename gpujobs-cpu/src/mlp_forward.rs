@@ -6,7 +6,7 @@ use crate::matmul::gemm;
 use faer::{Accum, MatMut, MatRef};
 use gpujobs_core::CancelFlag;
 use gpujobs_core::JobError;
-use gpujobs_core::jobs::MlpDataset;
+use gpujobs_core::kinds::MlpDataset;
 use rayon::prelude::*;
 
 /// One dense layer's parameters: `w` row-major `in × out`, `b` of length `out`.

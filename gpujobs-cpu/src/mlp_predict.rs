@@ -4,9 +4,9 @@
 use crate::CpuExecutor;
 use crate::mlp_forward::{Layer, predict};
 use async_trait::async_trait;
-use gpujobs_core::jobs::mlp_predict::PREDICT_BATCH;
-use gpujobs_core::jobs::{MlpPredict, MlpPredictOutput};
-use gpujobs_core::timing::timed;
+use gpujobs_core::kinds::mlp_predict::PREDICT_BATCH;
+use gpujobs_core::kinds::{MlpPredict, MlpPredictOutput};
+use gpujobs_core::model::timing::timed;
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Class probabilities and labels of `job`'s inputs; stops between batches when

@@ -1,15 +1,15 @@
 //! `mlp-train` on the CPU: the dense layers' forward and backward products on faer
 //! (through the blocked parallel GEMM of `matmul`),
 //! the element-wise steps (bias, ReLU, softmax cross-entropy) in plain loops.
-//! Follows the algorithm documented in `gpujobs_core::jobs::mlp_train` step for step.
+//! Follows the algorithm documented in `gpujobs_core::kinds::mlp_train` step for step.
 
 use crate::CpuExecutor;
 use crate::matmul::gemm;
 use crate::mlp_forward::{Layer, activations, argmax, evaluate, forward, softmax_parts};
 use async_trait::async_trait;
 use faer::{Accum, MatMut, MatRef};
-use gpujobs_core::jobs::{EpochStats, LayerParams, MlpDataset, MlpTrain, MlpTrainOutput};
-use gpujobs_core::timing::timed;
+use gpujobs_core::kinds::{EpochStats, LayerParams, MlpDataset, MlpTrain, MlpTrainOutput};
+use gpujobs_core::model::timing::timed;
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Trains `job` on `data`, evaluating `test` (the job's held-out data, when it has

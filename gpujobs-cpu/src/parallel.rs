@@ -1,6 +1,6 @@
 //! Helpers for parallel work over rows and chunks.
 
-use gpujobs_core::tensor::Values;
+use gpujobs_core::model::tensor::Values;
 use gpujobs_core::{BufferPool, Tensor, ValidationError};
 use rayon::prelude::*;
 

@@ -4,8 +4,8 @@ use crate::CpuExecutor;
 use crate::parallel::{CHUNK, materialize};
 use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
-use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
-use gpujobs_core::timing::timed;
+use gpujobs_core::kinds::{VectorAdd, VectorAddOutput};
+use gpujobs_core::model::timing::timed;
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
 

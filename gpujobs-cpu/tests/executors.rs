@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     FilterOp, ImageFilter, Matmul, MlpData, MlpModel, MlpPredict, MlpTestData, MlpTrain,
     MlpTrainOutput, VectorAdd,
 };
@@ -237,7 +237,7 @@ async fn pooled_outputs_are_bit_identical_to_fresh_ones() {
     use gpujobs_cpu::ops;
     let vals = |n: usize, seed: u64| -> Vec<f32> {
         let mut v = vec![0f32; n];
-        gpujobs_core::synth::fill_uniform(&mut v, seed, 0, -1.0, 1.0);
+        gpujobs_core::model::synth::fill_uniform(&mut v, seed, 0, -1.0, 1.0);
         v
     };
     let t = |shape: Vec<usize>, v: &[f32]| Tensor::from_values(shape, v.to_vec()).unwrap();

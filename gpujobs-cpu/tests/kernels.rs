@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use gpujobs_core::reference;
-use gpujobs_core::synth;
+use gpujobs_core::kinds::reference;
+use gpujobs_core::model::synth;
 use gpujobs_cpu::ops;
 use gpujobs_cpu::simd::{Level, cap_level};
 use proptest::prelude::*;

@@ -5,7 +5,7 @@
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     FilterOp, ImageFilter, Matmul, MlpPredict, MlpTestData, MlpTrain, VectorAdd, VectorAddOutput,
 };
 use gpujobs_core::{

@@ -22,24 +22,19 @@ local function dead_letter(id, kind, reason, attempts, now, raw)
   return redis.call('XADD', ns .. ':dead', 'MAXLEN', '~', DEAD_MAX, '*', 'id', id, 'kind', kind, 'reason', reason,
     'attempts', attempts, 'at_ms', now, 'raw', raw)
 end
--- The input blobs of job `id`, named in its envelope (`{"shape": [...], "blob": "t0"}`
--- anywhere in the payload), are deleted once the job has ended: nothing reads them
--- after that, and a Redis near `maxmemory` must get their memory back. Outputs
--- (`blob:<id>:out:*`) stay until the record expires.
-local function collect_blobs(v, out)
-  if type(v) == 'table' then
-    if type(v.blob) == 'string' then table.insert(out, v.blob) end
-    for _, x in pairs(v) do collect_blobs(x, out) end
-  end
-end
+-- Deletes the input blobs of job `id` (`blob:<id>:<name>`), named by its record's
+-- `blobs` field: a JSON list of names the Rust side wrote at submit from the envelope's
+-- tensors, so no script parses an envelope. Output blobs (`blob:<id>:out:*`) stay
+-- until the record expires; a record without the field (written before it existed)
+-- leaves its inputs to expire with their TTL.
 local function drop_inputs(id)
-  local env = redis.call('HGET', rec_key(id), 'env')
-  if (not env) or (not string.find(env, '"blob"', 1, true)) then return end
-  local ok, doc = pcall(cjson.decode, env)
-  if (not ok) or type(doc) ~= 'table' then return end
-  local names = {}
-  collect_blobs(doc.payload, names)
-  for _, name in ipairs(names) do redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
+  local list = redis.call('HGET', rec_key(id), 'blobs')
+  if (not list) or list == '[]' then return end
+  local ok, names = pcall(cjson.decode, list)
+  if (not ok) or type(names) ~= 'table' then return end
+  for _, name in ipairs(names) do
+    if type(name) == 'string' then redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
+  end
 end
 -- Graph edges: `<prefix>:children:<id>` is the set of jobs waiting for job `id`'s
 -- outputs; each child's record counts the parents it still waits for (`waiting_on`),
@@ -96,12 +91,14 @@ local function fail_dependants(root, state, now)
     end
   end
 end
--- Writes the record of a new job from the seven submit arguments at ARGV[i]: id,
--- env_json, kind, priority, device, max_attempts, created_us (submit and submit_graph).
+-- Writes the record of a new job from the eight submit arguments at ARGV[i]: id,
+-- env_json, kind, priority, device, max_attempts, created_us, blobs (the JSON list of
+-- its input blob names) (submit and submit_graph).
 local function record_new(i, state, now)
   redis.call('HSET', rec_key(ARGV[i]), 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state,
     'priority', ARGV[i + 3], 'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5],
-    'created_us', ARGV[i + 6], 'updated_ms', now, 'completions', 0, 'cancel', 0)
+    'created_us', ARGV[i + 6], 'blobs', ARGV[i + 7], 'updated_ms', now, 'completions', 0,
+    'cancel', 0)
 end
 -- Refuses new work above the high-water mark (the share of maxmemory kept for the
 -- results of jobs already accepted; 0 turns it off): {'full', used, max}, else nil.

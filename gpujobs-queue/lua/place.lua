@@ -1,9 +1,9 @@
 -- place: forwards a batch of submitted jobs to their lanes, each atomically with
 -- acknowledging its submit entry; drops entries of jobs cancelled (or placed) meanwhile.
 -- KEYS[1]  <prefix>:submit   the submit stream
--- ARGV     prefix, now_ms, then per job 12 values: submit_entry, id, kind, priority,
+-- ARGV     prefix, now_ms, then per job 13 values: submit_entry, id, kind, priority,
 --          device, max_attempts, created_us, lane, placement_json, est_s, worker,
---          wait_ms (a job submitted with a plain XADD has no record yet: it is written
+--          wait_ms, blobs (JSON list of its input blob names) (a job submitted with a plain XADD has no record yet: it is written
 --          here, with the envelope read from its submit entry, so no envelope travels
 --          twice). A job with a worker (placed by locality) goes to that worker's near
 --          stream with `until` = now + wait_ms; after that reclaim moves it to the lane.
@@ -14,7 +14,7 @@ local submit, now = KEYS[1], ARGV[2]
 local out = {}
 local added = {}
 local i = 3
-while i + 11 <= #ARGV do
+while i + 12 <= #ARGV do
   local entry, id, lane = ARGV[i], ARGV[i + 1], ARGV[i + 7]
   local rec = rec_key(id)
   local f = redis.call('HMGET', rec, 'state', 'priority')
@@ -30,7 +30,8 @@ while i + 11 <= #ARGV do
       end
       prio = ARGV[i + 3]
       redis.call('HSET', rec, 'env', env, 'kind', ARGV[i + 2], 'priority', prio, 'device', ARGV[i + 4],
-        'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6], 'completions', 0, 'cancel', 0)
+        'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6], 'blobs', ARGV[i + 12],
+        'completions', 0, 'cancel', 0)
     end
     local worker, le = ARGV[i + 10], nil
     if worker ~= '' then
@@ -45,7 +46,7 @@ while i + 11 <= #ARGV do
   end
   redis.call('XACK', submit, 'schedulers', entry)
   redis.call('XDEL', submit, entry)
-  i = i + 12
+  i = i + 13
 end
 for lane, est in pairs(added) do
   if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end

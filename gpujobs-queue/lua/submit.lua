@@ -3,8 +3,9 @@
 -- a job submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
--- ARGV     prefix, now_ms, high_water, then per job 7 values: id, env_json, kind,
---          priority, device, max_attempts, created_us
+-- ARGV     prefix, now_ms, high_water, then per job 8 values: id, env_json, kind,
+--          priority, device, max_attempts, created_us, blobs (JSON list of the names of
+--          its input blobs)
 --          (high_water: the share of maxmemory above which submits are refused, so the
 --          rest is kept for the results of jobs already accepted; 0 turns it off)
 -- Touches  <prefix>:job:<id>
@@ -16,7 +17,7 @@ if full then return full end
 local out = {}
 local added = 0
 local i = 4
-while i + 6 <= #ARGV do
+while i + 7 <= #ARGV do
   local id = ARGV[i]
   local rec = rec_key(id)
   if redis.call('EXISTS', rec) == 1 then
@@ -27,7 +28,7 @@ while i + 6 <= #ARGV do
     added = added + 1
     table.insert(out, 1)
   end
-  i = i + 7
+  i = i + 8
 end
 if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end
 return out

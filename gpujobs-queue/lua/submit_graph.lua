@@ -6,7 +6,8 @@
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (fields `submitted`, `waiting`)
 -- ARGV     prefix, now_ms, high_water, then per job, parents first: id, env_json, kind,
---          priority, device, max_attempts, created_us, parents (space-separated ids)
+--          priority, device, max_attempts, created_us, blobs (JSON list of the names of
+--          its input blobs), parents (space-separated ids)
 -- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent
 -- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}.
 local now = ARGV[2]
@@ -16,8 +17,8 @@ local out = {}
 local added, waiting_jobs = 0, 0
 local ended = {}
 local i = 4
-while i + 7 <= #ARGV do
-  local id, parents = ARGV[i], ARGV[i + 7]
+while i + 8 <= #ARGV do
+  local id, parents = ARGV[i], ARGV[i + 8]
   local rec = rec_key(id)
   if redis.call('EXISTS', rec) == 1 then
     table.insert(out, 0)
@@ -43,7 +44,7 @@ while i + 7 <= #ARGV do
     added = added + 1
     table.insert(out, 1)
   end
-  i = i + 8
+  i = i + 9
 end
 if waiting_jobs > 0 then redis.call('HINCRBY', KEYS[2], 'waiting', waiting_jobs) end
 -- A graph resubmitted after one of its jobs failed: its new dependants fail now.

@@ -24,7 +24,7 @@ pub const MAX_PARTITIONS: u32 = 1024;
 /// An id with a graph tag (`{g1}blur`) hashes only the tag (`g1`), so every job of a
 /// graph lives in one partition.
 pub fn partition_of(id: &str, partitions: u32) -> u32 {
-    let hashed = gpujobs_core::graph::graph_tag(id).unwrap_or(id);
+    let hashed = gpujobs_core::model::graph::graph_tag(id).unwrap_or(id);
     let mut h: u32 = 0x811c_9dc5;
     for b in hashed.bytes() {
         h ^= u32::from(b);

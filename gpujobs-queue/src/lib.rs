@@ -2,12 +2,10 @@
 
 mod codec;
 mod config;
-mod conn;
 mod connection;
 pub mod keys;
 mod objects;
 mod queue;
-mod read;
 mod scripts;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -2,7 +2,7 @@
 //! temporary directory, and the power to kill and restart it, so tests never touch the
 //! machine's own Redis.
 
-pub use crate::conn::Conn as Connection;
+pub use crate::connection::Conn as Connection;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +16,21 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     appendonly: bool,
     extra: Vec<String>,
+}
+
+/// Ends the test process with one line naming the Debian package when `command` is not
+/// on PATH, instead of a panic and a backtrace from deep inside a test. Call it before
+/// spawning a tool the tests need (`redis-server`, `redis-cli`, `openssl`).
+pub fn require_command(command: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()));
+    if !found {
+        eprintln!(
+            "error: `{command}` is not on PATH; these tests need the Debian package \
+             {package} (apt-get install {package}), which `.ci/run unit` installs"
+        );
+        std::process::exit(2);
+    }
 }
 
 fn free_port() -> u16 {
@@ -44,6 +59,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let dir: PathBuf = self.dir.path().into();
+        require_command("redis-server", "redis-server");
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -143,6 +159,7 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
+        require_command("redis-cli", "redis-tools");
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -190,7 +207,7 @@ impl RedisCluster {
 /// A plain connection to the Redis or Redis Cluster (`redis+cluster://...`) at `url`, as
 /// another client would open, for tests that inspect keys.
 pub async fn connection(url: &str) -> Connection {
-    match crate::conn::cluster_nodes(url) {
+    match crate::connection::cluster_nodes(url) {
         Some(nodes) => Connection::Cluster(
             redis::cluster::ClusterClient::new(nodes)
                 .expect("cluster URL")

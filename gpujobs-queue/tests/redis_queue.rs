@@ -10,7 +10,8 @@
 mod objects;
 
 use async_trait::async_trait;
-use gpujobs_core::jobs::{Matmul, VectorAdd, VectorAddOutput};
+use gpujobs_core::kinds::{Matmul, VectorAdd, VectorAddOutput};
+use gpujobs_core::queue::{AdminQueue, LeaseQueue, ScheduleQueue, SubmitQueue};
 use gpujobs_core::{
     DeviceClass, DeviceInfo, EarliestFinish, ExecContext, Execution, Executor, JobEnvelope,
     JobError, JobState, Queue, QueueError, Registry, RetryPolicy, Scheduler, SchedulerConfig,

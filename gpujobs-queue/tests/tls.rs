@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Runs `openssl` in `dir` with whitespace-separated arguments.
 fn openssl(dir: &Path, args: &str) {
+    gpujobs_queue::testkit::require_command("openssl", "openssl");
     let st = Command::new("openssl")
         .args(args.split_whitespace())
         .current_dir(dir)
@@ -66,6 +67,7 @@ fn start_tls_redis(dir: &Path) -> (Server, u16) {
         .local_addr()
         .unwrap()
         .port();
+    gpujobs_queue::testkit::require_command("redis-server", "redis-server");
     let child = Command::new("redis-server")
         .args(["--port", "0", "--tls-port", &port.to_string()])
         .args([

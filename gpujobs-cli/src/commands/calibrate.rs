@@ -4,9 +4,9 @@ use crate::backends::{self, Backend};
 use crate::error::CliError;
 use crate::report;
 use clap::Args;
-use gpujobs_core::cost_model::{CostModelFile, LinearCost, MODEL_VERSION, Sample, fit};
-use gpujobs_core::placement::fmt_seconds;
-use gpujobs_core::simulate::{SimPolicy, mixed_workload, simulate};
+use gpujobs_core::scheduler::cost_model::{CostModelFile, LinearCost, MODEL_VERSION, Sample, fit};
+use gpujobs_core::scheduler::placement::fmt_seconds;
+use gpujobs_core::scheduler::simulate::{SimPolicy, mixed_workload, simulate};
 use gpujobs_core::{CalibratedCostModel, CostModel, DeviceClass, ExecContext, Limits, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -122,7 +122,7 @@ pub async fn calibrate(args: CalibrateArgs) -> Result<(), CliError> {
             .get(1)
             .map_or(String::new(), |(_, g)| format!(" and {}", g.device.name)),
         if args.quick { " --quick" } else { "" },
-        report::date(gpujobs_core::envelope::now_ms())
+        report::date(gpujobs_core::model::envelope::now_ms())
     )];
     if let Some(path) = &args.merge {
         let other = CalibratedCostModel::load(Some(path)).map_err(CliError::input)?;

@@ -4,7 +4,8 @@
 use crate::connect::RedisArgs;
 use crate::error::CliError;
 use clap::Args;
-use gpujobs_core::{DeviceClass, Queue};
+use gpujobs_core::DeviceClass;
+use gpujobs_core::queue::AdminQueue;
 use gpujobs_queue::RedisQueue;
 use std::time::Duration;
 

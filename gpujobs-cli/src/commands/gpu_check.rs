@@ -12,10 +12,10 @@ use crate::backends::{self, Backend};
 use crate::error::CliError;
 use crate::report;
 use clap::Args;
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     FilterOp, ImageFilter, Matmul, MlpModel, MlpPredict, MlpTrain, VectorAdd,
 };
-use gpujobs_core::placement::fmt_seconds;
+use gpujobs_core::scheduler::placement::fmt_seconds;
 use gpujobs_core::{DeviceClass, ExecContext, Job, JobEnvelope, JobResult, Limits, Tensor, synth};
 use serde_json::{Value, json};
 use std::path::PathBuf;

@@ -5,8 +5,8 @@ use crate::cli::RunArgs;
 use crate::error::CliError;
 use crate::inputs;
 use crate::report;
-use gpujobs_core::jobs::{EpochStats, MlpTrainOutput};
-use gpujobs_core::{JobState, Limits};
+use gpujobs_core::JobState;
+use gpujobs_core::kinds::{EpochStats, MlpTrainOutput};
 use std::time::Duration;
 
 /// Runs the command.
@@ -21,17 +21,16 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let spec = inputs::build(&args.job, u64::MAX)?;
     let backends = backends::detect();
     backends.check_pref(pref)?;
-    let env = &spec.envelope;
-    // Refuse bad input before starting anything.
-    backends
-        .cpu
-        .registry
-        .inspect(&env.kind, &env.payload, &env.blobs, &Limits::detect())?;
+    // Bad input was refused by `inputs::build`, before anything started.
+    let env = spec.job.get();
 
     let cluster = backends.start(1);
     backends.wait_for_workers(&cluster).await;
-    let submitted = env.clone().with_device(pref).with_max_attempts(1);
-    let id = cluster.client().submit_envelope(submitted).await?;
+    let submitted = spec
+        .job
+        .clone()
+        .with_options(|env| env.with_device(pref).with_max_attempts(1))?;
+    let id = cluster.client().submit_validated(submitted).await?;
     let waited = cluster
         .client()
         .wait(&id, Duration::from_secs_f64(args.timeout))

@@ -4,8 +4,9 @@ use crate::cli::{CancelArgs, DeadLetterAction, DeadLetterArgs, StatusArgs};
 use crate::connect;
 use crate::error::CliError;
 use crate::report;
-use gpujobs_core::placement::fmt_seconds;
 use gpujobs_core::queue::CancelOutcome;
+use gpujobs_core::queue::{AdminQueue, SubmitQueue};
+use gpujobs_core::scheduler::placement::fmt_seconds;
 use gpujobs_core::{JobId, Queue};
 
 fn job_id(s: &str) -> Result<JobId, CliError> {

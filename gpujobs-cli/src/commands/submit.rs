@@ -6,7 +6,8 @@ use crate::error::CliError;
 use crate::graph_file;
 use crate::inputs;
 use crate::report;
-use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry};
+use gpujobs_core::queue::SubmitQueue;
+use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry, Validated};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use tokio::task::JoinSet;
 /// script call).
 const IN_FLIGHT: usize = 256;
 
-fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliError> {
+fn read_file(path: &Path, registry: &Registry) -> Result<Vec<Validated>, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
     let limits = Limits::detect();
@@ -29,9 +30,9 @@ fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliEr
         }
         match serde_json::from_str::<JobEnvelope>(line) {
             Err(e) => errors.push(format!("line {}: not a job envelope: {e}", n + 1)),
-            Ok(env) => match registry.inspect(&env.kind, &env.payload, &env.blobs, &limits) {
+            Ok(env) => match Validated::envelope(env, registry, &limits) {
                 Err(e) => errors.push(format!("line {}: {e}", n + 1)),
-                Ok(_) => envs.push(env),
+                Ok(job) => envs.push(job),
             },
         }
     }
@@ -45,8 +46,9 @@ fn read_file(path: &Path, registry: &Registry) -> Result<Vec<JobEnvelope>, CliEr
     Ok(envs)
 }
 
-/// Submits through the library's [`Client`] (which validates each job), many at once.
-async fn submit_all(client: &Arc<Client>, envs: Vec<JobEnvelope>) -> Result<Vec<JobId>, CliError> {
+/// Submits jobs validated in this process through the library's [`Client`], many at
+/// once.
+async fn submit_all(client: &Arc<Client>, envs: Vec<Validated>) -> Result<Vec<JobId>, CliError> {
     let mut ids = vec![None; envs.len()];
     let mut set = JoinSet::new();
     for (i, env) in envs.into_iter().enumerate() {
@@ -57,7 +59,7 @@ async fn submit_all(client: &Arc<Client>, envs: Vec<JobEnvelope>) -> Result<Vec<
             ids[j] = Some(id?);
         }
         let client = client.clone();
-        set.spawn(async move { (i, client.submit_envelope(env).await) });
+        set.spawn(async move { (i, client.submit_validated(env).await) });
     }
     while let Some(done) = set.join_next().await {
         let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
@@ -139,12 +141,12 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
                 }
                 sink_spec = Some(spec.clone());
             }
-            let env = spec
-                .envelope
-                .with_priority(priority)
-                .with_device(device)
-                .with_max_attempts(args.max_attempts)
-                .with_timeout(Duration::from_secs_f64(args.job_timeout));
+            let env = spec.job.with_options(|env| {
+                env.with_priority(priority)
+                    .with_device(device)
+                    .with_max_attempts(args.max_attempts)
+                    .with_timeout(Duration::from_secs_f64(args.job_timeout))
+            })?;
             (vec![env], spec.label)
         }
         (None, Some(path)) => (read_file(path, &registry)?, String::new()),
@@ -159,18 +161,20 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let mut envs = Vec::with_capacity(template.len() * args.count.max(1));
     for env in &template {
         for k in 0..args.count.max(1) {
-            let mut copy = env.clone();
-            if k > 0 {
-                copy.id = JobId::new();
-            }
-            if let Some(url) = &args.results_to {
-                let url = url.trim_end_matches('/');
-                copy.results_to = Some(if args.count > 1 || template.len() > 1 {
-                    format!("{url}/{}", copy.id)
-                } else {
-                    url.to_string()
-                });
-            }
+            let copy = env.clone().with_options(|mut copy| {
+                if k > 0 {
+                    copy.id = JobId::new();
+                }
+                if let Some(url) = &args.results_to {
+                    let url = url.trim_end_matches('/');
+                    copy.results_to = Some(if args.count > 1 || template.len() > 1 {
+                        format!("{url}/{}", copy.id)
+                    } else {
+                        url.to_string()
+                    });
+                }
+                copy
+            })?;
             envs.push(copy);
         }
     }

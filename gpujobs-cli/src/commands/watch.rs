@@ -4,9 +4,9 @@ use crate::cli::WatchArgs;
 use crate::connect;
 use crate::error::CliError;
 use crate::report;
-use gpujobs_core::Queue;
-use gpujobs_core::envelope::now_ms;
-use gpujobs_core::placement::fmt_seconds;
+use gpujobs_core::model::envelope::now_ms;
+use gpujobs_core::queue::AdminQueue;
+use gpujobs_core::scheduler::placement::fmt_seconds;
 use gpujobs_queue::{Counts, RedisQueue};
 use std::time::Duration;
 

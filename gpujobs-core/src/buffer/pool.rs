@@ -265,7 +265,7 @@ pub fn default_budget() -> u64 {
             Err(e) => tracing::warn!("ignoring {BUDGET_ENV}: {e}"),
         }
     }
-    let ram = crate::limits::physical_memory_bytes().unwrap_or(8 << 30);
+    let ram = super::ram::physical_memory_bytes().unwrap_or(8 << 30);
     (ram / 8).min(4 << 30)
 }
 

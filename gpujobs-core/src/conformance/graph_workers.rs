@@ -5,7 +5,7 @@
 //! runs a real [`Scheduler`] to show that it keeps a chain on the worker holding it.
 //! Needs a fresh queue (or one whose other jobs are not on the CPU lane).
 
-use crate::placement::{EarliestFinish, PlacementDecision};
+use crate::scheduler::placement::{EarliestFinish, PlacementDecision};
 use crate::{
     Cost, DeviceClass, DeviceInfo, ExecContext, Execution, Executor, Graph, Job, JobEnvelope,
     JobError, JobId, JobOutput, JobState, Limits, Queue, Registry, Scheduler, SchedulerConfig,
@@ -230,7 +230,7 @@ pub async fn a_chain_on_one_worker_reads_its_cache(q: Arc<dyn Queue>) {
     let result = rec.result.expect("graph scenario step");
     assert!(result.held_by.is_some() && result.blobs.is_empty());
     // The queue says who holds it instead of a tensor.
-    let from = crate::tensor::OutputRef {
+    let from = crate::model::tensor::OutputRef {
         job: a.clone(),
         output: "y".into(),
     };
@@ -397,5 +397,5 @@ pub async fn a_scheduler_keeps_a_chain_on_the_worker_holding_it(q: Arc<dyn Queue
         (STEPS as u64 - 1, 0),
         "steps per worker: {runs:?}"
     );
-    assert!(reason.starts_with("inputs resident on worker"), "{reason}");
+    assert!(reason.starts_with("inputs held by worker"), "{reason}");
 }

@@ -4,11 +4,11 @@
 //! each parent's output.
 
 use super::{LANE, LEASE, decision, fetch_one, job, reads, result_with, take_until as take};
-use crate::envelope::JobEnvelope;
-use crate::id::JobId;
-use crate::placement::PlacementDecision;
+use crate::model::decision::PlacementDecision;
+use crate::model::envelope::JobEnvelope;
+use crate::model::id::JobId;
+use crate::model::state::JobState;
 use crate::queue::{CancelOutcome, Queue};
-use crate::state::JobState;
 use std::time::Duration;
 
 fn near(worker: &str, wait: Duration) -> PlacementDecision {
@@ -38,7 +38,7 @@ async fn fetch_none(q: &dyn Queue, consumer: &str, wait: Duration) {
 /// A released child names the worker that ran its parent; placed on that worker, only
 /// it gets the job.
 pub async fn a_released_child_names_its_parents_worker(q: &dyn Queue) {
-    let mut g = crate::graph::Graph::new();
+    let mut g = crate::model::graph::Graph::new();
     let p = g.add_envelope("p", reads(&[])).expect("add");
     let k = g.add_envelope("k", reads(&[&p])).expect("add");
     q.submit_graph(g.into_jobs()).await.expect("submit_graph");

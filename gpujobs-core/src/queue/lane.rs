@@ -6,8 +6,8 @@
 //! of normal ones is fetched within the next two picks, while a steady stream of high
 //! jobs still leaves normal and low work 30% and 10% of the picks, so nothing starves.
 
-use crate::envelope::Priority;
-use crate::id::JobId;
+use crate::model::envelope::Priority;
+use crate::model::id::JobId;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tokio::time::Instant;
 
@@ -22,7 +22,7 @@ pub(crate) struct LaneQueue {
     /// Placement estimate (seconds) of each queued job, for the backlog.
     pub(crate) estimates: HashMap<JobId, f64>,
     /// Jobs placed by locality, per worker (consumer): offered to that worker alone
-    /// until their deadline, then to the whole lane (see [`crate::placement`]).
+    /// until their deadline, then to the whole lane (see [`crate::scheduler::placement`]).
     near: HashMap<String, VecDeque<(JobId, Priority, Instant)>>,
 }
 

@@ -1,9 +1,9 @@
 //! Values exchanged with a [`super::Queue`].
 
-use crate::device::{DeviceClass, DeviceInfo};
-use crate::envelope::JobEnvelope;
-use crate::id::JobId;
-use crate::state::JobState;
+use crate::model::device::{DeviceClass, DeviceInfo};
+use crate::model::envelope::JobEnvelope;
+use crate::model::id::JobId;
+use crate::model::state::JobState;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,11 @@ pub struct Lease {
     pub consumer: String,
     /// The queue's handle for the lane entry (a stream id in Redis).
     pub entry: String,
+    /// Where the job asked for its outputs (`results_to`), as the queue checked and
+    /// normalised it at delivery; it travels with the lease to the completion, which
+    /// writes the outputs there. `None`: results stay in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_to: Option<String>,
 }
 
 /// A job handed to a worker.
@@ -131,9 +136,9 @@ pub struct WorkerInfo {
     /// Last heartbeat (ms since epoch).
     pub last_seen_ms: u64,
     /// Graph jobs whose outputs its cache holds, most recently used first (at most
-    /// [`crate::output_cache::ADVERTISED_JOBS`]).
+    /// [`crate::worker::output_cache::ADVERTISED_JOBS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cached_jobs: Vec<crate::id::JobId>,
+    pub cached_jobs: Vec<crate::model::id::JobId>,
     /// Bytes its output cache holds.
     #[serde(default)]
     pub cache_bytes: u64,
@@ -163,7 +168,7 @@ pub struct LaneStats {
 #[derive(Debug, Clone)]
 pub enum ParentOutput {
     /// The tensor.
-    Ready(crate::tensor::Tensor),
+    Ready(crate::model::tensor::Tensor),
     /// The parent succeeded with an ephemeral output that only this worker held.
     HeldBy(String),
     /// Not available: the parent is unknown (or its record expired), has not

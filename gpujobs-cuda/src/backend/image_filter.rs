@@ -4,8 +4,8 @@
 use super::CudaExecutor;
 use crate::kernels;
 use async_trait::async_trait;
-use gpujobs_core::filters::gaussian_kernel_f32;
-use gpujobs_core::jobs::{FilterOp, ImageFilter, ImageFilterOutput};
+use gpujobs_core::kinds::filters::gaussian_kernel_f32;
+use gpujobs_core::kinds::{FilterOp, ImageFilter, ImageFilterOutput};
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// Shared memory a block may use without opting in to more.

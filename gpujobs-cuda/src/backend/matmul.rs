@@ -5,7 +5,7 @@ use super::CudaExecutor;
 use super::state::DeviceState;
 use crate::kernels::{SGEMM_VARIANTS, SgemmVariant};
 use async_trait::async_trait;
-use gpujobs_core::jobs::{Matmul, MatmulOutput};
+use gpujobs_core::kinds::{Matmul, MatmulOutput};
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 /// A row-major operand on the device: pointer and leading dimension.

@@ -11,8 +11,8 @@ use super::mlp_forward::{Layer, forward, ptr, to_i32};
 use super::state::DeviceState;
 use crate::kernels;
 use async_trait::async_trait;
-use gpujobs_core::jobs::mlp_predict::PREDICT_BATCH;
-use gpujobs_core::jobs::{MlpPredict, MlpPredictOutput};
+use gpujobs_core::kinds::mlp_predict::PREDICT_BATCH;
+use gpujobs_core::kinds::{MlpPredict, MlpPredictOutput};
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use std::time::Instant;
 

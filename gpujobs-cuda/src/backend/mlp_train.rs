@@ -11,7 +11,7 @@ use super::state::DeviceState;
 use crate::kernels;
 use async_trait::async_trait;
 use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, LockedBuffer};
-use gpujobs_core::jobs::{EpochStats, MlpTrain, MlpTrainOutput};
+use gpujobs_core::kinds::{EpochStats, MlpTrain, MlpTrainOutput};
 use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use std::time::{Duration, Instant};
 
@@ -233,7 +233,7 @@ fn train(
                 w.push(wv.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>());
                 b.push(bv.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>());
             }
-            let (loss, accuracy) = gpujobs_core::reference::mlp_evaluate(&dims, &w, &b, t);
+            let (loss, accuracy) = gpujobs_core::kinds::reference::mlp_evaluate(&dims, &w, &b, t);
             (Some(loss), Some(accuracy))
         } else if test_samples > 0 {
             let mut t = ([0f64], [0u64]);

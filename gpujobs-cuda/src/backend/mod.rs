@@ -19,7 +19,7 @@ mod vector_add;
 
 use crate::CudaError;
 use async_trait::async_trait;
-use gpujobs_core::jobs::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
+use gpujobs_core::kinds::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 use state::DeviceState;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use super::CudaExecutor;
 use crate::kernels;
 use async_trait::async_trait;
-use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
+use gpujobs_core::kinds::{VectorAdd, VectorAddOutput};
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 
 #[async_trait]

@@ -2,22 +2,22 @@
 //! partition.
 
 use super::RedisQueue;
+use crate::codec::{entries_of, int, text};
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::WORKERS;
-use crate::read::{entries_of, int, text};
-use crate::scripts::{NearRelease, RetryDead, ms};
-use gpujobs_core::envelope::now_ms;
+use crate::scripts::{RetryDead, ms};
+use async_trait::async_trait;
+use gpujobs_core::model::envelope::now_ms;
+use gpujobs_core::queue::AdminQueue;
 use gpujobs_core::queue::{DeadLetter, LaneStats, WorkerInfo};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobId, QueueError};
 use redis::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 
-impl RedisQueue {
-    pub(super) async fn newest_dead_letters(
-        &self,
-        max: usize,
-    ) -> Result<Vec<DeadLetter>, QueueError> {
+#[async_trait]
+impl AdminQueue for RedisQueue {
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let mut all = Vec::new();
         for keys in &self.shared.parts {
             let v: Value = redis::cmd("XREVRANGE")
@@ -47,7 +47,7 @@ impl RedisQueue {
         Ok(all)
     }
 
-    pub(super) async fn retry_dead_letter(&self, id: &JobId) -> Result<bool, QueueError> {
+    async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError> {
         let keys = self.shared.keys_of(id);
         let env = self.stored_envelope(id).await?;
         if let Some(env) = env.and_then(|e| serde_json::from_str::<JobEnvelope>(&e).ok()) {
@@ -83,7 +83,7 @@ impl RedisQueue {
             .await
     }
 
-    pub(super) async fn record_heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
+    async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
         let mut info = info.clone();
         info.last_seen_ms = now_ms();
         redis::cmd("HSET")
@@ -95,33 +95,9 @@ impl RedisQueue {
             .map_err(backend("heartbeat"))
     }
 
-    /// Moves jobs placed on a worker by locality that it has not taken by the end of
-    /// their wait to their lanes, on every partition and lane.
-    pub(super) async fn sweep_near(&self) -> Result<(), QueueError> {
-        self.release_near(None).await
-    }
-
-    /// Runs `near_release.lua` on every partition and lane: for `worker` (leaving), all
-    /// its unread near jobs; for `None`, every overdue one.
-    async fn release_near(&self, worker: Option<&str>) -> Result<(), QueueError> {
-        for keys in &self.shared.parts {
-            for lane in DeviceClass::ALL {
-                self.shared
-                    .call(&NearRelease {
-                        keys,
-                        lane,
-                        worker,
-                        now_ms: now_ms(),
-                    })
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Forgets a leaving worker and hands the jobs placed on it by locality that it has
     /// not read to their lanes, so they need not wait out their locality wait.
-    pub(super) async fn remove_worker(&self, worker_id: &str) -> Result<(), QueueError> {
+    async fn deregister(&self, worker_id: &str) -> Result<(), QueueError> {
         self.release_near(Some(worker_id)).await?;
         redis::cmd("HDEL")
             .arg(self.keys().workers())
@@ -131,7 +107,7 @@ impl RedisQueue {
             .map_err(backend("deregistering"))
     }
 
-    pub(super) async fn live_workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
         let all: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(self.keys().workers())
             .query_async(&mut self.conn())
@@ -160,7 +136,7 @@ impl RedisQueue {
         Ok(live)
     }
 
-    pub(super) async fn stats_of_lanes(&self) -> Result<Vec<LaneStats>, QueueError> {
+    async fn lane_stats(&self) -> Result<Vec<LaneStats>, QueueError> {
         let mut out: Vec<LaneStats> = DeviceClass::ALL
             .iter()
             .map(|&lane| LaneStats {
@@ -237,7 +213,9 @@ impl RedisQueue {
         }
         Ok(out)
     }
+}
 
+impl RedisQueue {
     /// State changes other than success recorded in the last `window`, over every
     /// partition: (job id, state) pairs, oldest first within a partition.
     pub async fn recent_events(

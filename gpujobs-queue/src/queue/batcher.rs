@@ -7,7 +7,7 @@ use super::Shared;
 use crate::keys::Keys;
 use crate::scripts::{Complete, Completion, NewJob, Submit, ms};
 use gpujobs_core::QueueError;
-use gpujobs_core::envelope::now_ms;
+use gpujobs_core::model::envelope::now_ms;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};

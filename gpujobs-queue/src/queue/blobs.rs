@@ -1,15 +1,24 @@
 //! Where blob bytes live: in Redis, or, for blobs above the offload size, in object
 //! storage with a reference at the blob key (see `crate::objects`). The writers
 //! (submit, results) and readers (deliveries, records, graph inputs) all pass here, so
-//! nothing else knows about references.
+//! nothing else knows about references. Every blob write and read of the Redis queue is
+//! in this file.
 
 use super::RedisQueue;
-use super::submit::BlobError;
+use crate::codec::blob_bytes;
+use crate::connection::backend;
+use crate::keys::Keys;
 use crate::objects::{ObjectError, decode, encode, segment};
+use crate::scripts::ms;
 use gpujobs_core::buffer::le_bytes;
+use gpujobs_core::model::tensor_json::{
+    Source, blob_names, for_each_tensor_mut, source_of, tensors,
+};
+use gpujobs_core::{Blobs, QueueError, ValidationError};
 use gpujobs_core::{JobEnvelope, JobId, npy};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// One blob to store: its name in the job (`t0`, `out:image`) and its bytes.
 pub(super) struct NewBlob<'a> {
@@ -21,6 +30,122 @@ pub(super) struct NewBlob<'a> {
 }
 
 impl RedisQueue {
+    /// Stores a job's input blobs (refusing one over the blob limit before storing
+    /// anything; large ones in object storage when offload is on); returns where, so a
+    /// refused submit can take them back.
+    pub(super) async fn store_input_blobs(
+        &self,
+        keys: &Keys,
+        job: &JobEnvelope,
+    ) -> Result<StoredBlobs, QueueError> {
+        let cfg = &self.shared.cfg;
+        let mut blobs = Vec::with_capacity(job.blobs.len());
+        for (name, values) in &job.blobs {
+            let bytes = blob_bytes(values);
+            if bytes.len() as u64 > cfg.max_blob_bytes {
+                return Err(QueueError::Invalid(ValidationError::TooLarge {
+                    needed: bytes.len() as u128,
+                    limit: cfg.max_blob_bytes,
+                    what: format!("tensor blob `{name}`"),
+                }));
+            }
+            blobs.push(NewBlob {
+                name: name.clone(),
+                bytes,
+                to: None,
+            });
+        }
+        let forms = self
+            .stored_forms(&job.id, blobs)
+            .await
+            .map_err(|e| QueueError::Backend(format!("storing input blobs: {e}")))?;
+        let stored = StoredBlobs {
+            keys: job
+                .blobs
+                .keys()
+                .map(|name| keys.blob(&job.id, name))
+                .collect(),
+            objects: object_urls(&forms),
+        };
+        if let Err(e) = self.set_blobs(&stored.keys, &forms, cfg.blob_ttl).await {
+            self.take_back(&stored).await;
+            return Err(backend("storing blobs")(e));
+        }
+        Ok(stored)
+    }
+
+    /// Writes blob values (or references) at their keys, expiring after `ttl`, in one
+    /// pipelined round trip: how inputs at submit and outputs at completion are stored.
+    pub(super) async fn set_blobs(
+        &self,
+        keys: &[String],
+        forms: &[Cow<'_, [u8]>],
+        ttl: Duration,
+    ) -> Result<(), redis::RedisError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, form) in keys.iter().zip(forms) {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(&**form)
+                .arg("PX")
+                .arg(ms(ttl))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn()).await
+    }
+
+    /// Deletes blobs (and their objects) stored for a submit that was then refused
+    /// above the high-water mark (best effort; they would expire anyway).
+    pub(super) async fn take_back(&self, stored: &StoredBlobs) {
+        if !stored.keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(&stored.keys)
+                .query_async(&mut self.conn())
+                .await;
+        }
+        if !stored.objects.is_empty() {
+            self.objects.delete_all(stored.objects.clone()).await;
+        }
+    }
+
+    /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs).
+    /// A missing blob (expired) stays missing: the executor then fails the job
+    /// permanently with "blob `t0` is missing".
+    pub(super) async fn load_blobs(
+        &self,
+        keys: &Keys,
+        id: &JobId,
+        payload: &serde_json::Value,
+        prefix: &str,
+    ) -> Result<Blobs, BlobError> {
+        let refs = blob_names(payload);
+        let mut blobs = Blobs::new();
+        if refs.is_empty() {
+            return Ok(blobs);
+        }
+        let names: Vec<String> = refs
+            .iter()
+            .map(|r| keys.blob(id, &format!("{prefix}{r}")))
+            .collect();
+        let mut values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| BlobError::Unreachable(format!("reading blobs: {e}")))?;
+        self.dereference(&mut values).await?;
+        for (name, bytes) in refs.into_iter().zip(values) {
+            if let Some(bytes) = bytes {
+                let v = crate::codec::blob_values(&bytes, &self.buffers)
+                    .map_err(|e| BlobError::Malformed(format!("blob `{name}` of job {id}: {e}")))?;
+                blobs.insert(name, v.into());
+            }
+        }
+        Ok(blobs)
+    }
+
     /// What to store at each blob key of job `id`, in order: the bytes themselves, or,
     /// for a blob above the offload size, a reference to the object it was just written
     /// to (`<offload url>/<namespace>/<job>/<blob>`; all such writes run concurrently).
@@ -150,35 +275,13 @@ fn is_npy(url: &str) -> bool {
 /// Where each output blob sits in a result's output JSON: `(blob name, path, shape)`,
 /// the path as graph references write it (`c`, `weights.0`).
 pub(super) fn output_paths(output: &Value) -> Vec<(String, String, Vec<usize>)> {
-    fn walk(v: &Value, path: &mut Vec<String>, out: &mut Vec<(String, String, Vec<usize>)>) {
-        match v {
-            Value::Object(map) => {
-                if let (Some(Value::String(blob)), Some(Value::Array(dims))) =
-                    (map.get("blob"), map.get("shape"))
-                {
-                    let shape = dims.iter().filter_map(Value::as_u64).map(|d| d as usize);
-                    out.push((blob.clone(), path.join("."), shape.collect()));
-                    return;
-                }
-                for (k, x) in map {
-                    path.push(k.clone());
-                    walk(x, path, out);
-                    path.pop();
-                }
-            }
-            Value::Array(items) => {
-                for (i, x) in items.iter().enumerate() {
-                    path.push(i.to_string());
-                    walk(x, path, out);
-                    path.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(output, &mut Vec::new(), &mut out);
-    out
+    tensors(output)
+        .into_iter()
+        .filter_map(|t| match t.source {
+            Source::Blob(blob) => Some((blob.to_string(), t.path, t.shape.unwrap_or_default())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A `url` tensor found in a payload.
@@ -191,30 +294,26 @@ struct UrlTensor {
 /// Replaces every `url` tensor in `v` by a reference to blob `url:<i>`, in document
 /// order, and lists them.
 fn rewrite_urls(v: &mut Value, found: &mut Vec<UrlTensor>) {
-    match v {
-        Value::Object(map) => {
-            let numel = map.get("shape").and_then(Value::as_array).map(|dims| {
-                dims.iter().try_fold(1usize, |n, d| {
-                    d.as_u64()
-                        .and_then(|d| n.checked_mul(usize::try_from(d).ok()?))
-                })
+    let _ = for_each_tensor_mut(v, |_, map| {
+        let Some(Source::Url(_)) = source_of(map) else {
+            return Ok::<_, std::convert::Infallible>(());
+        };
+        let numel = map.get("shape").and_then(Value::as_array).and_then(|dims| {
+            dims.iter().try_fold(1usize, |n, d| {
+                d.as_u64()
+                    .and_then(|d| n.checked_mul(usize::try_from(d).ok()?))
+            })
+        });
+        if let Some(Value::String(url)) = map.remove("url") {
+            let name = format!("url:{}", found.len());
+            map.insert("blob".into(), Value::String(name));
+            found.push(UrlTensor {
+                url,
+                numel: numel.unwrap_or(usize::MAX),
             });
-            if let (Some(numel), Some(Value::String(_))) = (numel, map.get("url")) {
-                if let Some(Value::String(url)) = map.remove("url") {
-                    let name = format!("url:{}", found.len());
-                    map.insert("blob".into(), Value::String(name));
-                    found.push(UrlTensor {
-                        url,
-                        numel: numel.unwrap_or(usize::MAX),
-                    });
-                }
-                return;
-            }
-            map.values_mut().for_each(|x| rewrite_urls(x, found));
         }
-        Value::Array(items) => items.iter_mut().for_each(|x| rewrite_urls(x, found)),
-        _ => {}
-    }
+        Ok(())
+    });
 }
 
 /// The URLs that stored blob values refer to.
@@ -223,4 +322,30 @@ pub(super) fn object_urls(stored: &[Cow<'_, [u8]>]) -> Vec<String> {
         .iter()
         .filter_map(|v| decode(v).map(str::to_string))
         .collect()
+}
+
+/// Where a submit's blobs were stored: their Redis keys and any objects.
+#[derive(Default)]
+pub(super) struct StoredBlobs {
+    keys: Vec<String>,
+    objects: Vec<String>,
+}
+
+impl StoredBlobs {
+    /// Adds another job's blobs (a graph's submit stores several jobs').
+    pub(super) fn extend(&mut self, other: StoredBlobs) {
+        self.keys.extend(other.keys);
+        self.objects.extend(other.objects);
+    }
+}
+
+/// Why a job's blobs could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BlobError {
+    /// Redis did not answer: the job may run later.
+    #[error("{0}")]
+    Unreachable(String),
+    /// A blob is not what its job says (wrong length): the job can never run.
+    #[error("{0}")]
+    Malformed(String),
 }

@@ -2,7 +2,7 @@
 //! the same on a single Redis and on a Redis Cluster, with the queue's credentials).
 
 use super::RedisQueue;
-use crate::conn::Conn;
+use crate::connection::Conn;
 use crate::keys::{SCHEDULERS, WORKERS};
 use gpujobs_core::DeviceClass;
 use redis::Value;

@@ -1,21 +1,21 @@
 //! Job graphs on Redis: submitting one in a single script call, and reading a parent's
-//! output for a child (see `gpujobs_core::graph`).
+//! output for a child (see `gpujobs_core::model::graph`).
 
 use super::RedisQueue;
-use super::submit::{BlobError, StoredBlobs};
+use super::blobs::{BlobError, StoredBlobs};
 use crate::codec::blob_values;
 use crate::connection::backend;
 use crate::scripts::{NewJob, SubmitGraph};
-use gpujobs_core::envelope::now_ms;
-use gpujobs_core::graph::{order, output_at, parents_of};
+use async_trait::async_trait;
+use gpujobs_core::model::envelope::now_ms;
+use gpujobs_core::model::graph::{order, output_at, parents_of};
+use gpujobs_core::queue::GraphQueue;
 use gpujobs_core::queue::ParentOutput;
 use gpujobs_core::{Blobs, JobEnvelope, JobId, JobResult, OutputRef, QueueError, ValidationError};
 
-impl RedisQueue {
-    pub(super) async fn submit_graph_jobs(
-        &self,
-        mut jobs: Vec<JobEnvelope>,
-    ) -> Result<Vec<JobId>, QueueError> {
+#[async_trait]
+impl GraphQueue for RedisQueue {
+    async fn submit_graph(&self, mut jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
         for job in &mut jobs {
             job.stamp_for_submit();
         }
@@ -77,32 +77,9 @@ impl RedisQueue {
         Ok(ids)
     }
 
-    /// A job's envelope and input blobs, while they are kept.
-    pub(super) async fn job_envelope(&self, id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
-        let keys = self.shared.keys_of(id);
-        let Some(env) = self.stored_envelope(id).await? else {
-            return Ok(None);
-        };
-        let mut env: JobEnvelope = serde_json::from_str(&env)?;
-        env.id = id.clone();
-        let names = env.blob_names();
-        env.blobs = self
-            .load_blobs(keys, id, &env.payload, "")
-            .await
-            .map_err(|e| QueueError::Backend(e.to_string()))?;
-        // An input blob that expired: the job cannot be re-run.
-        if names.iter().any(|n| !env.blobs.contains_key(n)) {
-            return Ok(None);
-        }
-        Ok(Some(env))
-    }
-
     /// One output tensor of a succeeded job: its result's JSON says where the tensor is
     /// and which blob holds it; only that blob is read.
-    pub(super) async fn read_output_tensor(
-        &self,
-        from: &OutputRef,
-    ) -> Result<ParentOutput, QueueError> {
+    async fn read_output(&self, from: &OutputRef) -> Result<ParentOutput, QueueError> {
         let keys = self.shared.keys_of(&from.job);
         let (state, result): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(keys.job(&from.job))
@@ -145,8 +122,30 @@ impl RedisQueue {
             .map_err(|e| QueueError::Backend(format!("output blob of {from}: {e}")))?;
         let blobs = Blobs::from([(blob, values.into())]);
         Ok(
-            gpujobs_core::graph::find_output(&result.output, &blobs, &from.output)
+            gpujobs_core::model::graph::find_output(&result.output, &blobs, &from.output)
                 .map_or(ParentOutput::Missing, ParentOutput::Ready),
         )
     }
+
+    /// A job's envelope and input blobs, while they are kept.
+    async fn job_inputs(&self, id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
+        let keys = self.shared.keys_of(id);
+        let Some(env) = self.stored_envelope(id).await? else {
+            return Ok(None);
+        };
+        let mut env: JobEnvelope = serde_json::from_str(&env)?;
+        env.id = id.clone();
+        let names = env.blob_names();
+        env.blobs = self
+            .load_blobs(keys, id, &env.payload, "")
+            .await
+            .map_err(|e| QueueError::Backend(e.to_string()))?;
+        // An input blob that expired: the job cannot be re-run.
+        if names.iter().any(|n| !env.blobs.contains_key(n)) {
+            return Ok(None);
+        }
+        Ok(Some(env))
+    }
 }
+
+impl RedisQueue {}

@@ -4,16 +4,18 @@
 //! partition.
 
 use super::batcher::{BatchWrite, Completions};
+use super::blobs::BlobError;
 use super::blobs::{NewBlob, output_paths};
-use super::submit::BlobError;
 use super::{RedisQueue, Role, lock};
+use crate::codec::Begun;
 use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
 use crate::objects::{ObjectError, segment};
-use crate::read::Begun;
 use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
-use gpujobs_core::envelope::now_ms;
+use async_trait::async_trait;
+use gpujobs_core::model::envelope::now_ms;
+use gpujobs_core::queue::LeaseQueue;
 use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
 use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
 use std::time::{Duration, Instant};
@@ -37,13 +39,9 @@ fn quotas(credits: &mut [i64; 3], max: usize) -> [usize; 3] {
     q
 }
 
-impl RedisQueue {
-    /// The partition of a lease (its stream's hash tag).
-    fn keys_of_lease(&self, lease: &Lease) -> &Keys {
-        self.shared.keys_of(&lease.job_id)
-    }
-
-    pub(super) async fn fetch_jobs(
+#[async_trait]
+impl LeaseQueue for RedisQueue {
+    async fn fetch(
         &self,
         lane: DeviceClass,
         consumer: &str,
@@ -144,97 +142,7 @@ impl RedisQueue {
         }
     }
 
-    /// Turns begun rows into deliveries. A job whose envelope or blobs cannot be read
-    /// fails alone (permanently when the data is malformed, as a retryable attempt when
-    /// Redis did not answer); the others of the batch are delivered.
-    async fn deliveries(
-        &self,
-        keys: &Keys,
-        lane: DeviceClass,
-        consumer: &str,
-        rows: Vec<Begun>,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        let mut out = Vec::new();
-        for row in rows.into_iter().filter(|r| r.status == 1) {
-            let Some(id) = JobId::parse(&row.id) else {
-                continue;
-            };
-            let lease = Lease {
-                job_id: id.clone(),
-                lane,
-                attempt: row.attempts,
-                consumer: consumer.to_string(),
-                entry: format!("{}|{}", row.stream, row.entry),
-            };
-            match self.open_envelope(keys, &id, &row).await {
-                Ok(envelope) => {
-                    if row.cancel {
-                        tracing::debug!(job = %id, "delivered with cancellation already requested");
-                    }
-                    out.push(Delivery {
-                        lease,
-                        envelope: envelope.into(),
-                        estimate_s: row.est,
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(job = %id, %error, "cannot start job");
-                    if let Err(e) = self.fail_job(&lease, &error).await {
-                        tracing::warn!(job = %id, error = %e, "could not record the failure; the lease will expire");
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The delivered job's envelope with its blobs, or why it cannot run.
-    async fn open_envelope(
-        &self,
-        keys: &Keys,
-        id: &JobId,
-        row: &Begun,
-    ) -> Result<JobEnvelope, JobError> {
-        let mut env = match row.env.as_deref().map(serde_json::from_str::<JobEnvelope>) {
-            Some(Ok(env)) => env,
-            Some(Err(e)) => {
-                return Err(JobError::permanent(format!(
-                    "stored envelope is unreadable: {e}"
-                )));
-            }
-            None => return Err(JobError::permanent("stored envelope is missing")),
-        };
-        env.id = id.clone();
-        env.attempts = row.attempts;
-        env.created_us = row.created_us.max(env.created_us);
-        let as_job_error = |e| match e {
-            BlobError::Malformed(m) => JobError::permanent(m),
-            BlobError::Unreachable(m) => JobError::temporary(m),
-        };
-        env.blobs = self
-            .load_blobs(keys, id, &env.payload, "")
-            .await
-            .map_err(as_job_error)?;
-        self.fetch_url_tensors(&mut env)
-            .await
-            .map_err(as_job_error)?;
-        if let Some(url) = &env.results_to {
-            // Checked before the job runs, so a destination it may not write to costs
-            // no compute.
-            let url = self
-                .objects
-                .check_writable(url)
-                .map_err(|e| JobError::permanent(format!("results_to: {e}")))?;
-            lock(&self.results_to).insert(id.clone(), url);
-        }
-        Ok(env)
-    }
-
-    pub(super) async fn renew_lease(
-        &self,
-        lease: &Lease,
-        extend: Duration,
-    ) -> Result<RenewOutcome, QueueError> {
+    async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError> {
         self.shared
             .call(&Renew {
                 keys: self.keys_of_lease(lease),
@@ -244,86 +152,7 @@ impl RedisQueue {
             .await
     }
 
-    /// Stores a result's output blobs and builds its completion; `None` when an output
-    /// is over the blob limit (the job is then failed permanently instead).
-    async fn prepare_completion(
-        &self,
-        lease: &Lease,
-        result: &JobResult,
-    ) -> Result<Option<Completion>, QueueError> {
-        let id = &lease.job_id;
-        let keys = self.keys_of_lease(lease);
-        let cfg = &self.shared.cfg;
-        // Outputs the job asked for at a URL go there as `<url>/<output path>.npy`.
-        let dest = lock(&self.results_to).remove(id);
-        let paths = dest
-            .as_ref()
-            .map(|_| output_paths(&result.output))
-            .unwrap_or_default();
-        let mut blobs = Vec::with_capacity(result.blobs.len());
-        for (name, values) in &result.blobs {
-            let bytes = blob_bytes(values);
-            if bytes.len() as u64 > cfg.max_blob_bytes {
-                let why = format!(
-                    "output tensor `{name}` of {} bytes exceeds the blob limit of {} bytes",
-                    bytes.len(),
-                    cfg.max_blob_bytes
-                );
-                self.fail_job(lease, &JobError::permanent(why)).await?;
-                return Ok(None);
-            }
-            let to = dest.as_ref().and_then(|d| {
-                let (_, path, shape) = paths.iter().find(|(blob, ..)| blob == name)?;
-                let file = if path.is_empty() { name } else { path };
-                Some((format!("{d}/{}.npy", segment(file)), shape.clone()))
-            });
-            blobs.push(NewBlob {
-                name: format!("out:{name}"),
-                bytes,
-                to,
-            });
-        }
-        // An object store that refuses or fails: the attempt fails (retried with
-        // backoff), so a result is never recorded without its data.
-        let forms = match self.stored_forms(id, blobs).await {
-            Ok(forms) => forms,
-            Err(e) => {
-                let why = format!("storing output blobs: {e}");
-                let error = match e {
-                    ObjectError::Refused(_) => JobError::permanent(why),
-                    _ => JobError::temporary(why),
-                };
-                self.fail_job(lease, &error).await?;
-                return Ok(None);
-            }
-        };
-        let mut pipe = redis::pipe();
-        for (name, form) in result.blobs.keys().zip(&forms) {
-            pipe.cmd("SET")
-                .arg(keys.blob(id, &format!("out:{name}")))
-                .arg(&**form)
-                .arg("PX")
-                .arg(ms(cfg.finished_ttl))
-                .ignore();
-        }
-        if !result.blobs.is_empty() {
-            pipe.query_async::<()>(&mut self.conn())
-                .await
-                .map_err(backend("storing result blobs"))?;
-        }
-        let json = serde_json::to_string(result)?;
-        Ok(Some(Completion::new(
-            &Fence::of(lease)?,
-            json,
-            result.held_by.is_some(),
-        )))
-    }
-
-    pub(super) async fn complete_job(
-        &self,
-        lease: &Lease,
-        result: JobResult,
-    ) -> Result<(), QueueError> {
+    async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
         let Some(completion) = self.prepare_completion(lease, &result).await? else {
             return Ok(());
         };
@@ -336,10 +165,7 @@ impl RedisQueue {
 
     /// A worker's batch: blobs stored job by job, then one `complete` call per
     /// partition.
-    pub(super) async fn complete_jobs(
-        &self,
-        batch: Vec<(Lease, JobResult)>,
-    ) -> Vec<Result<(), QueueError>> {
+    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
         let mut out: Vec<Result<(), QueueError>> = Vec::with_capacity(batch.len());
         let mut ready = Vec::with_capacity(batch.len());
         for (i, (lease, result)) in batch.iter().enumerate() {
@@ -373,12 +199,7 @@ impl RedisQueue {
         out
     }
 
-    pub(super) async fn fail_job(
-        &self,
-        lease: &Lease,
-        error: &JobError,
-    ) -> Result<FailOutcome, QueueError> {
-        lock(&self.results_to).remove(&lease.job_id);
+    async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError> {
         let cfg = &self.shared.cfg;
         self.shared
             .call(&Fail {
@@ -394,7 +215,7 @@ impl RedisQueue {
             .await
     }
 
-    pub(super) async fn release_job(&self, lease: &Lease) -> Result<(), QueueError> {
+    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
         self.shared
             .call(&Release {
                 keys: self.keys_of_lease(lease),
@@ -406,7 +227,7 @@ impl RedisQueue {
             .await
     }
 
-    pub(super) async fn reclaim(
+    async fn reclaim_expired(
         &self,
         lane: DeviceClass,
         consumer: &str,
@@ -433,6 +254,171 @@ impl RedisQueue {
             out.extend(self.deliveries(keys, lane, consumer, rows).await?);
         }
         Ok(out)
+    }
+}
+
+impl RedisQueue {
+    /// The partition of a lease (its stream's hash tag).
+    fn keys_of_lease(&self, lease: &Lease) -> &Keys {
+        self.shared.keys_of(&lease.job_id)
+    }
+
+    /// Turns begun rows into deliveries. A job whose envelope or blobs cannot be read
+    /// fails alone (permanently when the data is malformed, as a retryable attempt when
+    /// Redis did not answer); the others of the batch are delivered.
+    async fn deliveries(
+        &self,
+        keys: &Keys,
+        lane: DeviceClass,
+        consumer: &str,
+        rows: Vec<Begun>,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut out = Vec::new();
+        for row in rows.into_iter().filter(|r| r.status == 1) {
+            let Some(id) = JobId::parse(&row.id) else {
+                continue;
+            };
+            let mut lease = Lease {
+                job_id: id.clone(),
+                lane,
+                attempt: row.attempts,
+                consumer: consumer.to_string(),
+                entry: format!("{}|{}", row.stream, row.entry),
+                results_to: None,
+            };
+            match self.open_envelope(keys, &row, &mut lease).await {
+                Ok(envelope) => {
+                    if row.cancel {
+                        tracing::debug!(job = %id, "delivered with cancellation already requested");
+                    }
+                    out.push(Delivery {
+                        lease,
+                        envelope: envelope.into(),
+                        estimate_s: row.est,
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(job = %id, %error, "cannot start job");
+                    if let Err(e) = self.fail(&lease, &error).await {
+                        tracing::warn!(job = %id, error = %e, "could not record the failure; the lease will expire");
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The delivered job's envelope with its blobs, or why it cannot run; the checked
+    /// destination of its outputs goes on its lease.
+    async fn open_envelope(
+        &self,
+        keys: &Keys,
+        row: &Begun,
+        lease: &mut Lease,
+    ) -> Result<JobEnvelope, JobError> {
+        let id = &lease.job_id;
+        let mut env = match row.env.as_deref().map(serde_json::from_str::<JobEnvelope>) {
+            Some(Ok(env)) => env,
+            Some(Err(e)) => {
+                return Err(JobError::permanent(format!(
+                    "stored envelope is unreadable: {e}"
+                )));
+            }
+            None => return Err(JobError::permanent("stored envelope is missing")),
+        };
+        env.id = id.clone();
+        env.attempts = row.attempts;
+        env.created_us = row.created_us.max(env.created_us);
+        let as_job_error = |e| match e {
+            BlobError::Malformed(m) => JobError::permanent(m),
+            BlobError::Unreachable(m) => JobError::temporary(m),
+        };
+        env.blobs = self
+            .load_blobs(keys, id, &env.payload, "")
+            .await
+            .map_err(as_job_error)?;
+        self.fetch_url_tensors(&mut env)
+            .await
+            .map_err(as_job_error)?;
+        if let Some(url) = &env.results_to {
+            // Checked before the job runs, so a destination it may not write to costs
+            // no compute.
+            let url = self
+                .objects
+                .check_writable(url)
+                .map_err(|e| JobError::permanent(format!("results_to: {e}")))?;
+            lease.results_to = Some(url);
+        }
+        Ok(env)
+    }
+
+    /// Stores a result's output blobs and builds its completion; `None` when an output
+    /// is over the blob limit (the job is then failed permanently instead).
+    async fn prepare_completion(
+        &self,
+        lease: &Lease,
+        result: &JobResult,
+    ) -> Result<Option<Completion>, QueueError> {
+        let id = &lease.job_id;
+        let keys = self.keys_of_lease(lease);
+        let cfg = &self.shared.cfg;
+        // Outputs the job asked for at a URL go there as `<url>/<output path>.npy`.
+        let dest = lease.results_to.clone();
+        let paths = dest
+            .as_ref()
+            .map(|_| output_paths(&result.output))
+            .unwrap_or_default();
+        let mut blobs = Vec::with_capacity(result.blobs.len());
+        for (name, values) in &result.blobs {
+            let bytes = blob_bytes(values);
+            if bytes.len() as u64 > cfg.max_blob_bytes {
+                let why = format!(
+                    "output tensor `{name}` of {} bytes exceeds the blob limit of {} bytes",
+                    bytes.len(),
+                    cfg.max_blob_bytes
+                );
+                self.fail(lease, &JobError::permanent(why)).await?;
+                return Ok(None);
+            }
+            let to = dest.as_ref().and_then(|d| {
+                let (_, path, shape) = paths.iter().find(|(blob, ..)| blob == name)?;
+                let file = if path.is_empty() { name } else { path };
+                Some((format!("{d}/{}.npy", segment(file)), shape.clone()))
+            });
+            blobs.push(NewBlob {
+                name: format!("out:{name}"),
+                bytes,
+                to,
+            });
+        }
+        // An object store that refuses or fails: the attempt fails (retried with
+        // backoff), so a result is never recorded without its data.
+        let forms = match self.stored_forms(id, blobs).await {
+            Ok(forms) => forms,
+            Err(e) => {
+                let why = format!("storing output blobs: {e}");
+                let error = match e {
+                    ObjectError::Refused(_) => JobError::permanent(why),
+                    _ => JobError::temporary(why),
+                };
+                self.fail(lease, &error).await?;
+                return Ok(None);
+            }
+        };
+        let blob_keys: Vec<String> = result
+            .blobs
+            .keys()
+            .map(|name| keys.blob(id, &format!("out:{name}")))
+            .collect();
+        self.set_blobs(&blob_keys, &forms, cfg.finished_ttl)
+            .await
+            .map_err(backend("storing result blobs"))?;
+        let json = serde_json::to_string(result)?;
+        Ok(Some(Completion::new(
+            &Fence::of(lease)?,
+            json,
+            result.held_by.is_some(),
+        )))
     }
 }
 

@@ -15,26 +15,18 @@ mod lease;
 mod schedule;
 mod submit;
 
+use crate::codec::{Entry, stream_reply};
 use crate::config::RedisConfig;
-use crate::conn::Conn;
+use crate::connection::Conn;
 use crate::connection::{
     AUTH_FAILED, MAX_BLOCK, create_group, ensure_groups, is_nogroup, open, refused,
     resolve_partitions, warn_about_durability,
 };
 use crate::keys::{Keys, partition_of};
 use crate::objects::Objects;
-use crate::read::{Entry, stream_reply};
 use crate::scripts::{Call, Scripts};
-use async_trait::async_trait;
 use batcher::{Batcher, Completions, Submits};
-use gpujobs_core::queue::{
-    CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, RenewOutcome,
-    WorkerInfo,
-};
-use gpujobs_core::{
-    Backoff, BufferPool, DeviceClass, JobEnvelope, JobId, JobRecord, JobResult, PlacementDecision,
-    Queue, QueueError,
-};
+use gpujobs_core::{Backoff, BufferPool, DeviceClass, JobId, QueueError};
 use redis::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -76,7 +68,7 @@ impl Shared {
     /// Runs one script call; re-creates the consumer groups once if Redis lost them.
     pub(crate) async fn call<C: Call>(&self, call: &C) -> Result<C::Reply, QueueError> {
         let mut conn = self.conn();
-        let script = C::script(&self.scripts);
+        let script = self.scripts.get::<C>();
         for attempt in 0..2 {
             let mut inv = script.prepare_invoke();
             inv.arg(call.partition().prefix());
@@ -142,8 +134,6 @@ pub struct RedisQueue {
     buffers: BufferPool,
     /// Object storage for offloaded blobs and `url` tensors.
     objects: Arc<Objects>,
-    /// Delivered jobs that asked for their outputs at a URL (`results_to`, checked).
-    results_to: Mutex<HashMap<JobId, String>>,
     /// Batches the submits that arrive together into one script call.
     submits: Batcher<Submits>,
     /// Batches the completions that arrive together into one script call.
@@ -224,7 +214,6 @@ impl RedisQueue {
             slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
             buffers: BufferPool::global().clone(),
             objects,
-            results_to: Mutex::default(),
         })
     }
 
@@ -390,139 +379,6 @@ impl RedisQueue {
             }
         }
         Ok(Vec::new())
-    }
-}
-
-#[async_trait]
-impl Queue for RedisQueue {
-    async fn submit(&self, job: JobEnvelope) -> Result<JobId, QueueError> {
-        self.submit_job(job).await
-    }
-
-    async fn submit_graph(&self, jobs: Vec<JobEnvelope>) -> Result<Vec<JobId>, QueueError> {
-        self.submit_graph_jobs(jobs).await
-    }
-
-    async fn read_output(
-        &self,
-        from: &gpujobs_core::OutputRef,
-    ) -> Result<gpujobs_core::queue::ParentOutput, QueueError> {
-        self.read_output_tensor(from).await
-    }
-
-    async fn job_inputs(&self, id: &JobId) -> Result<Option<JobEnvelope>, QueueError> {
-        self.job_envelope(id).await
-    }
-
-    async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
-        self.record(id).await
-    }
-
-    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
-        self.cancel_job(id).await
-    }
-
-    async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
-        self.wait_for(id, timeout).await
-    }
-
-    async fn take_submitted(
-        &self,
-        consumer: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Incoming>, QueueError> {
-        self.take(consumer, max, wait).await
-    }
-
-    async fn place(
-        &self,
-        incoming: &Incoming,
-        decision: PlacementDecision,
-    ) -> Result<(), QueueError> {
-        self.place_all(std::slice::from_ref(&(incoming.clone(), decision)))
-            .await
-    }
-
-    async fn place_batch(&self, batch: &[(Incoming, PlacementDecision)]) -> Result<(), QueueError> {
-        self.place_all(batch).await
-    }
-
-    async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
-        self.reject_entry(incoming, reason).await
-    }
-
-    async fn fetch(
-        &self,
-        lane: DeviceClass,
-        consumer: &str,
-        max: usize,
-        lease: Duration,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.fetch_jobs(lane, consumer, max, lease, wait).await
-    }
-
-    async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError> {
-        self.renew_lease(lease, extend).await
-    }
-
-    async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
-        self.complete_job(lease, result).await
-    }
-
-    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
-        self.complete_jobs(batch).await
-    }
-
-    async fn fail(
-        &self,
-        lease: &Lease,
-        error: &gpujobs_core::JobError,
-    ) -> Result<FailOutcome, QueueError> {
-        self.fail_job(lease, error).await
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        self.release_job(lease).await
-    }
-
-    async fn reclaim_expired(
-        &self,
-        lane: DeviceClass,
-        consumer: &str,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        self.reclaim(lane, consumer, max, lease).await
-    }
-
-    async fn release_overdue_near(&self) -> Result<(), QueueError> {
-        self.sweep_near().await
-    }
-
-    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        self.newest_dead_letters(max).await
-    }
-
-    async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError> {
-        self.retry_dead_letter(id).await
-    }
-
-    async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
-        self.record_heartbeat(info).await
-    }
-
-    async fn deregister(&self, worker_id: &str) -> Result<(), QueueError> {
-        self.remove_worker(worker_id).await
-    }
-
-    async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
-        self.live_workers().await
-    }
-
-    async fn lane_stats(&self) -> Result<Vec<LaneStats>, QueueError> {
-        self.stats_of_lanes().await
     }
 }
 

@@ -4,19 +4,171 @@
 //! An [`Incoming`]'s entry is `<partition>|<stream entry id>`.
 
 use super::{RedisQueue, Role, lock};
+use crate::codec::{Entry, entries_of};
 use crate::codec::{excerpt, parse_submission};
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::{Keys, SCHEDULERS, partition_of};
-use crate::read::{Entry, entries_of};
+use crate::scripts::NearRelease;
 use crate::scripts::{Place, PlaceJob, Reject, Take, ms};
-use gpujobs_core::envelope::now_ms;
+use async_trait::async_trait;
+use gpujobs_core::DeviceClass;
+use gpujobs_core::model::envelope::now_ms;
 use gpujobs_core::queue::Incoming;
+use gpujobs_core::queue::ScheduleQueue;
 use gpujobs_core::{JobError, JobId, PlacementDecision, QueueError};
 use redis::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+#[async_trait]
+impl ScheduleQueue for RedisQueue {
+    async fn take_submitted(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Incoming>, QueueError> {
+        let mut reclaim = {
+            let mut last = lock(&self.submit_reclaimed);
+            let due = last.is_none_or(|t| t.elapsed() >= self.shared.cfg.scheduler_lease / 2);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let mut reread = self.shared.reread_own.swap(false, Ordering::AcqRel);
+        if reread {
+            lock(&self.drained).clear();
+        }
+        let deadline = Instant::now() + wait;
+        let order: Vec<usize> = self.sweep(Role::Take).collect();
+        // Entries taken back (stale or this consumer's own) come from XAUTOCLAIM and
+        // XREADGROUP, which cannot be bounded by bytes: as many as the largest of the
+        // last batch fits into `take_batch_bytes` (the first batch assumes entries of
+        // the largest size allowed). New entries are bounded exactly in `take_from`.
+        let largest = match self.entry_bytes_seen.load(Ordering::Relaxed) {
+            0 => self.shared.cfg.max_entry_bytes,
+            seen => seen,
+        };
+        let max = max.min((self.shared.cfg.take_batch_bytes / largest.max(1024)).max(1) as usize);
+        loop {
+            for &p in &order {
+                let keys = &self.shared.parts[p];
+                let got = self
+                    .take_from(keys, consumer, max, reclaim, reread, None)
+                    .await?;
+                if !got.is_empty() {
+                    self.adapt_slice(Role::Take, true);
+                    return self.incoming(keys, got).await;
+                }
+            }
+            (reclaim, reread) = (false, false);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            let keys = &self.shared.parts[order[0]];
+            let block = Some(self.block_slice(Role::Take, left));
+            let got = self
+                .take_from(keys, consumer, max, false, false, block)
+                .await?;
+            self.adapt_slice(Role::Take, !got.is_empty());
+            if !got.is_empty() {
+                return self.incoming(keys, got).await;
+            }
+        }
+    }
+
+    async fn place(
+        &self,
+        incoming: &Incoming,
+        decision: PlacementDecision,
+    ) -> Result<(), QueueError> {
+        self.place_batch(std::slice::from_ref(&(incoming.clone(), decision)))
+            .await
+    }
+
+    async fn place_batch(&self, batch: &[(Incoming, PlacementDecision)]) -> Result<(), QueueError> {
+        let mut jobs = Vec::with_capacity(batch.len());
+        for (incoming, decision) in batch {
+            let env = incoming.job.as_ref().map_err(|e| {
+                QueueError::Backend(format!("cannot place an unreadable entry: {e}"))
+            })?;
+            let (keys, entry) = self.entry_of(incoming)?;
+            let job = PlaceJob {
+                entry,
+                env,
+                lane: decision.lane,
+                decision_json: serde_json::to_string(decision)?,
+                est_s: decision.run_estimate_s,
+                worker: decision.worker.as_deref(),
+                wait_ms: decision.worker_wait_ms,
+            };
+            jobs.push((keys.partition(), job));
+        }
+        let by_part = self.shared.by_partition(jobs);
+        for (p, jobs) in by_part.iter().enumerate() {
+            if !jobs.is_empty() {
+                self.shared
+                    .call(&Place {
+                        keys: &self.shared.parts[p],
+                        now_ms: now_ms(),
+                        jobs,
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
+        let (keys, entry) = self.entry_of(incoming)?;
+        let (id, kind) = match (&incoming.job, &incoming.id) {
+            (Ok(env), _) => (env.id.as_str(), env.kind.as_str()),
+            (Err(_), Some(id)) => (id.as_str(), ""),
+            (Err(_), None) => ("", ""),
+        };
+        let error = serde_json::to_string(&JobError::permanent(reason))?;
+        self.shared
+            .call(&Reject {
+                keys,
+                entry,
+                id,
+                kind,
+                reason,
+                raw: incoming.raw.as_deref().unwrap_or(""),
+                now_ms: now_ms(),
+                error_json: &error,
+            })
+            .await
+    }
+
+    /// Moves jobs placed on a worker by locality that it has not taken by the end of
+    /// their wait to their lanes, on every partition and lane.
+    async fn release_overdue_near(&self) -> Result<(), QueueError> {
+        self.release_near(None).await
+    }
+}
+
 impl RedisQueue {
+    /// Runs `near_release.lua` on every partition and lane: for `worker` (leaving), all
+    /// its unread near jobs; for `None`, every overdue one.
+    pub(super) async fn release_near(&self, worker: Option<&str>) -> Result<(), QueueError> {
+        for keys in &self.shared.parts {
+            for lane in DeviceClass::ALL {
+                self.shared
+                    .call(&NearRelease {
+                        keys,
+                        lane,
+                        worker,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     fn entry_of<'a>(&self, incoming: &'a Incoming) -> Result<(&Keys, &'a str), QueueError> {
         incoming
             .entry
@@ -102,63 +254,6 @@ impl RedisQueue {
                 largest: cfg.max_entry_bytes,
             })
             .await
-    }
-
-    pub(super) async fn take(
-        &self,
-        consumer: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Incoming>, QueueError> {
-        let mut reclaim = {
-            let mut last = lock(&self.submit_reclaimed);
-            let due = last.is_none_or(|t| t.elapsed() >= self.shared.cfg.scheduler_lease / 2);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
-        let mut reread = self.shared.reread_own.swap(false, Ordering::AcqRel);
-        if reread {
-            lock(&self.drained).clear();
-        }
-        let deadline = Instant::now() + wait;
-        let order: Vec<usize> = self.sweep(Role::Take).collect();
-        // Entries taken back (stale or this consumer's own) come from XAUTOCLAIM and
-        // XREADGROUP, which cannot be bounded by bytes: as many as the largest of the
-        // last batch fits into `take_batch_bytes` (the first batch assumes entries of
-        // the largest size allowed). New entries are bounded exactly in `take_from`.
-        let largest = match self.entry_bytes_seen.load(Ordering::Relaxed) {
-            0 => self.shared.cfg.max_entry_bytes,
-            seen => seen,
-        };
-        let max = max.min((self.shared.cfg.take_batch_bytes / largest.max(1024)).max(1) as usize);
-        loop {
-            for &p in &order {
-                let keys = &self.shared.parts[p];
-                let got = self
-                    .take_from(keys, consumer, max, reclaim, reread, None)
-                    .await?;
-                if !got.is_empty() {
-                    self.adapt_slice(Role::Take, true);
-                    return self.incoming(keys, got).await;
-                }
-            }
-            (reclaim, reread) = (false, false);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Vec::new());
-            }
-            let keys = &self.shared.parts[order[0]];
-            let block = Some(self.block_slice(Role::Take, left));
-            let got = self
-                .take_from(keys, consumer, max, false, false, block)
-                .await?;
-            self.adapt_slice(Role::Take, !got.is_empty());
-            if !got.is_empty() {
-                return self.incoming(keys, got).await;
-            }
-        }
     }
 
     /// Parses taken entries; forwards those whose id belongs to another partition.
@@ -249,68 +344,6 @@ impl RedisQueue {
             .query_async::<()>(&mut self.conn())
             .await
             .map_err(backend("forwarding a submission to its partition"))
-    }
-
-    pub(super) async fn place_all(
-        &self,
-        batch: &[(Incoming, PlacementDecision)],
-    ) -> Result<(), QueueError> {
-        let mut jobs = Vec::with_capacity(batch.len());
-        for (incoming, decision) in batch {
-            let env = incoming.job.as_ref().map_err(|e| {
-                QueueError::Backend(format!("cannot place an unreadable entry: {e}"))
-            })?;
-            let (keys, entry) = self.entry_of(incoming)?;
-            let job = PlaceJob {
-                entry,
-                env,
-                lane: decision.lane,
-                decision_json: serde_json::to_string(decision)?,
-                est_s: decision.run_estimate_s,
-                worker: decision.worker.as_deref(),
-                wait_ms: decision.worker_wait_ms,
-            };
-            jobs.push((keys.partition(), job));
-        }
-        let by_part = self.shared.by_partition(jobs);
-        for (p, jobs) in by_part.iter().enumerate() {
-            if !jobs.is_empty() {
-                self.shared
-                    .call(&Place {
-                        keys: &self.shared.parts[p],
-                        now_ms: now_ms(),
-                        jobs,
-                    })
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) async fn reject_entry(
-        &self,
-        incoming: &Incoming,
-        reason: &str,
-    ) -> Result<(), QueueError> {
-        let (keys, entry) = self.entry_of(incoming)?;
-        let (id, kind) = match (&incoming.job, &incoming.id) {
-            (Ok(env), _) => (env.id.as_str(), env.kind.as_str()),
-            (Err(_), Some(id)) => (id.as_str(), ""),
-            (Err(_), None) => ("", ""),
-        };
-        let error = serde_json::to_string(&JobError::permanent(reason))?;
-        self.shared
-            .call(&Reject {
-                keys,
-                entry,
-                id,
-                kind,
-                reason,
-                raw: incoming.raw.as_deref().unwrap_or(""),
-                now_ms: now_ms(),
-                error_json: &error,
-            })
-            .await
     }
 }
 

@@ -1,10 +1,10 @@
 //! `lua/begin.lua`: starts the deliveries a blocking read handed to a worker.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
+use crate::codec::{Begun, Entry, begun_rows};
 use crate::keys::Keys;
-use crate::read::{Begun, Entry, begun_rows};
 use gpujobs_core::{DeviceClass, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Begin<'a> {
     pub(crate) keys: &'a Keys,
@@ -20,9 +20,7 @@ impl Call for Begin<'_> {
     type Reply = Vec<Begun>;
     const DOING: &'static str = "starting jobs";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.begin
-    }
+    const LUA: Lua = lua!("begin");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,11 +1,11 @@
 //! `lua/cancel.lua`: cancels a job before or while it runs.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
+use crate::codec::text;
 use crate::keys::Keys;
-use crate::read::text;
 use gpujobs_core::queue::CancelOutcome;
 use gpujobs_core::{JobId, JobState, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Cancel<'a> {
     pub(crate) keys: &'a Keys,
@@ -18,9 +18,7 @@ impl Call for Cancel<'_> {
     type Reply = CancelOutcome;
     const DOING: &'static str = "cancelling";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.cancel
-    }
+    const LUA: Lua = lua!("cancel");
 
     fn partition(&self) -> &Keys {
         self.keys

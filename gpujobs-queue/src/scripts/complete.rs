@@ -1,10 +1,10 @@
 //! `lua/complete.lua`: records the results of a batch of jobs.
 
-use super::{Call, Fence, Scripts, unexpected};
+use super::{Call, Fence, Lua, lua, unexpected};
+use crate::codec::int;
 use crate::keys::Keys;
-use crate::read::int;
 use gpujobs_core::QueueError;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 /// One job's result, with the lease that fences it.
 pub(crate) struct Completion {
@@ -45,9 +45,7 @@ impl Call for Complete<'_> {
     type Reply = Vec<bool>;
     const DOING: &'static str = "completing jobs";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.complete
-    }
+    const LUA: Lua = lua!("complete");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,11 +1,11 @@
 //! `lua/fail.lua`: records a failed attempt.
 
-use super::{Call, Fence, Scripts, ms};
+use super::{Call, Fence, Lua, lua, ms};
+use crate::codec::text;
 use crate::keys::Keys;
-use crate::read::text;
 use gpujobs_core::queue::FailOutcome;
 use gpujobs_core::{DeviceClass, JobError, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 use std::time::Duration;
 
 pub(crate) struct Fail<'a> {
@@ -24,9 +24,7 @@ impl Call for Fail<'_> {
     type Reply = FailOutcome;
     const DOING: &'static str = "recording a failure";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.fail
-    }
+    const LUA: Lua = lua!("fail");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,10 +1,10 @@
 //! `lua/fetch.lua`: promotes due retries, reads and begins a worker's batch in one call.
 
-use super::{Call, Scripts, unexpected};
+use super::{Call, Lua, lua, unexpected};
+use crate::codec::{Begun, begun_rows, int};
 use crate::keys::Keys;
-use crate::read::{Begun, begun_rows, int};
 use gpujobs_core::{DeviceClass, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 /// Retries promoted per call at most (the rest on the next call).
 const PROMOTE_LIMIT: u32 = 256;
@@ -35,9 +35,7 @@ impl Call for Fetch<'_> {
     type Reply = Fetched;
     const DOING: &'static str = "fetching jobs";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.fetch
-    }
+    const LUA: Lua = lua!("fetch");
 
     fn partition(&self) -> &Keys {
         self.keys

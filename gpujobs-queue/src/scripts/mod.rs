@@ -40,6 +40,8 @@ pub(crate) use take::Take;
 use crate::keys::Keys;
 use gpujobs_core::QueueError;
 use redis::{Script, ScriptInvocation, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 /// Helpers every script starts with.
 const LIB: &str = include_str!("../../lua/lib.lua");
@@ -51,8 +53,13 @@ pub(crate) trait Call {
     type Reply;
     /// What the call does, for error messages ("placing jobs").
     const DOING: &'static str;
-    /// The loaded script.
-    fn script(s: &Scripts) -> &Script;
+    /// Its script: `lua!("<operation>")` names `lua/<operation>.lua`.
+    const LUA: Lua;
+    /// Whether Redis runs it even above `maxmemory` (Redis 7 script flags). Only for
+    /// scripts that grow nothing: a lease renewal rewrites a field of the same size, and
+    /// refusing it while a full Redis also refuses the job's result would let the job be
+    /// taken over and run twice.
+    const ALLOW_OOM: bool = false;
     /// The partition it runs in.
     fn partition(&self) -> &Keys;
     /// KEYS and ARGV after the prefix, in the order of the script's header.
@@ -61,74 +68,78 @@ pub(crate) trait Call {
     fn reply(&self, v: Value) -> Result<Self::Reply, QueueError>;
 }
 
-/// The loaded scripts (their SHA1s are computed once; Redis caches the bodies).
+/// A script's name and body, as `lua!` makes them.
+pub(crate) type Lua = (&'static str, &'static str);
+
+/// `lua!("renew")`: the name and body of `gpujobs-queue/lua/renew.lua`. A new operation
+/// is that file and a Rust file whose `Call` names it: the scripts are loaded by name
+/// on first use, with no list to keep in step.
+macro_rules! lua {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../../lua/", $name, ".lua")))
+    };
+}
+pub(crate) use lua;
+
+/// The scripts of one queue, each prepared (lib.lua prepended, the caps built in, its
+/// SHA1 computed) on first use and kept; Redis caches the bodies.
 pub(crate) struct Scripts {
-    submit: Script,
-    place: Script,
-    reject: Script,
-    fetch: Script,
-    begin: Script,
-    reclaim: Script,
-    renew: Script,
-    complete: Script,
-    fail: Script,
-    release: Script,
-    cancel: Script,
-    retry_dead: Script,
-    take: Script,
-    submit_graph: Script,
-    near_release: Script,
-}
-
-fn load(body: &str, events_max: u64, dead_max: u64) -> Script {
-    Script::new(&with_lib(body, events_max, dead_max))
-}
-
-fn with_lib(body: &str, events_max: u64, dead_max: u64) -> String {
-    let lib = LIB
-        .replace("EVENTS_MAX", &events_max.to_string())
-        .replace("DEAD_MAX", &dead_max.to_string());
-    format!("{lib}\n{body}")
-}
-
-/// A script that Redis runs even when `used_memory` is over `maxmemory` (Redis 7 script
-/// flags; the shebang must be the first line). Only for scripts that grow nothing: a
-/// lease renewal rewrites a field of the same size, and refusing it while a full Redis
-/// also refuses the job's result would let the job be taken over and run twice.
-fn load_allow_oom(body: &str, events_max: u64, dead_max: u64) -> Script {
-    Script::new(&format!(
-        "#!lua flags=allow-oom\n{}",
-        with_lib(body, events_max, dead_max)
-    ))
+    events_max: u64,
+    dead_max: u64,
+    loaded: RwLock<HashMap<&'static str, Arc<Script>>>,
 }
 
 impl Scripts {
-    /// Loads every script, with the events and dead-letter caps built in.
+    /// Scripts with the events and dead-letter caps built in.
     pub(crate) fn new(events_max: u64, dead_max: u64) -> Self {
-        let s = |body| load(body, events_max, dead_max);
         Scripts {
-            submit: s(include_str!("../../lua/submit.lua")),
-            place: s(include_str!("../../lua/place.lua")),
-            reject: s(include_str!("../../lua/reject.lua")),
-            fetch: s(include_str!("../../lua/fetch.lua")),
-            begin: s(include_str!("../../lua/begin.lua")),
-            reclaim: s(include_str!("../../lua/reclaim.lua")),
-            renew: load_allow_oom(include_str!("../../lua/renew.lua"), events_max, dead_max),
-            complete: s(include_str!("../../lua/complete.lua")),
-            fail: s(include_str!("../../lua/fail.lua")),
-            release: s(include_str!("../../lua/release.lua")),
-            cancel: s(include_str!("../../lua/cancel.lua")),
-            retry_dead: s(include_str!("../../lua/retry_dead.lua")),
-            take: s(include_str!("../../lua/take.lua")),
-            submit_graph: s(include_str!("../../lua/submit_graph.lua")),
-            near_release: s(include_str!("../../lua/near_release.lua")),
+            events_max,
+            dead_max,
+            loaded: RwLock::default(),
         }
+    }
+
+    /// The prepared script of call `C`.
+    pub(crate) fn get<C: Call>(&self) -> Arc<Script> {
+        let (name, body) = C::LUA;
+        if let Some(s) = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return s.clone();
+        }
+        let lib = LIB
+            .replace("EVENTS_MAX", &self.events_max.to_string())
+            .replace("DEAD_MAX", &self.dead_max.to_string());
+        // The shebang with flags must be the script's first line.
+        let flags = if C::ALLOW_OOM {
+            "#!lua flags=allow-oom\n"
+        } else {
+            ""
+        };
+        let script = Arc::new(Script::new(&format!("{flags}{lib}\n{body}")));
+        self.loaded
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name)
+            .or_insert(script)
+            .clone()
     }
 }
 
 /// A reply that should have been an integer.
 pub(crate) fn unexpected(doing: &str, v: &Value) -> QueueError {
     QueueError::Backend(format!("{doing}: unexpected script reply {v:?}"))
+}
+
+/// The names of a job's input blobs as the JSON list scripts keep in its record
+/// (`blobs`), from the one walk over its tensors: how `drop_inputs` in `lib.lua` knows
+/// what to delete without parsing the envelope.
+pub(crate) fn input_blobs_json(env: &gpujobs_core::JobEnvelope) -> String {
+    let names = gpujobs_core::model::tensor_json::blob_names(&env.payload);
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())
 }
 
 /// Millisecond durations as script arguments.

@@ -1,10 +1,10 @@
 //! `lua/near_release.lua`: hands jobs placed on a worker by locality to their lane: a
 //! leaving worker's unread ones, or (no worker) every unread one past its wait.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
 use crate::keys::Keys;
 use gpujobs_core::{DeviceClass, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct NearRelease<'a> {
     pub(crate) keys: &'a Keys,
@@ -18,9 +18,7 @@ impl Call for NearRelease<'_> {
     type Reply = ();
     const DOING: &'static str = "handing jobs placed by locality to their lane";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.near_release
-    }
+    const LUA: Lua = lua!("near_release");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,9 +1,9 @@
 //! `lua/place.lua`: forwards a batch of submitted jobs to their lanes.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
 use crate::keys::Keys;
 use gpujobs_core::{DeviceClass, JobEnvelope, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 /// One job of a placement batch.
 pub(crate) struct PlaceJob<'a> {
@@ -29,9 +29,7 @@ impl Call for Place<'_> {
     type Reply = ();
     const DOING: &'static str = "placing jobs";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.place
-    }
+    const LUA: Lua = lua!("place");
 
     fn partition(&self) -> &Keys {
         self.keys
@@ -51,7 +49,8 @@ impl Call for Place<'_> {
                 .arg(&j.decision_json)
                 .arg(format!("{:.9}", j.est_s.max(0.0)))
                 .arg(j.worker.unwrap_or(""))
-                .arg(j.wait_ms);
+                .arg(j.wait_ms)
+                .arg(super::input_blobs_json(j.env));
         }
     }
 

@@ -1,10 +1,10 @@
 //! `lua/reclaim.lua`: claims deliveries whose worker stopped renewing their lease.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
+use crate::codec::{Begun, begun_rows};
 use crate::keys::Keys;
-use crate::read::{Begun, begun_rows};
 use gpujobs_core::{DeviceClass, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Reclaim<'a> {
     pub(crate) keys: &'a Keys,
@@ -19,9 +19,7 @@ impl Call for Reclaim<'_> {
     type Reply = Vec<Begun>;
     const DOING: &'static str = "reclaiming expired leases";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.reclaim
-    }
+    const LUA: Lua = lua!("reclaim");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,9 +1,9 @@
 //! `lua/reject.lua`: dead-letters a submitted entry that cannot run.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
 use crate::keys::Keys;
 use gpujobs_core::QueueError;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Reject<'a> {
     pub(crate) keys: &'a Keys,
@@ -23,9 +23,7 @@ impl Call for Reject<'_> {
     type Reply = ();
     const DOING: &'static str = "dead-lettering an entry";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.reject
-    }
+    const LUA: Lua = lua!("reject");
 
     fn partition(&self) -> &Keys {
         self.keys

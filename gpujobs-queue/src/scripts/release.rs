@@ -1,10 +1,10 @@
 //! `lua/release.lua`: gives a job back without counting the attempt.
 
-use super::{Call, Fence, Scripts};
+use super::{Call, Fence, Lua, lua};
+use crate::codec::int;
 use crate::keys::Keys;
-use crate::read::int;
 use gpujobs_core::{DeviceClass, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Release<'a> {
     pub(crate) keys: &'a Keys,
@@ -18,9 +18,7 @@ impl Call for Release<'_> {
     type Reply = ();
     const DOING: &'static str = "releasing a job";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.release
-    }
+    const LUA: Lua = lua!("release");
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,11 +1,11 @@
 //! `lua/renew.lua`: extends a lease; reports a cancellation request.
 
-use super::{Call, Fence, Scripts, unexpected};
+use super::{Call, Fence, Lua, lua, unexpected};
+use crate::codec::int;
 use crate::keys::Keys;
-use crate::read::int;
 use gpujobs_core::QueueError;
 use gpujobs_core::queue::RenewOutcome;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Renew<'a> {
     pub(crate) keys: &'a Keys,
@@ -17,9 +17,8 @@ impl Call for Renew<'_> {
     type Reply = RenewOutcome;
     const DOING: &'static str = "renewing a lease";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.renew
-    }
+    const LUA: Lua = lua!("renew");
+    const ALLOW_OOM: bool = true;
 
     fn partition(&self) -> &Keys {
         self.keys

@@ -1,10 +1,10 @@
 //! `lua/retry_dead.lua`: re-submits a dead or failed job with fresh attempts.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
+use crate::codec::{int, text};
 use crate::keys::Keys;
-use crate::read::{int, text};
 use gpujobs_core::{JobId, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct RetryDead<'a> {
     pub(crate) keys: &'a Keys,
@@ -17,9 +17,7 @@ impl Call for RetryDead<'_> {
     type Reply = bool;
     const DOING: &'static str = "retrying a dead letter";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.retry_dead
-    }
+    const LUA: Lua = lua!("retry_dead");
 
     fn partition(&self) -> &Keys {
         self.keys

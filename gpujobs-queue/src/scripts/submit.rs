@@ -1,10 +1,10 @@
 //! `lua/submit.lua`: records a batch of new jobs and appends them to the submit stream.
 
-use super::{Call, Scripts, unexpected};
+use super::{Call, Lua, lua, unexpected};
+use crate::codec::{int, text};
 use crate::keys::Keys;
-use crate::read::{int, text};
 use gpujobs_core::{JobEnvelope, QueueError};
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 /// One job of a submit batch: its envelope and the envelope's JSON.
 pub(crate) struct NewJob {
@@ -25,9 +25,7 @@ impl Call for Submit<'_> {
     type Reply = Vec<bool>;
     const DOING: &'static str = "submitting";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.submit
-    }
+    const LUA: Lua = lua!("submit");
 
     fn partition(&self) -> &Keys {
         self.keys
@@ -55,8 +53,8 @@ impl Call for Submit<'_> {
 }
 
 impl NewJob {
-    /// The job's seven submit arguments: id, envelope JSON, kind, priority, device,
-    /// max_attempts, created_us.
+    /// The job's eight submit arguments: id, envelope JSON, kind, priority, device,
+    /// max_attempts, created_us, input blob names (a JSON list).
     pub(crate) fn fill(&self, inv: &mut ScriptInvocation<'_>) {
         let e = &self.env;
         inv.arg(e.id.as_str())
@@ -65,7 +63,8 @@ impl NewJob {
             .arg(e.priority.as_str())
             .arg(e.device.as_str())
             .arg(e.max_attempts)
-            .arg(e.created_us);
+            .arg(e.created_us)
+            .arg(super::input_blobs_json(e));
     }
 }
 

@@ -2,11 +2,11 @@
 //! one step.
 
 use super::submit::{NewJob, full_or};
-use super::{Call, Scripts, unexpected};
+use super::{Call, Lua, lua, unexpected};
+use crate::codec::int;
 use crate::keys::Keys;
-use crate::read::int;
 use gpujobs_core::QueueError;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 /// A graph's jobs, parents before children, with each job's parents.
 pub(crate) struct SubmitGraph<'a> {
@@ -22,9 +22,7 @@ impl Call for SubmitGraph<'_> {
     type Reply = Vec<bool>;
     const DOING: &'static str = "submitting a graph";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.submit_graph
-    }
+    const LUA: Lua = lua!("submit_graph");
 
     fn partition(&self) -> &Keys {
         self.keys

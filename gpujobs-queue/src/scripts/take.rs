@@ -1,10 +1,10 @@
 //! `lua/take.lua`: a scheduler's take of new submit entries, bounded by bytes.
 
-use super::{Call, Scripts};
+use super::{Call, Lua, lua};
+use crate::codec::{Entry, entries_of};
 use crate::keys::Keys;
-use crate::read::{Entry, entries_of};
 use gpujobs_core::QueueError;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{ScriptInvocation, Value};
 
 pub(crate) struct Take<'a> {
     pub(crate) keys: &'a Keys,
@@ -21,9 +21,7 @@ impl Call for Take<'_> {
     type Reply = Vec<Entry>;
     const DOING: &'static str = "taking submitted jobs";
 
-    fn script(s: &Scripts) -> &Script {
-        &s.take
-    }
+    const LUA: Lua = lua!("take");
 
     fn partition(&self) -> &Keys {
         self.keys

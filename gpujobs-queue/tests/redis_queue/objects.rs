@@ -3,8 +3,9 @@
 //! by the worker, and references and URLs that must not be followed.
 
 use super::{config, config_at, query, start_cluster};
-use gpujobs_core::jobs::{VectorAdd, VectorAddOutput};
-use gpujobs_core::{JobEnvelope, JobId, JobRecord, JobState, Queue, Tensor, conformance};
+use gpujobs_core::kinds::{VectorAdd, VectorAddOutput};
+use gpujobs_core::queue::SubmitQueue;
+use gpujobs_core::{JobEnvelope, JobId, JobRecord, JobState, Tensor, conformance};
 use gpujobs_queue::testkit::{RedisCluster, RedisServer};
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::io::{Read, Write};

@@ -1,6 +1,6 @@
 //! The benchmark's cases: each kind at a ladder of sizes, with real random inputs.
 
-use gpujobs_core::jobs::{
+use gpujobs_core::kinds::{
     FilterOp, ImageFilter, Matmul, MlpModel, MlpPredict, MlpTrain, VectorAdd,
 };
 use gpujobs_core::{Job, JobEnvelope, Tensor, synth};

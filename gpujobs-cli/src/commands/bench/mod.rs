@@ -314,7 +314,7 @@ fn replot(path: &std::path::Path, out: &std::path::Path) -> Result<(), CliError>
 /// Runs the command.
 pub async fn run(mut args: BenchArgs) -> Result<(), CliError> {
     let out = args.out.take().unwrap_or_else(|| {
-        let date = crate::report::date(gpujobs_core::envelope::now_ms());
+        let date = crate::report::date(gpujobs_core::model::envelope::now_ms());
         PathBuf::from(format!("gpujobs-bench-{date}"))
     });
     if let Some(path) = &args.from_json {
@@ -417,7 +417,7 @@ async fn run_cells(args: BenchArgs, out: PathBuf) -> Result<(), CliError> {
         gpu: gpu.as_ref().map(|g| g.device.name.clone()),
         driver_cuda: gpujobs_cuda::driver_version(),
         gpujobs: env!("CARGO_PKG_VERSION").to_string(),
-        date: crate::report::date(gpujobs_core::envelope::now_ms()),
+        date: crate::report::date(gpujobs_core::model::envelope::now_ms()),
     };
     let plan: Vec<cases::Case> = kinds
         .iter()

@@ -1,7 +1,7 @@
 //! The CSV table, the Markdown report and the console summary of a benchmark run.
 
 use super::{Machine, Row};
-use gpujobs_core::placement::fmt_seconds;
+use gpujobs_core::scheduler::placement::fmt_seconds;
 
 /// Columns of `results.csv`, in order.
 pub const CSV_COLUMNS: [&str; 25] = [

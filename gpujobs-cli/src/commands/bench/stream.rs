@@ -4,7 +4,7 @@
 //! each job cost, against the pages of its output.
 
 use crate::error::CliError;
-use gpujobs_core::jobs::VectorAdd;
+use gpujobs_core::kinds::VectorAdd;
 use gpujobs_core::{
     DeviceClass, DevicePref, EmbeddedCluster, JobEnvelope, JobState, MemoryQueueConfig, Tensor,
     WorkerConfig, synth,

@@ -1,0 +1,354 @@
+//! Fingerprints of job outputs, so results from different devices can be compared
+//! without shipping the data.
+
+use serde::{Deserialize, Serialize};
+
+/// A summary of an output's numbers.
+///
+/// `hash` is exact (FNV-1a style over the values' bits, in blocks of 65 536 values with
+/// sixteen interleaved lanes, so it is computed at memory speed on several threads) and
+/// tells two runs on the same backend apart;
+/// the statistics tolerate the rounding differences between a GPU and a CPU, and
+/// [`Fingerprint::close_to`] compares them with a tolerance.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Number of values.
+    pub len: u64,
+    /// Sum of the values (f64 accumulation).
+    pub sum: f64,
+    /// Euclidean norm of the values.
+    pub l2: f64,
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Number of NaN or infinite values.
+    pub non_finite: u64,
+    /// A 64-bit hash of the values' bits (see the type's docs).
+    pub hash: u64,
+}
+
+/// Values per block: the unit the statistics and the hash are computed over, at fixed
+/// positions of the whole sequence, so the result never depends on how the values were
+/// split into slices or how many threads summed them.
+const BLOCK: usize = 1 << 16;
+/// Independent accumulators inside a block, so the loop vectorizes (one AVX-512
+/// register of `f32`s).
+const LANES: usize = 16;
+/// From this many values up, blocks are digested on several threads.
+const PARALLEL_FROM: usize = 1 << 22;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+const FNV32_OFFSET: u32 = 0x811c_9dc5;
+const FNV32_PRIME: u32 = 0x0100_0193;
+
+/// The digest of one block.
+#[derive(Clone, Copy)]
+struct Digest {
+    len: u64,
+    sum: f64,
+    sq: f64,
+    min: f32,
+    max: f32,
+    non_finite: u64,
+    hash: u64,
+}
+
+/// Per-lane accumulators. Every step is branch-free, so the compiler turns a step over
+/// `LANES` values into a few vector instructions.
+struct Lanes {
+    sum: [f64; LANES],
+    sq: [f64; LANES],
+    min: [f32; LANES],
+    max: [f32; LANES],
+    nf: [u32; LANES],
+    hash: [u32; LANES],
+}
+
+#[inline(always)]
+fn digest_impl(values: &[f32]) -> Digest {
+    let mut a = Lanes {
+        sum: [0.0; LANES],
+        sq: [0.0; LANES],
+        min: [f32::INFINITY; LANES],
+        max: [f32::NEG_INFINITY; LANES],
+        nf: [0; LANES],
+        hash: [FNV32_OFFSET; LANES],
+    };
+    #[inline(always)]
+    fn step(a: &mut Lanes, l: usize, v: f32) {
+        let fin = v.is_finite();
+        let x = if fin { v } else { 0.0 };
+        a.sum[l] += f64::from(x);
+        a.sq[l] += f64::from(x) * f64::from(x);
+        a.min[l] = a.min[l].min(if fin { v } else { f32::INFINITY });
+        a.max[l] = a.max[l].max(if fin { v } else { f32::NEG_INFINITY });
+        a.nf[l] += u32::from(!fin);
+        a.hash[l] = (a.hash[l] ^ v.to_bits()).wrapping_mul(FNV32_PRIME);
+    }
+    let (chunks, rest) = values.as_chunks::<LANES>();
+    for c in chunks {
+        for (l, &v) in c.iter().enumerate() {
+            step(&mut a, l, v);
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        step(&mut a, l, v);
+    }
+    let mut d = Digest {
+        len: values.len() as u64,
+        sum: 0.0,
+        sq: 0.0,
+        min: f32::INFINITY,
+        max: f32::NEG_INFINITY,
+        non_finite: 0,
+        hash: FNV_OFFSET,
+    };
+    for l in 0..LANES {
+        d.sum += a.sum[l];
+        d.sq += a.sq[l];
+        d.min = d.min.min(a.min[l]);
+        d.max = d.max.max(a.max[l]);
+        d.non_finite += u64::from(a.nf[l]);
+        d.hash = (d.hash ^ u64::from(a.hash[l])).wrapping_mul(FNV_PRIME);
+    }
+    d
+}
+
+/// [`digest_impl`] compiled for the widest vector unit this CPU has. The results are
+/// identical on every path (the same operations in the same order per lane).
+fn digest(values: &[f32]) -> Digest {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+        fn avx512(values: &[f32]) -> Digest {
+            digest_impl(values)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(values: &[f32]) -> Digest {
+            digest_impl(values)
+        }
+        static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+        let level = *LEVEL.get_or_init(|| {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                2
+            } else if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                1
+            } else {
+                0
+            }
+        });
+        // SAFETY: each function is called only when the features it is compiled for
+        // were detected above.
+        #[allow(unsafe_code)]
+        let fast = match level {
+            2 => Some(unsafe { avx512(values) }),
+            1 => Some(unsafe { avx2(values) }),
+            _ => None,
+        };
+        if let Some(d) = fast {
+            return d;
+        }
+    }
+    digest_impl(values)
+}
+
+/// Digests whole blocks, on several threads when there are many, in order.
+fn digest_blocks(values: &[f32]) -> Vec<Digest> {
+    if values.len() < PARALLEL_FROM {
+        return values.chunks(BLOCK).map(digest).collect();
+    }
+    // Asked once: the answer reads cgroup files, which costs more than a small digest.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 1 {
+        return values.chunks(BLOCK).map(digest).collect();
+    }
+    let blocks: Vec<&[f32]> = values.chunks(BLOCK).collect();
+    let per = blocks.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = blocks
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|b| digest(b)).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// Accumulates a fingerprint over values fed in slices of any length.
+struct Accumulator {
+    f: Fingerprint,
+    sq: f64,
+    pending: Vec<f32>,
+}
+
+impl Accumulator {
+    fn new() -> Self {
+        Accumulator {
+            f: Fingerprint {
+                min: f32::INFINITY,
+                max: f32::NEG_INFINITY,
+                hash: FNV_OFFSET,
+                ..Default::default()
+            },
+            sq: 0.0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn fold(&mut self, d: Digest) {
+        self.f.len += d.len;
+        self.f.sum += d.sum;
+        self.sq += d.sq;
+        self.f.min = self.f.min.min(d.min);
+        self.f.max = self.f.max.max(d.max);
+        self.f.non_finite += d.non_finite;
+        self.f.hash = (self.f.hash ^ d.hash).wrapping_mul(FNV_PRIME);
+    }
+
+    fn feed(&mut self, mut values: &[f32]) {
+        if !self.pending.is_empty() {
+            let k = (BLOCK - self.pending.len()).min(values.len());
+            self.pending.extend_from_slice(&values[..k]);
+            values = &values[k..];
+            if self.pending.len() == BLOCK {
+                let d = digest(&self.pending);
+                self.fold(d);
+                self.pending.clear();
+            }
+        }
+        let whole = values.len() / BLOCK * BLOCK;
+        for d in digest_blocks(&values[..whole]) {
+            self.fold(d);
+        }
+        self.pending.extend_from_slice(&values[whole..]);
+    }
+
+    fn finish(mut self) -> Fingerprint {
+        if !self.pending.is_empty() {
+            let d = digest(&self.pending);
+            self.fold(d);
+        }
+        let mut f = self.f;
+        f.l2 = self.sq.sqrt();
+        if f.len == f.non_finite {
+            f.min = 0.0;
+            f.max = 0.0;
+        }
+        f
+    }
+}
+
+impl Fingerprint {
+    /// The fingerprint of a sequence of slices, as if they were one.
+    pub fn of_slices<'a>(parts: impl IntoIterator<Item = &'a [f32]>) -> Self {
+        let mut acc = Accumulator::new();
+        for part in parts {
+            acc.feed(part);
+        }
+        acc.finish()
+    }
+
+    /// The fingerprint of tensors' values, as if they were one sequence (tensors that
+    /// hold no values, such as unresolved blob references, are left out).
+    pub fn of_tensors(tensors: &[&crate::model::tensor::Tensor]) -> Self {
+        let values: Vec<_> = tensors.iter().filter_map(|t| t.values().ok()).collect();
+        Self::of_slices(values.iter().map(|v| &v[..]))
+    }
+
+    /// The fingerprint of one slice.
+    pub fn of(values: &[f32]) -> Self {
+        Self::of_slices([values])
+    }
+
+    /// Whether two fingerprints describe the same numbers up to a relative tolerance
+    /// (scaled by the norm, the way GPU/CPU results are compared).
+    pub fn close_to(&self, other: &Fingerprint, rtol: f64) -> bool {
+        let scale = self.l2.max(other.l2).max(f64::MIN_POSITIVE);
+        let n = (self.len as f64).sqrt().max(1.0);
+        self.len == other.len
+            && self.non_finite == other.non_finite
+            && (self.l2 - other.l2).abs() <= rtol * scale
+            && (self.sum - other.sum).abs() <= rtol * scale * n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_but_not_identical() {
+        let a: Vec<f32> = (0..1000).map(|i| i as f32 * 0.001).collect();
+        let b: Vec<f32> = a.iter().map(|v| v * (1.0 + 1e-7)).collect();
+        let (fa, fb) = (Fingerprint::of(&a), Fingerprint::of(&b));
+        assert_ne!(fa.hash, fb.hash);
+        assert!(fa.close_to(&fb, 1e-5));
+        let c: Vec<f32> = a.iter().map(|v| v * 1.01).collect();
+        assert!(!fa.close_to(&Fingerprint::of(&c), 1e-5));
+    }
+
+    #[test]
+    fn split_equals_whole() {
+        let a: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        assert_eq!(
+            Fingerprint::of(&a),
+            Fingerprint::of_slices([&a[..40], &a[40..]])
+        );
+        // Across block boundaries and the parallel path, split anywhere.
+        let big: Vec<f32> = (0..PARALLEL_FROM + 3 * BLOCK + 17)
+            .map(|i| (i % 1013) as f32 - 500.0)
+            .collect();
+        let whole = Fingerprint::of(&big);
+        for cut in [1, BLOCK - 1, BLOCK, 5 * BLOCK + 3, big.len() - 2] {
+            assert_eq!(whole, Fingerprint::of_slices([&big[..cut], &big[cut..]]));
+        }
+        let thirds = big.len() / 3;
+        assert_eq!(
+            whole,
+            Fingerprint::of_slices([&big[..thirds], &big[thirds..2 * thirds], &big[2 * thirds..]])
+        );
+        assert_eq!(whole.len, big.len() as u64);
+    }
+
+    #[test]
+    fn vector_paths_equal_the_plain_one() {
+        let v: Vec<f32> = (0..BLOCK - 5)
+            .map(|i| ((i * 7919) % 1000) as f32 * 0.37 - 170.0)
+            .chain([f32::NAN, f32::INFINITY, -0.0])
+            .collect();
+        let (fast, plain) = (digest(&v), digest_impl(&v));
+        assert_eq!(fast.hash, plain.hash);
+        assert_eq!(fast.sum.to_bits(), plain.sum.to_bits());
+        assert_eq!(fast.sq.to_bits(), plain.sq.to_bits());
+        assert_eq!(
+            (fast.min, fast.max, fast.non_finite),
+            (plain.min, plain.max, plain.non_finite)
+        );
+    }
+
+    #[test]
+    fn statistics_and_non_finite_values() {
+        let f = Fingerprint::of(&[1.0, -2.0, f32::NAN, 4.0, f32::INFINITY]);
+        assert_eq!((f.len, f.non_finite), (5, 2));
+        assert_eq!((f.min, f.max, f.sum), (-2.0, 4.0, 3.0));
+        assert!((f.l2 - 21f64.sqrt()).abs() < 1e-12);
+        let all_bad = Fingerprint::of(&[f32::NAN]);
+        assert_eq!((all_bad.min, all_bad.max), (0.0, 0.0));
+        // Every value and its position count in the hash.
+        assert_ne!(
+            Fingerprint::of(&[1.0, 2.0]).hash,
+            Fingerprint::of(&[2.0, 1.0]).hash
+        );
+        assert_ne!(Fingerprint::of(&[0.0]).hash, Fingerprint::of(&[-0.0]).hash);
+    }
+}
