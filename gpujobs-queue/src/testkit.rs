@@ -25,7 +25,11 @@ pub fn require_command(command: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()));
     if !found {
-        eprintln!(
+        // Straight to the process's stderr: the test harness captures `eprintln!`, and
+        // would drop it when the process exits here.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "error: `{command}` is not on PATH; these tests need the Debian package \
              {package} (apt-get install {package}), which `.ci/run unit` installs"
         );
