@@ -28,7 +28,7 @@ pub trait LeaseQueue: Send + Sync {
     /// longer the job's current one.
     async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError>;
 
-    /// Records many successes at once, each as [`Queue::complete`] would, answering
+    /// Records many successes at once, each as [`LeaseQueue::complete`] would, answering
     /// for each in order: for callers that hold a batch of results (the embedded queue
     /// takes its lock once, the Redis queue makes one script call per partition). The
     /// default records them one by one.

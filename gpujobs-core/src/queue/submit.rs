@@ -21,7 +21,7 @@ pub trait SubmitQueue: Send + Sync {
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError>;
 
     /// Waits until the job reaches a terminal state or `timeout` passes, then returns its
-    /// record. The default polls [`Queue::status`] with a growing interval.
+    /// record. The default polls [`SubmitQueue::status`] with a growing interval.
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut interval =

@@ -59,7 +59,7 @@ pub struct Delivery {
     pub estimate_s: Option<f64>,
 }
 
-/// What [`super::Queue::renew`] learned.
+/// What [`super::LeaseQueue::renew`] learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RenewOutcome {
     /// The job was cancelled: the worker should stop it and report `JobError::cancelled`.
@@ -84,7 +84,7 @@ pub enum FailOutcome {
     Cancelled,
 }
 
-/// What [`super::Queue::cancel`] did.
+/// What [`super::SubmitQueue::cancel`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// The job had not started; it never will.
@@ -164,7 +164,7 @@ pub struct LaneStats {
     pub backlog_s: f64,
 }
 
-/// What the queue has of a parent job's output ([`super::Queue::read_output`]).
+/// What the queue has of a parent job's output ([`super::GraphQueue::read_output`]).
 #[derive(Debug, Clone)]
 pub enum ParentOutput {
     /// The tensor.

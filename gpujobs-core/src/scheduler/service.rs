@@ -29,7 +29,7 @@ pub struct SchedulerConfig {
     /// Memory limits jobs are validated against.
     pub limits: Limits,
     /// How often jobs placed on a worker by locality and not taken by it in time are
-    /// moved to their lane ([`Queue::release_overdue_near`]).
+    /// moved to their lane ([`crate::queue::ScheduleQueue::release_overdue_near`]).
     pub near_sweep_every: Duration,
 }
 
