@@ -17,7 +17,7 @@ gpujobs_build() {
     local log status=0
     log="$(mktemp)"
     echo "building the workspace's tests and binaries (features $GPUJOBS_FEATURES)" >&2
-    cargo test --workspace --locked --features "$GPUJOBS_FEATURES" --no-run "$@" >"$log" 2>&1 ||
+    cargo test --workspace --locked --features "$GPUJOBS_FEATURES" --no-run >"$log" 2>&1 ||
         status=$?
     # The executable list is noise; warnings and errors are not.
     grep -v -e '^  Executable ' -e '^ *Compiling ' -e '^ *Finished ' "$log" >&2 || true
