@@ -19,7 +19,9 @@ use crate::model::error::JobError;
 use crate::model::id::JobId;
 use crate::model::job::Job;
 use crate::model::tensor::{Blobs, OutputRef, Tensor};
-use crate::model::tensor_json::{Source, for_each_tensor_mut, source_of, tensors};
+use crate::model::tensor_json::{
+    Source, for_each_tensor_mut, numel_of, shape_of, source_of, tensors,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -365,16 +367,7 @@ pub fn substitute(
     let mut n = 0;
     let blobs = &mut env.blobs;
     for_each_tensor_mut(&mut env.payload, |_, map| {
-        let (Some(Source::From(from)), Some(Value::Array(dims))) =
-            (source_of(map), map.get("shape"))
-        else {
-            return Ok(());
-        };
-        let Some(shape) = dims
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<Vec<usize>>>()
-        else {
+        let (Some(Source::From(from)), Some(shape)) = (source_of(map), shape_of(map)) else {
             return Ok(());
         };
         let t = resolved
@@ -382,8 +375,7 @@ pub fn substitute(
             .ok_or_else(|| JobError::permanent(format!("input {from} is not available")))?;
         // The declared shape may view the output in another shape of the same size (a
         // row-major reshape: a [64, 64] product read as a [4096] vector).
-        let count = |s: &[usize]| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if count(t.shape()) != count(&shape) {
+        if numel_of(t.shape()) != numel_of(&shape) {
             return Err(JobError::permanent(format!(
                 "input {from} has shape {:?}, but the job declares {shape:?}",
                 t.shape()

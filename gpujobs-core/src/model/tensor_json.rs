@@ -46,10 +46,7 @@ impl Found<'_> {
     /// The number of elements the shape holds; `None` when there is no valid shape or
     /// the product overflows.
     pub fn numel(&self) -> Option<usize> {
-        self.shape
-            .as_ref()?
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
+        numel_of(self.shape.as_ref()?)
     }
 }
 
@@ -77,7 +74,14 @@ pub fn source_of(map: &Map<String, Value>) -> Option<Source<'_>> {
     None
 }
 
-fn shape_of(map: &Map<String, Value>) -> Option<Vec<usize>> {
+/// The elements `shape` holds; `None` when the product overflows.
+pub fn numel_of(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The `shape` of the tensor object `map` as sizes; `None` when it is missing or not a
+/// list of sizes.
+pub fn shape_of(map: &Map<String, Value>) -> Option<Vec<usize>> {
     match map.get("shape")? {
         Value::Array(dims) => dims
             .iter()

@@ -99,9 +99,8 @@ impl Client {
 
     /// Validates and submits an envelope (priority, device, attempts already set).
     pub async fn submit_envelope(&self, env: JobEnvelope) -> Result<JobId, ClientError> {
-        alone(&env)?;
-        let job = Validated::envelope(env, &self.registry, &self.limits)?;
-        self.submit_validated(job).await
+        let job = self.validate(env)?;
+        Ok(self.queue.submit(job.into_envelope()).await?)
     }
 
     /// Submits a job validated earlier in this process, without validating it again.

@@ -12,7 +12,7 @@ use crate::objects::{ObjectError, decode, encode, segment};
 use crate::scripts::ms;
 use gpujobs_core::buffer::le_bytes;
 use gpujobs_core::model::tensor_json::{
-    Source, blob_names, for_each_tensor_mut, source_of, tensors,
+    Source, blob_names, for_each_tensor_mut, numel_of, shape_of, source_of, tensors,
 };
 use gpujobs_core::{Blobs, QueueError, ValidationError};
 use gpujobs_core::{JobEnvelope, JobId, npy};
@@ -298,12 +298,7 @@ fn rewrite_urls(v: &mut Value, found: &mut Vec<UrlTensor>) {
         let Some(Source::Url(_)) = source_of(map) else {
             return Ok::<_, std::convert::Infallible>(());
         };
-        let numel = map.get("shape").and_then(Value::as_array).and_then(|dims| {
-            dims.iter().try_fold(1usize, |n, d| {
-                d.as_u64()
-                    .and_then(|d| n.checked_mul(usize::try_from(d).ok()?))
-            })
-        });
+        let numel = shape_of(map).as_deref().and_then(numel_of);
         if let Some(Value::String(url)) = map.remove("url") {
             let name = format!("url:{}", found.len());
             map.insert("blob".into(), Value::String(name));
