@@ -9,9 +9,31 @@ mod backend;
 #[cfg(not(feature = "cuda"))]
 #[path = "disabled.rs"]
 mod backend;
+#[cfg(feature = "cuda")]
+pub mod sim;
+
+/// Custom GPU job kinds: load your PTX, launch your kernels with checked arguments,
+/// and report the same stage times as the built-in kinds (feature `cuda`).
+#[cfg(feature = "cuda")]
+pub mod custom {
+    pub use crate::backend::{Arg, DeviceArray, DeviceContext, KernelModule};
+}
 
 pub use backend::{CudaExecutor, devices, devices_with_pool, driver_version, register};
 pub use error::CudaError;
+
+/// Whether the loaded CUDA driver is the simulated one (`gpujobs-cuda-sim`, for tests):
+/// then no timing is a measurement. Always `false` without the `cuda` feature.
+pub fn simulated() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        sim::simulator().is_some()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
+    }
+}
 
 /// Whether this build includes the CUDA backend.
 pub const COMPILED: bool = cfg!(feature = "cuda");

@@ -31,6 +31,36 @@ pub fn entries(ptx: &str) -> Vec<(String, usize)> {
     out
 }
 
+/// Every `.entry` with its parameters' PTX types (`.u64`, `.f32`, `.b8` for arrays).
+pub fn signatures(ptx: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = ptx;
+    while let Some(at) = rest.find(".entry ") {
+        let after = &rest[at + ".entry ".len()..];
+        let name_end = after
+            .find(|c: char| c == '(' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let name = after[..name_end].to_string();
+        let mut types = Vec::new();
+        if let (Some(open), Some(close)) = (after.find('('), after.find(')'))
+            && open < close
+            && after[name_end..open].trim().is_empty()
+        {
+            for decl in after[open + 1..close].split(',') {
+                let ty = decl.split_whitespace().skip(1).find(|w| {
+                    w.starts_with('.') && !matches!(*w, ".align" | ".ptr" | ".global" | ".const")
+                });
+                if let Some(ty) = ty {
+                    types.push(ty.to_string());
+                }
+            }
+        }
+        out.push((name, types));
+        rest = &after[name_end..];
+    }
+    out
+}
+
 /// The minimum CUDA driver version (as `major * 1000 + minor * 10`) that can JIT a PTX
 /// ISA version, from NVIDIA's PTX ISA release notes (ISA 9.0 came with CUDA 13.0, 8.x
 /// with CUDA 12.x, 7.x with CUDA 11.x).
@@ -57,6 +87,16 @@ mod tests {
             vec![("foo".to_string(), 2), ("bar".to_string(), 0)]
         );
         assert_eq!(min_driver_for_isa((9, 0)), 13_000);
+        assert_eq!(
+            signatures(SAMPLE),
+            vec![
+                (
+                    "foo".to_string(),
+                    vec![".u64".to_string(), ".f32".to_string()]
+                ),
+                ("bar".to_string(), vec![])
+            ]
+        );
         assert_eq!(min_driver_for_isa((8, 4)), 12_040);
     }
 }

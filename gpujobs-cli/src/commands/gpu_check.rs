@@ -35,6 +35,9 @@ pub struct GpuCheckArgs {
     pub quick: bool,
 }
 
+/// Said wherever gpu-check reports from the simulated driver.
+const SIMULATED: &str = "SIMULATED DEVICE (gpujobs-cuda-sim): results check correctness only; no timing here is a measurement";
+
 fn random(shape: Vec<usize>, seed: u64, lo: f32, hi: f32) -> Tensor {
     let n = shape.iter().product();
     let mut v = vec![0f32; n];
@@ -263,6 +266,10 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
         .clone()
         .ok_or_else(|| CliError::runtime("no CUDA executor to check"))?;
     eprintln!("gpu-check on {} (cpu: {})", gpu.device, cpu.device);
+    let simulated = gpujobs_cuda::simulated();
+    if simulated {
+        eprintln!("{SIMULATED}");
+    }
     let copy_bw = exec
         .copy_bandwidth(512 << 20, args.reps.max(5))
         .await
@@ -309,7 +316,7 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
         rows.push(row);
     }
     let doc = json!({
-        "gpu": gpu.device.name, "cpu": cpu.device.name, "seed": seed, "reps": args.reps,
+        "gpu": gpu.device.name, "cpu": cpu.device.name, "simulated": simulated, "seed": seed, "reps": args.reps,
         "copy_bandwidth_bytes_per_s": copy_bw, "sgemm_variants": variants, "cases": rows,
     });
     std::fs::create_dir_all(&args.out)
@@ -334,7 +341,11 @@ fn markdown(doc: &Value) -> String {
     let copy = doc["copy_bandwidth_bytes_per_s"]
         .as_f64()
         .unwrap_or(f64::NAN);
-    let mut out = format!(
+    let mut out = String::new();
+    if doc["simulated"].as_bool() == Some(true) {
+        out.push_str(&format!("**{SIMULATED}**\n\n"));
+    }
+    out += &format!(
         "GPU: {}\nCPU: {}\nDevice-to-device copy bandwidth: {:.0} GB/s (read + write)\n\n",
         doc["gpu"].as_str().unwrap_or(""),
         doc["cpu"].as_str().unwrap_or(""),

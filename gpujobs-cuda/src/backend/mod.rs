@@ -6,6 +6,7 @@
 //! ignore errors, so nothing CUDA ever crosses threads. Async callers hand the thread
 //! closures through a channel and await the answer.
 
+mod custom;
 mod image_filter;
 mod launch;
 mod matmul;
@@ -19,6 +20,7 @@ mod vector_add;
 
 use crate::CudaError;
 use async_trait::async_trait;
+pub use custom::{Arg, DeviceArray, DeviceContext, KernelModule};
 use gpujobs_core::kinds::{ImageFilter, Matmul, MlpPredict, MlpTrain, VectorAdd};
 use gpujobs_core::{Backend, BufferPool, DeviceInfo, DeviceMemory, JobError, Registry};
 use state::DeviceState;

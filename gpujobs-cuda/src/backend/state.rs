@@ -50,6 +50,8 @@ pub(crate) struct DeviceState {
     pub(crate) info: DeviceInfo,
     pub(crate) sms: u32,
     modules: HashMap<Module, cust::module::Module>,
+    /// Custom kinds' modules, by name, loaded on first use.
+    custom: HashMap<String, cust::module::Module>,
     pub(crate) stream: Stream,
     staging: Option<LockedBuffer<f32>>,
     /// Fastest SGEMM variant per shape class, found by timing (see `matmul`).
@@ -102,6 +104,7 @@ impl DeviceState {
             info,
             sms,
             modules,
+            custom: HashMap::new(),
             stream,
             staging: None,
             sgemm_choice: HashMap::new(),
@@ -194,6 +197,44 @@ impl DeviceState {
     /// The module holding `m`'s kernels.
     pub(crate) fn module(&self, m: Module) -> &cust::module::Module {
         &self.modules[&m]
+    }
+
+    /// Loads a custom kind's module on this device once.
+    pub(crate) fn load_custom(&mut self, name: &str, ptx: &str) -> Result<(), JobError> {
+        if !self.custom.contains_key(name) {
+            let module = cust::module::Module::from_ptx(ptx, &[])
+                .map_err(|e| self.err(&format!("loading the PTX of module `{name}`"), e))?;
+            self.custom.insert(name.to_string(), module);
+        }
+        Ok(())
+    }
+
+    /// Launches a loaded custom module's kernel on the job stream with prepared
+    /// argument pointers (checked by the caller against the PTX signature).
+    pub(crate) fn launch_custom(
+        &mut self,
+        module: &str,
+        entry: &str,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        shared: u32,
+        args: &mut [*mut std::ffi::c_void],
+    ) -> Result<(), JobError> {
+        let result = match self.custom.get(module) {
+            None => {
+                return Err(JobError::permanent(format!(
+                    "module `{module}` is not loaded"
+                )));
+            }
+            Some(m) => match m.get_function(entry) {
+                // SAFETY: the caller checked each argument against the PTX parameter
+                // types; device pointers refer to arrays alive until the job's end.
+                #[allow(unsafe_code)]
+                Ok(function) => unsafe { self.stream.launch(&function, grid, block, shared, args) },
+                Err(e) => Err(e),
+            },
+        };
+        result.map_err(|e| self.err(&format!("launching {entry}"), e))
     }
 
     /// Pinned host memory of at least `n` values, reused across jobs.

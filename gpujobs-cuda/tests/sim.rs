@@ -1,0 +1,333 @@
+//! The CUDA backend on the simulated driver (`scripts/cuda-sim.sh`; run by `.ci/run
+//! sim`): what the device did, asserted through the simulator's counters, and the
+//! faults and misuse only a simulator can stage on demand. The kinds' results
+//! themselves are checked by tests/gpu.rs, which runs here and on a real GPU.
+//!
+//! These tests need the simulator: on a real driver `simulator()` is `None` and they
+//! fail with that message (scripts/gpu-check.sh does not copy this binary).
+#![cfg(feature = "cuda")]
+#![allow(clippy::unwrap_used)]
+// tests: a panic is the failure report
+// Each test has its own runtime on its own thread; the lock only serialises them.
+#![allow(clippy::await_holding_lock)]
+
+use gpujobs_core::kinds::{FilterOp, ImageFilter, VectorAdd, VectorAddOutput};
+use gpujobs_core::{
+    DeviceClass, ErrorClass, ExecContext, Job, JobEnvelope, Limits, Registry, Tensor,
+};
+use gpujobs_cuda::sim::{Fault, Simulator, simulator};
+use std::sync::{Mutex, MutexGuard};
+
+/// The simulator is one per process and its counters are global: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn setup() -> (MutexGuard<'static, ()>, Simulator, Registry) {
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let sim = simulator()
+        .expect("run on the simulated driver: LD_LIBRARY_PATH=$(scripts/cuda-sim.sh)/lib64");
+    sim.set_background(true);
+    let exec = gpujobs_cuda::devices()
+        .expect("the simulated device")
+        .remove(0);
+    let mut r = Registry::with_builtin_kinds();
+    gpujobs_cuda::register(&mut r, &exec);
+    (guard, sim, r)
+}
+
+fn ctx() -> ExecContext {
+    ExecContext::standalone(Limits::with_max_bytes(1 << 34))
+}
+
+/// Runs `job` on the simulated GPU; Ok(passed the reference check) or the job's error.
+async fn run<J: Job>(r: &Registry, job: J) -> Result<bool, gpujobs_core::JobError> {
+    let env = JobEnvelope::new(job).unwrap();
+    let exec = r.executor(J::KIND, DeviceClass::Gpu).unwrap();
+    let result = exec.execute(&env.payload, &env.blobs, &ctx()).await?;
+    assert_eq!(result.device.class, DeviceClass::Gpu);
+    let check = r
+        .check(J::KIND, &env.payload, &env.blobs, &result)
+        .unwrap()
+        .unwrap();
+    Ok(check.passed())
+}
+
+fn values(n: usize, seed: u64) -> Tensor {
+    let v = Tensor::synthetic(vec![n], seed, -1.0, 1.0)
+        .values()
+        .unwrap();
+    Tensor::from_values(vec![n], v.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn the_device_names_itself_simulated() {
+    let (_g, _sim, _r) = setup();
+    let exec = gpujobs_cuda::devices().unwrap().remove(0);
+    let name = exec.device_info().name;
+    assert!(name.contains("simulated, not a GPU"), "{name}");
+}
+
+#[tokio::test]
+async fn a_vector_add_moves_each_byte_once_each_way() {
+    let (_g, sim, r) = setup();
+    let n = 10_007;
+    sim.reset_counters();
+    let job = VectorAdd {
+        a: values(n, 1),
+        b: values(n, 2),
+    };
+    assert!(run(&r, job).await.unwrap());
+    let c = sim.counters();
+    assert_eq!(c.h2d_bytes, 2 * 4 * n as u64, "{c:?}");
+    assert_eq!(c.d2h_bytes, 4 * n as u64, "{c:?}");
+    assert_eq!(c.launches_of("vector_add"), 1);
+    assert_eq!(
+        c.pageable_copies, 0,
+        "every copy goes through pinned memory: {c:?}"
+    );
+    assert!(c.violations.is_empty(), "{:?}", c.violations);
+}
+
+#[tokio::test]
+async fn synthetic_inputs_never_cross_the_bus() {
+    let (_g, sim, r) = setup();
+    sim.reset_counters();
+    assert!(run(&r, VectorAdd::synthetic(5000, 3)).await.unwrap());
+    let c = sim.counters();
+    assert_eq!(c.h2d_bytes, 0, "{c:?}");
+    assert_eq!(c.launches_of("fill_uniform"), 2);
+    assert_eq!(c.d2h_bytes, 4 * 5000);
+}
+
+#[tokio::test]
+async fn a_blur_and_a_sobel_upload_the_image_once_and_download_it_once() {
+    let (_g, sim, r) = setup();
+    let (h, w) = (61, 97);
+    let image = Tensor::from_values(
+        vec![h, w],
+        Tensor::synthetic(vec![h * w], 5, 0.0, 1.0)
+            .values()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for filter in [FilterOp::GaussianBlur { sigma: 2.0 }, FilterOp::Sobel] {
+        sim.reset_counters();
+        assert!(
+            run(
+                &r,
+                ImageFilter {
+                    image: image.clone(),
+                    filter
+                }
+            )
+            .await
+            .unwrap()
+        );
+        let c = sim.counters();
+        let weights = match filter {
+            FilterOp::GaussianBlur { sigma } => {
+                4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
+            }
+            _ => 0,
+        };
+        assert_eq!(
+            c.h2d_bytes,
+            (4 * h * w) as u64 + weights,
+            "{filter:?} {c:?}"
+        );
+        assert_eq!(c.d2h_bytes, (4 * h * w) as u64, "{filter:?} {c:?}");
+    }
+}
+
+/// The simulator's reason to exist: remove a synchronisation and the result is wrong.
+/// With the background thread paused, queued work runs only when the program
+/// synchronises; the `DropSync` fault makes the download's synchronisation return at
+/// once, as if the code had none.
+#[tokio::test]
+async fn a_missing_synchronisation_gives_a_wrong_result() {
+    let (_g, sim, r) = setup();
+    let n = 4099;
+    // With every synchronisation in place the job passes, background thread or not.
+    sim.set_background(false);
+    assert!(
+        run(
+            &r,
+            VectorAdd {
+                a: values(n, 7),
+                b: values(n, 8)
+            }
+        )
+        .await
+        .unwrap()
+    );
+    // inputs() and upload() synchronise first; the third synchronisation is the
+    // download's. Without it the host reads the staging buffer before the copy ran.
+    sim.inject(Fault::DropSync, 2, 1);
+    let outcome = run(
+        &r,
+        VectorAdd {
+            a: values(n, 9),
+            b: values(n, 10),
+        },
+    )
+    .await;
+    sim.set_background(true);
+    assert_ne!(
+        outcome.ok(),
+        Some(true),
+        "a download read before its copy ran must not pass"
+    );
+    assert_eq!(sim.counters().dropped_syncs, 1);
+    // The device keeps serving once the program synchronises again.
+    assert!(
+        run(
+            &r,
+            VectorAdd {
+                a: values(n, 11),
+                b: values(n, 12)
+            }
+        )
+        .await
+        .unwrap()
+    );
+}
+
+/// The same at the driver level: a pinned download read before the stream is
+/// synchronised holds stale bytes, and the same read after it the right ones.
+#[test]
+fn a_pinned_download_read_early_is_stale() {
+    use cust::memory::{AsyncCopyDestination, DeviceBuffer, LockedBuffer};
+    use cust::stream::{Stream, StreamFlags};
+    let (_g, sim, _r) = setup();
+    let _ctx = cust::quick_init().unwrap();
+    sim.set_background(false);
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
+    let dev = DeviceBuffer::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).unwrap();
+    let mut host = LockedBuffer::new(&0.0f32, 4).unwrap();
+    // SAFETY: `host` is pinned and outlives the synchronisation below.
+    #[allow(unsafe_code)]
+    unsafe {
+        dev.async_copy_to(&mut host, &stream).unwrap()
+    };
+    assert_eq!(host.as_slice(), &[0.0; 4], "the copy has not run yet");
+    stream.synchronize().unwrap();
+    assert_eq!(host.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
+    sim.set_background(true);
+}
+
+#[test]
+fn freeing_pinned_memory_with_a_copy_queued_is_caught() {
+    use cust::memory::{AsyncCopyDestination, DeviceBuffer, LockedBuffer};
+    use cust::stream::{Stream, StreamFlags};
+    let (_g, sim, _r) = setup();
+    let _ctx = cust::quick_init().unwrap();
+    sim.set_background(false);
+    sim.reset_counters();
+    let stream = Stream::new(StreamFlags::NON_BLOCKING, None).unwrap();
+    let mut dev = DeviceBuffer::from_slice(&[0.0f32; 1024]).unwrap();
+    {
+        let host = LockedBuffer::new(&5.0f32, 1024).unwrap();
+        // SAFETY: the bug under test: `host` is freed before the stream synchronises.
+        #[allow(unsafe_code)]
+        unsafe {
+            dev.async_copy_from(&host, &stream).unwrap()
+        };
+    }
+    stream.synchronize().unwrap();
+    sim.set_background(true);
+    let c = sim.counters();
+    assert_eq!(c.violations.len(), 1, "{:?}", c.violations);
+    assert!(
+        c.violations[0].contains("cuMemFreeHost"),
+        "{:?}",
+        c.violations
+    );
+}
+
+#[tokio::test]
+async fn out_of_memory_fails_one_job_as_temporary_and_the_next_runs() {
+    let (_g, sim, r) = setup();
+    sim.inject(Fault::OutOfMemory, 0, 1);
+    let err = run(&r, VectorAdd::synthetic(1000, 1)).await.unwrap_err();
+    assert_eq!(err.class, ErrorClass::Temporary, "{err}");
+    assert!(err.message.contains("out of device memory"), "{err}");
+    assert!(run(&r, VectorAdd::synthetic(1000, 2)).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_sticky_kernel_error_resets_the_device_and_it_keeps_serving() {
+    let (_g, sim, r) = setup();
+    for fault in [Fault::IllegalAddress, Fault::LaunchTimeout] {
+        sim.inject(fault, 0, 1);
+        let err = run(&r, VectorAdd::synthetic(1000, 1)).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Temporary, "{fault:?}: {err}");
+        assert!(
+            run(&r, VectorAdd::synthetic(1000, 2)).await.unwrap(),
+            "{fault:?}"
+        );
+        assert!(
+            run(&r, ImageFilter::synthetic(40, 50, FilterOp::Sobel, 3))
+                .await
+                .unwrap()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_kernel_without_a_twin_fails_loudly() {
+    let (_g, sim, _r) = setup();
+    let _ctx = cust::quick_init().unwrap();
+    sim.reset_counters();
+    let ptx = ".version 9.0\n.target sm_75\n.address_size 64\n.visible .entry mystery(\n\t.param .u64 p0\n)\n{\n\tret;\n}\n";
+    let module = cust::module::Module::from_ptx(ptx, &[]).unwrap();
+    let f = module.get_function("mystery").unwrap();
+    let stream = cust::stream::Stream::new(cust::stream::StreamFlags::NON_BLOCKING, None).unwrap();
+    let p = 0u64;
+    let args = [&p as *const u64 as *mut std::ffi::c_void];
+    // SAFETY: one u64 parameter, as the PTX declares.
+    #[allow(unsafe_code)]
+    let r = unsafe { stream.launch(&f, 1, 1, 0, &args) };
+    assert!(r.is_err());
+    let c = sim.counters();
+    assert!(
+        c.violations
+            .iter()
+            .any(|v| v.contains("mystery") && v.contains("no CPU twin")),
+        "{:?}",
+        c.violations
+    );
+}
+
+#[tokio::test]
+async fn the_vector_add_output_is_right_under_random_scheduling() {
+    let (_g, sim, r) = setup();
+    sim.set_background(true);
+    for seed in 0..20 {
+        let n = 1000 + seed as usize * 37;
+        let (a, b) = (values(n, seed), values(n, seed + 100));
+        let env = JobEnvelope::new(VectorAdd {
+            a: a.clone(),
+            b: b.clone(),
+        })
+        .unwrap();
+        let exec = r.executor("vector-add", DeviceClass::Gpu).unwrap();
+        let out: VectorAddOutput = exec
+            .execute(&env.payload, &env.blobs, &ctx())
+            .await
+            .unwrap()
+            .decode()
+            .unwrap();
+        let (a, b, c) = (
+            a.values().unwrap(),
+            b.values().unwrap(),
+            out.c.values().unwrap(),
+        );
+        assert!(
+            a.iter()
+                .zip(b.iter())
+                .zip(c.iter())
+                .all(|((x, y), z)| x + y == *z),
+            "seed {seed}"
+        );
+    }
+}

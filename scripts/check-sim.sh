@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The CUDA backend without a GPU: builds with `--features cuda` against the simulated
+# driver (scripts/cuda-sim.sh, crate gpujobs-cuda-sim) and runs, on it, the real
+# gpujobs-cuda code end to end:
+#   - gpujobs-cuda/tests/gpu.rs: every kind against the reference (the same tests the
+#     device check runs on a GPU), incl. the paths not yet verified on hardware
+#     (pooled download, mlp-predict, softmax_rows, held-out evaluation);
+#   - gpujobs-cuda/tests/sim.rs: the simulator's counters (bytes each way, launches),
+#     a dropped synchronisation that must give a wrong result, injected faults;
+#   - gpujobs-cli/tests/cuda_worker.rs: a CUDA worker beside CPU workers against Redis,
+#     SIGKILLed mid-run, and a filter graph on the GPU lane;
+#   - examples/custom_gpu_kind.rs: a user's own GPU kind with its CPU twin;
+#   - `gpujobs demo --quick` and `gpujobs gpu-check --quick` on the simulated device.
+# Nothing here is a timing: the simulated device names itself everywhere.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# shellcheck source=scripts/lib/build.sh
+source scripts/lib/build.sh
+sim="$(scripts/cuda-sim.sh)"
+export CUDA_LIBRARY_PATH="$sim"
+export LD_LIBRARY_PATH="$sim/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+features="$GPUJOBS_FEATURES,gpujobs/cuda,gpujobs-cli/cuda,gpujobs-cuda/cuda"
+# One selection of packages and targets for every cargo call below, so features unify
+# the same way and nothing is built twice.
+targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker
+    --example custom_gpu_kind --bin gpujobs)
+
+echo "== the simulator's own tests (every shipped kernel has a twin, PTX, memory)"
+cargo test -q --locked -p gpujobs-cuda-sim
+echo "== building with --features cuda (linked against the simulated driver)"
+cargo test -q --locked --features "$features" "${targets[@]}" --no-run 2>&1 |
+    grep -v -e '^  Executable ' || true
+echo "== CUDA tests on the simulated device"
+cargo test -q --locked --features "$features" "${targets[@]}"
+target="$(gpujobs_target)"
+echo "== examples/custom_gpu_kind.rs"
+"$target/debug/examples/custom_gpu_kind"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+echo "== gpujobs demo --quick"
+(cd "$work" && "$target/debug/gpujobs" demo --quick) | tee "$work/demo.txt"
+grep -q 'simulated, not a GPU' "$work/demo.txt" || { echo "demo did not use the simulated GPU" >&2; exit 1; }
+grep -E '^[a-z-]+ .* gpu0 ' "$work/demo.txt" >/dev/null || { echo "demo ran no job on the simulated GPU" >&2; exit 1; }
+echo "== gpujobs gpu-check --quick"
+GPUJOBS_CUDA_UNVERIFIED=1 "$target/debug/gpujobs" gpu-check --quick --reps 2 --out "$work/gpu-check" >/dev/null
+grep -q '"simulated": true' "$work/gpu-check/gpu-check.json" || { echo "gpu-check did not mark its results simulated" >&2; exit 1; }
+echo "simulated CUDA checks passed"
