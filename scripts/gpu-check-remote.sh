@@ -2,7 +2,7 @@
 # Runs on the GPU machine, from the folder scripts/gpu-check.sh prepared (.device/):
 # the CUDA tests, `gpujobs gpu-check`, the PyTorch/cuBLAS anchors, the merged report and
 # (time permitting) the criterion CUDA benches. Keeps going after a failure so one call
-# returns everything; copies at most 7 files into $OUT (the device tool returns 8).
+# returns everything; copies at most 8 files into $OUT (what the device tool returns).
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 OUT="${OUT:-out}"
@@ -13,7 +13,7 @@ export RUST_BACKTRACE=1
 # (mlp-predict): let the tests and gpu-check use them.
 export GPUJOBS_CUDA_UNVERIFIED=1
 finish() {
-    for f in gpu-report.md gpu-check.json anchors.json tests.log gpu-check.log cuda-bench.txt nvidia-smi.txt; do
+    for f in gpu-report.md gpu-check.json anchors.json tests.log gpu-check.log cuda-bench.txt nvidia-smi.txt gpu-check-pipeline.json; do
         [ -f "$W/$f" ] && cp "$W/$f" "$OUT/"
     done
 }
@@ -28,6 +28,15 @@ done
 grep -E "^test result|FAILED|panicked" "$W/tests.log"
 timeout 400 ./gpujobs gpu-check --out "$W" --reps 20 2> "$W/gpu-check.log" > /dev/null || { echo "gpu-check exited non-zero"; status=1; }
 tail -30 "$W/gpu-check.log"
+# The device pipeline (off by default until this run verifies it): the CUDA tests and
+# gpu-check again with it on, the check's JSON kept beside the default path's.
+echo "== GPU tests with GPUJOBS_CUDA_PIPELINE=1" >> "$W/tests.log"
+for t in tests/gpu-*; do
+    GPUJOBS_CUDA_PIPELINE=1 timeout 300 "$t" --test-threads=1 >> "$W/tests.log" 2>&1 || { echo "FAILED (pipeline): $t" >> "$W/tests.log"; status=1; }
+done
+mkdir -p "$W/pipeline"
+GPUJOBS_CUDA_PIPELINE=1 timeout 300 ./gpujobs gpu-check --out "$W/pipeline" --reps 10 2>> "$W/gpu-check.log" > /dev/null || { echo "gpu-check (pipeline) exited non-zero"; status=1; }
+cp "$W/pipeline/gpu-check.json" "$W/gpu-check-pipeline.json" 2>/dev/null || true
 python3 gpu_anchors.py "$W/gpu-check.json" > "$W/anchors.json" 2>> "$W/gpu-check.log" || { echo "anchors failed"; status=1; }
 python3 gpu_report.py "$W" > "$W/gpu-report.md" 2>> "$W/gpu-check.log" || { echo "report failed"; status=1; }
 cat "$W/gpu-report.md"

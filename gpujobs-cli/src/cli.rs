@@ -398,6 +398,11 @@ pub struct WorkerArgs {
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
     #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// CUDA workers: the device pipeline (inputs and outputs registered for DMA in
+    /// place, large element-wise jobs in chunks over two streams). Off by default until
+    /// verified on a GPU; GPUJOBS_CUDA_PIPELINE=1 does the same.
+    #[arg(long)]
+    pub cuda_pipeline: bool,
 }
 
 /// Options of `gpujobs submit`.

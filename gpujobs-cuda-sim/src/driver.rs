@@ -714,8 +714,15 @@ pub extern "C" fn cuEventDestroy_v2(event: Handle) -> CuResult {
     let mut s = sim();
     match s.event_index(h(event)) {
         Ok(e) => {
-            // A record still queued completes into nothing.
-            s.events[e] = None;
+            // Records still queued complete first: streams waiting on them still wait.
+            let slot = &mut s.events[e];
+            if slot.as_ref().is_some_and(|ev| ev.done < ev.pending) {
+                if let Some(ev) = slot.as_mut() {
+                    ev.destroyed = true;
+                }
+            } else {
+                *slot = None;
+            }
             SUCCESS
         }
         Err(e) => e,

@@ -65,6 +65,11 @@ impl HostMemory {
         Ok(())
     }
 
+    /// Drops every registration (a context reset ends them).
+    pub fn clear_registered(&mut self) {
+        self.ranges.retain(|_, (_, k)| *k != Kind::Registered);
+    }
+
     /// Unregisters the range that starts at `p`.
     pub fn unregister(&mut self, p: usize) -> Result<(), CuResult> {
         match self.ranges.get(&p) {

@@ -140,7 +140,7 @@ impl Sim {
     /// An event's index from its handle.
     pub fn event_index(&self, handle: usize) -> Result<usize, CuResult> {
         match handle.checked_sub(1).and_then(|i| self.events.get(i)) {
-            Some(Some(_)) => Ok(handle - 1),
+            Some(Some(e)) if !e.destroyed => Ok(handle - 1),
             _ => Err(INVALID_HANDLE),
         }
     }
@@ -341,9 +341,14 @@ impl Sim {
             }
             Op::Launch(l) => self.launch(&l)?,
             Op::Record { event, generation } => {
-                if let Some(Some(e)) = self.events.get_mut(event) {
-                    e.done = e.done.max(generation);
-                    e.at = Some(Instant::now());
+                if let Some(slot @ Some(_)) = self.events.get_mut(event) {
+                    if let Some(e) = slot.as_mut() {
+                        e.done = e.done.max(generation);
+                        e.at = Some(Instant::now());
+                    }
+                    if slot.as_ref().is_some_and(|e| e.destroyed && e.done >= e.pending) {
+                        *slot = None;
+                    }
                 }
             }
             Op::Wait { .. } => {}
@@ -411,6 +416,7 @@ impl Sim {
         self.functions.clear();
         self.streams = vec![Some(Queue::new())];
         self.events.clear();
+        self.host.clear_registered();
         self.sticky = None;
         self.deferred = None;
     }

@@ -131,6 +131,9 @@ pub struct EventRec {
     pub done: u64,
     /// When the last record completed.
     pub at: Option<Instant>,
+    /// Destroyed by the program while records were still queued: the slot stays until
+    /// they complete, so streams waiting on it still wait.
+    pub destroyed: bool,
 }
 
 /// A stream's queue.

@@ -35,6 +35,29 @@ pub fn simulated() -> bool {
     }
 }
 
+/// The environment variable that turns the device pipeline on (`1`), as
+/// [`set_pipeline`] does; `gpujobs worker --cuda-pipeline` sets it.
+pub const PIPELINE_ENV: &str = "GPUJOBS_CUDA_PIPELINE";
+
+static PIPELINE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+
+/// Turns the device pipeline on or off for jobs started from now on: inputs and
+/// outputs registered for DMA in place (no staging copy), large memory-bound jobs
+/// split in chunks over two streams so copies overlap compute. Off by default until a
+/// GPU run has verified it (docs/cuda.md); the simulated driver tests it.
+pub fn set_pipeline(on: bool) {
+    PIPELINE.store(u8::from(on), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the device pipeline is on ([`set_pipeline`], else [`PIPELINE_ENV`]).
+pub fn pipeline_enabled() -> bool {
+    match PIPELINE.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => false,
+        1 => true,
+        _ => std::env::var(PIPELINE_ENV).is_ok_and(|v| v == "1"),
+    }
+}
+
 /// Whether this build includes the CUDA backend.
 pub const COMPILED: bool = cfg!(feature = "cuda");
 

@@ -331,3 +331,110 @@ async fn the_vector_add_output_is_right_under_random_scheduling() {
         );
     }
 }
+
+/// A tensor of `n` values in pooled, page-aligned memory (as the readers of .npy files,
+/// images and Redis blobs make them).
+fn pooled(n: usize, seed: u64) -> Tensor {
+    let v = Tensor::synthetic(vec![n], seed, -1.0, 1.0).values().unwrap();
+    let buf = gpujobs_core::BufferPool::global().copy_of(v.as_slice()).unwrap();
+    Tensor::from_values(vec![n], buf).unwrap()
+}
+
+/// Runs a vector add of `a + b` and returns whether every value is exactly right.
+async fn vector_add_right(r: &Registry, a: Tensor, b: Tensor) -> Result<bool, gpujobs_core::JobError> {
+    let env = JobEnvelope::new(VectorAdd { a: a.clone(), b: b.clone() }).unwrap();
+    let exec = r.executor("vector-add", DeviceClass::Gpu).unwrap();
+    let out: VectorAddOutput = exec.execute(&env.payload, &env.blobs, &ctx()).await?.decode().unwrap();
+    let (a, b, c) = (a.values().unwrap(), b.values().unwrap(), out.c.values().unwrap());
+    Ok(c.len() == a.len() && a.iter().zip(b.iter()).zip(c.iter()).all(|((x, y), z)| x + y == *z))
+}
+
+/// Turns the pipeline on for one test and off again, even when the test fails.
+struct Pipeline;
+impl Pipeline {
+    fn on() -> Pipeline {
+        gpujobs_cuda::set_pipeline(true);
+        Pipeline
+    }
+}
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        gpujobs_cuda::set_pipeline(false);
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_copies_straight_between_registered_buffers_and_overlaps_chunks() {
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    let n = 3_000_017; // 12 MB per array: three chunks
+    let (a, b) = (pooled(n, 21), pooled(n, 22));
+    sim.set_background(false);
+    sim.reset_counters();
+    let right = vector_add_right(&r, a, b).await;
+    sim.set_background(true);
+    assert!(right.unwrap());
+    let c = sim.counters();
+    assert_eq!(c.h2d_bytes, 8 * n as u64, "{c:?}");
+    assert_eq!(c.d2h_bytes, 4 * n as u64, "{c:?}");
+    assert_eq!(c.pageable_copies, 0, "{c:?}");
+    assert_eq!(c.launches_of("vector_add"), 3, "{c:?}");
+    assert_eq!(c.h2d_copies, 6, "two inputs, three chunks: {c:?}");
+    // No staging: every copy's host side is one of the three registered buffers.
+    assert_eq!(c.copies_per_host_buffer.len(), 3, "{c:?}");
+    for buffer in c.copies_per_host_buffer.keys() {
+        assert!(c.registrations_per_host_buffer.contains_key(buffer), "{buffer} is not registered: {c:?}");
+    }
+    assert!(c.streams_used.iter().filter(|s| **s != 0).count() >= 2, "{c:?}");
+    assert!(c.kernel_copy_overlap > 0, "no kernel ran beside a queued copy: {c:?}");
+    assert!(c.violations.is_empty(), "{:?}", c.violations);
+}
+
+#[tokio::test]
+async fn the_pipeline_registers_each_recycled_buffer_once_and_unregisters_before_release() {
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    let n = 1_234_567;
+    // Start from an empty pool, so no buffer is registered by an earlier test.
+    let pool = gpujobs_core::BufferPool::global();
+    pool.set_budget(0);
+    pool.set_budget(gpujobs_core::buffer::default_budget());
+    sim.reset_counters();
+    for seed in 0..4 {
+        // Inputs and output go back to the pool after each job and come out again.
+        assert!(vector_add_right(&r, pooled(n, seed), pooled(n, seed + 50)).await.unwrap());
+    }
+    let c = sim.counters();
+    assert_eq!(c.host_registrations, 3, "two inputs and an output, registered once: {c:?}");
+    assert!(c.registrations_per_host_buffer.values().all(|k| *k == 1), "{c:?}");
+    // Memory the pool gives back to the OS is unregistered first.
+    pool.set_budget(0);
+    pool.set_budget(gpujobs_core::buffer::default_budget());
+    assert_eq!(sim.counters().host_unregistrations, 3, "{:?}", sim.counters());
+}
+
+#[tokio::test]
+async fn the_pipeline_is_right_under_random_scheduling_and_wrong_without_its_synchronisation() {
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    for seed in 0..6 {
+        let n = 1_100_000 + seed as usize * 777_777;
+        assert!(vector_add_right(&r, pooled(n, seed), pooled(n, seed + 9)).await.unwrap(), "seed {seed}");
+    }
+    // pipeline_inputs synchronises once; the second synchronisation ends the pipeline.
+    sim.set_background(false);
+    sim.inject(Fault::DropSync, 1, 1);
+    let outcome = vector_add_right(&r, pooled(2_000_000, 1), pooled(2_000_000, 2)).await;
+    sim.set_background(true);
+    assert_ne!(outcome.ok(), Some(true), "a pipeline without its final synchronisation must not pass");
+}
+
+#[tokio::test]
+async fn adopted_vectors_take_the_verified_path_under_the_pipeline() {
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    sim.reset_counters();
+    // `values()` builds a Tensor from a Vec: not registrable in place.
+    assert!(vector_add_right(&r, values(5000, 1), values(5000, 2)).await.unwrap());
+    assert_eq!(sim.counters().host_registrations, 0);
+}

@@ -316,7 +316,7 @@ pub async fn run(args: GpuCheckArgs) -> Result<(), CliError> {
         rows.push(row);
     }
     let doc = json!({
-        "gpu": gpu.device.name, "cpu": cpu.device.name, "simulated": simulated, "seed": seed, "reps": args.reps,
+        "gpu": gpu.device.name, "cpu": cpu.device.name, "simulated": simulated, "pipeline": gpujobs_cuda::pipeline_enabled(), "seed": seed, "reps": args.reps,
         "copy_bandwidth_bytes_per_s": copy_bw, "sgemm_variants": variants, "cases": rows,
     });
     std::fs::create_dir_all(&args.out)
@@ -344,6 +344,9 @@ fn markdown(doc: &Value) -> String {
     let mut out = String::new();
     if doc["simulated"].as_bool() == Some(true) {
         out.push_str(&format!("**{SIMULATED}**\n\n"));
+    }
+    if doc["pipeline"].as_bool() == Some(true) {
+        out.push_str("Device pipeline: on (GPUJOBS_CUDA_PIPELINE=1)\n");
     }
     out += &format!(
         "GPU: {}\nCPU: {}\nDevice-to-device copy bandwidth: {:.0} GB/s (read + write)\n\n",

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// Runs the command until SIGTERM/SIGINT, then drains and exits 0.
 pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
+    if args.cuda_pipeline {
+        gpujobs_cuda::set_pipeline(true);
+    }
     let at_least = |x: f64, min: f64| x.is_finite() && x >= min;
     if !(args.light_below_ms.is_finite() && (0.0..=60_000.0).contains(&args.light_below_ms)) {
         return Err(CliError::input(

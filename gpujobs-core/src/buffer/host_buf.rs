@@ -87,6 +87,17 @@ impl HostBuf {
         (self.as_slice().as_ptr() as usize).is_multiple_of(region::PAGE)
     }
 
+    /// The whole page-aligned region holding the values, `(start address, bytes)`, when
+    /// the memory is this crate's own: a device may register that range for DMA in
+    /// place, and [`super::set_release_hook`] hears before it goes back to the OS.
+    /// `None` for an adopted `Vec`.
+    pub fn dma_range(&self) -> Option<(usize, usize)> {
+        match &self.storage {
+            Storage::Region(r) => Some((self.as_slice().as_ptr() as usize, r.bytes())),
+            Storage::Vec(_) => None,
+        }
+    }
+
     /// Whether the memory returns to a pool when dropped.
     pub fn is_pooled(&self) -> bool {
         self.home.is_some()

@@ -25,4 +25,4 @@ pub use faults::minor_faults;
 pub use host_buf::{HostBuf, OutOfHostMemory, le_bytes};
 pub use pool::{BUDGET_ENV, BufferPool, PoolStats, default_budget, parse_bytes};
 pub use ram::physical_memory_bytes;
-pub use region::{HUGE_PAGE, PAGE};
+pub use region::{HUGE_PAGE, PAGE, set_release_hook};

@@ -169,8 +169,23 @@ impl Region {
     }
 }
 
+/// The function told about memory about to go back to the OS (see [`set_release_hook`]).
+static RELEASE_HOOK: std::sync::OnceLock<fn(usize, usize)> = std::sync::OnceLock::new();
+
+/// Installs the function called with (start address, bytes) just before a region of
+/// buffer memory ([`super::HostBuf::dma_range`]) is returned to the OS, on the thread
+/// that drops it. A device backend that registered the region for DMA unregisters it
+/// there, so no registration outlives its memory. One hook per process: returns
+/// `false` (and changes nothing) when one is installed already.
+pub fn set_release_hook(hook: fn(usize, usize)) -> bool {
+    RELEASE_HOOK.set(hook).is_ok()
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
+        if let Some(hook) = RELEASE_HOOK.get() {
+            hook(self.ptr.as_ptr() as usize, self.bytes);
+        }
         if self.mapped {
             #[cfg(target_os = "linux")]
             // SAFETY: the range is exactly the mapping this value owns.

@@ -25,9 +25,24 @@ macro_rules! launch {
 }
 
 impl DeviceState {
-    /// Launches a kernel with prepared argument pointers (use [`launch!`]).
+    /// Launches a kernel on the job stream with prepared argument pointers (use
+    /// [`launch!`]).
     pub(crate) fn launch_raw(
         &mut self,
+        spec: &KernelSpec,
+        grid: impl Into<GridSize>,
+        block: impl Into<BlockSize>,
+        shared: u32,
+        args: &mut [*mut c_void],
+    ) -> Result<(), JobError> {
+        self.launch_raw_on(false, spec, grid, block, shared, args)
+    }
+
+    /// [`DeviceState::launch_raw`] on the job stream, or on the side stream (`side`)
+    /// the pipeline overlaps chunks with.
+    pub(crate) fn launch_raw_on(
+        &mut self,
+        side: bool,
         spec: &KernelSpec,
         grid: impl Into<GridSize>,
         block: impl Into<BlockSize>,
@@ -44,6 +59,7 @@ impl DeviceState {
         }
         let result = {
             let module = self.module(spec.module);
+            let stream = if side { self.side.as_ref().unwrap_or(&self.stream) } else { &self.stream };
             match module.get_function(spec.name) {
                 Ok(function) => {
                     // SAFETY: the argument count matches the kernel's PTX signature (checked
@@ -52,7 +68,7 @@ impl DeviceState {
                     // the stream synchronisation that ends every job.
                     #[allow(unsafe_code)]
                     unsafe {
-                        self.stream.launch(&function, grid, block, shared, args)
+                        stream.launch(&function, grid, block, shared, args)
                     }
                 }
                 Err(e) => Err(e),

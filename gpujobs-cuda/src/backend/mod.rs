@@ -13,6 +13,8 @@ mod matmul;
 mod mlp_forward;
 mod mlp_predict;
 mod mlp_train;
+mod pinning;
+mod pipeline;
 mod probe;
 mod state;
 mod thread;
@@ -71,6 +73,7 @@ pub fn devices() -> Result<Vec<CudaExecutor>, CudaError> {
 
 /// [`devices`], with outputs downloaded into buffers from `pool`.
 pub fn devices_with_pool(pool: &BufferPool) -> Result<Vec<CudaExecutor>, CudaError> {
+    pinning::install();
     let count = state::device_count()?;
     (0..count)
         .map(|ordinal| {

@@ -53,6 +53,8 @@ pub(crate) struct DeviceState {
     /// Custom kinds' modules, by name, loaded on first use.
     custom: HashMap<String, cust::module::Module>,
     pub(crate) stream: Stream,
+    /// A second stream, made on first use by the pipeline to overlap chunks.
+    pub(crate) side: Option<Stream>,
     staging: Option<LockedBuffer<f32>>,
     /// Fastest SGEMM variant per shape class, found by timing (see `matmul`).
     pub(crate) sgemm_choice: HashMap<(u32, u32, u32, bool), usize>,
@@ -106,12 +108,48 @@ impl DeviceState {
             modules,
             custom: HashMap::new(),
             stream,
+            side: None,
             staging: None,
             sgemm_choice: HashMap::new(),
             broken: false,
             pool,
             _context: context,
         })
+    }
+
+    /// The context's raw handle (for the registration table).
+    pub(crate) fn context_raw(&self) -> usize {
+        self._context.as_raw() as usize
+    }
+
+    /// The pool outputs are downloaded into.
+    pub(crate) fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Makes sure the side stream exists.
+    pub(crate) fn ensure_side(&mut self) -> Result<(), JobError> {
+        if self.side.is_none() {
+            let s = Stream::new(StreamFlags::NON_BLOCKING, None)
+                .map_err(|e| self.err("creating a second stream", e))?;
+            self.side = Some(s);
+        }
+        Ok(())
+    }
+
+    /// Registers `buf`'s memory for DMA in place, once per buffer (see `pinning`);
+    /// `false` when it cannot be (an adopted `Vec`, not our page-aligned memory).
+    pub(crate) fn pin(&mut self, buf: &HostBuf) -> Result<bool, JobError> {
+        let Some((start, bytes)) = buf.dma_range() else {
+            return Ok(false);
+        };
+        match super::pinning::ensure(self.context_raw(), start, bytes) {
+            Ok(_) => Ok(true),
+            Err(e) => Err(JobError::temporary(format!(
+                "CUDA error while registering {bytes} bytes of host memory for DMA on {}: {} ({})",
+                self.info, e.name, e.code
+            ))),
+        }
     }
 
     /// Resets the primary context (after a sticky error) and opens the device again.

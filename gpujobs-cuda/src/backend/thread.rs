@@ -87,7 +87,12 @@ fn serve(
                 device = ordinal,
                 "CUDA context broken by an earlier error; resetting the device"
             );
+            let ctx = state.as_ref().map(DeviceState::context_raw);
             drop(state.take());
+            // The reset below ends every host registration made in the context.
+            if let Some(ctx) = ctx {
+                super::pinning::forget_context(ctx);
+            }
             state = DeviceState::reopen(ordinal, pool.clone())
                 .map_err(|e| tracing::error!(device = ordinal, error = %e, "could not re-open the CUDA device"))
                 .ok();

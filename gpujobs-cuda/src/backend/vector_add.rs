@@ -20,6 +20,36 @@ impl Executor<VectorAdd> for CudaExecutor {
             let mut a = s.alloc::<f32>(n)?;
             let mut b = s.alloc::<f32>(n)?;
             let c = s.alloc::<f32>(n)?;
+            if crate::pipeline_enabled()
+                && let Some((inputs, prepare)) =
+                    s.pipeline_inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?
+            {
+                let mut it = inputs.into_iter();
+                let (ia, ib) = (it.next(), it.next());
+                let (Some(ia), Some(ib)) = (ia, ib) else {
+                    return Err(JobError::permanent("vector-add has two inputs"));
+                };
+                let (pa, pb, pc) = (
+                    a.as_device_ptr().as_raw(),
+                    b.as_device_ptr().as_raw(),
+                    c.as_device_ptr().as_raw(),
+                );
+                let sms = u64::from(s.sms);
+                let (out, mut times) = s.pipeline_elementwise(
+                    &kernels::VECTOR_ADD,
+                    &[(ia, &mut a), (ib, &mut b)],
+                    &c,
+                    n,
+                    |off, len| {
+                        let at = (off * 4) as u64;
+                        vec![pa + at, pb + at, pc + at, len as u64]
+                    },
+                    |len| (len as u64).div_ceil(4 * 256).min(sms * 16).max(1) as u32,
+                )?;
+                times.prepare = prepare;
+                let c = Tensor::from_values(vec![n], out)?;
+                return Ok(Execution { output: VectorAddOutput { c }, times });
+            }
             let (prepare, h2d) = s.inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?;
             let (pa, pb, pc, len) = (
                 a.as_device_ptr().as_raw(),
