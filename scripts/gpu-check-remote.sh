@@ -25,6 +25,8 @@ for t in tests/*; do
     echo "== $t" >> "$W/tests.log"
     timeout 300 "$t" --test-threads=1 >> "$W/tests.log" 2>&1 || { echo "FAILED: $t" >> "$W/tests.log"; status=1; }
 done
+echo "== examples/custom_gpu_kind" >> "$W/tests.log"
+timeout 120 ./custom_gpu_kind >> "$W/tests.log" 2>&1 || { echo "FAILED: custom_gpu_kind" >> "$W/tests.log"; status=1; }
 grep -E "^test result|FAILED|panicked" "$W/tests.log"
 timeout 400 ./gpujobs gpu-check --out "$W" --reps 20 2> "$W/gpu-check.log" > /dev/null || { echo "gpu-check exited non-zero"; status=1; }
 tail -30 "$W/gpu-check.log"

@@ -21,14 +21,16 @@ mkdir -p .device/tests
 cargo bench -q --features cuda --bench cuda_kinds --no-run 2>/dev/null
 bench=$(find target/release/deps -maxdepth 1 -type f -executable -name 'cuda_kinds-*' -printf '%T@ %p\n' \
     | sort -rn | head -1 | cut -d' ' -f2)
+cargo build --release -q --features cuda --example custom_gpu_kind
 cp target/release/gpujobs .device/
+cp target/release/examples/custom_gpu_kind .device/
 mkdir -p .device/bench && cp "$bench" .device/bench/cuda_kinds
 # tests/sim.rs asserts the simulated driver's counters: it does not run on a real GPU.
 for t in $tests; do
     case "$(basename "$t")" in sim-*) continue ;; esac
     cp "$t" ".device/tests/$(basename "$t")"
 done
-strip .device/gpujobs .device/tests/* .device/bench/* 2>/dev/null || true
+strip .device/gpujobs .device/custom_gpu_kind .device/tests/* .device/bench/* 2>/dev/null || true
 cp scripts/gpu-check-remote.sh scripts/gpu_anchors.py scripts/gpu_report.py .device/
 du -sh .device
 echo "ready: run 'bash .device/gpu-check-remote.sh' on the GPU machine with carry=[\".device\"]"

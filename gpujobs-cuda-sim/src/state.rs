@@ -346,7 +346,10 @@ impl Sim {
                         e.done = e.done.max(generation);
                         e.at = Some(Instant::now());
                     }
-                    if slot.as_ref().is_some_and(|e| e.destroyed && e.done >= e.pending) {
+                    if slot
+                        .as_ref()
+                        .is_some_and(|e| e.destroyed && e.done >= e.pending)
+                    {
                         *slot = None;
                     }
                 }

@@ -335,18 +335,42 @@ async fn the_vector_add_output_is_right_under_random_scheduling() {
 /// A tensor of `n` values in pooled, page-aligned memory (as the readers of .npy files,
 /// images and Redis blobs make them).
 fn pooled(n: usize, seed: u64) -> Tensor {
-    let v = Tensor::synthetic(vec![n], seed, -1.0, 1.0).values().unwrap();
-    let buf = gpujobs_core::BufferPool::global().copy_of(v.as_slice()).unwrap();
+    let v = Tensor::synthetic(vec![n], seed, -1.0, 1.0)
+        .values()
+        .unwrap();
+    let buf = gpujobs_core::BufferPool::global()
+        .copy_of(v.as_slice())
+        .unwrap();
     Tensor::from_values(vec![n], buf).unwrap()
 }
 
 /// Runs a vector add of `a + b` and returns whether every value is exactly right.
-async fn vector_add_right(r: &Registry, a: Tensor, b: Tensor) -> Result<bool, gpujobs_core::JobError> {
-    let env = JobEnvelope::new(VectorAdd { a: a.clone(), b: b.clone() }).unwrap();
+async fn vector_add_right(
+    r: &Registry,
+    a: Tensor,
+    b: Tensor,
+) -> Result<bool, gpujobs_core::JobError> {
+    let env = JobEnvelope::new(VectorAdd {
+        a: a.clone(),
+        b: b.clone(),
+    })
+    .unwrap();
     let exec = r.executor("vector-add", DeviceClass::Gpu).unwrap();
-    let out: VectorAddOutput = exec.execute(&env.payload, &env.blobs, &ctx()).await?.decode().unwrap();
-    let (a, b, c) = (a.values().unwrap(), b.values().unwrap(), out.c.values().unwrap());
-    Ok(c.len() == a.len() && a.iter().zip(b.iter()).zip(c.iter()).all(|((x, y), z)| x + y == *z))
+    let out: VectorAddOutput = exec
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await?
+        .decode()
+        .unwrap();
+    let (a, b, c) = (
+        a.values().unwrap(),
+        b.values().unwrap(),
+        out.c.values().unwrap(),
+    );
+    Ok(c.len() == a.len()
+        && a.iter()
+            .zip(b.iter())
+            .zip(c.iter())
+            .all(|((x, y), z)| x + y == *z))
 }
 
 /// Turns the pipeline on for one test and off again, even when the test fails.
@@ -383,10 +407,19 @@ async fn the_pipeline_copies_straight_between_registered_buffers_and_overlaps_ch
     // No staging: every copy's host side is one of the three registered buffers.
     assert_eq!(c.copies_per_host_buffer.len(), 3, "{c:?}");
     for buffer in c.copies_per_host_buffer.keys() {
-        assert!(c.registrations_per_host_buffer.contains_key(buffer), "{buffer} is not registered: {c:?}");
+        assert!(
+            c.registrations_per_host_buffer.contains_key(buffer),
+            "{buffer} is not registered: {c:?}"
+        );
     }
-    assert!(c.streams_used.iter().filter(|s| **s != 0).count() >= 2, "{c:?}");
-    assert!(c.kernel_copy_overlap > 0, "no kernel ran beside a queued copy: {c:?}");
+    assert!(
+        c.streams_used.iter().filter(|s| **s != 0).count() >= 2,
+        "{c:?}"
+    );
+    assert!(
+        c.kernel_copy_overlap > 0,
+        "no kernel ran beside a queued copy: {c:?}"
+    );
     assert!(c.violations.is_empty(), "{:?}", c.violations);
 }
 
@@ -402,15 +435,30 @@ async fn the_pipeline_registers_each_recycled_buffer_once_and_unregisters_before
     sim.reset_counters();
     for seed in 0..4 {
         // Inputs and output go back to the pool after each job and come out again.
-        assert!(vector_add_right(&r, pooled(n, seed), pooled(n, seed + 50)).await.unwrap());
+        assert!(
+            vector_add_right(&r, pooled(n, seed), pooled(n, seed + 50))
+                .await
+                .unwrap()
+        );
     }
     let c = sim.counters();
-    assert_eq!(c.host_registrations, 3, "two inputs and an output, registered once: {c:?}");
-    assert!(c.registrations_per_host_buffer.values().all(|k| *k == 1), "{c:?}");
+    assert_eq!(
+        c.host_registrations, 3,
+        "two inputs and an output, registered once: {c:?}"
+    );
+    assert!(
+        c.registrations_per_host_buffer.values().all(|k| *k == 1),
+        "{c:?}"
+    );
     // Memory the pool gives back to the OS is unregistered first.
     pool.set_budget(0);
     pool.set_budget(gpujobs_core::buffer::default_budget());
-    assert_eq!(sim.counters().host_unregistrations, 3, "{:?}", sim.counters());
+    assert_eq!(
+        sim.counters().host_unregistrations,
+        3,
+        "{:?}",
+        sim.counters()
+    );
 }
 
 #[tokio::test]
@@ -419,14 +467,23 @@ async fn the_pipeline_is_right_under_random_scheduling_and_wrong_without_its_syn
     let _p = Pipeline::on();
     for seed in 0..6 {
         let n = 1_100_000 + seed as usize * 777_777;
-        assert!(vector_add_right(&r, pooled(n, seed), pooled(n, seed + 9)).await.unwrap(), "seed {seed}");
+        assert!(
+            vector_add_right(&r, pooled(n, seed), pooled(n, seed + 9))
+                .await
+                .unwrap(),
+            "seed {seed}"
+        );
     }
     // pipeline_inputs synchronises once; the second synchronisation ends the pipeline.
     sim.set_background(false);
     sim.inject(Fault::DropSync, 1, 1);
     let outcome = vector_add_right(&r, pooled(2_000_000, 1), pooled(2_000_000, 2)).await;
     sim.set_background(true);
-    assert_ne!(outcome.ok(), Some(true), "a pipeline without its final synchronisation must not pass");
+    assert_ne!(
+        outcome.ok(),
+        Some(true),
+        "a pipeline without its final synchronisation must not pass"
+    );
 }
 
 #[tokio::test]
@@ -435,6 +492,84 @@ async fn adopted_vectors_take_the_verified_path_under_the_pipeline() {
     let _p = Pipeline::on();
     sim.reset_counters();
     // `values()` builds a Tensor from a Vec: not registrable in place.
-    assert!(vector_add_right(&r, values(5000, 1), values(5000, 2)).await.unwrap());
+    assert!(
+        vector_add_right(&r, values(5000, 1), values(5000, 2))
+            .await
+            .unwrap()
+    );
     assert_eq!(sim.counters().host_registrations, 0);
+}
+
+/// The PTX of examples/custom_gpu_kind.rs: `saxpy(float a, float* x, float* y, u64 n)`.
+const SAXPY_PTX: &str = include_str!("../../examples/custom_gpu_kind/saxpy.ptx");
+
+fn saxpy_twin(l: &gpujobs_cuda::sim::TwinLaunch) -> Result<(), gpujobs_cuda::sim::SimError> {
+    let (a, x, y, n) = (l.f32(0)?, l.u64(1)?, l.u64(2)?, l.u64(3)? as usize);
+    let xs = l.read_f32(x, n)?;
+    let ys: Vec<f32> = l
+        .read_f32(y, n)?
+        .iter()
+        .zip(&xs)
+        .map(|(y, x)| a.mul_add(*x, *y))
+        .collect();
+    l.write_f32(y, &ys)
+}
+
+#[tokio::test]
+async fn custom_kernels_are_launched_with_checked_arguments_and_timed() {
+    use gpujobs_cuda::custom::{Arg, KernelModule};
+    let (_g, sim, _r) = setup();
+    sim.register_twin("saxpy", saxpy_twin).unwrap();
+    let exec = gpujobs_cuda::devices().unwrap().remove(0);
+    let module = KernelModule::new("sim-test::saxpy", SAXPY_PTX).unwrap();
+    assert_eq!(module.kernels()[0].1, vec![".f32", ".u64", ".u64", ".u64"]);
+    let m = module.clone();
+    let (out, times) = exec
+        .run_custom(move |dev| {
+            dev.admit(8000)?;
+            let x = dev.upload(&[1.0, 2.0, 3.0])?;
+            let y = dev.upload(&[10.0, 20.0, 30.0])?;
+            dev.launch(
+                &m,
+                "saxpy",
+                (1, 1, 1),
+                (32, 1, 1),
+                0,
+                &[Arg::F32(2.0), Arg::Array(&x), Arg::Array(&y), Arg::U64(3)],
+            )?;
+            dev.download(&y, 3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.as_slice(), &[12.0, 24.0, 36.0]);
+    assert!(times.compute > std::time::Duration::ZERO || times.h2d > std::time::Duration::ZERO);
+    // A wrong argument type or count is refused before anything launches.
+    for (args, needle) in [
+        (
+            vec![Arg::U64(2), Arg::U64(0), Arg::U64(0), Arg::U64(3)],
+            "parameter 0 is .f32",
+        ),
+        (vec![Arg::F32(2.0)], "takes 4 parameters"),
+    ] {
+        let m = module.clone();
+        let err = exec
+            .run_custom(move |dev| {
+                let y = dev.alloc(3)?;
+                let args: Vec<Arg<'_>> = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| if i == 1 { Arg::Array(&y) } else { *a })
+                    .collect();
+                dev.launch(&m, "saxpy", (1, 1, 1), (32, 1, 1), 0, &args)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, ErrorClass::Permanent, "{err}");
+        assert!(err.message.contains(needle), "{err}");
+    }
+    let err = exec
+        .run_custom(move |dev| dev.launch(&module, "nope", (1, 1, 1), (1, 1, 1), 0, &[]))
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("has no kernel `nope`"), "{err}");
 }

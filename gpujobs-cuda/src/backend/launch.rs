@@ -59,7 +59,11 @@ impl DeviceState {
         }
         let result = {
             let module = self.module(spec.module);
-            let stream = if side { self.side.as_ref().unwrap_or(&self.stream) } else { &self.stream };
+            let stream = if side {
+                self.side.as_ref().unwrap_or(&self.stream)
+            } else {
+                &self.stream
+            };
             match module.get_function(spec.name) {
                 Ok(function) => {
                     // SAFETY: the argument count matches the kernel's PTX signature (checked

@@ -42,10 +42,15 @@ fn check(r: sys::CUresult) -> Result<(), Refused> {
         if name.is_null() {
             String::from("CUDA_ERROR_UNKNOWN")
         } else {
-            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
         }
     };
-    Err(Refused { code: r as u32, name })
+    Err(Refused {
+        code: r as u32,
+        name,
+    })
 }
 
 /// Installs [`release`] as gpujobs-core's release hook (once per process).
@@ -79,7 +84,11 @@ pub(crate) fn ensure(ctx: usize, start: usize, bytes: usize) -> Result<bool, Ref
     // `release` before it is unmapped.
     #[allow(unsafe_code)]
     let r = check(unsafe {
-        sys::cuMemHostRegister_v2(start as *mut c_void, bytes, sys::CU_MEMHOSTREGISTER_PORTABLE)
+        sys::cuMemHostRegister_v2(
+            start as *mut c_void,
+            bytes,
+            sys::CU_MEMHOSTREGISTER_PORTABLE,
+        )
     });
     match r {
         Ok(()) => {}

@@ -42,7 +42,11 @@ pub(crate) enum Input {
 
 impl DeviceState {
     fn stream_of(&self, side: bool) -> &Stream {
-        if side { self.side.as_ref().unwrap_or(&self.stream) } else { &self.stream }
+        if side {
+            self.side.as_ref().unwrap_or(&self.stream)
+        } else {
+            &self.stream
+        }
     }
 
     fn mark_on(&mut self, side: bool) -> Result<Event, JobError> {
@@ -99,7 +103,9 @@ impl DeviceState {
     ) -> Result<(HostBuf, StageTimes), JobError> {
         let mut host_out = self.pool().take(n)?;
         if !self.pin(&host_out)? {
-            return Err(JobError::temporary("the output buffer cannot be registered for DMA"));
+            return Err(JobError::temporary(
+                "the output buffer cannot be registered for DMA",
+            ));
         }
         let count = chunks(n);
         if count > 1 {
@@ -129,14 +135,19 @@ impl DeviceState {
                     // SAFETY: `src` is registered memory held by `inputs` until the
                     // synchronisation at the end; the device range has `len` values.
                     #[allow(unsafe_code)]
-                    let r = unsafe { dev.index(off..off + len).async_copy_from(src, self.stream_of(side)) };
+                    let r = unsafe {
+                        dev.index(off..off + len)
+                            .async_copy_from(src, self.stream_of(side))
+                    };
                     r.map_err(|e| self.err("copying a chunk to the device", e))?;
                 }
             }
             let e1 = self.mark_on(side)?;
             let mut values = args(off, len);
-            let mut ptrs: Vec<*mut std::ffi::c_void> =
-                values.iter_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void).collect();
+            let mut ptrs: Vec<*mut std::ffi::c_void> = values
+                .iter_mut()
+                .map(|v| v as *mut u64 as *mut std::ffi::c_void)
+                .collect();
             self.launch_raw_on(side, spec, blocks(len), 256, 0, &mut ptrs)?;
             let e2 = self.mark_on(side)?;
             {
@@ -144,7 +155,10 @@ impl DeviceState {
                 // SAFETY: `dst` is registered pooled memory owned here until the
                 // synchronisation at the end.
                 #[allow(unsafe_code)]
-                let r = unsafe { out.index(off..off + len).async_copy_to(dst, self.stream_of(side)) };
+                let r = unsafe {
+                    out.index(off..off + len)
+                        .async_copy_to(dst, self.stream_of(side))
+                };
                 r.map_err(|e| self.err("copying a chunk from the device", e))?;
             }
             let e3 = self.mark_on(side)?;

@@ -48,7 +48,10 @@ impl Executor<VectorAdd> for CudaExecutor {
                 )?;
                 times.prepare = prepare;
                 let c = Tensor::from_values(vec![n], out)?;
-                return Ok(Execution { output: VectorAddOutput { c }, times });
+                return Ok(Execution {
+                    output: VectorAddOutput { c },
+                    times,
+                });
             }
             let (prepare, h2d) = s.inputs(&mut [(&job.a, &mut a), (&job.b, &mut b)])?;
             let (pa, pb, pc, len) = (
