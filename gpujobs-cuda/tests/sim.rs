@@ -490,14 +490,29 @@ async fn the_pipeline_is_right_under_random_scheduling_and_wrong_without_its_syn
 async fn adopted_vectors_take_the_verified_path_under_the_pipeline() {
     let (_g, sim, r) = setup();
     let _p = Pipeline::on();
+    // An empty pool: the output buffer is a fresh one, registered by this job.
+    let pool = gpujobs_core::BufferPool::global();
+    pool.set_budget(0);
+    pool.set_budget(gpujobs_core::buffer::default_budget());
     sim.reset_counters();
-    // `values()` builds a Tensor from a Vec: not registrable in place.
+    // `values()` builds a Tensor from a Vec: not registrable in place, so the inputs go
+    // through the staging buffer; only the pooled output is registered.
     assert!(
         vector_add_right(&r, values(5000, 1), values(5000, 2))
             .await
             .unwrap()
     );
-    assert_eq!(sim.counters().host_registrations, 0);
+    let c = sim.counters();
+    assert_eq!(c.host_registrations, 1, "{c:?}");
+    let staged = c
+        .copies_per_host_buffer
+        .keys()
+        .filter(|b| !c.registrations_per_host_buffer.contains_key(*b))
+        .count();
+    assert_eq!(
+        staged, 1,
+        "the inputs came through one staging buffer: {c:?}"
+    );
 }
 
 /// The PTX of examples/custom_gpu_kind.rs: `saxpy(float a, float* x, float* y, u64 n)`.
@@ -572,4 +587,99 @@ async fn custom_kernels_are_launched_with_checked_arguments_and_timed() {
         .await
         .unwrap_err();
     assert!(err.message.contains("has no kernel `nope`"), "{err}");
+}
+
+/// Runs one image filter on `image` and returns its output.
+async fn filter(r: &Registry, image: Tensor, filter: FilterOp) -> Tensor {
+    let env = JobEnvelope::new(ImageFilter { image, filter }).unwrap();
+    let exec = r.executor("image-filter", DeviceClass::Gpu).unwrap();
+    let out: gpujobs_core::kinds::ImageFilterOutput = exec
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await
+        .unwrap()
+        .decode()
+        .unwrap();
+    out.image
+}
+
+#[tokio::test]
+async fn a_filter_chain_under_the_pipeline_uploads_the_image_once_and_stages_nothing() {
+    let (_g, sim, r) = setup();
+    let (h, w) = (301, 257);
+    let n = (h * w) as u64;
+    let image = {
+        let v = Tensor::synthetic(vec![h * w], 31, 0.0, 1.0)
+            .values()
+            .unwrap();
+        let buf = gpujobs_core::BufferPool::global()
+            .copy_of(v.as_slice())
+            .unwrap();
+        Tensor::from_values(vec![h, w], buf).unwrap()
+    };
+    let weights = |sigma: f32| {
+        4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
+    };
+    // The same chain on the verified path, for the expected values.
+    let mut want = image.clone();
+    for f in [
+        FilterOp::GaussianBlur { sigma: 2.0 },
+        FilterOp::Sobel,
+        FilterOp::GaussianBlur { sigma: 1.0 },
+    ] {
+        want = filter(&r, want, f).await;
+    }
+    let _p = Pipeline::on();
+    sim.reset_counters();
+    let mut got = image.clone();
+    for f in [
+        FilterOp::GaussianBlur { sigma: 2.0 },
+        FilterOp::Sobel,
+        FilterOp::GaussianBlur { sigma: 1.0 },
+    ] {
+        got = filter(&r, got, f).await;
+    }
+    let c = sim.counters();
+    assert_eq!(
+        got.values().unwrap().as_slice(),
+        want.values().unwrap().as_slice()
+    );
+    // The image crosses PCIe once; each later step reads the previous output from
+    // device memory (the weights are small host vectors, staged).
+    assert_eq!(c.h2d_bytes, 4 * n + weights(2.0) + weights(1.0), "{c:?}");
+    assert_eq!(c.d2d_bytes, 2 * 4 * n, "{c:?}");
+    assert_eq!(
+        c.d2h_bytes,
+        3 * 4 * n,
+        "every step's output is still a result: {c:?}"
+    );
+    // Downloads land straight in registered pooled buffers.
+    let pinned_targets = c.registrations_per_host_buffer.len();
+    assert!(pinned_targets >= 2, "{c:?}");
+}
+
+#[tokio::test]
+async fn kept_outputs_give_way_before_a_job_is_refused_device_memory() {
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    // Fill the kept outputs (a quarter of the 4 GiB device at most), then ask for a job
+    // that only fits once they are evicted.
+    let mut kept = Vec::new();
+    for seed in 0..4 {
+        kept.push(
+            filter(
+                &r,
+                ImageFilter::synthetic(4000, 4000, FilterOp::Sobel, seed).image,
+                FilterOp::Sobel,
+            )
+            .await,
+        );
+    }
+    let before = sim.counters().device_bytes_in_use;
+    assert!(
+        before >= 3 * 64_000_000,
+        "outputs are kept: {before} bytes in use"
+    );
+    // 12 bytes per element: 250M elements need 3 GB, more than is free beside the kept outputs.
+    assert!(run(&r, VectorAdd::synthetic(250_000_000, 1)).await.unwrap());
+    drop(kept);
 }

@@ -52,9 +52,32 @@ impl Values {
         Arc::ptr_eq(&a.0, &b.0)
     }
 
+    /// A handle that names these values without keeping them alive: a device cache
+    /// keys its copy by it, and it stops matching once the values are dropped.
+    pub fn downgrade(&self) -> WeakValues {
+        WeakValues(Arc::downgrade(&self.0))
+    }
+
     /// The buffer itself when this is its only handle, else `self` back.
     pub fn try_unwrap(self) -> Result<HostBuf, Values> {
         Arc::try_unwrap(self.0).map_err(Values)
+    }
+}
+
+/// A non-owning handle to [`Values`] ([`Values::downgrade`]). While it exists the
+/// values' handle cannot be reused for other values, so matching it is an identity test.
+#[derive(Debug, Clone)]
+pub struct WeakValues(std::sync::Weak<HostBuf>);
+
+impl WeakValues {
+    /// Whether `v` is the very values this handle was made from, still alive.
+    pub fn refers_to(&self, v: &Values) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&v.0)) && self.is_alive()
+    }
+
+    /// Whether the values still exist.
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
     }
 }
 

@@ -6,7 +6,7 @@ use crate::kernels;
 use async_trait::async_trait;
 use gpujobs_core::kinds::filters::gaussian_kernel_f32;
 use gpujobs_core::kinds::{FilterOp, ImageFilter, ImageFilterOutput};
-use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes};
 
 /// Shared memory a block may use without opting in to more.
 const SHARED_LIMIT: usize = 48 * 1024;
@@ -72,7 +72,7 @@ impl Executor<ImageFilter> for CudaExecutor {
                         compute,
                         d2h,
                     };
-                    let image = Tensor::from_values(vec![h, w], data)?;
+                    let image = s.output(vec![h, w], data, out)?;
                     Ok(Execution { output: ImageFilterOutput { image }, times })
                 }
                 FilterOp::Sobel => {
@@ -83,7 +83,7 @@ impl Executor<ImageFilter> for CudaExecutor {
                     let k1 = s.mark()?;
                     let (data, compute, d2h) = s.collect(&k0, &k1, &out, n)?;
                     let times = StageTimes { prepare, h2d, compute, d2h };
-                    let image = Tensor::from_values(vec![h, w], data)?;
+                    let image = s.output(vec![h, w], data, out)?;
                     Ok(Execution { output: ImageFilterOutput { image }, times })
                 }
             }

@@ -6,7 +6,7 @@ use super::state::DeviceState;
 use crate::kernels::{SGEMM_VARIANTS, SgemmVariant};
 use async_trait::async_trait;
 use gpujobs_core::kinds::{Matmul, MatmulOutput};
-use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes};
 
 /// A row-major operand on the device: pointer and leading dimension.
 #[derive(Clone, Copy)]
@@ -210,7 +210,7 @@ impl Executor<Matmul> for CudaExecutor {
             s.sgemm(&g, false)?;
             let k1 = s.mark()?;
             let (out, compute, d2h) = s.collect(&k0, &k1, &c, m * n)?;
-            let c = Tensor::from_values(vec![m, n], out)?;
+            let c = s.output(vec![m, n], out, c)?;
             Ok(Execution {
                 output: MatmulOutput { c },
                 times: StageTimes {

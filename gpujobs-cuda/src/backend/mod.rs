@@ -16,6 +16,7 @@ mod mlp_train;
 mod pinning;
 mod pipeline;
 mod probe;
+mod resident;
 mod state;
 mod thread;
 mod vector_add;

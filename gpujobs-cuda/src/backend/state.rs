@@ -10,6 +10,7 @@ use cust::error::CudaError as DriverError;
 use cust::event::{Event, EventFlags};
 use cust::memory::{AsyncCopyDestination, DeviceBuffer, LockedBuffer};
 use cust::stream::{Stream, StreamFlags};
+use gpujobs_core::model::tensor::Values;
 use gpujobs_core::{BufferPool, DeviceClass, DeviceInfo, HostBuf, JobError, Tensor, TensorData};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -53,6 +54,10 @@ pub(crate) struct DeviceState {
     /// Custom kinds' modules, by name, loaded on first use.
     custom: HashMap<String, cust::module::Module>,
     pub(crate) stream: Stream,
+    /// Outputs kept in device memory for the jobs that read them (pipeline only).
+    pub(crate) resident: super::resident::Resident,
+    /// Most bytes `resident` may hold: a quarter of the device's memory.
+    resident_bound: u64,
     /// A second stream, made on first use by the pipeline to overlap chunks.
     pub(crate) side: Option<Stream>,
     staging: Option<LockedBuffer<f32>>,
@@ -108,6 +113,8 @@ impl DeviceState {
             modules,
             custom: HashMap::new(),
             stream,
+            resident: Default::default(),
+            resident_bound: total / 4,
             side: None,
             staging: None,
             sgemm_choice: HashMap::new(),
@@ -201,7 +208,11 @@ impl DeviceState {
     /// Admission: refuses a job that can never fit (permanent), and one that does not
     /// fit now (temporary: the queue retries it later with backoff).
     pub(crate) fn admit(&mut self, bytes: u64) -> Result<(), JobError> {
-        let (free, total) = self.memory_info()?;
+        let (mut free, total) = self.memory_info()?;
+        // Kept outputs go before a job is refused for lack of memory.
+        while bytes > free && bytes <= total / 100 * 95 && self.resident.evict_one().is_some() {
+            free = self.memory_info()?.0;
+        }
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         if bytes > total / 100 * 95 {
             return Err(JobError::permanent(format!(
@@ -235,6 +246,21 @@ impl DeviceState {
     /// The module holding `m`'s kernels.
     pub(crate) fn module(&self, m: Module) -> &cust::module::Module {
         &self.modules[&m]
+    }
+
+    /// A job's output tensor from its downloaded values; with the pipeline on, `dev`
+    /// (the output's device copy) is kept for the jobs that read it next.
+    pub(crate) fn output(
+        &mut self,
+        shape: Vec<usize>,
+        data: HostBuf,
+        dev: DeviceBuffer<f32>,
+    ) -> Result<Tensor, JobError> {
+        let values: Values = data.into();
+        if crate::pipeline_enabled() {
+            self.resident.insert(&values, dev, self.resident_bound);
+        }
+        Ok(Tensor::from_values(shape, values)?)
     }
 
     /// Loads a custom kind's module on this device once.
@@ -376,6 +402,22 @@ impl DeviceState {
         dev: &DeviceBuffer<f32>,
         n: usize,
     ) -> Result<(HostBuf, Duration, Event), JobError> {
+        if crate::pipeline_enabled() {
+            let mut out = self.pool.take(n)?;
+            if self.pin(&out)? {
+                // SAFETY: `out` is registered pooled memory, untouched until the
+                // synchronisation below.
+                #[allow(unsafe_code)]
+                let r = unsafe {
+                    dev.index(..n)
+                        .async_copy_to(&mut out.as_mut_slice()[..n], &self.stream)
+                };
+                r.map_err(|e| self.err("copying from the device", e))?;
+                let done = self.mark()?;
+                self.sync()?;
+                return Ok((out, Duration::ZERO, done));
+            }
+        }
         self.staging(n)?;
         let Some(staging) = self.staging.as_mut() else {
             return Err(JobError::temporary("no staging buffer"));
@@ -446,10 +488,33 @@ impl DeviceState {
                 )),
             })
             .collect::<Result<_, _>>()?;
+        let mut direct = Duration::ZERO;
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();
-        for ((_, dev), v) in items.iter_mut().zip(&values) {
-            if let Some(v) = v {
+        if crate::pipeline_enabled() {
+            let d0 = self.mark()?;
+            let mut any = false;
+            let mut staged = Vec::new();
+            for ((_, dev), v) in items.iter_mut().zip(&values) {
+                let Some(v) = v else { continue };
+                if self.copy_in_place(v, dev)? {
+                    any = true;
+                } else {
+                    staged.push((v, dev));
+                }
+            }
+            if any {
+                let d1 = self.mark()?;
+                self.sync()?;
+                direct = self.between(&d0, &d1)?;
+            }
+            for (v, dev) in staged {
                 pairs.push((v.as_slice(), &mut **dev));
+            }
+        } else {
+            for ((_, dev), v) in items.iter_mut().zip(&values) {
+                if let Some(v) = v {
+                    pairs.push((v.as_slice(), &mut **dev));
+                }
             }
         }
         let h2d = if pairs.is_empty() {
@@ -457,7 +522,36 @@ impl DeviceState {
         } else {
             self.upload(&mut pairs)?
         };
-        Ok((prepare, h2d))
+        Ok((prepare, h2d + direct))
+    }
+
+    /// Pipeline: queues the copy of `v` into `dev` without staging — device to device
+    /// from a kept output, or straight from registered host memory. `false` when
+    /// neither applies (the caller stages it).
+    fn copy_in_place(&mut self, v: &Values, dev: &mut DeviceBuffer<f32>) -> Result<bool, JobError> {
+        let n = v.len();
+        if n == 0 {
+            return Ok(true);
+        }
+        let r = if let Some(src) = self.resident.find(v) {
+            // SAFETY: both are device buffers of at least `n` values alive until the
+            // job's synchronisation.
+            #[allow(unsafe_code)]
+            unsafe {
+                dev.index(..n)
+                    .async_copy_from(&src.index(..n), &self.stream)
+            }
+        } else if self.pin(v.buf())? {
+            // SAFETY: `v` is registered memory the job holds until it synchronises.
+            #[allow(unsafe_code)]
+            unsafe {
+                dev.index(..n).async_copy_from(v.as_slice(), &self.stream)
+            }
+        } else {
+            return Ok(false);
+        };
+        r.map_err(|e| self.err("copying to the device", e))?;
+        Ok(true)
     }
 }
 

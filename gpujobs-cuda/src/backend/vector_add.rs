@@ -4,7 +4,7 @@ use super::CudaExecutor;
 use crate::kernels;
 use async_trait::async_trait;
 use gpujobs_core::kinds::{VectorAdd, VectorAddOutput};
-use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes};
 
 #[async_trait]
 impl Executor<VectorAdd> for CudaExecutor {
@@ -47,7 +47,8 @@ impl Executor<VectorAdd> for CudaExecutor {
                     |len| (len as u64).div_ceil(4 * 256).min(sms * 16).max(1) as u32,
                 )?;
                 times.prepare = prepare;
-                let c = Tensor::from_values(vec![n], out)?;
+                drop((a, b));
+                let c = s.output(vec![n], out, c)?;
                 return Ok(Execution {
                     output: VectorAddOutput { c },
                     times,
@@ -65,7 +66,7 @@ impl Executor<VectorAdd> for CudaExecutor {
             crate::launch!(s, kernels::VECTOR_ADD, blocks, 256, 0; pa, pb, pc, len)?;
             let k1 = s.mark()?;
             let (out, compute, d2h) = s.collect(&k0, &k1, &c, n)?;
-            let c = Tensor::from_values(vec![n], out)?;
+            let c = s.output(vec![n], out, c)?;
             Ok(Execution {
                 output: VectorAddOutput { c },
                 times: StageTimes {
