@@ -4,7 +4,8 @@
 # gpujobs-cuda code end to end:
 #   - gpujobs-cuda/tests/gpu.rs: every kind against the reference (the same tests the
 #     device check runs on a GPU), incl. the paths not yet verified on hardware
-#     (pooled download, mlp-predict, softmax_rows, held-out evaluation);
+#     (pooled download, mlp-predict, softmax_rows, held-out evaluation), with the
+#     device pipeline off and then on;
 #   - gpujobs-cuda/tests/sim.rs: the simulator's counters (bytes each way, launches),
 #     a dropped synchronisation that must give a wrong result, injected faults;
 #   - gpujobs-cli/tests/cuda_worker.rs: a CUDA worker beside CPU workers against Redis,
@@ -33,6 +34,8 @@ cargo test -q --locked --features "$features" "${targets[@]}" --no-run 2>&1 |
     grep -v -e '^  Executable ' || true
 echo "== CUDA tests on the simulated device"
 cargo test -q --locked --features "$features" "${targets[@]}"
+echo "== gpujobs-cuda/tests/gpu.rs again with the device pipeline on"
+GPUJOBS_CUDA_PIPELINE=1 cargo test -q --locked --features "$features" "${targets[@]}" --test gpu
 target="$(gpujobs_target)"
 echo "== examples/custom_gpu_kind.rs"
 "$target/debug/examples/custom_gpu_kind"

@@ -2,7 +2,7 @@
 //! simulated driver (`.ci/run sim` builds with `--features cuda` and runs this with
 //! `LD_LIBRARY_PATH` at `scripts/cuda-sim.sh`'s library): pinned GPU jobs beside CPU
 //! jobs, the CUDA worker killed with SIGKILL mid-run and restarted, and a filter graph
-//! on the GPU lane whose result must equal the CPU's.
+//! on the GPU lane (device pipeline on) whose result must equal the CPU's.
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -191,7 +191,9 @@ fn a_filter_graph_on_the_gpu_lane_equals_the_cpu() {
     let path = dir.path().join("graph.json");
     std::fs::write(&path, graph).unwrap();
     let _sched = spawn_on(&url, &["scheduler"]);
-    let _gpu = spawn_on(&url, &["worker", "--backend", "cuda"]);
+    // With the device pipeline: inputs registered in place, outputs kept on the device
+    // for the next step (checked against the CPU all the same).
+    let _gpu = spawn_on(&url, &["worker", "--backend", "cuda", "--cuda-pipeline"]);
     let out = dir.path().join("out");
     let o = run_on(
         &url,

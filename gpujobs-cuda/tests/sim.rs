@@ -683,3 +683,142 @@ async fn kept_outputs_give_way_before_a_job_is_refused_device_memory() {
     assert!(run(&r, VectorAdd::synthetic(250_000_000, 1)).await.unwrap());
     drop(kept);
 }
+
+/// The same chain as a graph through the embedded queue, scheduler and a CUDA worker:
+/// the worker hands each step its parent's output, and the device still has it.
+#[tokio::test]
+async fn a_filter_graph_on_one_gpu_worker_uploads_its_image_once() {
+    use gpujobs_core::{DevicePref, EmbeddedCluster, Graph, WorkerConfig};
+    let (_g, sim, r) = setup();
+    let _p = Pipeline::on();
+    let (h, w) = (211, 333);
+    let n = (h * w) as u64;
+    let v = Tensor::synthetic(vec![h * w], 41, 0.0, 1.0)
+        .values()
+        .unwrap();
+    let image = Tensor::from_values(
+        vec![h, w],
+        gpujobs_core::BufferPool::global()
+            .copy_of(v.as_slice())
+            .unwrap(),
+    )
+    .unwrap();
+    let gpu = |job: ImageFilter| JobEnvelope::new(job).unwrap().with_device(DevicePref::Gpu);
+    let mut g = Graph::new();
+    let blur = g
+        .add_envelope(
+            "blur",
+            gpu(ImageFilter {
+                image,
+                filter: FilterOp::GaussianBlur { sigma: 2.0 },
+            }),
+        )
+        .unwrap();
+    let edges = g
+        .add_envelope(
+            "edges",
+            gpu(ImageFilter {
+                image: Tensor::output_of(&blur, "image", vec![h, w]),
+                filter: FilterOp::Sobel,
+            }),
+        )
+        .unwrap();
+    let smooth = g
+        .add_envelope(
+            "smooth",
+            gpu(ImageFilter {
+                image: Tensor::output_of(&edges, "image", vec![h, w]),
+                filter: FilterOp::GaussianBlur { sigma: 1.0 },
+            }),
+        )
+        .unwrap();
+    let device = gpujobs_cuda::devices().unwrap().remove(0).device_info();
+    let cluster = EmbeddedCluster::builder()
+        .worker(WorkerConfig::new(device), std::sync::Arc::new(r))
+        .start();
+    sim.reset_counters();
+    cluster.client().submit_graph(g).await.unwrap();
+    let done = cluster
+        .client()
+        .output::<ImageFilter>(&smooth, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let c = sim.counters();
+    cluster.shutdown().await;
+    assert_eq!(done.output.image.shape(), &[h, w]);
+    let weights = |sigma: f32| {
+        4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
+    };
+    assert_eq!(c.h2d_bytes, 4 * n + weights(2.0) + weights(1.0), "{c:?}");
+    assert_eq!(c.d2d_bytes, 2 * 4 * n, "{c:?}");
+}
+
+#[tokio::test]
+async fn a_model_trained_under_the_pipeline_stays_on_the_device_for_predict() {
+    use gpujobs_core::kinds::{MlpModel, MlpPredict, MlpPredictOutput, MlpTrain, MlpTrainOutput};
+    let (_g, sim, _) = setup();
+    // One executor (one device state) for both jobs, as on one worker.
+    let exec = gpujobs_cuda::devices().unwrap().remove(0);
+    let mut r = Registry::with_builtin_kinds();
+    gpujobs_cuda::register(&mut r, &exec);
+    r.register::<MlpPredict, _>(&exec.device_info(), exec.clone());
+    let _p = Pipeline::on();
+    let mut train = MlpTrain::synthetic(600, 12, 4, 40, 3);
+    train.epochs = 2;
+    let env = JobEnvelope::new(train).unwrap();
+    let trained: MlpTrainOutput = r
+        .executor("mlp-train", DeviceClass::Gpu)
+        .unwrap()
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await
+        .unwrap()
+        .decode()
+        .unwrap();
+    let params: u64 = trained
+        .weights
+        .iter()
+        .chain(&trained.biases)
+        .map(|t| 4 * t.numel().unwrap() as u64)
+        .sum();
+    let rows = 500;
+    let x = {
+        let v = Tensor::synthetic(vec![rows * 12], 4, -1.0, 1.0)
+            .values()
+            .unwrap();
+        let buf = gpujobs_core::BufferPool::global()
+            .copy_of(v.as_slice())
+            .unwrap();
+        Tensor::from_values(vec![rows, 12], buf).unwrap()
+    };
+    let job = MlpPredict {
+        model: MlpModel {
+            weights: trained.weights,
+            biases: trained.biases,
+        },
+        x,
+    };
+    let env = JobEnvelope::new(job.clone()).unwrap();
+    sim.reset_counters();
+    let result = r
+        .executor("mlp-predict", DeviceClass::Gpu)
+        .unwrap()
+        .execute(&env.payload, &env.blobs, &ctx())
+        .await
+        .unwrap();
+    let c = sim.counters();
+    assert_eq!(
+        c.d2d_bytes, params,
+        "the parameters are copied on the device: {c:?}"
+    );
+    assert_eq!(
+        c.h2d_bytes,
+        4 * (rows * 12) as u64,
+        "only the inputs cross PCIe: {c:?}"
+    );
+    let check = r
+        .check("mlp-predict", &env.payload, &env.blobs, &result)
+        .unwrap()
+        .unwrap();
+    assert!(check.passed(), "{check}");
+    let _: MlpPredictOutput = result.decode().unwrap();
+}

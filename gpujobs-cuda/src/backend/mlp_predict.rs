@@ -45,14 +45,18 @@ fn predict(
         });
     }
     let h2d = {
-        let mut pairs: Vec<(&[f32], &mut cust::memory::DeviceBuffer<f32>)> =
-            vec![(&x[..], &mut x_dev)];
+        // With the pipeline on, a model trained on this device is still here: its
+        // parameters are copied device to device (see `resident`).
+        let mut pairs: Vec<(
+            &gpujobs_core::model::tensor::Values,
+            &mut cust::memory::DeviceBuffer<f32>,
+        )> = vec![(&x, &mut x_dev)];
         for (layer, (w, b)) in net.iter_mut().zip(weights.iter().zip(&biases)) {
             let Layer { w: wd, b: bd, .. } = layer;
-            pairs.push((&w[..], wd));
-            pairs.push((&b[..], bd));
+            pairs.push((w, wd));
+            pairs.push((b, bd));
         }
-        s.upload(&mut pairs)?
+        s.upload_values(&mut pairs)?
     };
     let acts: Vec<cust::memory::DeviceBuffer<f32>> = dims
         .iter()

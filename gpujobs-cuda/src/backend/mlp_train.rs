@@ -12,7 +12,7 @@ use crate::kernels;
 use async_trait::async_trait;
 use cust::memory::{AsyncCopyDestination, CopyDestination, DeviceBuffer, LockedBuffer};
 use gpujobs_core::kinds::{EpochStats, MlpTrain, MlpTrainOutput};
-use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
+use gpujobs_core::{CancelFlag, ExecContext, Execution, Executor, JobError, StageTimes};
 use std::time::{Duration, Instant};
 
 fn train(
@@ -267,11 +267,12 @@ fn train(
     let t_down = Instant::now();
     let mut weights = Vec::with_capacity(layers);
     let mut biases = Vec::with_capacity(layers);
-    for layer in &net {
+    for layer in net {
         let (w, _, _) = s.download(&layer.w, layer.din * layer.dout)?;
         let (b, _, _) = s.download(&layer.b, layer.dout)?;
-        weights.push(Tensor::from_values(vec![layer.din, layer.dout], w)?);
-        biases.push(Tensor::from_values(vec![layer.dout], b)?);
+        // With the pipeline on, the parameters stay on the device for a predict.
+        weights.push(s.output(vec![layer.din, layer.dout], w, layer.w)?);
+        biases.push(s.output(vec![layer.dout], b, layer.b)?);
     }
     let d2h = t_down.elapsed();
     Ok((

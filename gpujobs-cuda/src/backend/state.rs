@@ -488,18 +488,33 @@ impl DeviceState {
                 )),
             })
             .collect::<Result<_, _>>()?;
+        let mut pairs: Vec<(&Values, &mut DeviceBuffer<f32>)> = Vec::new();
+        for ((_, dev), v) in items.iter_mut().zip(&values) {
+            if let Some(v) = v {
+                pairs.push((v, &mut **dev));
+            }
+        }
+        let h2d = self.upload_values(&mut pairs)?;
+        Ok((prepare, h2d))
+    }
+
+    /// Puts host values into device buffers and waits: through pinned staging memory,
+    /// or with the pipeline on, without staging where it can (device to device from a
+    /// kept output, or straight from registered memory). Returns the host-to-device time.
+    pub(crate) fn upload_values(
+        &mut self,
+        items: &mut [(&Values, &mut DeviceBuffer<f32>)],
+    ) -> Result<Duration, JobError> {
         let mut direct = Duration::ZERO;
         let mut pairs: Vec<(&[f32], &mut DeviceBuffer<f32>)> = Vec::new();
         if crate::pipeline_enabled() {
             let d0 = self.mark()?;
             let mut any = false;
-            let mut staged = Vec::new();
-            for ((_, dev), v) in items.iter_mut().zip(&values) {
-                let Some(v) = v else { continue };
+            for (v, dev) in items.iter_mut() {
                 if self.copy_in_place(v, dev)? {
                     any = true;
                 } else {
-                    staged.push((v, dev));
+                    pairs.push((v.as_slice(), &mut **dev));
                 }
             }
             if any {
@@ -507,22 +522,17 @@ impl DeviceState {
                 self.sync()?;
                 direct = self.between(&d0, &d1)?;
             }
-            for (v, dev) in staged {
+        } else {
+            for (v, dev) in items.iter_mut() {
                 pairs.push((v.as_slice(), &mut **dev));
             }
-        } else {
-            for ((_, dev), v) in items.iter_mut().zip(&values) {
-                if let Some(v) = v {
-                    pairs.push((v.as_slice(), &mut **dev));
-                }
-            }
         }
-        let h2d = if pairs.is_empty() {
+        let staged = if pairs.is_empty() {
             Duration::ZERO
         } else {
             self.upload(&mut pairs)?
         };
-        Ok((prepare, h2d + direct))
+        Ok(staged + direct)
     }
 
     /// Pipeline: queues the copy of `v` into `dev` without staging — device to device
