@@ -200,8 +200,19 @@ pub fn markdown(m: &Machine, rows: &[Row], command: &str, repeat: usize, warmup:
         )
     });
     let failed = rows.iter().filter(|r| !r.verified_ok).count();
+    // The simulated driver (tests) names its device so: its times are no measurement.
+    let simulated = if m
+        .gpu
+        .as_deref()
+        .is_some_and(|g| g.contains("simulated, not a GPU"))
+    {
+        "**SIMULATED GPU (gpujobs-cuda-sim): the GPU rows check correctness only; their \
+times and speedups are not measurements.**\n\n"
+    } else {
+        ""
+    };
     format!(
-        "# gpujobs benchmark report\n\n\
+        "# gpujobs benchmark report\n\n{simulated}\
 ## Setup\n\n\
 - CPU: {cpu}\n- GPU: {gpu}\n- OS: {os}\n- gpujobs {version}, run on {date}\n- Command: `{command}`\n\n\
 ## Method\n\n\
