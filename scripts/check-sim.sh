@@ -22,6 +22,8 @@ sim="$(scripts/cuda-sim.sh)"
 export CUDA_LIBRARY_PATH="$sim"
 export LD_LIBRARY_PATH="$sim/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 features="$GPUJOBS_FEATURES,gpujobs/cuda,gpujobs-cli/cuda,gpujobs-cuda/cuda"
+# A 1 GiB simulated device: the tests that fill device memory fill less host memory.
+export GPUJOBS_CUDA_SIM_MEMORY=1G
 # One selection of packages and targets for every cargo call below, so features unify
 # the same way and nothing is built twice.
 targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker

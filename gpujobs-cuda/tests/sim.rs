@@ -661,26 +661,46 @@ async fn a_filter_chain_under_the_pipeline_uploads_the_image_once_and_stages_not
 async fn kept_outputs_give_way_before_a_job_is_refused_device_memory() {
     let (_g, sim, r) = setup();
     let _p = Pipeline::on();
-    // Fill the kept outputs (a quarter of the 4 GiB device at most), then ask for a job
-    // that only fits once they are evicted.
+    let total = gpujobs_cuda::devices()
+        .unwrap()
+        .remove(0)
+        .memory_info()
+        .await
+        .unwrap()
+        .1;
+    // Keep 15 outputs of a 64th of device memory each (the kept outputs may hold a
+    // quarter), then ask for a job that fits only once some of them are evicted.
+    let each = (total / 64 / 4) as usize;
     let mut kept = Vec::new();
-    for seed in 0..4 {
-        kept.push(
-            filter(
-                &r,
-                ImageFilter::synthetic(4000, 4000, FilterOp::Sobel, seed).image,
-                FilterOp::Sobel,
-            )
-            .await,
-        );
+    for seed in 0..15 {
+        let env = JobEnvelope::new(VectorAdd::synthetic(each, seed)).unwrap();
+        let exec = r.executor("vector-add", DeviceClass::Gpu).unwrap();
+        let out: VectorAddOutput = exec
+            .execute(&env.payload, &env.blobs, &ctx())
+            .await
+            .unwrap()
+            .decode()
+            .unwrap();
+        kept.push(out.c);
     }
     let before = sim.counters().device_bytes_in_use;
     assert!(
-        before >= 3 * 64_000_000,
+        before >= 15 * 4 * each as u64,
         "outputs are kept: {before} bytes in use"
     );
-    // 12 bytes per element: 250M elements need 3 GB, more than is free beside the kept outputs.
-    assert!(run(&r, VectorAdd::synthetic(250_000_000, 1)).await.unwrap());
+    // A vector add needs 12 bytes per element: 82% of the device, more than is free
+    // beside the kept outputs (76%), less than admission's 95%.
+    let n = (total / 100 * 82 / 12) as usize;
+    assert!(
+        12 * n as u64 > total - before,
+        "the job must not fit beside the kept outputs"
+    );
+    assert!(run(&r, VectorAdd::synthetic(n, 1)).await.unwrap());
+    let after = sim.counters().device_bytes_in_use;
+    assert!(
+        after < before,
+        "kept outputs were evicted: {before} bytes in use before, {after} after"
+    );
     drop(kept);
 }
 
