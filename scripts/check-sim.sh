@@ -26,8 +26,7 @@ features="$GPUJOBS_FEATURES,gpujobs/cuda,gpujobs-cli/cuda,gpujobs-cuda/cuda"
 export GPUJOBS_CUDA_SIM_MEMORY=1G
 # One selection of packages and targets for every cargo call below, so features unify
 # the same way and nothing is built twice.
-targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker
-    --example custom_gpu_kind --bin gpujobs)
+targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker --bin gpujobs)
 
 echo "== the simulator's own tests (every shipped kernel has a twin, PTX, memory)"
 cargo test -q --locked -p gpujobs-cuda-sim
@@ -40,6 +39,9 @@ echo "== gpujobs-cuda/tests/gpu.rs again with the device pipeline on"
 GPUJOBS_CUDA_PIPELINE=1 cargo test -q --locked --features "$features" "${targets[@]}" --test gpu
 target="$(gpujobs_target)"
 echo "== examples/custom_gpu_kind.rs"
+# Built as a program (`cargo test --example` would build it as a test harness).
+cargo build -q --locked --features "$features" -p gpujobs -p gpujobs-cuda -p gpujobs-cli \
+    --example custom_gpu_kind --bin gpujobs
 "$target/debug/examples/custom_gpu_kind"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
