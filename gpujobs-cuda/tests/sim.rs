@@ -373,6 +373,14 @@ async fn vector_add_right(
             .all(|((x, y), z)| x + y == *z))
 }
 
+/// Releases the pool's idle memory (unregistering it), so the buffers a test takes
+/// next are fresh and its registration counts do not depend on earlier tests.
+fn fresh_pool() {
+    let pool = gpujobs_core::BufferPool::global();
+    pool.set_budget(0);
+    pool.set_budget(gpujobs_core::buffer::default_budget());
+}
+
 /// Turns the pipeline on for one test and off again, even when the test fails.
 struct Pipeline;
 impl Pipeline {
@@ -392,6 +400,7 @@ async fn the_pipeline_copies_straight_between_registered_buffers_and_overlaps_ch
     let (_g, sim, r) = setup();
     let _p = Pipeline::on();
     let n = 3_000_017; // 12 MB per array: three chunks
+    fresh_pool();
     let (a, b) = (pooled(n, 21), pooled(n, 22));
     sim.set_background(false);
     sim.reset_counters();
@@ -428,10 +437,7 @@ async fn the_pipeline_registers_each_recycled_buffer_once_and_unregisters_before
     let (_g, sim, r) = setup();
     let _p = Pipeline::on();
     let n = 1_234_567;
-    // Start from an empty pool, so no buffer is registered by an earlier test.
-    let pool = gpujobs_core::BufferPool::global();
-    pool.set_budget(0);
-    pool.set_budget(gpujobs_core::buffer::default_budget());
+    fresh_pool();
     sim.reset_counters();
     for seed in 0..4 {
         // Inputs and output go back to the pool after each job and come out again.
@@ -451,8 +457,7 @@ async fn the_pipeline_registers_each_recycled_buffer_once_and_unregisters_before
         "{c:?}"
     );
     // Memory the pool gives back to the OS is unregistered first.
-    pool.set_budget(0);
-    pool.set_budget(gpujobs_core::buffer::default_budget());
+    fresh_pool();
     assert_eq!(
         sim.counters().host_unregistrations,
         3,
@@ -491,9 +496,7 @@ async fn adopted_vectors_take_the_verified_path_under_the_pipeline() {
     let (_g, sim, r) = setup();
     let _p = Pipeline::on();
     // An empty pool: the output buffer is a fresh one, registered by this job.
-    let pool = gpujobs_core::BufferPool::global();
-    pool.set_budget(0);
-    pool.set_budget(gpujobs_core::buffer::default_budget());
+    fresh_pool();
     sim.reset_counters();
     // `values()` builds a Tensor from a Vec: not registrable in place, so the inputs go
     // through the staging buffer; only the pooled output is registered.
