@@ -22,8 +22,9 @@ sim="$(scripts/cuda-sim.sh)"
 export CUDA_LIBRARY_PATH="$sim"
 export LD_LIBRARY_PATH="$sim/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 features="$GPUJOBS_FEATURES,gpujobs/cuda,gpujobs-cli/cuda,gpujobs-cuda/cuda"
-# A 1 GiB simulated device: the tests that fill device memory fill less host memory.
-export GPUJOBS_CUDA_SIM_MEMORY=1G
+# The cargo tests run on a 1 GiB simulated device (the tests that fill device memory
+# then fill less host memory); demo and gpu-check on the default 4 GiB.
+small=GPUJOBS_CUDA_SIM_MEMORY=1G
 # One selection of packages and targets for every cargo call below, so features unify
 # the same way and nothing is built twice.
 targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker --bin gpujobs)
@@ -34,9 +35,9 @@ echo "== building with --features cuda (linked against the simulated driver)"
 cargo test -q --locked --features "$features" "${targets[@]}" --no-run 2>&1 |
     grep -v -e '^  Executable ' || true
 echo "== CUDA tests on the simulated device"
-cargo test -q --locked --features "$features" "${targets[@]}"
+env "$small" cargo test -q --locked --features "$features" "${targets[@]}"
 echo "== gpujobs-cuda/tests/gpu.rs again with the device pipeline on"
-GPUJOBS_CUDA_PIPELINE=1 cargo test -q --locked --features "$features" "${targets[@]}" --test gpu
+env "$small" GPUJOBS_CUDA_PIPELINE=1 cargo test -q --locked --features "$features" "${targets[@]}" --test gpu
 target="$(gpujobs_target)"
 echo "== examples/custom_gpu_kind.rs"
 # Built as a program (`cargo test --example` would build it as a test harness).
