@@ -104,7 +104,6 @@ pub struct DeviceContext<'a> {
     h2d: Duration,
     d2h: Duration,
     first_launch: Option<Event>,
-    last_mark: Option<Event>,
     compute_end: Option<Event>,
 }
 
@@ -210,11 +209,10 @@ impl DeviceContext<'_> {
         let before = self.state.mark()?;
         let (out, host, done) = self.state.download(&array.buf, len)?;
         self.d2h += self.state.between(&before, &done)? + host;
-        self.last_mark = Some(done);
         Ok(out)
     }
 
-    fn finish(mut self) -> Result<StageTimes, JobError> {
+    fn finish(self) -> Result<StageTimes, JobError> {
         self.state.sync()?;
         let compute = match (&self.first_launch, &self.compute_end) {
             (Some(a), Some(b)) => self.state.between(a, b)?,
@@ -225,7 +223,6 @@ impl DeviceContext<'_> {
             }
             _ => Duration::ZERO,
         };
-        let _ = self.last_mark.take();
         Ok(StageTimes {
             prepare: Duration::ZERO,
             h2d: self.h2d,
@@ -248,7 +245,6 @@ impl CudaExecutor {
                 h2d: Duration::ZERO,
                 d2h: Duration::ZERO,
                 first_launch: None,
-                last_mark: None,
                 compute_end: None,
             };
             let out = f(&mut ctx)?;
