@@ -29,23 +29,45 @@ small=GPUJOBS_CUDA_SIM_MEMORY=1G
 # the same way and nothing is built twice.
 targets=(-p gpujobs -p gpujobs-cuda -p gpujobs-cli --test gpu --test sim --test cuda_worker --bin gpujobs)
 
+target="$(gpujobs_target)"
+work="$(mktemp -d)"
+# The cuda build replaces target/debug/gpujobs (cargo puts every build's binary there),
+# and the stages after this one run that binary without a libcuda: keep the default
+# build's binary and put it back on exit (as a new file: the old name is a hard link
+# to the cuda build's artifact, which must stay as it is).
+bin="$target/debug/gpujobs"
+if [ -x "$bin" ] && ! ldd "$bin" 2>/dev/null | grep -q libcuda; then
+    cp -p "$bin" "$work/gpujobs.default"
+fi
+restore() {
+    if [ -f "$work/gpujobs.default" ]; then
+        rm -f "$bin"
+        cp -p "$work/gpujobs.default" "$bin"
+    fi
+    rm -rf "$work"
+}
+trap restore EXIT
 echo "== the simulator's own tests (every shipped kernel has a twin, PTX, memory)"
 cargo test -q --locked -p gpujobs-cuda-sim
 echo "== building with --features cuda (linked against the simulated driver)"
-cargo test -q --locked --features "$features" "${targets[@]}" --no-run 2>&1 |
-    grep -v -e '^  Executable ' || true
+cargo test -q --locked --features "$features" "${targets[@]}" --no-run \
+    --message-format=json-render-diagnostics >"$work/build.json"
+# The gpu.rs test binary of this build, for the second run below.
+gpu_test=$(python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "gpu" and m.get("executable"):
+        print(m["executable"])' "$work/build.json")
+[ -x "$gpu_test" ] || { echo "no gpu.rs test binary in the cuda build" >&2; exit 1; }
 echo "== CUDA tests on the simulated device"
 env "$small" cargo test -q --locked --features "$features" "${targets[@]}"
 echo "== gpujobs-cuda/tests/gpu.rs again with the device pipeline on"
-env "$small" GPUJOBS_CUDA_PIPELINE=1 cargo test -q --locked --features "$features" "${targets[@]}" --test gpu
-target="$(gpujobs_target)"
+env "$small" GPUJOBS_CUDA_PIPELINE=1 "$gpu_test" -q
 echo "== examples/custom_gpu_kind.rs"
 # Built as a program (`cargo test --example` would build it as a test harness).
 cargo build -q --locked --features "$features" -p gpujobs -p gpujobs-cuda -p gpujobs-cli \
     --example custom_gpu_kind --bin gpujobs
 "$target/debug/examples/custom_gpu_kind"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 echo "== gpujobs demo --quick"
 (cd "$work" && "$target/debug/gpujobs" demo --quick) | tee "$work/demo.txt"
 grep -q 'simulated, not a GPU' "$work/demo.txt" || { echo "demo did not use the simulated GPU" >&2; exit 1; }
