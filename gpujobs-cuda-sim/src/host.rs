@@ -91,12 +91,4 @@ impl HostMemory {
     pub fn len_of(&self, start: usize) -> usize {
         self.ranges.get(&start).map_or(0, |&(len, _)| len)
     }
-
-    /// Whether any known range overlaps `[p, p + len)`.
-    pub fn overlaps(&self, p: usize, len: usize) -> bool {
-        self.ranges
-            .range(..p + len.max(1))
-            .next_back()
-            .is_some_and(|(&s, &(size, _))| s + size > p)
-    }
 }

@@ -11,24 +11,10 @@ pub fn isa_version(ptx: &str) -> Option<(u32, u32)> {
 
 /// Every `.entry` with its parameter count.
 pub fn entries(ptx: &str) -> Vec<(String, usize)> {
-    let mut out = Vec::new();
-    let mut rest = ptx;
-    while let Some(at) = rest.find(".entry ") {
-        let after = &rest[at + ".entry ".len()..];
-        let name_end = after
-            .find(|c: char| c == '(' || c.is_whitespace())
-            .unwrap_or(after.len());
-        let name = after[..name_end].to_string();
-        let params = match (after.find('('), after.find(')')) {
-            (Some(open), Some(close)) if open < close => {
-                after[open..close].matches(".param").count()
-            }
-            _ => 0,
-        };
-        out.push((name, params));
-        rest = &after[name_end..];
-    }
-    out
+    signatures(ptx)
+        .into_iter()
+        .map(|(name, types)| (name, types.len()))
+        .collect()
 }
 
 /// Every `.entry` with its parameters' PTX types (`.u64`, `.f32`, `.b8` for arrays).

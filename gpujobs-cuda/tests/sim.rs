@@ -71,10 +71,7 @@ async fn a_vector_add_moves_each_byte_once_each_way() {
     let (_g, sim, r) = setup();
     let n = 10_007;
     sim.reset_counters();
-    let job = VectorAdd {
-        a: values(n, 1),
-        b: values(n, 2),
-    };
+    let job = add(n, 1);
     assert!(run(&r, job).await.unwrap());
     let c = sim.counters();
     assert_eq!(c.h2d_bytes, 2 * 4 * n as u64, "{c:?}");
@@ -125,9 +122,7 @@ async fn a_blur_and_a_sobel_upload_the_image_once_and_download_it_once() {
         );
         let c = sim.counters();
         let weights = match filter {
-            FilterOp::GaussianBlur { sigma } => {
-                4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
-            }
+            FilterOp::GaussianBlur { sigma } => weight_bytes(sigma),
             _ => 0,
         };
         assert_eq!(
@@ -149,28 +144,11 @@ async fn a_missing_synchronisation_gives_a_wrong_result() {
     let n = 4099;
     // With every synchronisation in place the job passes, background thread or not.
     sim.set_background(false);
-    assert!(
-        run(
-            &r,
-            VectorAdd {
-                a: values(n, 7),
-                b: values(n, 8)
-            }
-        )
-        .await
-        .unwrap()
-    );
+    assert!(run(&r, add(n, 7)).await.unwrap());
     // inputs() and upload() synchronise first; the third synchronisation is the
     // download's. Without it the host reads the staging buffer before the copy ran.
     sim.inject(Fault::DropSync, 2, 1);
-    let outcome = run(
-        &r,
-        VectorAdd {
-            a: values(n, 9),
-            b: values(n, 10),
-        },
-    )
-    .await;
+    let outcome = run(&r, add(n, 9)).await;
     sim.set_background(true);
     assert_ne!(
         outcome.ok(),
@@ -179,17 +157,7 @@ async fn a_missing_synchronisation_gives_a_wrong_result() {
     );
     assert_eq!(sim.counters().dropped_syncs, 1);
     // The device keeps serving once the program synchronises again.
-    assert!(
-        run(
-            &r,
-            VectorAdd {
-                a: values(n, 11),
-                b: values(n, 12)
-            }
-        )
-        .await
-        .unwrap()
-    );
+    assert!(run(&r, add(n, 11)).await.unwrap());
 }
 
 /// The same at the driver level: a pinned download read before the stream is
@@ -335,13 +303,30 @@ async fn the_vector_add_output_is_right_under_random_scheduling() {
 /// A tensor of `n` values in pooled, page-aligned memory (as the readers of .npy files,
 /// images and Redis blobs make them).
 fn pooled(n: usize, seed: u64) -> Tensor {
-    let v = Tensor::synthetic(vec![n], seed, -1.0, 1.0)
-        .values()
-        .unwrap();
+    pooled_in(vec![n], seed, -1.0, 1.0)
+}
+
+/// A tensor of `shape` with uniform values in `[lo, hi)`, in pooled memory.
+fn pooled_in(shape: Vec<usize>, seed: u64, lo: f32, hi: f32) -> Tensor {
+    let n = shape.iter().product();
+    let v = Tensor::synthetic(vec![n], seed, lo, hi).values().unwrap();
     let buf = gpujobs_core::BufferPool::global()
         .copy_of(v.as_slice())
         .unwrap();
-    Tensor::from_values(vec![n], buf).unwrap()
+    Tensor::from_values(shape, buf).unwrap()
+}
+
+/// Bytes of a Gaussian blur's weights, which every blur uploads from a host vector.
+fn weight_bytes(sigma: f32) -> u64 {
+    4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
+}
+
+/// A vector add of two `n`-value tensors (adopted vectors) from seeds `seed`, `seed + 1`.
+fn add(n: usize, seed: u64) -> VectorAdd {
+    VectorAdd {
+        a: values(n, seed),
+        b: values(n, seed + 1),
+    }
 }
 
 /// Runs a vector add of `a + b` and returns whether every value is exactly right.
@@ -610,18 +595,7 @@ async fn a_filter_chain_under_the_pipeline_uploads_the_image_once_and_stages_not
     let (_g, sim, r) = setup();
     let (h, w) = (301, 257);
     let n = (h * w) as u64;
-    let image = {
-        let v = Tensor::synthetic(vec![h * w], 31, 0.0, 1.0)
-            .values()
-            .unwrap();
-        let buf = gpujobs_core::BufferPool::global()
-            .copy_of(v.as_slice())
-            .unwrap();
-        Tensor::from_values(vec![h, w], buf).unwrap()
-    };
-    let weights = |sigma: f32| {
-        4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
-    };
+    let image = pooled_in(vec![h, w], 31, 0.0, 1.0);
     // The same chain on the verified path, for the expected values.
     let mut want = image.clone();
     for f in [
@@ -648,7 +622,11 @@ async fn a_filter_chain_under_the_pipeline_uploads_the_image_once_and_stages_not
     );
     // The image crosses PCIe once; each later step reads the previous output from
     // device memory (the weights are small host vectors, staged).
-    assert_eq!(c.h2d_bytes, 4 * n + weights(2.0) + weights(1.0), "{c:?}");
+    assert_eq!(
+        c.h2d_bytes,
+        4 * n + weight_bytes(2.0) + weight_bytes(1.0),
+        "{c:?}"
+    );
     assert_eq!(c.d2d_bytes, 2 * 4 * n, "{c:?}");
     assert_eq!(
         c.d2h_bytes,
@@ -715,16 +693,7 @@ async fn a_filter_graph_on_one_gpu_worker_uploads_its_image_once() {
     let _p = Pipeline::on();
     let (h, w) = (211, 333);
     let n = (h * w) as u64;
-    let v = Tensor::synthetic(vec![h * w], 41, 0.0, 1.0)
-        .values()
-        .unwrap();
-    let image = Tensor::from_values(
-        vec![h, w],
-        gpujobs_core::BufferPool::global()
-            .copy_of(v.as_slice())
-            .unwrap(),
-    )
-    .unwrap();
+    let image = pooled_in(vec![h, w], 41, 0.0, 1.0);
     let gpu = |job: ImageFilter| JobEnvelope::new(job).unwrap().with_device(DevicePref::Gpu);
     let mut g = Graph::new();
     let blur = g
@@ -768,10 +737,11 @@ async fn a_filter_graph_on_one_gpu_worker_uploads_its_image_once() {
     let c = sim.counters();
     cluster.shutdown().await;
     assert_eq!(done.output.image.shape(), &[h, w]);
-    let weights = |sigma: f32| {
-        4 * gpujobs_core::kinds::filters::gaussian_kernel_f32(f64::from(sigma)).len() as u64
-    };
-    assert_eq!(c.h2d_bytes, 4 * n + weights(2.0) + weights(1.0), "{c:?}");
+    assert_eq!(
+        c.h2d_bytes,
+        4 * n + weight_bytes(2.0) + weight_bytes(1.0),
+        "{c:?}"
+    );
     assert_eq!(c.d2d_bytes, 2 * 4 * n, "{c:?}");
 }
 
@@ -803,15 +773,7 @@ async fn a_model_trained_under_the_pipeline_stays_on_the_device_for_predict() {
         .map(|t| 4 * t.numel().unwrap() as u64)
         .sum();
     let rows = 500;
-    let x = {
-        let v = Tensor::synthetic(vec![rows * 12], 4, -1.0, 1.0)
-            .values()
-            .unwrap();
-        let buf = gpujobs_core::BufferPool::global()
-            .copy_of(v.as_slice())
-            .unwrap();
-        Tensor::from_values(vec![rows, 12], buf).unwrap()
-    };
+    let x = pooled_in(vec![rows, 12], 4, -1.0, 1.0);
     let job = MlpPredict {
         model: MlpModel {
             weights: trained.weights,

@@ -77,15 +77,8 @@ impl DeviceState {
                 _ => return Ok(None),
             }
         }
-        let p0 = self.mark()?;
-        for (t, dev) in items.iter_mut() {
-            if matches!(t.data(), TensorData::Synthetic(_)) {
-                self.fill_synthetic(t, dev)?;
-            }
-        }
-        let p1 = self.mark()?;
-        self.sync()?;
-        Ok(Some((inputs, self.between(&p0, &p1)?)))
+        let prepare = self.prepare_synthetic(items)?;
+        Ok(Some((inputs, prepare)))
     }
 
     /// Runs an element-wise kernel `out[i] = f(in_0[i], in_1[i], ...)` over `n` values

@@ -456,13 +456,12 @@ impl DeviceState {
         crate::launch!(self, kernels::FILL_UNIFORM, blocks, 256, 0; out, n, seed, start, lo, hi)
     }
 
-    /// Puts each tensor's values into its device buffer: synthetic ones generated on the
-    /// device (timed as preparation), real ones uploaded (timed as host-to-device).
-    /// Returns (prepare, h2d).
-    pub(crate) fn inputs(
+    /// Generates the synthetic tensors among `items` on the device and waits; returns
+    /// the time it took (the job's preparation).
+    pub(crate) fn prepare_synthetic(
         &mut self,
         items: &mut [(&Tensor, &mut DeviceBuffer<f32>)],
-    ) -> Result<(Duration, Duration), JobError> {
+    ) -> Result<Duration, JobError> {
         let p0 = self.mark()?;
         for (t, dev) in items.iter_mut() {
             if matches!(t.data(), TensorData::Synthetic(_)) {
@@ -471,7 +470,17 @@ impl DeviceState {
         }
         let p1 = self.mark()?;
         self.sync()?;
-        let prepare = self.between(&p0, &p1)?;
+        self.between(&p0, &p1)
+    }
+
+    /// Puts each tensor's values into its device buffer: synthetic ones generated on the
+    /// device (timed as preparation), real ones uploaded (timed as host-to-device).
+    /// Returns (prepare, h2d).
+    pub(crate) fn inputs(
+        &mut self,
+        items: &mut [(&Tensor, &mut DeviceBuffer<f32>)],
+    ) -> Result<(Duration, Duration), JobError> {
+        let prepare = self.prepare_synthetic(items)?;
         let values: Vec<_> = items
             .iter()
             .map(|(t, _)| match t.data() {
