@@ -46,7 +46,12 @@ if ! "$bin" submit image-filter --op sobel --input "$work/in.npy" --out "$work/o
     tail -n 20 "$work/scheduler.log" "$work/worker.log" >&2
     exit 1
 fi
-# The result the client read back (through a reference) and the file the worker wrote.
+# The result the client read back (through a reference) and the file the worker wrote
+# (copied there by the recorded attempt just after the record says succeeded).
+for _ in $(seq 100); do
+    [ -f "$work/results/sobel/image.npy" ] && break
+    sleep 0.1
+done
 cmp "$work/out.npy" "$work/results/sobel/image.npy"
 # Redis holds references, not the 4 MiB input or output.
 largest=$(redis-cli -p "$port" --bigkeys 2>/dev/null | awk '/Biggest string/ {print $(NF-1)}' | sort -n | tail -1)

@@ -386,6 +386,11 @@ pub struct WorkerArgs {
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT.
     #[arg(long, default_value_t = 30.0)]
     pub grace: f64,
+    /// Longest a job may wait for its inputs from object storage, seconds, holding its
+    /// slot with its lease renewed; then it is released to be tried again, without
+    /// costing an attempt. Other jobs keep running meanwhile.
+    #[arg(long, env = "GPUJOBS_INPUT_WAIT", default_value_t = gpujobs_core::worker::DEFAULT_INPUT_WAIT.as_secs_f64(), value_parser = crate::connect::positive_seconds)]
+    pub input_wait: f64,
     /// Consumer name (default: host-pid-lane-random). Give a stable one to have a
     /// restarted worker take back the jobs it held.
     #[arg(long)]

@@ -59,6 +59,36 @@ pub struct RedisArgs {
         value_delimiter = ','
     )]
     pub objects_allow: Vec<String>,
+    /// Longest one request to the object store may take, seconds, transfer included;
+    /// retried within --objects-retry-budget.
+    #[arg(long, env = "GPUJOBS_OBJECTS_TIMEOUT", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_REQUEST_TIMEOUT.as_secs_f64(), value_parser = positive_seconds)]
+    pub objects_timeout: f64,
+    /// Longest a connection to the object store may take to open, seconds.
+    #[arg(long, env = "GPUJOBS_OBJECTS_CONNECT_TIMEOUT", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_CONNECT_TIMEOUT.as_secs_f64(), value_parser = positive_seconds)]
+    pub objects_connect_timeout: f64,
+    /// How long one object read or write keeps retrying after its first request,
+    /// seconds: with --objects-timeout, the most any command or worker waits on a store
+    /// that does not answer (docs/object-storage.md, "Faults").
+    #[arg(long, env = "GPUJOBS_OBJECTS_RETRY_BUDGET", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_RETRY_BUDGET.as_secs_f64(), value_parser = non_negative_seconds)]
+    pub objects_retry_budget: f64,
+}
+
+/// A duration in seconds above zero (and at most a day).
+pub fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 86_400.0 => Ok(x),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds above 0 (and at most 86400)"
+        )),
+    }
+}
+
+/// A duration in seconds, zero or more (and at most a day).
+fn non_negative_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=86_400.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}` is not a number of seconds from 0 to 86400")),
+    }
 }
 
 /// The queue settings the arguments name.
@@ -75,6 +105,9 @@ pub fn config(args: &RedisArgs) -> RedisConfig {
     c.objects.offload_url = args.offload_url.clone().filter(|u| !u.is_empty());
     c.objects.offload_above = args.offload_above;
     c.objects.allow = args.objects_allow.clone();
+    c.objects.request_timeout = Duration::from_secs_f64(args.objects_timeout);
+    c.objects.connect_timeout = Duration::from_secs_f64(args.objects_connect_timeout);
+    c.objects.retry_budget = Duration::from_secs_f64(args.objects_retry_budget);
     c
 }
 

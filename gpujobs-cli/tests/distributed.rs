@@ -844,6 +844,124 @@ fn wait_reports_a_mixed_batch_by_kind() {
     assert!(text(&o.stderr).contains("use it with --wait"));
 }
 
+/// The values of a little-endian `f32` `.npy` file as this crate writes it.
+fn npy_values(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn write_f32_npy(path: &std::path::Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, gpujobs_core::npy::encode(&[values.len()], &bytes)).unwrap();
+}
+
+/// `wait --out-dir` writes each succeeded job's outputs as `<id>.<output>.npy`, the
+/// values the worker computed.
+#[test]
+fn wait_writes_the_outputs_of_finished_jobs() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    let av: Vec<f32> = (0..300).map(|i| i as f32 * 0.5).collect();
+    let bv: Vec<f32> = (0..300).map(|i| 1000.0 - i as f32).collect();
+    write_f32_npy(&a, &av);
+    write_f32_npy(&b, &bv);
+    let ids = submit_ids(
+        &url,
+        &[
+            "submit",
+            "vector-add",
+            "--a",
+            a.to_str().unwrap(),
+            "--b",
+            b.to_str().unwrap(),
+            "--count",
+            "2",
+        ],
+    );
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "wait",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--timeout",
+        "60",
+    ];
+    args.extend(ids.iter().map(String::as_str));
+    let o = run(&url, &args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let want: Vec<f32> = av.iter().zip(&bv).map(|(x, y)| x + y).collect();
+    for id in &ids {
+        let file = out.join(format!("{id}.c.npy"));
+        assert!(
+            text(&o.stderr).contains(file.to_str().unwrap()),
+            "{}",
+            text(&o.stderr)
+        );
+        assert_eq!(npy_values(&file), want, "{id}");
+    }
+}
+
+/// A multi-job submit refused part-way (here: one job's entry over the size limit)
+/// prints the ids it got accepted and says how many were not; every printed id is a
+/// job Redis knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_refused_part_way_prints_the_ids_already_accepted() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let small = |id: &str| {
+        format!(
+            r#"{{"id":"{id}","kind":"vector-add","payload":{{"a":{{"shape":[2],"data":[1,2]}},"b":{{"shape":[2],"data":[3,4]}}}}}}"#
+        )
+    };
+    let data: Vec<String> = (0..400).map(|i| format!("{i}.25")).collect();
+    let big = format!(
+        r#"{{"id":"too-big","kind":"vector-add","payload":{{"a":{{"shape":[400],"data":[{0}]}},"b":{{"shape":[400],"data":[{0}]}}}}}}"#,
+        data.join(",")
+    );
+    let file = dir.path().join("jobs.jsonl");
+    std::fs::write(&file, [small("first"), big, small("third")].join("\n")).unwrap();
+    let o = run(
+        &url,
+        &[
+            "submit",
+            "--file",
+            file.to_str().unwrap(),
+            "--max-entry-bytes",
+            "2048",
+        ],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let mut printed: Vec<String> = text(&o.stdout).lines().map(str::to_string).collect();
+    printed.sort();
+    assert_eq!(printed, ["first", "third"], "{err}");
+    assert!(
+        err.contains("2 of 3 jobs submitted (their ids are printed above); 1 not:")
+            && err.contains("submit entry"),
+        "{err}"
+    );
+    let mut conn = redis(&url).await;
+    let ids = vec![
+        "first".to_string(),
+        "too-big".to_string(),
+        "third".to_string(),
+    ];
+    let states = states(&mut conn, &ids, "state").await;
+    assert!(
+        states[0].is_some() && states[1].is_none() && states[2].is_some(),
+        "{states:?}"
+    );
+}
+
 /// `--log-format json`: every line a worker and a scheduler write to stderr, from start
 /// to a SIGTERM drain, is a JSON object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

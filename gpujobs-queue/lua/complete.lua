@@ -1,9 +1,13 @@
 -- complete: records the results of a batch of jobs (completions that arrived together
 -- from one process), each fenced by its lease. A success writes no event; it is counted.
 -- KEYS[1]  <prefix>:counts   hash of counters (field `succeeded`)
--- ARGV     prefix, now_ms, ttl_ms, then per job 6 values: stream, entry, consumer,
---          attempt, id, result_json, keep_inputs (1: the output is ephemeral, held by
---          its worker only, so the inputs stay for a re-run; they expire with their TTL)
+-- ARGV     prefix, now_ms, ttl_ms, then per job: stream, entry, consumer, attempt, id,
+--          result_json, keep_inputs (1: the output is ephemeral, held by its worker
+--          only, so the inputs stay for a re-run; they expire with their TTL), n, and n
+--          pairs (staged key, blob key): the attempt's output blobs, written under keys
+--          of its own before this call. A recorded result renames them to the job's
+--          blob keys; a lost lease deletes them, so a late attempt never replaces the
+--          outputs of the one that was recorded.
 -- Touches  <prefix>:job:<id>, the lane streams named in ARGV, the job's input blobs;
 --          for graph jobs <prefix>:children:<id>, its children's records, <prefix>:submit
 -- Returns  one value per job: 1 recorded, -1 lease lost.
@@ -11,10 +15,14 @@ local now, ttl = ARGV[2], ARGV[3]
 local out = {}
 local done = 0
 local i = 4
-while i + 6 <= #ARGV do
+while i + 7 <= #ARGV do
   local stream, entry, consumer, attempt, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local n = tonumber(ARGV[i + 7]) or 0
   local rec = rec_key(id)
   if holds(rec, consumer, attempt, entry) then
+    for k = 0, n - 1 do
+      redis.pcall('RENAME', ARGV[i + 8 + 2 * k], ARGV[i + 9 + 2 * k])
+    end
     redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now)
     redis.call('HINCRBY', rec, 'completions', 1)
     redis.call('XACK', stream, 'workers', entry)
@@ -25,9 +33,10 @@ while i + 6 <= #ARGV do
     done = done + 1
     table.insert(out, 1)
   else
+    for k = 0, n - 1 do redis.call('DEL', ARGV[i + 8 + 2 * k]) end
     table.insert(out, -1)
   end
-  i = i + 7
+  i = i + 8 + 2 * n
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'succeeded', done) end
 return out

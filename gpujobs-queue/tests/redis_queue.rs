@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 #[cfg(feature = "objects")]
+#[path = "redis_queue/object_faults.rs"]
+mod object_faults;
+#[cfg(feature = "objects")]
 #[path = "redis_queue/objects.rs"]
 mod objects;
 
@@ -132,6 +135,15 @@ fn registry() -> Arc<Registry> {
 }
 
 fn start_cluster(q: Arc<dyn Queue>) -> gpujobs_core::ShutdownTrigger {
+    start_cluster_with(q, |_| {})
+}
+
+/// A scheduler and a CPU worker (concurrency 4, 2 s leases) whose configuration
+/// `tweak` may change.
+fn start_cluster_with(
+    q: Arc<dyn Queue>,
+    tweak: impl FnOnce(&mut WorkerConfig),
+) -> gpujobs_core::ShutdownTrigger {
     let (trigger, shutdown) = shutdown_channel();
     let sched = SchedulerConfig {
         poll: Duration::from_millis(100),
@@ -155,6 +167,7 @@ fn start_cluster(q: Arc<dyn Queue>) -> gpujobs_core::ShutdownTrigger {
     wc.poll = Duration::from_millis(100);
     wc.lease = Duration::from_secs(2);
     wc.reclaim_every = Duration::from_millis(200);
+    tweak(&mut wc);
     tokio::spawn(Worker::new(q, registry(), wc).run(shutdown));
     trigger
 }

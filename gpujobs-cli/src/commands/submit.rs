@@ -7,7 +7,9 @@ use crate::graph_file;
 use crate::inputs;
 use crate::report;
 use gpujobs_core::queue::SubmitQueue;
-use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry, Validated};
+use gpujobs_core::{
+    Client, ClientError, JobEnvelope, JobId, JobState, Limits, Queue, Registry, Validated,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,25 +49,58 @@ fn read_file(path: &Path, registry: &Registry) -> Result<Vec<Validated>, CliErro
 }
 
 /// Submits jobs validated in this process through the library's [`Client`], many at
-/// once.
+/// once. At the first refusal no more are sent; those in flight finish, and the error
+/// lists the ids already accepted (printed on standard output first, one per line, as a
+/// successful submit prints them), so none runs under an id the user never saw.
 async fn submit_all(client: &Arc<Client>, envs: Vec<Validated>) -> Result<Vec<JobId>, CliError> {
-    let mut ids = vec![None; envs.len()];
+    let total = envs.len();
+    let mut ids: Vec<Option<JobId>> = vec![None; total];
+    let mut first_error: Option<(usize, CliError)> = None;
     let mut set = JoinSet::new();
+    let mut record = |done: Result<(usize, Result<JobId, ClientError>), tokio::task::JoinError>,
+                      first_error: &mut Option<(usize, CliError)>| {
+        match done {
+            Ok((j, Ok(id))) => ids[j] = Some(id),
+            Ok((j, Err(e))) => {
+                if first_error.as_ref().is_none_or(|(k, _)| j < *k) {
+                    *first_error = Some((j, e.into()));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert((usize::MAX, CliError::runtime(e.to_string())));
+            }
+        }
+    };
     for (i, env) in envs.into_iter().enumerate() {
+        if first_error.is_some() {
+            break;
+        }
         if set.len() >= IN_FLIGHT
             && let Some(done) = set.join_next().await
         {
-            let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
-            ids[j] = Some(id?);
+            record(done, &mut first_error);
         }
         let client = client.clone();
         set.spawn(async move { (i, client.submit_validated(env).await) });
     }
     while let Some(done) = set.join_next().await {
-        let (j, id) = done.map_err(|e| CliError::runtime(e.to_string()))?;
-        ids[j] = Some(id?);
+        record(done, &mut first_error);
     }
-    Ok(ids.into_iter().flatten().collect())
+    let accepted: Vec<JobId> = ids.into_iter().flatten().collect();
+    let Some((_, error)) = first_error else {
+        return Ok(accepted);
+    };
+    if total == 1 {
+        return Err(error);
+    }
+    for id in &accepted {
+        println!("{id}");
+    }
+    Err(CliError::runtime(format!(
+        "{} of {total} jobs submitted (their ids are printed above); {} not: {error}",
+        accepted.len(),
+        total - accepted.len()
+    )))
 }
 
 /// `gpujobs submit --graph graph.json`: the whole graph at once, then (with --wait)

@@ -3,9 +3,10 @@
 
 use crate::connect::{self, RedisArgs};
 use crate::error::CliError;
+use crate::graph_file::save_outputs;
 use crate::tally::{by_kind_table, records, report, until_done};
 use clap::Args;
-use gpujobs_core::JobId;
+use gpujobs_core::{JobId, JobState};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,11 @@ pub struct WaitArgs {
     /// Print the tally as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Write each succeeded job's output tensors as `<dir>/<id>.<output>.npy`
+    /// (`<id>.c.npy` of a matmul, `<id>.image.npy` of a filter), read through Redis or
+    /// object storage wherever the worker put them.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Reads ids from the arguments and `--from`.
@@ -75,8 +81,18 @@ pub async fn run(args: WaitArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let timeout = Duration::from_secs_f64(args.timeout);
     let tally = until_done(&q, &ids, started, timeout, !args.json).await?;
-    if args.by_kind {
-        print!("{}", by_kind_table(&records(&q, &ids).await?));
+    if args.by_kind || args.out_dir.is_some() {
+        let recs = records(&q, &ids).await?;
+        if let Some(dir) = &args.out_dir {
+            for rec in recs.iter().filter(|r| r.state == JobState::Succeeded) {
+                for path in save_outputs(dir, rec)? {
+                    eprintln!("wrote {}", path.display());
+                }
+            }
+        }
+        if args.by_kind {
+            print!("{}", by_kind_table(&recs));
+        }
     }
     report(ids.len(), &tally, None, args.json)
 }

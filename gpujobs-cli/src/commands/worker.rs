@@ -50,6 +50,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         config.light_concurrency = args.light_concurrency;
         config.light_below = Duration::from_secs_f64(args.light_below_ms / 1e3);
         config.lease = Duration::from_secs_f64(args.lease);
+        config.input_wait = Duration::from_secs_f64(args.input_wait);
         config.reclaim_every = config.lease.min(Duration::from_secs(5));
         config.grace = Duration::from_secs_f64(args.grace);
         config.cache_bytes = args.cache_mib.saturating_mul(1 << 20);

@@ -36,6 +36,44 @@ pub async fn lease_expiry_is_reclaimed(q: &dyn Queue) {
     assert_eq!((rec.state, rec.attempts), (JobState::Succeeded, 2));
 }
 
+/// Two attempts of one job both finish: the first stalls past its lease, the job is
+/// reclaimed and the second attempt's result recorded, then the first resumes and
+/// completes with other values. It is refused, and the recorded outputs stay the
+/// second attempt's (in Redis, in object storage, and as any worker reads them).
+pub async fn a_late_attempt_cannot_replace_a_recorded_result(q: &dyn Queue) {
+    let id = submit_and_place(q, job(5)).await;
+    let first = fetch_one(q, "stalled", Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut again = q
+        .reclaim_expired(LANE, "fresh", 10, LEASE)
+        .await
+        .expect("reclaim");
+    assert_eq!(again.len(), 1, "the stalled attempt's job is reclaimed");
+    let second = again.remove(0);
+    q.complete(&second.lease, result_with(vec![2.0; 4]))
+        .await
+        .expect("the second attempt completes");
+    let late = q.complete(&first.lease, result_with(vec![9.0; 4])).await;
+    assert!(
+        matches!(late, Err(QueueError::LeaseLost(_))),
+        "a late attempt is refused: {late:?}"
+    );
+    let rec = q.status(&id).await.expect("status").expect("record");
+    assert_eq!(rec.state, JobState::Succeeded);
+    let c = crate::model::tensor::OutputRef {
+        job: id.clone(),
+        output: "c".into(),
+    };
+    let crate::queue::ParentOutput::Ready(t) = q.read_output(&c).await.expect("read_output") else {
+        panic!("the recorded output exists");
+    };
+    assert_eq!(
+        &*t.values().expect("values"),
+        &[2.0; 4],
+        "the recorded attempt's outputs stand"
+    );
+}
+
 /// Temporary failures retry until attempts run out, then the job is dead-lettered with
 /// its error; `retry_dead` runs it again.
 pub async fn retries_then_dead_letter_then_retry(q: &dyn Queue) {

@@ -23,8 +23,8 @@ pub use graph::{
     graph_submit_refuses_cycles_and_strangers,
 };
 pub use lease::{
-    complete_batch_records_each_and_fences_each, lease_expiry_is_reclaimed,
-    permanent_failure_is_not_retried, release_does_not_count_an_attempt,
+    a_late_attempt_cannot_replace_a_recorded_result, complete_batch_records_each_and_fences_each,
+    lease_expiry_is_reclaimed, permanent_failure_is_not_retried, release_does_not_count_an_attempt,
     retries_then_dead_letter_then_retry,
 };
 pub use schedule::{priorities_overtake_a_backlog, reject_goes_to_dead_letter};
@@ -58,6 +58,7 @@ pub async fn run_all(q: &dyn Queue) {
 pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     happy_path(q).await;
     lease_expiry_is_reclaimed(q).await;
+    a_late_attempt_cannot_replace_a_recorded_result(q).await;
     retries_then_dead_letter_then_retry(q).await;
     permanent_failure_is_not_retried(q).await;
     priorities_overtake_a_backlog(q, 3 * partitions.max(1)).await;

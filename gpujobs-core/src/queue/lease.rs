@@ -1,9 +1,10 @@
 //! The [`LeaseQueue`] role of a queue.
 
-use super::types::{Delivery, FailOutcome, Lease, RenewOutcome};
+use super::types::{Delivery, FailOutcome, Lease, RemoteInput, RenewOutcome};
 use crate::model::device::DeviceClass;
 use crate::model::error::{JobError, QueueError};
 use crate::model::state::JobResult;
+use crate::model::tensor::Blobs;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -20,6 +21,22 @@ pub trait LeaseQueue: Send + Sync {
         lease: Duration,
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Reads a delivery's [`Delivery::remote`] inputs (object storage), each into a blob
+    /// under its [`RemoteInput::blob`] name. A worker calls it in the job's own task while
+    /// it keeps the lease, after [`LeaseQueue::fetch`] returned without touching the
+    /// store. An input that can never be read (missing, refused, the wrong size) is a
+    /// permanent error; a store that does not answer, a temporary one. The default: a
+    /// queue that defers nothing has nothing to read.
+    async fn load_remote(&self, lease: &Lease, remote: &[RemoteInput]) -> Result<Blobs, JobError> {
+        match remote.first() {
+            None => Ok(Blobs::new()),
+            Some(r) => Err(JobError::permanent(format!(
+                "job {}: input `{}` lives at {}, and this queue cannot read object storage",
+                lease.job_id, r.blob, r.url
+            ))),
+        }
+    }
 
     /// Extends a lease; tells the worker whether the job has been cancelled.
     async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError>;

@@ -34,7 +34,7 @@ pub use schedule::ScheduleQueue;
 pub use submit::SubmitQueue;
 pub use types::{
     CancelOutcome, DeadLetter, Delivery, FailOutcome, Incoming, LaneStats, Lease, ParentOutput,
-    RenewOutcome, WorkerInfo,
+    RemoteInput, RenewOutcome, WorkerInfo,
 };
 
 /// Fetch weights of high, normal and low priority: of every 10 jobs a busy worker

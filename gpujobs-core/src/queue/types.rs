@@ -57,6 +57,25 @@ pub struct Delivery {
     /// The scheduler's estimate of the job's run time on this lane, seconds, when the
     /// queue knows it (a worker runs jobs estimated tiny under a wider limit).
     pub estimate_s: Option<f64>,
+    /// Inputs the queue left unread because they live outside it (object storage): the
+    /// envelope's payload already names them as blobs, and
+    /// [`super::LeaseQueue::load_remote`] reads them. A worker reads them in the job's
+    /// own task, keeping the lease, so a slow store holds up only the jobs that need
+    /// it, never the loop that fetches, renews and heart-beats. Empty for most jobs and
+    /// for queues that keep everything themselves.
+    pub remote: Vec<RemoteInput>,
+}
+
+/// One input of a delivered job that lives outside the queue (see [`Delivery::remote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteInput {
+    /// The blob name the job's payload refers to it by (`t0`, `url:0`).
+    pub blob: String,
+    /// Where it lives (`s3://bucket/key`, `file:///path`).
+    pub url: String,
+    /// How many values its tensor's shape holds, when the job stated a shape for the
+    /// object (a `url` tensor): an object of another size fails the job.
+    pub numel: Option<usize>,
 }
 
 /// What [`super::LeaseQueue::renew`] learned.

@@ -11,5 +11,6 @@ mod slots;
 
 pub use crate::model::id::unique_worker_id;
 pub use service::{
-    DEFAULT_CACHE_BYTES, Outcome, Worker, WorkerConfig, WorkerObserver, WorkerReport, WorkerStats,
+    DEFAULT_CACHE_BYTES, DEFAULT_INPUT_WAIT, Outcome, Worker, WorkerConfig, WorkerObserver,
+    WorkerReport, WorkerStats,
 };

@@ -17,7 +17,7 @@ use crate::model::id::unique_worker_id;
 use crate::model::limits::Limits;
 use crate::model::retry::Backoff;
 use crate::model::state::JobResult;
-use crate::queue::{Delivery, FailOutcome, Lease, Queue, WorkerInfo};
+use crate::queue::{Delivery, FailOutcome, Lease, Queue, RemoteInput, WorkerInfo};
 use crate::shutdown::Shutdown;
 use crate::worker::graph_inputs::GraphInputs;
 use crate::worker::output_cache::OutputCache;
@@ -56,6 +56,10 @@ pub struct WorkerConfig {
     pub heartbeat: Duration,
     /// Interval between scans for expired leases of dead workers.
     pub reclaim_every: Duration,
+    /// Longest a job waits for its inputs in object storage ([`Delivery::remote`])
+    /// while holding its slot, its lease renewed meanwhile; past it the job is released
+    /// to be tried again, without costing an attempt.
+    pub input_wait: Duration,
     /// Time in-flight jobs get to finish after shutdown is asked for.
     pub grace: Duration,
     /// Memory limits jobs are validated against.
@@ -81,12 +85,17 @@ impl WorkerConfig {
             poll: Duration::from_millis(500),
             heartbeat: Duration::from_secs(2),
             reclaim_every: Duration::from_secs(5),
+            input_wait: DEFAULT_INPUT_WAIT,
             grace: Duration::from_secs(30),
             limits: Limits::detect(),
             cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
+
+/// How long a job may wait for its inputs by default: two minutes, room for an object
+/// store's own timeouts and retries (docs/object-storage.md) with a margin.
+pub const DEFAULT_INPUT_WAIT: Duration = Duration::from_secs(120);
 
 /// The output cache's default bound: 256 MiB, four 4096² float images.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
@@ -409,7 +418,10 @@ enum RunEnd {
 impl JobRun {
     async fn run(self, delivery: Delivery, ticket: Ticket) {
         let Delivery {
-            lease, envelope, ..
+            lease,
+            envelope,
+            remote,
+            ..
         } = delivery;
         // No slot of its kind was free: wait for one, keeping the lease alive.
         let _permit = match ticket {
@@ -435,13 +447,25 @@ impl JobRun {
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
         let queue_wait_s =
             crate::model::envelope::now_us().saturating_sub(envelope.created_us) as f64 / 1e6;
-        let started = std::time::Instant::now();
-        let end = match self.graph_inputs().resolve(&envelope).await {
-            Err(e) => RunEnd::Finished(Box::new(Err(e))),
-            Ok(ready) => self.execute(&lease, &ready).await,
+        let end = match self.gather(&lease, &envelope, &remote).await {
+            Gathered::Ready(ready) => {
+                let started = std::time::Instant::now();
+                let end = self.execute(&lease, &ready).await;
+                self.run_times
+                    .record(&envelope.kind, started.elapsed().as_secs_f64());
+                end
+            }
+            Gathered::Failed(e) => RunEnd::Finished(Box::new(Err(e))),
+            Gathered::LeaseLost => RunEnd::LeaseLost,
+            Gathered::TooSlow => {
+                tracing::warn!(job = %lease.job_id, wait = ?self.config.input_wait, "inputs in object storage not read within the input wait (--input-wait); released to be tried again, no attempt counted");
+                if let Err(e) = self.queue.release(&lease).await {
+                    tracing::warn!(job = %lease.job_id, error = %e, "could not release; its lease will expire instead");
+                }
+                self.finish(&lease);
+                return;
+            }
         };
-        self.run_times
-            .record(&envelope.kind, started.elapsed().as_secs_f64());
         let finished = match end {
             RunEnd::LeaseLost => None,
             RunEnd::Finished(r) => Some(*r),
@@ -469,7 +493,14 @@ impl JobRun {
                 // group-commits concurrent completions, and a worker-side batcher
                 // measured 10% slower end to end on the embedded queue.
                 let result = self.graph_inputs().keep(&lease.job_id, &envelope, result);
-                match with_retries(|| self.queue.complete(&lease, result.clone())).await {
+                // Outputs may go to object storage first: the lease is kept meanwhile.
+                let recorded = self
+                    .leased(
+                        &lease,
+                        with_retries(|| self.queue.complete(&lease, result.clone())),
+                    )
+                    .await;
+                match recorded {
                     Ok(()) => {
                         self.stats.done.fetch_add(1, Ordering::Relaxed);
                         self.observe(&envelope.kind, Outcome::Succeeded, Some(&result.timings));
@@ -501,12 +532,72 @@ impl JobRun {
                 }
             }
         }
+        self.finish(&lease);
+    }
+
+    /// The job no longer runs here.
+    fn finish(&self, lease: &Lease) {
         self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&lease.job_id);
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+
+    /// The job's inputs from outside the queue: its [`Delivery::remote`] objects (for at
+    /// most [`WorkerConfig::input_wait`]), then its graph parents' outputs (read, or made
+    /// again when their worker is gone). All in the job's own task while the lease is
+    /// kept: a store that hangs holds this job's slot, never the worker.
+    async fn gather(
+        &self,
+        lease: &Lease,
+        envelope: &Arc<JobEnvelope>,
+        remote: &[RemoteInput],
+    ) -> Gathered {
+        let read = async {
+            let mut env = envelope.clone();
+            if !remote.is_empty() {
+                let load = self.queue.load_remote(lease, remote);
+                let blobs = match tokio::time::timeout(self.config.input_wait, load).await {
+                    Err(_) => return Gathered::TooSlow,
+                    Ok(Err(e)) => return Gathered::Failed(e),
+                    Ok(Ok(blobs)) => blobs,
+                };
+                let mut owned = (**envelope).clone();
+                owned.blobs.extend(blobs);
+                env = Arc::new(owned);
+            }
+            match self.graph_inputs().resolve(&env).await {
+                Ok(env) => Gathered::Ready(env),
+                Err(e) => Gathered::Failed(e),
+            }
+        };
+        tokio::select! {
+            g = read => g,
+            () = keep_lease(self.queue.as_ref(), lease, self.config.lease, &self.cancel) => Gathered::LeaseLost,
+        }
+    }
+
+    /// Runs `call` while renewing the lease. A lost lease does not stop the call: the
+    /// queue's fenced write refuses it, and stopping it half-way could leave less behind
+    /// to clean up, not more.
+    async fn leased<T>(&self, lease: &Lease, call: impl std::future::Future<Output = T>) -> T {
+        let mut call = std::pin::pin!(call);
+        tokio::select! {
+            r = call.as_mut() => return r,
+            () = keep_lease(self.queue.as_ref(), lease, self.config.lease, &self.cancel) => {}
+        }
+        call.await
+    }
+}
+
+/// What reading a job's inputs came to.
+enum Gathered {
+    Ready(Arc<JobEnvelope>),
+    Failed(JobError),
+    LeaseLost,
+    /// Its object-storage inputs not read within [`WorkerConfig::input_wait`].
+    TooSlow,
 }
 
 impl JobRun {

@@ -46,6 +46,11 @@ impl Objects {
         }
     }
 
+    /// Refused: see [`WHY`].
+    pub(crate) async fn copy(&self, _from: &str, to: &str) -> Result<(), ObjectError> {
+        Err(ObjectError::Refused(format!("cannot write {to}: {WHY}")))
+    }
+
     /// Nothing to delete.
     pub(crate) async fn delete_all(&self, _urls: Vec<String>) {}
 }

@@ -6,6 +6,10 @@
 //! `url` tensor, and without the list a job could make a worker read any file it can
 //! see (`file:///etc/...`) and store it as a result.
 
+#[cfg(feature = "objects")]
+mod classify;
+#[cfg(feature = "objects")]
+mod local;
 mod reference;
 #[cfg(feature = "objects")]
 mod store;
@@ -16,8 +20,10 @@ mod store;
 pub(crate) use reference::{decode, encode, segment};
 pub(crate) use store::Objects;
 
+use std::time::Duration;
+
 /// Where large data lives outside Redis (part of [`crate::RedisConfig`]).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ObjectsConfig {
     /// Blobs larger than [`ObjectsConfig::offload_above`] bytes are written under this URL
     /// (`file:///srv/gpujobs`, `s3://bucket/prefix`) as `<url>/<namespace>/<job>/<blob>`,
@@ -32,6 +38,46 @@ pub struct ObjectsConfig {
     /// read), as object_store names them: `aws_endpoint`, `aws_allow_http`,
     /// `aws_access_key_id`, `aws_region`, ...
     pub options: Vec<(String, String)>,
+    /// Longest one request to the store may take, transfer included (S3; for `file://`
+    /// the whole operation is bounded as below). Retried within `retry_budget`.
+    pub request_timeout: Duration,
+    /// Longest a connection to the store may take to open (S3).
+    pub connect_timeout: Duration,
+    /// How long retries of one operation may go on after its first request. One
+    /// operation (a read, a write) therefore ends, answered or failed, within
+    /// `request_timeout + retry_budget`: the bound a submit or a worker waits on a
+    /// store that does not answer.
+    pub retry_budget: Duration,
+}
+
+impl Default for ObjectsConfig {
+    fn default() -> Self {
+        ObjectsConfig {
+            offload_url: None,
+            offload_above: 0,
+            allow: Vec::new(),
+            options: Vec::new(),
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            retry_budget: Self::DEFAULT_RETRY_BUDGET,
+        }
+    }
+}
+
+impl ObjectsConfig {
+    /// Default of [`ObjectsConfig::request_timeout`]: 15 s, a 512 MiB blob at 35 MB/s.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+    /// Default of [`ObjectsConfig::connect_timeout`].
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default of [`ObjectsConfig::retry_budget`]: with the request timeout, an
+    /// operation ends within 30 s, the default worker lease (which the worker renews
+    /// meanwhile).
+    pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(15);
+
+    /// The longest one operation on the store takes before it fails.
+    pub fn bound(&self) -> Duration {
+        self.request_timeout + self.retry_budget
+    }
 }
 
 impl std::fmt::Debug for ObjectsConfig {
@@ -43,6 +89,9 @@ impl std::fmt::Debug for ObjectsConfig {
             .field("offload_above", &self.offload_above)
             .field("allow", &self.allow)
             .field("options", &names)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry_budget", &self.retry_budget)
             .finish()
     }
 }
@@ -58,7 +107,13 @@ pub(crate) enum ObjectError {
     /// No object at the URL.
     #[error("{0}")]
     Missing(String),
-    /// The store did not answer (or answered with an error that may pass).
+    /// The store answered that this can never work as asked: the bucket does not
+    /// exist, access is denied, the credentials are wrong, the key is invalid. Retrying
+    /// would get the same answer.
+    #[error("{0}")]
+    Rejected(String),
+    /// The store did not answer in time (or answered with an error that may pass: a
+    /// 5xx, a reset connection).
     #[error("{0}")]
     Unreachable(String),
 }

@@ -1,14 +1,19 @@
-//! Object storage through the `object_store` crate: `file://` (the worker's file
-//! system) and `s3://` (AWS S3 or any S3 API: MinIO, Ceph, moto; configured by the
-//! `AWS_*` environment and [`ObjectsConfig::options`]).
+//! Object storage: `s3://` through the `object_store` crate (AWS S3 or any S3 API:
+//! MinIO, Ceph, moto; configured by the `AWS_*` environment and
+//! [`ObjectsConfig::options`]), `file://` through [`super::local`] (confined to the
+//! allowed folders, links checked). Every operation ends within
+//! [`ObjectsConfig::bound`], answered or failed.
 
+use super::classify::{Op, classify};
+use super::local::{self, Roots};
 use super::{ObjectError, ObjectsConfig, allowed};
 use gpujobs_core::QueueError;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 use url::Url;
@@ -21,8 +26,16 @@ pub(crate) struct Objects {
     offload: Option<String>,
     /// Prefixes that may be read: the offload URL and `cfg.allow`.
     readable: Vec<String>,
+    /// The `file://` ones among them, as folders.
+    roots: Roots,
     max_bytes: u64,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+/// Where a URL's object lives.
+enum Target {
+    File(PathBuf),
+    S3(Arc<dyn ObjectStore>, Path),
 }
 
 impl Objects {
@@ -35,6 +48,9 @@ impl Objects {
         let bad = |what: &str, e: &dyn std::fmt::Display| {
             QueueError::Misconfigured(format!("object storage: {what}: {e}"))
         };
+        if cfg.request_timeout.is_zero() || cfg.connect_timeout.is_zero() {
+            return Err(bad("timeouts", &"must be above zero"));
+        }
         let offload = match &cfg.offload_url {
             Some(u) => {
                 let url = Url::parse(u).map_err(|e| bad(&format!("offload URL `{u}`"), &e))?;
@@ -50,6 +66,7 @@ impl Objects {
         let objects = Objects {
             cfg: cfg.clone(),
             offload,
+            roots: Roots::new(&readable),
             readable,
             max_bytes,
             stores: Mutex::new(HashMap::new()),
@@ -69,42 +86,78 @@ impl Objects {
             .filter(|_| bytes as u64 > self.cfg.offload_above)
     }
 
-    /// The store and path of a URL; refuses schemes other than `file` and `s3`.
-    fn locate(&self, url: &str) -> Result<(Arc<dyn ObjectStore>, Path), ObjectError> {
+    /// Where a URL's object lives; refuses schemes other than `file` and `s3`.
+    fn locate(&self, url: &str) -> Result<Target, ObjectError> {
         let refused = |why: String| ObjectError::Refused(format!("object URL `{url}`: {why}"));
         let parsed = Url::parse(url).map_err(|e| refused(e.to_string()))?;
+        // object_store's path rules (no `..`, no empty segments) for every scheme.
         let path = Path::from_url_path(parsed.path()).map_err(|e| refused(e.to_string()))?;
         let key = format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or(""));
-        let mut stores = crate::queue::lock(&self.stores);
-        if let Some(s) = stores.get(&key) {
-            return Ok((s.clone(), path));
-        }
-        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+        match parsed.scheme() {
             "file" => {
                 if parsed.host_str().is_some_and(|h| !h.is_empty()) {
                     return Err(refused("a file URL names no host (file:///path)".into()));
                 }
-                Arc::new(LocalFileSystem::new())
+                let file = parsed
+                    .to_file_path()
+                    .map_err(|()| refused("not a file path".into()))?;
+                return Ok(Target::File(file));
             }
-            "s3" | "s3a" => {
-                let mut b = AmazonS3Builder::from_env().with_url(key.as_str());
-                for (k, v) in &self.cfg.options {
-                    let k: AmazonS3ConfigKey = k
-                        .to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e| refused(format!("option `{k}`: {e}")))?;
-                    b = b.with_config(k, v);
-                }
-                Arc::new(b.build().map_err(|e| refused(e.to_string()))?)
-            }
+            "s3" | "s3a" => {}
             other => {
                 return Err(refused(format!(
                     "scheme `{other}` is not supported (file:// and s3:// are)"
                 )));
             }
-        };
+        }
+        let mut stores = crate::queue::lock(&self.stores);
+        if let Some(s) = stores.get(&key) {
+            return Ok(Target::S3(s.clone(), path));
+        }
+        let ms = |d: std::time::Duration| format!("{}ms", d.as_millis());
+        let mut b = AmazonS3Builder::from_env()
+            .with_url(key.as_str())
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                ms(self.cfg.request_timeout),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                ms(self.cfg.connect_timeout),
+            )
+            .with_retry(RetryConfig {
+                retry_timeout: self.cfg.retry_budget,
+                ..RetryConfig::default()
+            });
+        for (k, v) in &self.cfg.options {
+            let k: AmazonS3ConfigKey = k
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|e| refused(format!("option `{k}`: {e}")))?;
+            b = b.with_config(k, v);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(b.build().map_err(|e| refused(e.to_string()))?);
         stores.insert(key, store.clone());
-        Ok((store, path))
+        Ok(Target::S3(store, path))
+    }
+
+    /// Runs one operation on the store at `url` within [`ObjectsConfig::bound`]; past it
+    /// the store counts as unreachable (a hung NFS mount, a frozen server).
+    async fn bounded<T>(
+        &self,
+        url: &str,
+        op: impl Future<Output = Result<T, ObjectError>>,
+    ) -> Result<T, ObjectError> {
+        let bound = self.cfg.bound();
+        tokio::time::timeout(bound, op).await.unwrap_or_else(|_| {
+            Err(ObjectError::Unreachable(format!(
+                "object storage at {url}: no answer within {:.1} s (request timeout {:.1} s \
+                 + retry budget {:.1} s: --objects-timeout, --objects-retry-budget)",
+                bound.as_secs_f64(),
+                self.cfg.request_timeout.as_secs_f64(),
+                self.cfg.retry_budget.as_secs_f64()
+            )))
+        })
     }
 
     /// The normalised URL of a destination a job named (`results_to`), if it lies
@@ -140,16 +193,97 @@ impl Objects {
                 }
             )));
         }
-        let (store, path) = self.locate(normal.as_str())?;
-        let got = store.get(&path).await.map_err(|e| classify(url, e))?;
-        if got.meta.size > self.max_bytes {
-            return Err(ObjectError::Refused(format!(
-                "object {url} is {} bytes, over the blob limit of {} bytes",
-                got.meta.size, self.max_bytes
-            )));
+        let max = self.max_bytes;
+        match self.locate(normal.as_str())? {
+            Target::File(path) => {
+                let (roots, url2) = (self.roots.clone(), url.to_string());
+                self.bounded(
+                    url,
+                    blocking(move || local::read(&roots, &path, &url2, max)),
+                )
+                .await
+            }
+            Target::S3(store, path) => {
+                self.bounded(url, async {
+                    let got = store
+                        .get(&path)
+                        .await
+                        .map_err(|e| classify(url, Op::Read, e))?;
+                    if got.meta.size > max {
+                        return Err(ObjectError::Refused(format!(
+                            "object {url} is {} bytes, over the blob limit of {max} bytes",
+                            got.meta.size
+                        )));
+                    }
+                    let bytes = got.bytes().await.map_err(|e| classify(url, Op::Read, e))?;
+                    Ok(Vec::from(bytes))
+                })
+                .await
+            }
         }
-        let bytes = got.bytes().await.map_err(|e| classify(url, e))?;
-        Ok(Vec::from(bytes))
+    }
+
+    /// Writes one object (a `file://` one atomically, inside the allowed folders).
+    async fn put(&self, url: &str, bytes: Vec<u8>) -> Result<(), ObjectError> {
+        match self.locate(url)? {
+            Target::File(path) => {
+                let (roots, url2) = (self.roots.clone(), url.to_string());
+                self.bounded(
+                    url,
+                    blocking(move || local::write(&roots, &path, &url2, &bytes)),
+                )
+                .await
+            }
+            Target::S3(store, path) => {
+                self.bounded(url, async {
+                    store
+                        .put(&path, PutPayload::from(bytes))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify(url, Op::Write, e))
+                })
+                .await
+            }
+        }
+    }
+
+    /// Deletes one object; one that is not there is not an error.
+    async fn delete(&self, url: &str) -> Result<(), ObjectError> {
+        match self.locate(url)? {
+            Target::File(path) => {
+                let (roots, url2) = (self.roots.clone(), url.to_string());
+                self.bounded(url, blocking(move || local::delete(&roots, &path, &url2)))
+                    .await
+            }
+            Target::S3(store, path) => {
+                self.bounded(url, async {
+                    match store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(classify(url, Op::Write, e)),
+                    }
+                })
+                .await
+            }
+        }
+    }
+
+    /// Copies the object at `from` (this process's own, already written) to `to`: a
+    /// server-side copy within one S3 store, else a read and a write.
+    pub(crate) async fn copy(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+        if let (Target::S3(a, from_path), Target::S3(b, to_path)) =
+            (self.locate(from)?, self.locate(to)?)
+            && Arc::ptr_eq(&a, &b)
+        {
+            return self
+                .bounded(to, async {
+                    a.copy(&from_path, &to_path)
+                        .await
+                        .map_err(|e| classify(to, Op::Write, e))
+                })
+                .await;
+        }
+        let bytes = self.get(from).await?;
+        self.put(to, bytes).await
     }
 
     /// Reads objects concurrently, each answer in the order of `urls`.
@@ -176,17 +310,7 @@ impl Objects {
         let mut set = JoinSet::new();
         for (i, (url, bytes)) in items.into_iter().enumerate() {
             let me = self.clone();
-            set.spawn(async move {
-                let put = async {
-                    let (store, path) = me.locate(&url)?;
-                    store
-                        .put(&path, PutPayload::from(bytes))
-                        .await
-                        .map_err(|e| classify(&url, e))?;
-                    Ok(())
-                };
-                (i, put.await)
-            });
+            set.spawn(async move { (i, me.put(&url, bytes).await) });
         }
         collect(set).await.into_iter().collect()
     }
@@ -195,15 +319,20 @@ impl Objects {
     /// removes what is left).
     pub(crate) async fn delete_all(self: &Arc<Self>, urls: Vec<String>) {
         for url in urls {
-            let deleted = match self.locate(&url) {
-                Ok((store, path)) => store.delete(&path).await.map_err(|e| classify(&url, e)),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = deleted {
+            if let Err(e) = self.delete(&url).await {
                 tracing::debug!(%url, error = %e, "could not delete an object");
             }
         }
     }
+}
+
+/// Runs blocking file-system work on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ObjectError> + Send + 'static,
+) -> Result<T, ObjectError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ObjectError::Unreachable(format!("file task failed: {e}"))))
 }
 
 /// The answers of a join set, back in the order they were spawned.
@@ -220,14 +349,4 @@ async fn collect<T: Send + 'static>(
     out.into_iter()
         .map(|r| r.unwrap_or_else(|| Err(ObjectError::Unreachable("transfer task failed".into()))))
         .collect()
-}
-
-fn classify(url: &str, e: object_store::Error) -> ObjectError {
-    match e {
-        object_store::Error::NotFound { .. } => ObjectError::Missing(format!("no object at {url}")),
-        object_store::Error::InvalidPath { .. } => {
-            ObjectError::Refused(format!("object URL `{url}`: {e}"))
-        }
-        e => ObjectError::Unreachable(format!("object storage at {url}: {e}")),
-    }
 }

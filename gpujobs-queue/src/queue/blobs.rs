@@ -14,6 +14,7 @@ use gpujobs_core::buffer::le_bytes;
 use gpujobs_core::model::tensor_json::{
     Source, blob_names, for_each_tensor_mut, numel_of, shape_of, source_of, tensors,
 };
+use gpujobs_core::queue::RemoteInput;
 use gpujobs_core::{Blobs, QueueError, ValidationError};
 use gpujobs_core::{JobEnvelope, JobId, npy};
 use serde_json::Value;
@@ -56,7 +57,7 @@ impl RedisQueue {
             });
         }
         let forms = self
-            .stored_forms(&job.id, blobs)
+            .stored_forms(&job.id, None, blobs)
             .await
             .map_err(|e| QueueError::Backend(format!("storing input blobs: {e}")))?;
         let stored = StoredBlobs {
@@ -111,9 +112,9 @@ impl RedisQueue {
         }
     }
 
-    /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs).
-    /// A missing blob (expired) stays missing: the executor then fails the job
-    /// permanently with "blob `t0` is missing".
+    /// Loads the blobs a payload or output refers to (`prefix` is `out:` for outputs),
+    /// following references into object storage. A missing blob (expired) stays
+    /// missing: the executor then fails the job permanently with "blob `t0` is missing".
     pub(super) async fn load_blobs(
         &self,
         keys: &Keys,
@@ -121,22 +122,80 @@ impl RedisQueue {
         payload: &serde_json::Value,
         prefix: &str,
     ) -> Result<Blobs, BlobError> {
+        let (names, mut values) = self.read_blob_values(keys, id, payload, prefix).await?;
+        self.dereference(&mut values).await?;
+        self.decode_blobs(id, names, values)
+    }
+
+    /// A delivered job's blobs: those in Redis read now, those in object storage left
+    /// for the worker to read in the job's own task ([`Delivery::remote`]), with the
+    /// payload's `url` tensors rewritten to blobs that are read the same way.
+    ///
+    /// [`Delivery::remote`]: gpujobs_core::queue::Delivery::remote
+    pub(super) async fn load_delivered_blobs(
+        &self,
+        keys: &Keys,
+        env: &mut JobEnvelope,
+    ) -> Result<Vec<RemoteInput>, BlobError> {
+        let (names, mut values) = self
+            .read_blob_values(keys, &env.id, &env.payload, "")
+            .await?;
+        let mut remote = Vec::new();
+        for (name, value) in names.iter().zip(values.iter_mut()) {
+            if let Some(url) = value.as_deref().and_then(decode) {
+                remote.push(RemoteInput {
+                    blob: name.clone(),
+                    url: url.to_string(),
+                    numel: None,
+                });
+                *value = None;
+            }
+        }
+        let (names, values): (Vec<String>, Vec<Option<Vec<u8>>>) = names
+            .into_iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_some())
+            .unzip();
+        env.blobs = self.decode_blobs(&env.id, names, values)?;
+        let mut found = Vec::new();
+        rewrite_urls(&mut env.payload, &mut found);
+        remote.extend(found);
+        Ok(remote)
+    }
+
+    /// The blob values (or references) of a payload's blobs, as stored in Redis.
+    async fn read_blob_values(
+        &self,
+        keys: &Keys,
+        id: &JobId,
+        payload: &serde_json::Value,
+        prefix: &str,
+    ) -> Result<(Vec<String>, Vec<Option<Vec<u8>>>), BlobError> {
         let refs = blob_names(payload);
-        let mut blobs = Blobs::new();
         if refs.is_empty() {
-            return Ok(blobs);
+            return Ok((Vec::new(), Vec::new()));
         }
         let names: Vec<String> = refs
             .iter()
             .map(|r| keys.blob(id, &format!("{prefix}{r}")))
             .collect();
-        let mut values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(&names)
             .query_async(&mut self.conn())
             .await
             .map_err(|e| BlobError::Unreachable(format!("reading blobs: {e}")))?;
-        self.dereference(&mut values).await?;
-        for (name, bytes) in refs.into_iter().zip(values) {
+        Ok((refs, values))
+    }
+
+    /// Blob bytes as values, in buffers from this queue's pool; absent ones left out.
+    fn decode_blobs(
+        &self,
+        id: &JobId,
+        names: Vec<String>,
+        values: Vec<Option<Vec<u8>>>,
+    ) -> Result<Blobs, BlobError> {
+        let mut blobs = Blobs::new();
+        for (name, bytes) in names.into_iter().zip(values) {
             if let Some(bytes) = bytes {
                 let v = crate::codec::blob_values(&bytes, &self.buffers)
                     .map_err(|e| BlobError::Malformed(format!("blob `{name}` of job {id}: {e}")))?;
@@ -148,10 +207,13 @@ impl RedisQueue {
 
     /// What to store at each blob key of job `id`, in order: the bytes themselves, or,
     /// for a blob above the offload size, a reference to the object it was just written
-    /// to (`<offload url>/<namespace>/<job>/<blob>`; all such writes run concurrently).
+    /// to (`<offload url>/<namespace>/<job>/<blob>`, or `.../<job>/<attempt>/<blob>` for
+    /// an attempt's outputs, so attempts never write over each other; all such writes
+    /// run concurrently). When a write fails, the objects already written are deleted.
     pub(super) async fn stored_forms<'a>(
         &self,
         id: &JobId,
+        attempt: Option<&str>,
         blobs: Vec<NewBlob<'a>>,
     ) -> Result<Vec<Cow<'a, [u8]>>, ObjectError> {
         let mut puts = Vec::new();
@@ -164,12 +226,16 @@ impl RedisQueue {
             }
             match self.objects.offload_url(b.bytes.len()) {
                 Some(base) => {
-                    let url = format!(
-                        "{base}/{}/{}/{}",
+                    let mut url = format!(
+                        "{base}/{}/{}/",
                         segment(&self.shared.cfg.namespace),
-                        segment(id.as_str()),
-                        segment(&b.name)
+                        segment(id.as_str())
                     );
+                    if let Some(a) = attempt {
+                        url.push_str(&segment(a));
+                        url.push('/');
+                    }
+                    url.push_str(&segment(&b.name));
                     out.push(Cow::Owned(encode(&url)));
                     puts.push((url, b.bytes.into_owned()));
                 }
@@ -177,7 +243,11 @@ impl RedisQueue {
             }
         }
         if !puts.is_empty() {
-            self.objects.put_all(puts).await?;
+            let urls: Vec<String> = puts.iter().map(|(u, _)| u.clone()).collect();
+            if let Err(e) = self.objects.put_all(puts).await {
+                self.objects.delete_all(urls).await;
+                return Err(e);
+            }
         }
         Ok(out)
     }
@@ -205,59 +275,65 @@ impl RedisQueue {
                 }
                 Ok(bytes) => Some(bytes),
                 Err(ObjectError::Missing(_)) => None,
-                Err(ObjectError::Refused(m)) => return Err(BlobError::Malformed(m)),
+                Err(ObjectError::Refused(m) | ObjectError::Rejected(m)) => {
+                    return Err(BlobError::Malformed(m));
+                }
                 Err(ObjectError::Unreachable(m)) => return Err(BlobError::Unreachable(m)),
             };
         }
         Ok(())
     }
 
-    /// Reads the `url` tensors of a delivered job's payload (concurrently) into blobs:
-    /// each `{"shape": [..], "url": U}` becomes `{"shape": [..], "blob": "url:<i>"}`,
-    /// so executors see an ordinary blob. An object that is missing, outside the
-    /// readable prefixes or not exactly the shape's `f32`s fails the job permanently.
-    pub(super) async fn fetch_url_tensors(&self, env: &mut JobEnvelope) -> Result<(), BlobError> {
-        let mut found = Vec::new();
-        rewrite_urls(&mut env.payload, &mut found);
-        if found.is_empty() {
-            return Ok(());
-        }
-        let urls: Vec<String> = found.iter().map(|f| f.url.clone()).collect();
-        for (i, (f, got)) in found
-            .into_iter()
-            .zip(self.objects.get_all(urls).await)
-            .enumerate()
-        {
+    /// Reads a delivered job's inputs in object storage (concurrently) into blobs: a
+    /// blob stored by reference as it was written, a `url` tensor as `.npy` or raw
+    /// little-endian `f32` that must hold exactly its shape's values. An object that is
+    /// missing, outside the readable prefixes, refused by the store or of the wrong size
+    /// fails the job permanently; a store that does not answer, temporarily.
+    pub(super) async fn read_remote(
+        &self,
+        id: &JobId,
+        remote: &[RemoteInput],
+    ) -> Result<Blobs, BlobError> {
+        let urls: Vec<String> = remote.iter().map(|r| r.url.clone()).collect();
+        let mut blobs = Blobs::new();
+        for (r, got) in remote.iter().zip(self.objects.get_all(urls).await) {
             let bytes = got.map_err(|e| match e {
                 ObjectError::Unreachable(m) => BlobError::Unreachable(m),
-                ObjectError::Missing(m) | ObjectError::Refused(m) => BlobError::Malformed(m),
+                ObjectError::Missing(_) => BlobError::Malformed(format!(
+                    "blob `{}` of job {id}: no object at {} (deleted, or expired by a lifecycle rule)",
+                    r.blob, r.url
+                )),
+                ObjectError::Refused(m) | ObjectError::Rejected(m) => BlobError::Malformed(m),
             })?;
-            if is_npy(&f.url) {
-                let a = self.parse_npy(&f.url, &bytes)?;
-                if a.shape.iter().product::<usize>() != f.numel {
+            let values = if is_npy(&r.url) {
+                let a = self.parse_npy(&r.url, &bytes)?;
+                if let Some(numel) = r.numel
+                    && a.shape.iter().product::<usize>() != numel
+                {
                     return Err(BlobError::Malformed(format!(
-                        "{} has shape {:?}; its tensor's shape needs {} values",
-                        f.url, a.shape, f.numel
+                        "{} has shape {:?}; its tensor's shape needs {numel} values",
+                        r.url, a.shape
                     )));
                 }
-                env.blobs.insert(format!("url:{i}"), a.data.into());
-                continue;
-            }
-            if Some(bytes.len()) != f.numel.checked_mul(4) {
-                return Err(BlobError::Malformed(format!(
-                    "object {} holds {} bytes; its tensor's shape needs {} f32 values \
-                     ({} bytes, little-endian)",
-                    f.url,
-                    bytes.len(),
-                    f.numel,
-                    f.numel.saturating_mul(4)
-                )));
-            }
-            let values = crate::codec::blob_values(&bytes, &self.buffers)
-                .map_err(|e| BlobError::Malformed(format!("object {}: {e}", f.url)))?;
-            env.blobs.insert(format!("url:{i}"), values.into());
+                a.data
+            } else {
+                if let Some(numel) = r.numel
+                    && Some(bytes.len()) != numel.checked_mul(4)
+                {
+                    return Err(BlobError::Malformed(format!(
+                        "object {} holds {} bytes; its tensor's shape needs {numel} f32 values \
+                         ({} bytes, little-endian)",
+                        r.url,
+                        bytes.len(),
+                        numel.saturating_mul(4)
+                    )));
+                }
+                crate::codec::blob_values(&bytes, &self.buffers)
+                    .map_err(|e| BlobError::Malformed(format!("object {}: {e}", r.url)))?
+            };
+            blobs.insert(r.blob.clone(), values.into());
         }
-        Ok(())
+        Ok(blobs)
     }
 
     /// An `.npy` object's array, in a buffer from this queue's pool.
@@ -284,16 +360,10 @@ pub(super) fn output_paths(output: &Value) -> Vec<(String, String, Vec<usize>)> 
         .collect()
 }
 
-/// A `url` tensor found in a payload.
-struct UrlTensor {
-    url: String,
-    /// Elements its shape holds (`usize::MAX` when the product overflows).
-    numel: usize,
-}
-
 /// Replaces every `url` tensor in `v` by a reference to blob `url:<i>`, in document
-/// order, and lists them.
-fn rewrite_urls(v: &mut Value, found: &mut Vec<UrlTensor>) {
+/// order, and lists them (a shape whose product overflows needs `usize::MAX` values, so
+/// no object matches it).
+fn rewrite_urls(v: &mut Value, found: &mut Vec<RemoteInput>) {
     let _ = for_each_tensor_mut(v, |_, map| {
         let Some(Source::Url(_)) = source_of(map) else {
             return Ok::<_, std::convert::Infallible>(());
@@ -301,10 +371,11 @@ fn rewrite_urls(v: &mut Value, found: &mut Vec<UrlTensor>) {
         let numel = shape_of(map).as_deref().and_then(numel_of);
         if let Some(Value::String(url)) = map.remove("url") {
             let name = format!("url:{}", found.len());
-            map.insert("blob".into(), Value::String(name));
-            found.push(UrlTensor {
+            map.insert("blob".into(), Value::String(name.clone()));
+            found.push(RemoteInput {
+                blob: name,
                 url,
-                numel: numel.unwrap_or(usize::MAX),
+                numel: Some(numel.unwrap_or(usize::MAX)),
             });
         }
         Ok(())
@@ -337,10 +408,11 @@ impl StoredBlobs {
 /// Why a job's blobs could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BlobError {
-    /// Redis did not answer: the job may run later.
+    /// Redis or the object store did not answer: the job may run later.
     #[error("{0}")]
     Unreachable(String),
-    /// A blob is not what its job says (wrong length): the job can never run.
+    /// A blob is not what its job says (wrong length, missing object, refused by the
+    /// store): the job can never run.
     #[error("{0}")]
     Malformed(String),
 }

@@ -5,19 +5,15 @@
 
 use super::batcher::{BatchWrite, Completions};
 use super::blobs::BlobError;
-use super::blobs::{NewBlob, output_paths};
 use super::{RedisQueue, Role, lock};
 use crate::codec::Begun;
-use crate::codec::blob_bytes;
-use crate::connection::backend;
 use crate::keys::{Keys, WORKERS};
-use crate::objects::{ObjectError, segment};
 use crate::scripts::{Begin, Completion, Fail, Fence, Fetch, Reclaim, Release, Renew, ms};
 use async_trait::async_trait;
 use gpujobs_core::model::envelope::now_ms;
 use gpujobs_core::queue::LeaseQueue;
-use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RenewOutcome};
-use gpujobs_core::{DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
+use gpujobs_core::queue::{Delivery, FETCH_WEIGHTS, FailOutcome, Lease, RemoteInput, RenewOutcome};
+use gpujobs_core::{Blobs, DeviceClass, JobEnvelope, JobError, JobId, JobResult, QueueError};
 use std::time::{Duration, Instant};
 
 /// Splits `max` fetch slots between priorities by smooth weighted round-robin, keeping
@@ -142,6 +138,18 @@ impl LeaseQueue for RedisQueue {
         }
     }
 
+    async fn load_remote(&self, lease: &Lease, remote: &[RemoteInput]) -> Result<Blobs, JobError> {
+        if remote.is_empty() {
+            return Ok(Blobs::new());
+        }
+        self.read_remote(&lease.job_id, remote)
+            .await
+            .map_err(|e| match e {
+                BlobError::Malformed(m) => JobError::permanent(m),
+                BlobError::Unreachable(m) => JobError::temporary(m),
+            })
+    }
+
     async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError> {
         self.shared
             .call(&Renew {
@@ -153,14 +161,13 @@ impl LeaseQueue for RedisQueue {
     }
 
     async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
-        let Some(completion) = self.prepare_completion(lease, &result).await? else {
+        let Some(prepared) = self.prepare_completion(lease, &result).await? else {
             return Ok(());
         };
         let partition = self.keys_of_lease(lease).partition();
-        match self.completions.write(partition, completion).await? {
-            true => Ok(()),
-            false => Err(QueueError::LeaseLost(lease.job_id.to_string())),
-        }
+        let (completion, after) = prepared.split();
+        let recorded = self.completions.write(partition, completion).await?;
+        self.after_completion(lease, after, recorded).await
     }
 
     /// A worker's batch: blobs stored job by job, then one `complete` call per
@@ -168,10 +175,16 @@ impl LeaseQueue for RedisQueue {
     async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
         let mut out: Vec<Result<(), QueueError>> = Vec::with_capacity(batch.len());
         let mut ready = Vec::with_capacity(batch.len());
+        let mut afters = Vec::with_capacity(batch.len());
         for (i, (lease, result)) in batch.iter().enumerate() {
             out.push(Ok(()));
+            afters.push(None);
             match self.prepare_completion(lease, result).await {
-                Ok(Some(c)) => ready.push((self.keys_of_lease(lease).partition(), (i, c))),
+                Ok(Some(p)) => {
+                    let (c, after) = p.split();
+                    afters[i] = Some(after);
+                    ready.push((self.keys_of_lease(lease).partition(), (i, c)));
+                }
                 Ok(None) => {}
                 Err(e) => out[i] = Err(e),
             }
@@ -184,8 +197,8 @@ impl LeaseQueue for RedisQueue {
             match Completions::write(&self.shared, &self.shared.parts[p], &jobs).await {
                 Ok(recorded) => {
                     for (i, ok) in idx.into_iter().zip(recorded) {
-                        if !ok {
-                            out[i] = Err(QueueError::LeaseLost(batch[i].0.job_id.to_string()));
+                        if let Some(after) = afters[i].take() {
+                            out[i] = self.after_completion(&batch[i].0, after, ok).await;
                         }
                     }
                 }
@@ -259,7 +272,7 @@ impl LeaseQueue for RedisQueue {
 
 impl RedisQueue {
     /// The partition of a lease (its stream's hash tag).
-    fn keys_of_lease(&self, lease: &Lease) -> &Keys {
+    pub(super) fn keys_of_lease(&self, lease: &Lease) -> &Keys {
         self.shared.keys_of(&lease.job_id)
     }
 
@@ -287,7 +300,7 @@ impl RedisQueue {
                 results_to: None,
             };
             match self.open_envelope(keys, &row, &mut lease).await {
-                Ok(envelope) => {
+                Ok((envelope, remote)) => {
                     if row.cancel {
                         tracing::debug!(job = %id, "delivered with cancellation already requested");
                     }
@@ -295,6 +308,7 @@ impl RedisQueue {
                         lease,
                         envelope: envelope.into(),
                         estimate_s: row.est,
+                        remote,
                     });
                 }
                 Err(error) => {
@@ -308,14 +322,16 @@ impl RedisQueue {
         Ok(out)
     }
 
-    /// The delivered job's envelope with its blobs, or why it cannot run; the checked
-    /// destination of its outputs goes on its lease.
+    /// The delivered job's envelope with its blobs in Redis, and its inputs in object
+    /// storage (left for the worker to read: [`Delivery::remote`]), or why it cannot
+    /// run; the checked destination of its outputs goes on its lease. Touches Redis
+    /// only, so a slow store never holds up a fetch.
     async fn open_envelope(
         &self,
         keys: &Keys,
         row: &Begun,
         lease: &mut Lease,
-    ) -> Result<JobEnvelope, JobError> {
+    ) -> Result<(JobEnvelope, Vec<RemoteInput>), JobError> {
         let id = &lease.job_id;
         let mut env = match row.env.as_deref().map(serde_json::from_str::<JobEnvelope>) {
             Some(Ok(env)) => env,
@@ -333,11 +349,8 @@ impl RedisQueue {
             BlobError::Malformed(m) => JobError::permanent(m),
             BlobError::Unreachable(m) => JobError::temporary(m),
         };
-        env.blobs = self
-            .load_blobs(keys, id, &env.payload, "")
-            .await
-            .map_err(as_job_error)?;
-        self.fetch_url_tensors(&mut env)
+        let remote = self
+            .load_delivered_blobs(keys, &mut env)
             .await
             .map_err(as_job_error)?;
         if let Some(url) = &env.results_to {
@@ -349,76 +362,7 @@ impl RedisQueue {
                 .map_err(|e| JobError::permanent(format!("results_to: {e}")))?;
             lease.results_to = Some(url);
         }
-        Ok(env)
-    }
-
-    /// Stores a result's output blobs and builds its completion; `None` when an output
-    /// is over the blob limit (the job is then failed permanently instead).
-    async fn prepare_completion(
-        &self,
-        lease: &Lease,
-        result: &JobResult,
-    ) -> Result<Option<Completion>, QueueError> {
-        let id = &lease.job_id;
-        let keys = self.keys_of_lease(lease);
-        let cfg = &self.shared.cfg;
-        // Outputs the job asked for at a URL go there as `<url>/<output path>.npy`.
-        let dest = lease.results_to.clone();
-        let paths = dest
-            .as_ref()
-            .map(|_| output_paths(&result.output))
-            .unwrap_or_default();
-        let mut blobs = Vec::with_capacity(result.blobs.len());
-        for (name, values) in &result.blobs {
-            let bytes = blob_bytes(values);
-            if bytes.len() as u64 > cfg.max_blob_bytes {
-                let why = format!(
-                    "output tensor `{name}` of {} bytes exceeds the blob limit of {} bytes",
-                    bytes.len(),
-                    cfg.max_blob_bytes
-                );
-                self.fail(lease, &JobError::permanent(why)).await?;
-                return Ok(None);
-            }
-            let to = dest.as_ref().and_then(|d| {
-                let (_, path, shape) = paths.iter().find(|(blob, ..)| blob == name)?;
-                let file = if path.is_empty() { name } else { path };
-                Some((format!("{d}/{}.npy", segment(file)), shape.clone()))
-            });
-            blobs.push(NewBlob {
-                name: format!("out:{name}"),
-                bytes,
-                to,
-            });
-        }
-        // An object store that refuses or fails: the attempt fails (retried with
-        // backoff), so a result is never recorded without its data.
-        let forms = match self.stored_forms(id, blobs).await {
-            Ok(forms) => forms,
-            Err(e) => {
-                let why = format!("storing output blobs: {e}");
-                let error = match e {
-                    ObjectError::Refused(_) => JobError::permanent(why),
-                    _ => JobError::temporary(why),
-                };
-                self.fail(lease, &error).await?;
-                return Ok(None);
-            }
-        };
-        let blob_keys: Vec<String> = result
-            .blobs
-            .keys()
-            .map(|name| keys.blob(id, &format!("out:{name}")))
-            .collect();
-        self.set_blobs(&blob_keys, &forms, cfg.finished_ttl)
-            .await
-            .map_err(backend("storing result blobs"))?;
-        let json = serde_json::to_string(result)?;
-        Ok(Some(Completion::new(
-            &Fence::of(lease)?,
-            json,
-            result.held_by.is_some(),
-        )))
+        Ok((env, remote))
     }
 }
 

@@ -12,6 +12,7 @@ mod diagnose;
 mod graph;
 pub use diagnose::Diagnosis;
 mod lease;
+mod outputs;
 mod schedule;
 mod submit;
 

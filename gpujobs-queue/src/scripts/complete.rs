@@ -17,10 +17,18 @@ pub(crate) struct Completion {
     /// Keep the job's input blobs: its output is ephemeral (held by its worker only),
     /// and another worker may have to re-run it from them.
     pub(crate) keep_inputs: bool,
+    /// The attempt's output blobs, `(staged key, blob key)`: renamed into place when the
+    /// result is recorded, deleted when the lease was lost.
+    pub(crate) staged: Vec<(String, String)>,
 }
 
 impl Completion {
-    pub(crate) fn new(fence: &Fence<'_>, result_json: String, keep_inputs: bool) -> Self {
+    pub(crate) fn new(
+        fence: &Fence<'_>,
+        result_json: String,
+        keep_inputs: bool,
+        staged: Vec<(String, String)>,
+    ) -> Self {
         Completion {
             stream: fence.stream.to_string(),
             entry: fence.entry.to_string(),
@@ -29,6 +37,7 @@ impl Completion {
             id: fence.id.to_string(),
             result_json,
             keep_inputs,
+            staged,
         }
     }
 }
@@ -62,7 +71,11 @@ impl Call for Complete<'_> {
                 .arg(j.attempt)
                 .arg(&j.id)
                 .arg(&j.result_json)
-                .arg(u8::from(j.keep_inputs));
+                .arg(u8::from(j.keep_inputs))
+                .arg(j.staged.len());
+            for (staged, key) in &j.staged {
+                inv.arg(staged).arg(key);
+            }
         }
     }
 

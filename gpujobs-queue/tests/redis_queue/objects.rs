@@ -14,11 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn le_bytes(v: &[f32]) -> Vec<u8> {
+pub(super) fn le_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn file_url(p: &Path) -> String {
+pub(super) fn file_url(p: &Path) -> String {
     format!("file://{}", p.display())
 }
 
@@ -44,7 +44,7 @@ async fn finished(q: &RedisQueue, id: &JobId) -> JobRecord {
     }
 }
 
-fn sum(rec: &JobRecord) -> Vec<f32> {
+pub(super) fn sum(rec: &JobRecord) -> Vec<f32> {
     assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
     let out: VectorAddOutput = rec.result.clone().unwrap().decode().unwrap();
     out.c.values().unwrap().to_vec()
@@ -311,13 +311,13 @@ async fn a_forged_reference_cannot_read_the_workers_files() {
 }
 
 /// moto's S3 server on a free loopback port, stopped on drop.
-struct Moto {
+pub(super) struct Moto {
     child: Child,
     port: u16,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub(super) fn start() -> Moto {
         let bin = std::env::var("GPUJOBS_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -344,7 +344,7 @@ impl Moto {
     }
 
     /// One plain HTTP/1.1 request (moto checks no signatures); the status code.
-    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+    pub(super) fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             s,
@@ -363,9 +363,20 @@ impl Moto {
             .unwrap_or(0)
     }
 
+    /// Its port.
+    pub(super) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `cfg` talking to this server.
     fn configure(&self, cfg: &mut RedisConfig) {
+        self.configure_at(cfg, self.port);
+    }
+
+    /// `cfg` talking to this server through whatever listens on `port` (a proxy).
+    pub(super) fn configure_at(&self, cfg: &mut RedisConfig, port: u16) {
         cfg.objects.options = [
-            ("aws_endpoint", format!("http://127.0.0.1:{}", self.port)),
+            ("aws_endpoint", format!("http://127.0.0.1:{port}")),
             ("aws_allow_http", "true".into()),
             ("aws_access_key_id", "test".into()),
             ("aws_secret_access_key", "test".into()),

@@ -272,6 +272,7 @@ impl MemoryQueue {
             },
             envelope: env.clone(),
             estimate_s,
+            remote: Vec::new(),
         })
     }
 }
