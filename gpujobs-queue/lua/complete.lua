@@ -3,25 +3,30 @@
 -- KEYS[1]  <prefix>:counts   hash of counters (field `succeeded`)
 -- ARGV     prefix, now_ms, ttl_ms, then per job: stream, entry, consumer, attempt, id,
 --          result_json, keep_inputs (1: the output is ephemeral, held by its worker
---          only, so the inputs stay for a re-run; they expire with their TTL), n, and n
---          pairs (staged key, blob key): the attempt's output blobs, written under keys
---          of its own before this call. A recorded result renames them to the job's
---          blob keys; a lost lease deletes them, so a late attempt never replaces the
---          outputs of the one that was recorded.
--- Touches  <prefix>:job:<id>, the lane streams named in ARGV, the job's input blobs;
+--          only, so the inputs stay for a re-run; they expire with their TTL), ni, ns,
+--          ni pairs (blob key, value) and ns pairs (staged key, blob key): the attempt's
+--          output blobs, small ones here, larger ones written under keys of its own
+--          before this call. A recorded result sets and renames them into the job's
+--          blob keys (expiring after ttl_ms); a lost lease writes nothing and deletes
+--          the staged ones, so a late attempt never replaces the recorded outputs.
+-- Touches  <prefix>:job:<id>, the lane streams named in ARGV, the job's input and output blobs;
 --          for graph jobs <prefix>:children:<id>, its children's records, <prefix>:submit
 -- Returns  one value per job: 1 recorded, -1 lease lost.
 local now, ttl = ARGV[2], ARGV[3]
 local out = {}
 local done = 0
 local i = 4
-while i + 7 <= #ARGV do
+while i + 8 <= #ARGV do
   local stream, entry, consumer, attempt, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local n = tonumber(ARGV[i + 7]) or 0
+  local ni, nst = tonumber(ARGV[i + 7]) or 0, tonumber(ARGV[i + 8]) or 0
+  local inl, stg = i + 9, i + 9 + 2 * ni
   local rec = rec_key(id)
   if holds(rec, consumer, attempt, entry) then
-    for k = 0, n - 1 do
-      redis.pcall('RENAME', ARGV[i + 8 + 2 * k], ARGV[i + 9 + 2 * k])
+    for k = 0, ni - 1 do
+      redis.call('SET', ARGV[inl + 2 * k], ARGV[inl + 2 * k + 1], 'PX', ttl)
+    end
+    for k = 0, nst - 1 do
+      redis.pcall('RENAME', ARGV[stg + 2 * k], ARGV[stg + 2 * k + 1])
     end
     redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now)
     redis.call('HINCRBY', rec, 'completions', 1)
@@ -33,10 +38,10 @@ while i + 7 <= #ARGV do
     done = done + 1
     table.insert(out, 1)
   else
-    for k = 0, n - 1 do redis.call('DEL', ARGV[i + 8 + 2 * k]) end
+    for k = 0, nst - 1 do redis.call('DEL', ARGV[stg + 2 * k]) end
     table.insert(out, -1)
   end
-  i = i + 8 + 2 * n
+  i = stg + 2 * nst
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'succeeded', done) end
 return out

@@ -5,8 +5,9 @@
 //! reclaimed and re-run, and the first then resumes. Each attempt therefore writes under
 //! names of its own, tagged with an attempt token (`a<attempt>-<random>`):
 //!
-//! - output blobs kept in Redis go to `<blob key>@<token>`, renamed to the job's blob
-//!   keys by `lua/complete.lua` only when the lease still holds (deleted otherwise);
+//! - output blobs kept in Redis are written by `lua/complete.lua` only when the lease
+//!   still holds: small ones travel in the call, larger ones are written first to
+//!   `<blob key>@<token>` and renamed by the script (deleted if the lease was lost);
 //! - offloaded outputs go to `<offload>/<ns>/<job>/<token>/<blob>`, and the job's blob
 //!   key refers to them only once renamed into place; a losing attempt deletes them;
 //! - outputs the job asked for at a URL (`results_to`) are written to
@@ -20,9 +21,13 @@ use super::blobs::{NewBlob, object_urls, output_paths};
 use crate::codec::blob_bytes;
 use crate::connection::backend;
 use crate::objects::{ObjectError, encode, segment};
-use crate::scripts::{Completion, Fence};
+use crate::scripts::{Completion, Fence, OutputBlob};
 use gpujobs_core::queue::{Lease, LeaseQueue};
 use gpujobs_core::{JobError, JobResult, QueueError};
+
+/// Output values up to this size go to Redis inside the completion script (no round
+/// trip of their own); larger ones are written before it under the attempt's keys.
+const INLINE_OUTPUT_BYTES: usize = 64 << 10;
 
 /// A result whose outputs are written, ready for its fenced write.
 pub(super) struct Prepared {
@@ -133,22 +138,40 @@ impl RedisQueue {
             }
         };
         let objects = object_urls(&forms);
-        let pairs: Vec<(String, String)> = result
-            .blobs
-            .keys()
-            .map(|name| {
-                let key = keys.blob(id, &format!("out:{name}"));
-                (format!("{key}@{token}"), key)
-            })
-            .collect();
-        let staged_keys: Vec<String> = pairs.iter().map(|(s, _)| s.clone()).collect();
-        if let Err(e) = self.set_blobs(&staged_keys, &forms, cfg.finished_ttl).await {
+        // Small values (and references) travel in the completion itself, written only
+        // if the lease holds; larger ones are written first under the attempt's own
+        // keys, so the script only renames them.
+        let mut outputs = Vec::with_capacity(forms.len());
+        let (mut staged_keys, mut staged_forms) = (Vec::new(), Vec::new());
+        for (name, form) in result.blobs.keys().zip(forms) {
+            let key = keys.blob(id, &format!("out:{name}"));
+            if form.len() <= INLINE_OUTPUT_BYTES {
+                outputs.push(OutputBlob::Inline {
+                    key,
+                    value: form.into_owned(),
+                });
+            } else {
+                let staged = format!("{key}@{token}");
+                staged_keys.push(staged.clone());
+                staged_forms.push(form);
+                outputs.push(OutputBlob::Staged { staged, key });
+            }
+        }
+        if let Err(e) = self
+            .set_blobs(&staged_keys, &staged_forms, cfg.finished_ttl)
+            .await
+        {
             self.objects.delete_all(objects).await;
             return Err(backend("storing result blobs")(e));
         }
         let json = serde_json::to_string(result)?;
         Ok(Some(Prepared {
-            completion: Completion::new(&Fence::of(lease)?, json, result.held_by.is_some(), pairs),
+            completion: Completion::new(
+                &Fence::of(lease)?,
+                json,
+                result.held_by.is_some(),
+                outputs,
+            ),
             after: AfterWrite { objects, publish },
         }))
     }

@@ -17,9 +17,17 @@ pub(crate) struct Completion {
     /// Keep the job's input blobs: its output is ephemeral (held by its worker only),
     /// and another worker may have to re-run it from them.
     pub(crate) keep_inputs: bool,
-    /// The attempt's output blobs, `(staged key, blob key)`: renamed into place when the
-    /// result is recorded, deleted when the lease was lost.
-    pub(crate) staged: Vec<(String, String)>,
+    /// The attempt's output blobs, written only if its lease holds.
+    pub(crate) outputs: Vec<OutputBlob>,
+}
+
+/// One output blob of a completion.
+pub(crate) enum OutputBlob {
+    /// Its value, set at `key` by the script.
+    Inline { key: String, value: Vec<u8> },
+    /// Written before the call at `staged`: renamed to `key` when the result is
+    /// recorded, deleted when the lease was lost.
+    Staged { staged: String, key: String },
 }
 
 impl Completion {
@@ -27,7 +35,7 @@ impl Completion {
         fence: &Fence<'_>,
         result_json: String,
         keep_inputs: bool,
-        staged: Vec<(String, String)>,
+        outputs: Vec<OutputBlob>,
     ) -> Self {
         Completion {
             stream: fence.stream.to_string(),
@@ -37,7 +45,7 @@ impl Completion {
             id: fence.id.to_string(),
             result_json,
             keep_inputs,
-            staged,
+            outputs,
         }
     }
 }
@@ -71,10 +79,22 @@ impl Call for Complete<'_> {
                 .arg(j.attempt)
                 .arg(&j.id)
                 .arg(&j.result_json)
-                .arg(u8::from(j.keep_inputs))
-                .arg(j.staged.len());
-            for (staged, key) in &j.staged {
-                inv.arg(staged).arg(key);
+                .arg(u8::from(j.keep_inputs));
+            let inline = j
+                .outputs
+                .iter()
+                .filter(|o| matches!(o, OutputBlob::Inline { .. }))
+                .count();
+            inv.arg(inline).arg(j.outputs.len() - inline);
+            for o in &j.outputs {
+                if let OutputBlob::Inline { key, value } = o {
+                    inv.arg(key).arg(&value[..]);
+                }
+            }
+            for o in &j.outputs {
+                if let OutputBlob::Staged { staged, key } = o {
+                    inv.arg(staged).arg(key);
+                }
             }
         }
     }

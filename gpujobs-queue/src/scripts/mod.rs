@@ -23,7 +23,7 @@ mod take;
 
 pub(crate) use begin::Begin;
 pub(crate) use cancel::Cancel;
-pub(crate) use complete::{Complete, Completion};
+pub(crate) use complete::{Complete, Completion, OutputBlob};
 pub(crate) use fail::Fail;
 pub(crate) use fetch::Fetch;
 pub(crate) use near_release::NearRelease;
