@@ -1,5 +1,12 @@
-//! Puts the PTX of every kernel module into OUT_DIR: rebuilt with the user's `nvcc`
-//! when one is found (so the PTX version suits their driver), else the committed copy.
+//! Puts the PTX of every kernel module into OUT_DIR: with the `cuda` feature, rebuilt
+//! with the user's `nvcc` when one is found (so the PTX version suits their driver),
+//! else (and always without the feature, which loads no PTX) the committed copy.
+//!
+//! `nvcc` is `GPUJOBS_NVCC` when set (`off` or `0`: never), else the first on `PATH`.
+//! The build reruns when `GPUJOBS_NVCC`, the kernels or the committed PTX change, not
+//! on every change of `PATH` (which would rebuild this crate and everything above it
+//! whenever a shell's PATH differs): after installing a toolkit, set `GPUJOBS_NVCC` or
+//! `cargo clean -p gpujobs-cuda`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -24,10 +31,13 @@ fn main() {
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=GPUJOBS_NVCC");
-    println!("cargo:rerun-if-env-changed=PATH");
     println!("cargo:rerun-if-changed=kernels");
     println!("cargo:rerun-if-changed=ptx");
-    let nvcc = nvcc();
+    // Without the `cuda` feature nothing loads the PTX: never run a compiler for it.
+    let nvcc = env::var_os("CARGO_FEATURE_CUDA").and_then(|_| nvcc());
+    if let Some(nvcc) = &nvcc {
+        println!("cargo:rerun-if-changed={}", nvcc.display());
+    }
     for module in MODULES {
         let target = out.join(format!("{module}.ptx"));
         if let Some(nvcc) = &nvcc {

@@ -73,6 +73,6 @@ echo "== gpujobs demo --quick"
 grep -q 'simulated, not a GPU' "$work/demo.txt" || { echo "demo did not use the simulated GPU" >&2; exit 1; }
 grep -E '^[a-z-]+ .* gpu0 ' "$work/demo.txt" >/dev/null || { echo "demo ran no job on the simulated GPU" >&2; exit 1; }
 echo "== gpujobs gpu-check --quick"
-GPUJOBS_CUDA_UNVERIFIED=1 "$target/debug/gpujobs" gpu-check --quick --reps 2 --out "$work/gpu-check" >/dev/null
+GPUJOBS_CUDA_UNVERIFIED=1 "$target/debug/gpujobs" gpu-check --quick --repeat 2 --out-dir "$work/gpu-check" >/dev/null
 grep -q '"simulated": true' "$work/gpu-check/gpu-check.json" || { echo "gpu-check did not mark its results simulated" >&2; exit 1; }
 echo "simulated CUDA checks passed"

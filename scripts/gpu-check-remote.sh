@@ -28,7 +28,7 @@ done
 echo "== examples/custom_gpu_kind" >> "$W/tests.log"
 timeout 120 ./custom_gpu_kind >> "$W/tests.log" 2>&1 || { echo "FAILED: custom_gpu_kind" >> "$W/tests.log"; status=1; }
 grep -E "^test result|FAILED|panicked" "$W/tests.log"
-timeout 400 ./gpujobs gpu-check --out "$W" --reps 20 2> "$W/gpu-check.log" > /dev/null || { echo "gpu-check exited non-zero"; status=1; }
+timeout 400 ./gpujobs gpu-check --out-dir "$W" --repeat 20 2> "$W/gpu-check.log" > /dev/null || { echo "gpu-check exited non-zero"; status=1; }
 tail -30 "$W/gpu-check.log"
 # The device pipeline (off by default until this run verifies it): the CUDA tests and
 # gpu-check again with it on, the check's JSON kept beside the default path's.
@@ -37,7 +37,7 @@ for t in tests/gpu-*; do
     GPUJOBS_CUDA_PIPELINE=1 timeout 300 "$t" --test-threads=1 >> "$W/tests.log" 2>&1 || { echo "FAILED (pipeline): $t" >> "$W/tests.log"; status=1; }
 done
 mkdir -p "$W/pipeline"
-GPUJOBS_CUDA_PIPELINE=1 timeout 300 ./gpujobs gpu-check --out "$W/pipeline" --reps 10 2>> "$W/gpu-check.log" > /dev/null || { echo "gpu-check (pipeline) exited non-zero"; status=1; }
+GPUJOBS_CUDA_PIPELINE=1 timeout 300 ./gpujobs gpu-check --out-dir "$W/pipeline" --repeat 10 2>> "$W/gpu-check.log" > /dev/null || { echo "gpu-check (pipeline) exited non-zero"; status=1; }
 cp "$W/pipeline/gpu-check.json" "$W/gpu-check-pipeline.json" 2>/dev/null || true
 python3 gpu_anchors.py "$W/gpu-check.json" > "$W/anchors.json" 2>> "$W/gpu-check.log" || { echo "anchors failed"; status=1; }
 python3 gpu_report.py "$W" > "$W/gpu-report.md" 2>> "$W/gpu-check.log" || { echo "report failed"; status=1; }

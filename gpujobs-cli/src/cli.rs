@@ -97,6 +97,10 @@ pub enum Command {
     /// Compare cost-based placement with always-GPU, always-CPU and round-robin on a
     /// simulated mixed workload (no GPU needed).
     Simulate(crate::commands::calibrate::SimulateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(crate::commands::shell::CompletionsArgs),
+    /// Print the man page (or write one per command with --out-dir).
+    Man(crate::commands::shell::ManArgs),
     /// Verify a GPU: cross-check every kind against the CPU backend on fresh random
     /// inputs and time it (kernel-only and end to end) against the device's copy
     /// bandwidth. Built with the `cuda` feature only.
@@ -125,8 +129,8 @@ pub struct RunArgs {
     /// The job kind and its inputs.
     #[command(subcommand)]
     pub job: KindArgs,
-    /// Where to run: cpu, cuda (alias gpu) or auto (the placement policy decides).
-    #[arg(long, default_value = "auto", global = true, value_parser = clap::value_parser!(DevicePref))]
+    /// Where to run: auto (the placement policy decides), cpu, or gpu (alias cuda).
+    #[arg(long, default_value = "auto", global = true, value_parser = crate::choices::device())]
     pub device: DevicePref,
     /// Print the result as one JSON object on stdout.
     #[arg(long, global = true)]
@@ -134,8 +138,8 @@ pub struct RunArgs {
     /// Skip checking the result against the f64 reference implementation.
     #[arg(long, global = true)]
     pub no_check: bool,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 3600.0, global = true)]
+    /// Give up waiting after this long (`90s`, `1h`; a bare number is seconds).
+    #[arg(long, default_value = "3600", global = true, value_parser = crate::units::positive_seconds)]
     pub timeout: f64,
 }
 
@@ -333,18 +337,21 @@ pub struct SchedulerArgs {
     /// Consumer name in the schedulers' group (default: host-pid-random).
     #[arg(long)]
     pub id: Option<String>,
-    /// Most submissions taken at once.
-    #[arg(long, default_value_t = 256)]
+    /// Most submissions taken at once (`--batch`, the old name, still works).
+    #[arg(long = "take", alias = "batch", default_value_t = 256)]
     pub batch: usize,
     /// Cost model from `gpujobs calibrate` (default: the library's default model,
     /// measured on the development machines).
     #[arg(long, env = "GPUJOBS_COST_MODEL")]
     pub cost_model: Option<PathBuf>,
     /// How long a graph job placed on the worker whose cache holds its inputs is
-    /// offered to that worker alone before any worker of its lane may take it
-    /// (milliseconds; 0 turns placement by locality off).
-    #[arg(long, env = "GPUJOBS_LOCALITY_WAIT_MS", default_value_t = 2000)]
-    pub locality_wait_ms: u64,
+    /// offered to that worker alone before any worker of its lane may take it (`2s`,
+    /// `500ms`; 0 turns placement by locality off).
+    #[arg(long, env = "GPUJOBS_LOCALITY_WAIT", default_value = "2s", value_parser = crate::units::seconds)]
+    pub locality_wait: f64,
+    /// The same in milliseconds (the old spelling; overrides --locality-wait).
+    #[arg(long, env = "GPUJOBS_LOCALITY_WAIT_MS", hide = true)]
+    pub locality_wait_ms: Option<u64>,
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
     #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -372,24 +379,28 @@ pub struct WorkerArgs {
     /// these, up to --light-concurrency.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
-    /// Jobs estimated under --light-below-ms that run at once besides --concurrency
+    /// Jobs estimated under --light-below that run at once besides --concurrency
     /// (tiny jobs wait on round trips, not on cores; 0 turns this off).
     #[arg(long, default_value_t = 64)]
     pub light_concurrency: usize,
-    /// A job estimated to run under this many milliseconds on this lane is light.
-    #[arg(long, default_value_t = 2.0)]
-    pub light_below_ms: f64,
-    /// Visibility timeout in seconds: a job whose lease is not renewed this long is
-    /// taken over by another worker. Leases are renewed every third of it.
-    #[arg(long, default_value_t = 30.0)]
+    /// A job estimated to run under this long on this lane is light (`2ms`).
+    #[arg(long, default_value = "2ms", value_parser = crate::units::seconds)]
+    pub light_below: f64,
+    /// The same in milliseconds (the old spelling; overrides --light-below).
+    #[arg(long, hide = true)]
+    pub light_below_ms: Option<f64>,
+    /// Visibility timeout (`30s`; a bare number is seconds): a job whose lease is not
+    /// renewed this long is taken over by another worker. Leases are renewed every
+    /// third of it.
+    #[arg(long, default_value = "30s", value_parser = crate::units::positive_seconds)]
     pub lease: f64,
-    /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT.
-    #[arg(long, default_value_t = 30.0)]
+    /// How long in-flight jobs get to finish after SIGTERM/SIGINT (`30s`).
+    #[arg(long, default_value = "30s", value_parser = crate::units::seconds)]
     pub grace: f64,
-    /// Longest a job may wait for its inputs from object storage, seconds, holding its
+    /// Longest a job may wait for its inputs from object storage (`2m`), holding its
     /// slot with its lease renewed; then it is released to be tried again, without
     /// costing an attempt. Other jobs keep running meanwhile.
-    #[arg(long, env = "GPUJOBS_INPUT_WAIT", default_value_t = gpujobs_core::worker::DEFAULT_INPUT_WAIT.as_secs_f64(), value_parser = crate::connect::positive_seconds)]
+    #[arg(long, env = "GPUJOBS_INPUT_WAIT", default_value_t = gpujobs_core::worker::DEFAULT_INPUT_WAIT.as_secs_f64(), value_parser = crate::units::positive_seconds)]
     pub input_wait: f64,
     /// Consumer name (default: host-pid-lane-random). Give a stable one to have a
     /// restarted worker take back the jobs it held.
@@ -398,15 +409,18 @@ pub struct WorkerArgs {
     /// MiB of recent graph outputs kept in host memory (least recently used out first),
     /// so a graph job that runs here after its parent reads the parent's output without
     /// a round trip to Redis. 0 turns the cache off.
-    #[arg(long, env = "GPUJOBS_CACHE_MIB", default_value_t = 256)]
-    pub cache_mib: u64,
+    #[arg(long, env = "GPUJOBS_CACHE", default_value = "256MiB", value_parser = crate::units::bytes)]
+    pub cache: u64,
+    /// The same in MiB (the old spelling; overrides --cache).
+    #[arg(long, env = "GPUJOBS_CACHE_MIB", hide = true)]
+    pub cache_mib: Option<u64>,
     /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9464): /metrics, /healthz.
     #[arg(long, env = "GPUJOBS_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// CUDA workers: the device pipeline (inputs and outputs registered for DMA in
     /// place, large element-wise jobs in chunks over two streams). Off by default until
     /// verified on a GPU; GPUJOBS_CUDA_PIPELINE=1 does the same.
-    #[arg(long)]
+    #[arg(long, hide = !cfg!(feature = "cuda"))]
     pub cuda_pipeline: bool,
 }
 
@@ -434,16 +448,16 @@ pub struct SubmitArgs {
     #[arg(long, requires = "graph")]
     pub out_dir: Option<PathBuf>,
     /// Fetch priority: high, normal or low.
-    #[arg(long, default_value = "normal", global = true, value_parser = clap::value_parser!(Priority))]
+    #[arg(long, default_value = "normal", global = true, value_parser = crate::choices::priority())]
     pub priority: Priority,
-    /// Where to run: auto (placement decides), cpu, or gpu.
-    #[arg(long, default_value = "auto", global = true, value_parser = clap::value_parser!(DevicePref))]
+    /// Where to run: auto (the placement policy decides), cpu, or gpu (alias cuda).
+    #[arg(long, default_value = "auto", global = true, value_parser = crate::choices::device())]
     pub device: DevicePref,
     /// Attempts before the job is dead-lettered.
     #[arg(long, default_value_t = 3, global = true)]
     pub max_attempts: u32,
-    /// Seconds one attempt may run.
-    #[arg(long, default_value_t = 600.0, global = true)]
+    /// How long one attempt may run (`10m`, `600`; a bare number is seconds).
+    #[arg(long, default_value = "600", global = true, value_parser = crate::units::positive_seconds)]
     pub job_timeout: f64,
     /// Submit this many copies.
     #[arg(long, default_value_t = 1, global = true)]
@@ -457,11 +471,12 @@ pub struct SubmitArgs {
     /// Wait for the results (a progress bar and a summary for several jobs).
     #[arg(long, global = true)]
     pub wait: bool,
-    /// Print results as JSON (with --wait).
+    /// Print JSON on stdout: `{"ids": [..]}` without --wait, the result (one job) or the
+    /// tally (several, a graph: with `"jobs": {name: id}`) with it.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 3600.0, global = true)]
+    /// Give up waiting after this long (`90s`, `1h`; a bare number is seconds).
+    #[arg(long, default_value = "3600", global = true, value_parser = crate::units::positive_seconds)]
     pub timeout: f64,
 }
 
@@ -486,6 +501,10 @@ pub struct CancelArgs {
     pub redis: RedisArgs,
     /// The job id.
     pub id: String,
+    /// Print the outcome as one JSON object: `{"id", "outcome": "cancelled" |
+    /// "requested" | "already-finished", "state"?}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `gpujobs dead-letter`.
@@ -515,6 +534,9 @@ pub enum DeadLetterAction {
     Retry {
         /// The job id.
         id: String,
+        /// Print the outcome as one JSON object: `{"id", "retried": true}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -524,10 +546,14 @@ pub struct WatchArgs {
     /// Where Redis is.
     #[command(flatten)]
     pub redis: RedisArgs,
-    /// Seconds between refreshes.
-    #[arg(long, default_value_t = 1.0)]
+    /// Time between refreshes (`1s`, `500ms`).
+    #[arg(long, default_value = "1s", value_parser = crate::units::seconds)]
     pub interval: f64,
     /// Print one snapshot and exit.
     #[arg(long)]
     pub once: bool,
+    /// Print each snapshot as one JSON object on its own line (lanes, workers, rates,
+    /// failures, dead letters) instead of drawing the screen.
+    #[arg(long)]
+    pub json: bool,
 }

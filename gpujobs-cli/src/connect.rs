@@ -32,23 +32,23 @@ pub struct RedisArgs {
     /// Every process of a namespace must agree; see docs/OPERATIONS.md.
     #[arg(long, env = "GPUJOBS_PARTITIONS", global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub partitions: Option<u32>,
-    /// Largest submit entry (a job's JSON) in bytes: clients refuse bigger ones,
-    /// schedulers dead-letter them unparsed (default 16 MiB).
-    #[arg(long, env = "GPUJOBS_MAX_ENTRY_BYTES", global = true, value_parser = clap::value_parser!(u64).range(1024..))]
+    /// Largest submit entry (a job's JSON; `16MiB`, or bytes): clients refuse bigger
+    /// ones, schedulers dead-letter them unparsed (default 16MiB).
+    #[arg(long, env = "GPUJOBS_MAX_ENTRY_BYTES", global = true, value_parser = crate::units::entry_bytes)]
     pub max_entry_bytes: Option<u64>,
-    /// Largest blob (one input or output tensor) in bytes; `submit` refuses an input file
-    /// over it from its header (default 512 MiB, Redis's own limit).
-    #[arg(long, env = "GPUJOBS_MAX_BLOB_BYTES", global = true, value_parser = clap::value_parser!(u64).range(1024..=(512 << 20)))]
+    /// Largest blob (one input or output tensor; `64MiB`, or bytes); `submit` refuses an
+    /// input file over it from its header (default 512MiB, Redis's own limit).
+    #[arg(long, env = "GPUJOBS_MAX_BLOB_BYTES", global = true, value_parser = crate::units::blob_bytes)]
     pub max_blob_bytes: Option<u64>,
     /// Object storage for large blobs (build with `--features objects`): blobs over
     /// --offload-above go to `<url>/<namespace>/<job>/<blob>` and Redis keeps a
     /// reference. file:///path or s3://bucket/prefix (S3 settings from AWS_* variables:
     /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, ...). Every process of a
     /// namespace that reads or writes blobs needs it (see docs/object-storage.md).
-    #[arg(long, env = "GPUJOBS_OFFLOAD_URL", global = true)]
+    #[arg(long, env = "GPUJOBS_OFFLOAD_URL", global = true, hide = !cfg!(feature = "objects"))]
     pub offload_url: Option<String>,
-    /// Blobs larger than this many bytes go to --offload-url.
-    #[arg(long, env = "GPUJOBS_OFFLOAD_ABOVE", global = true, default_value_t = 1 << 20)]
+    /// Blobs larger than this go to --offload-url (`1MiB`, or bytes).
+    #[arg(long, env = "GPUJOBS_OFFLOAD_ABOVE", global = true, hide = !cfg!(feature = "objects"), default_value = "1MiB", value_parser = crate::units::bytes)]
     pub offload_above: u64,
     /// URL prefixes, besides --offload-url, that `url` tensors may be read from
     /// (comma-separated: s3://datasets/,file:///data/). A worker reads nothing else.
@@ -56,39 +56,22 @@ pub struct RedisArgs {
         long,
         env = "GPUJOBS_OBJECTS_ALLOW",
         global = true,
+        hide = !cfg!(feature = "objects"),
         value_delimiter = ','
     )]
     pub objects_allow: Vec<String>,
-    /// Longest one request to the object store may take, seconds, transfer included;
+    /// Longest one request to the object store may take (`15s`), transfer included;
     /// retried within --objects-retry-budget.
-    #[arg(long, env = "GPUJOBS_OBJECTS_TIMEOUT", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_REQUEST_TIMEOUT.as_secs_f64(), value_parser = positive_seconds)]
+    #[arg(long, env = "GPUJOBS_OBJECTS_TIMEOUT", global = true, hide = !cfg!(feature = "objects"), default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_REQUEST_TIMEOUT.as_secs_f64(), value_parser = crate::units::positive_seconds)]
     pub objects_timeout: f64,
-    /// Longest a connection to the object store may take to open, seconds.
-    #[arg(long, env = "GPUJOBS_OBJECTS_CONNECT_TIMEOUT", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_CONNECT_TIMEOUT.as_secs_f64(), value_parser = positive_seconds)]
+    /// Longest a connection to the object store may take to open (`3s`).
+    #[arg(long, env = "GPUJOBS_OBJECTS_CONNECT_TIMEOUT", global = true, hide = !cfg!(feature = "objects"), default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_CONNECT_TIMEOUT.as_secs_f64(), value_parser = crate::units::positive_seconds)]
     pub objects_connect_timeout: f64,
-    /// How long one object read or write keeps retrying after its first request,
-    /// seconds: with --objects-timeout, the most any command or worker waits on a store
+    /// How long one object read or write keeps retrying after its first request
+    /// (`15s`): with --objects-timeout, the most any command or worker waits on a store
     /// that does not answer (docs/object-storage.md, "Faults").
-    #[arg(long, env = "GPUJOBS_OBJECTS_RETRY_BUDGET", global = true, default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_RETRY_BUDGET.as_secs_f64(), value_parser = non_negative_seconds)]
+    #[arg(long, env = "GPUJOBS_OBJECTS_RETRY_BUDGET", global = true, hide = !cfg!(feature = "objects"), default_value_t = gpujobs_queue::ObjectsConfig::DEFAULT_RETRY_BUDGET.as_secs_f64(), value_parser = crate::units::seconds)]
     pub objects_retry_budget: f64,
-}
-
-/// A duration in seconds above zero (and at most a day).
-pub fn positive_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x <= 86_400.0 => Ok(x),
-        _ => Err(format!(
-            "`{s}` is not a number of seconds above 0 (and at most 86400)"
-        )),
-    }
-}
-
-/// A duration in seconds, zero or more (and at most a day).
-fn non_negative_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && (0.0..=86_400.0).contains(&x) => Ok(x),
-        _ => Err(format!("`{s}` is not a number of seconds from 0 to 86400")),
-    }
 }
 
 /// The queue settings the arguments name.
@@ -133,10 +116,13 @@ pub async fn daemon(
     }
 }
 
-/// For clients (submit, status, ...): a few quick tries, then a clear error.
+/// For clients (submit, status, ...): a few quick tries, then a clear error. Refused
+/// credentials fail at once (exit 2): the grace a daemon gets for a password rotation
+/// would only keep a person waiting 30 s to learn the password is wrong.
 pub async fn client(args: &RedisArgs) -> Result<RedisQueue, CliError> {
     let mut cfg = config(args);
     cfg.warn_durability = false;
+    cfg.auth_grace = Duration::ZERO;
     RedisQueue::connect_retrying(cfg, Some(Duration::from_secs(3)))
         .await
         .map_err(CliError::from)

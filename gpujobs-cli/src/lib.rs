@@ -3,5 +3,5 @@
 //! [`gpujobs_core::BufferPool`], the memory jobs run on and a device can register in
 //! place. The binary (`src/main.rs`) is the rest of the crate.
 
-pub mod imageio;
+pub use gpujobs_core::io::image as imageio;
 pub use gpujobs_core::io::npy;

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod backends;
+mod choices;
 mod cli;
 mod commands;
 mod compare;
@@ -16,6 +17,7 @@ mod metrics;
 mod report;
 mod signals;
 mod tally;
+mod units;
 
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
@@ -58,9 +60,17 @@ fn parse() -> Result<Cli, ExitCode> {
             let _ = e.print();
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
+        // One line: the error with clap's tips and possible values, without the usage
+        // block and the pointer to --help.
         let text = e.to_string();
-        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        eprintln!("{first}");
+        let parts: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+            })
+            .collect();
+        eprintln!("{}", parts.join("; "));
         ExitCode::from(2)
     })
 }
@@ -107,6 +117,8 @@ fn main() -> ExitCode {
             Command::Calibrate(args) => commands::calibrate::calibrate(args).await,
             Command::Bench(args) => commands::bench::run(args).await,
             Command::Simulate(args) => commands::calibrate::simulate_cmd(args).await,
+            Command::Completions(args) => commands::shell::completions(args),
+            Command::Man(args) => commands::shell::man(args),
             #[cfg(feature = "cuda")]
             Command::GpuCheck(args) => commands::gpu_check::run(args).await,
         }

@@ -91,11 +91,22 @@ pub async fn until_done(
 /// time from the first submission to the end of waiting, or `None` when only waiting
 /// was timed (`gpujobs wait`), which says nothing about throughput.
 pub fn report(total: usize, tally: &Tally, wall: Option<f64>, json: bool) -> Result<(), CliError> {
+    report_with(total, tally, wall, json, serde_json::Map::new())
+}
+
+/// [`report`], with `extra` fields added to its JSON (`submit --graph`: the jobs' ids).
+pub fn report_with(
+    total: usize,
+    tally: &Tally,
+    wall: Option<f64>,
+    json: bool,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), CliError> {
     let count = |s: &str| tally.states.get(s).copied().unwrap_or(0);
     let succeeded = count("succeeded");
     let rate = wall.map(|w| total as f64 / w.max(1e-9));
     if json {
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "submitted": total,
             "succeeded": succeeded,
             "failed": count("failed"),
@@ -106,6 +117,9 @@ pub fn report(total: usize, tally: &Tally, wall: Option<f64>, json: bool) -> Res
             "wall_s": wall,
             "jobs_per_s": rate,
         });
+        if let Some(map) = summary.as_object_mut() {
+            map.extend(extra);
+        }
         println!("{summary}");
     } else {
         let timing = match (wall, rate) {

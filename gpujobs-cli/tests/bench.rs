@@ -115,7 +115,15 @@ fn bench_writes_json_csv_png_and_report() {
 fn bench_refuses_unknown_kinds_and_sizes() {
     let o = gpujobs(&["bench", "--kinds", "teleport", "--out", "/tmp/never"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown kind `teleport`"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid value 'teleport'")
+            && err.contains(
+                "possible values: vector-add, matmul, gaussian-blur, sobel, mlp-train, mlp-predict"
+            )
+            && err.lines().count() == 1,
+        "{err}"
+    );
     let o = gpujobs(&["bench", "--sizes", "huge", "--out", "/tmp/never"]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -356,6 +356,155 @@ fn help_explains_each_command() {
     );
 }
 
+/// `--help` lists the values `--device` and `--priority` take; a usage error is one
+/// line that keeps clap's suggestion.
+#[test]
+fn help_lists_choices_and_usage_errors_keep_the_suggestion() {
+    let h = stdout(&gpujobs(&["submit", "--help"]));
+    assert!(h.contains("[possible values: auto, cpu, gpu, cuda]"), "{h}");
+    assert!(h.contains("[possible values: high, normal, low]"), "{h}");
+    let h = stdout(&gpujobs(&["run", "--help"]));
+    assert!(h.contains("[possible values: auto, cpu, gpu, cuda]"), "{h}");
+    let o = gpujobs(&["worker", "--lese", "30s"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("unexpected argument '--lese'") && err.contains("'--lease'"),
+        "{err}"
+    );
+}
+
+/// Durations and sizes in one spelling everywhere, the old ones still accepted: a bad
+/// value is refused with the accepted forms.
+#[test]
+fn durations_and_sizes_take_units_and_old_spellings() {
+    for (args, needle) in [
+        (
+            &["worker", "--lease", "soon"][..],
+            "not a duration (say 500ms, 2s",
+        ),
+        (&["worker", "--cache", "lots"], "is not a byte count"),
+        (
+            &["submit", "vector-add", "--timeout", "0s"],
+            "must be above zero",
+        ),
+        (&["wait", "x", "--timeout", "forever"], "not a duration"),
+    ] {
+        let o = gpujobs(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    // New and old spellings parse (`--help` after them: nothing runs).
+    for args in [
+        &[
+            "worker",
+            "--lease",
+            "30s",
+            "--grace",
+            "500ms",
+            "--cache",
+            "64MiB",
+            "--light-below",
+            "2ms",
+            "--help",
+        ][..],
+        &[
+            "worker",
+            "--lease",
+            "30",
+            "--cache-mib",
+            "64",
+            "--light-below-ms",
+            "2",
+            "--help",
+        ],
+        &[
+            "scheduler",
+            "--locality-wait",
+            "1.5s",
+            "--take",
+            "64",
+            "--help",
+        ],
+        &[
+            "scheduler",
+            "--locality-wait-ms",
+            "1500",
+            "--batch",
+            "64",
+            "--help",
+        ],
+        &[
+            "submit",
+            "--max-entry-bytes",
+            "1MiB",
+            "--offload-above",
+            "4M",
+            "--job-timeout",
+            "10m",
+            "--help",
+        ],
+    ] {
+        let o = gpujobs(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    // The old names are hidden from --help, the new ones shown.
+    let h = stdout(&gpujobs(&["worker", "--help"]));
+    assert!(
+        h.contains("--cache <CACHE>") && !h.contains("--cache-mib"),
+        "{h}"
+    );
+    assert!(
+        h.contains("--light-below") && !h.contains("--light-below-ms"),
+        "{h}"
+    );
+}
+
+/// Shell completions and the man page come from the same definitions as the parser.
+#[test]
+fn completions_and_man_page_are_generated() {
+    let o = gpujobs(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bash = stdout(&o);
+    assert!(
+        bash.contains("_gpujobs()") && bash.contains("--offload-above"),
+        "{bash}"
+    );
+    for shell in ["zsh", "fish"] {
+        let o = gpujobs(&["completions", shell]);
+        assert!(
+            o.status.success() && stdout(&o).contains("worker"),
+            "{shell}"
+        );
+    }
+    let o = gpujobs(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = stdout(&o);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH gpujobs"),
+        "{page}"
+    );
+    assert!(page.contains("submit") && page.contains("worker"), "{page}");
+    let dir = tmp();
+    let o = gpujobs(&["man", "--out-dir", s(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("gpujobs.1").exists());
+    assert!(dir.path().join("gpujobs-worker.1").exists());
+}
+
+/// `simulate --json` (no Redis needed) is one JSON object.
+#[test]
+fn simulate_prints_json() {
+    let o = gpujobs(&["simulate", "--seeds", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(
+        v["policies"].as_array().is_some_and(|p| p.len() >= 3),
+        "{v}"
+    );
+}
+
 /// A password in GPUJOBS_REDIS_URL never shows in --help (clap prints env values).
 #[test]
 fn help_does_not_print_the_redis_password() {

@@ -585,6 +585,155 @@ fn readiness_says_why_while_redis_refuses_the_credentials() {
     assert!(try_http_get(port, "/healthz").is_some_and(|r| r.contains("200 OK")));
 }
 
+/// Every command that reports something prints JSON on stdout with `--json`, and
+/// nothing else there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reporting_command_prints_pure_json() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let _sched = spawn(&url, &["scheduler"]);
+    let _worker = spawn(&url, &["worker"]);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = run(&url, args);
+        let out = text(&o.stdout);
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}{}", text(&o.stderr)))
+    };
+    let ids = json(&[
+        "submit",
+        "vector-add",
+        "--len",
+        "8",
+        "--count",
+        "2",
+        "--json",
+    ]);
+    let ids: Vec<String> = ids["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let one = json(&["submit", "vector-add", "--len", "8", "--wait", "--json"]);
+    assert_eq!(one["status"], "succeeded", "{one}");
+    let tally = json(&["wait", &ids[0], &ids[1], "--json"]);
+    assert_eq!(tally["succeeded"], 2, "{tally}");
+    assert_eq!(json(&["status", &ids[0], "--json"])["status"], "succeeded");
+    let cancel = json(&["cancel", &ids[0], "--json"]);
+    assert_eq!(
+        (cancel["outcome"].as_str(), cancel["state"].as_str()),
+        (Some("already-finished"), Some("succeeded")),
+        "{cancel}"
+    );
+    let watch = json(&["watch", "--once", "--json"]);
+    assert!(
+        watch["lanes"].is_array() && watch["workers"].is_array(),
+        "{watch}"
+    );
+    let doctor = json(&["doctor", "--redis-only", "--json"]);
+    assert!(
+        doctor["checks"].as_array().is_some_and(|c| !c.is_empty()),
+        "{doctor}"
+    );
+    // A graph: its ids go into the one object, no `<name> <id>` lines.
+    let dir = tempfile::tempdir().unwrap();
+    let graph = dir.path().join("g.json");
+    std::fs::write(
+        &graph,
+        r#"{"jobs": [{"name": "a", "kind": "vector-add", "payload": {"a": {"shape": [2], "data": [1, 2]}, "b": {"shape": [2], "data": [3, 4]}}}]}"#,
+    )
+    .unwrap();
+    let g = json(&[
+        "submit",
+        "--graph",
+        graph.to_str().unwrap(),
+        "--wait",
+        "--json",
+    ]);
+    assert!(g["jobs"]["a"].is_string() && g["succeeded"] == 1, "{g}");
+    // Dead letters: a job that fails permanently, retried by id.
+    let bad = r#"{"id":"json-dead","kind":"vector-add","payload":{"a":{"shape":[2],"data":[1,2]},"b":{"shape":[3],"data":[1,2,3]}}}"#;
+    let mut conn = redis(&url).await;
+    let _: String = redis::cmd("XADD")
+        .arg("{gpujobs}:submit")
+        .arg("*")
+        .arg("job")
+        .arg(bad)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = run(&url, &["dead-letter", "list", "--json"]);
+        if text(&o.stdout).contains("json-dead") {
+            for line in text(&o.stdout).lines() {
+                let _: serde_json::Value = serde_json::from_str(line).unwrap();
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = run(&url, &["dead-letter", "retry", "json-dead", "--json"]);
+    if o.status.success() {
+        let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+        assert_eq!(v["retried"], true);
+    } else {
+        // A job refused at the door (invalid) may not be retryable: said as an error.
+        assert!(text(&o.stdout).is_empty(), "{}", text(&o.stdout));
+    }
+}
+
+/// Jobs sent to the brace-less submit key of the old layout never run: `doctor` says
+/// so, with the right key.
+#[test]
+fn doctor_reports_jobs_sent_to_the_old_submit_key() {
+    let server = RedisServer::start(false);
+    let url = server.url();
+    let o = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "XADD", "gpujobs:submit", "*", "job", "{}"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = run(&url, &["doctor", "--redis-only"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("1 entries wait on `gpujobs:submit`, a key nothing reads"),
+        "{out}"
+    );
+    assert!(out.contains("submit to `{gpujobs}:submit`"), "{out}");
+}
+
+/// A command a person types is told at once that the password is wrong (exit 2, one
+/// line), without the 30 s grace a daemon gets for a password rotation.
+#[test]
+fn interactive_commands_fail_at_once_on_refused_credentials() {
+    let server = RedisServer::start_with(false, &["--requirepass", "right"]);
+    let url = server.url().replace("redis://", "redis://:wrong@");
+    for args in [
+        &["status", "01J00000000000000000000000"][..],
+        &["submit", "vector-add", "--len", "4"],
+        &["wait", "01J00000000000000000000000"],
+    ] {
+        let start = Instant::now();
+        let o = run(&url, args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{args:?} took {:?}",
+            start.elapsed()
+        );
+        assert!(
+            err.contains("authentication failed") && !err.contains("wrong"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_metrics_count_the_jobs_done() {
     let server = RedisServer::start(false);

@@ -43,12 +43,16 @@ pub struct SimulateArgs {
     /// GPU workers.
     #[arg(long, default_value_t = 1)]
     pub gpu_workers: usize,
-    /// Seconds over which the workload arrives (0: all at once).
-    #[arg(long, default_value_t = 2.0)]
+    /// Time over which the workload arrives (`2s`; 0: all at once).
+    #[arg(long, default_value = "2s", value_parser = crate::units::seconds)]
     pub window: f64,
     /// Workloads (seeds) to average over.
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
+    /// Print the comparison as one JSON object: the model, the workload and per policy
+    /// the mean makespan and completion time (seconds) and jobs per lane.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -203,9 +207,13 @@ pub async fn simulate_cmd(args: SimulateArgs) -> Result<(), CliError> {
         ));
     }
     let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
-    println!("cost model: {}", model.name());
+    let model_name = model.name().to_string();
+    if !args.json {
+        println!("cost model: {model_name}");
+    }
     let model: Arc<dyn CostModel> = Arc::new(model);
     let mut rows = Vec::new();
+    let mut policies = Vec::new();
     for policy in SimPolicy::ALL {
         let (mut makespan, mut mean, mut gpu, mut cpu) = (0.0, 0.0, 0, 0);
         for seed in 1..=args.seeds {
@@ -224,16 +232,37 @@ pub async fn simulate_cmd(args: SimulateArgs) -> Result<(), CliError> {
             cpu += o.on_cpu;
         }
         let n = args.seeds as f64;
+        let name = serde_json::to_value(policy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        policies.push(serde_json::json!({
+            "policy": name,
+            "makespan_s": makespan / n,
+            "mean_completion_s": mean / n,
+            "jobs_on_gpu": gpu as f64 / n,
+            "jobs_on_cpu": cpu as f64 / n,
+        }));
         rows.push(vec![
-            serde_json::to_value(policy)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            name,
             fmt_seconds(makespan / n),
             fmt_seconds(mean / n),
             format!("{:.0}", gpu as f64 / n),
             format!("{:.0}", cpu as f64 / n),
         ]);
+    }
+    if args.json {
+        let v = serde_json::json!({
+            "cost_model": model_name,
+            "workload": "300 vector adds (10k-1M), 20 matmuls (1024-4096), 40 blurs/Sobels (1024-4096), 4 MLP trainings",
+            "cpu_workers": args.cpu_workers,
+            "gpu_workers": args.gpu_workers,
+            "window_s": args.window,
+            "seeds": args.seeds,
+            "policies": policies,
+        });
+        println!("{v}");
+        return Ok(());
     }
     println!(
         "workload: 300 vector adds (10k-1M), 20 matmuls (1024-4096), 40 blurs/Sobels (1024-4096), 4 MLP trainings; {} CPU and {} GPU workers; arrivals over {} s; mean of {} seeds",

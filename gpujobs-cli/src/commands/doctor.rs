@@ -21,6 +21,10 @@ pub struct DoctorArgs {
     /// Skip the Redis checks (a GPU node before Redis is up).
     #[arg(long, conflicts_with = "redis_only")]
     pub no_redis: bool,
+    /// Print the checks as one JSON object: `{"worst": "ok"|"warning"|"error",
+    /// "checks": [{"level", "what", "fix"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,6 +32,16 @@ enum Level {
     Ok,
     Warning,
     Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
 }
 
 struct Report {
@@ -39,7 +53,11 @@ impl Report {
         self.lines.push((level, what.into(), fix.into()));
     }
 
-    fn print(&self) -> Level {
+    fn worst(&self) -> Level {
+        self.lines.iter().map(|l| l.0).max().unwrap_or(Level::Ok)
+    }
+
+    fn print(&self) {
         for (level, what, fix) in &self.lines {
             let tag = match level {
                 Level::Ok => "ok     ",
@@ -51,7 +69,17 @@ impl Report {
                 println!("         fix: {fix}");
             }
         }
-        self.lines.iter().map(|l| l.0).max().unwrap_or(Level::Ok)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let checks: Vec<serde_json::Value> = self
+            .lines
+            .iter()
+            .map(|(level, what, fix)| {
+                serde_json::json!({"level": level.as_str(), "what": what, "fix": fix})
+            })
+            .collect();
+        serde_json::json!({"worst": self.worst().as_str(), "checks": checks})
     }
 }
 
@@ -181,6 +209,16 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "the Redis user needs the XGROUP command (ACL +@stream)",
         );
     }
+    for (key, n) in &d.stray_submits {
+        r.add(
+            Level::Error,
+            format!("{n} entries wait on `{key}`, a key nothing reads: those jobs never run"),
+            format!(
+                "submit to `{{{}}}:submit` (the braces are part of the key; docs/wire-format.md), then resubmit them: `redis-cli XRANGE {key} - +` lists them",
+                args.namespace
+            ),
+        );
+    }
     match q.workers().await {
         Ok(w) if w.is_empty() => r.add(
             Level::Warning,
@@ -269,7 +307,12 @@ pub async fn run(args: DoctorArgs) -> Result<(), CliError> {
     if !args.redis_only {
         cuda_checks(&mut r).await;
     }
-    match r.print() {
+    if args.json {
+        println!("{}", r.json());
+    } else {
+        r.print();
+    }
+    match r.worst() {
         Level::Error => Err(CliError::runtime("doctor found errors")),
         _ => Ok(()),
     }

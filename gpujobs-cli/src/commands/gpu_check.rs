@@ -24,11 +24,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Options of `gpujobs gpu-check`.
 #[derive(Debug, Args)]
 pub struct GpuCheckArgs {
-    /// Folder for gpu-check.json and gpu-check.md.
-    #[arg(long, default_value = "gpu-check")]
+    /// Folder for gpu-check.json and gpu-check.md (`--out`, the old name, still works).
+    #[arg(long = "out-dir", alias = "out", default_value = "gpu-check")]
     pub out: PathBuf,
-    /// Timed GPU runs per case (after one warm-up).
-    #[arg(long, default_value_t = 20)]
+    /// Timed GPU runs per case, after one warm-up (`--reps`, the old name, still works).
+    #[arg(long = "repeat", alias = "reps", default_value_t = 20)]
     pub reps: usize,
     /// Small sizes only.
     #[arg(long)]

@@ -19,9 +19,9 @@ pub struct HealthcheckArgs {
     /// answers).
     #[arg(long)]
     pub ready: bool,
-    /// Seconds to wait for the answer.
-    #[arg(long, default_value_t = 3)]
-    pub timeout: u64,
+    /// How long to wait for the answer (`3s`).
+    #[arg(long, default_value = "3s", value_parser = crate::units::positive_seconds)]
+    pub timeout: f64,
 }
 
 /// Where to connect for `addr`: wildcard addresses become loopback.
@@ -64,7 +64,7 @@ fn get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(Stri
 pub async fn run(args: HealthcheckArgs) -> Result<(), CliError> {
     let addr = target(&args.addr)?;
     let path = if args.ready { "/readyz" } else { "/healthz" };
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = Duration::from_secs_f64(args.timeout);
     let (status, body) = tokio::task::spawn_blocking(move || get(addr, path, timeout))
         .await
         .map_err(|e| CliError::runtime(format!("healthcheck task: {e}")))?

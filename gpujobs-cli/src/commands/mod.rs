@@ -9,6 +9,7 @@ pub mod gpu_check;
 pub mod healthcheck;
 pub mod run;
 pub mod scheduler;
+pub mod shell;
 pub mod status;
 pub mod submit;
 pub mod wait;

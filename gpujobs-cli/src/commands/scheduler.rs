@@ -17,6 +17,10 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     else {
         return Ok(());
     };
+    // Said once: jobs sent to the brace-less key of the old layout never run.
+    for (key, entries) in queue.stray_submits().await {
+        tracing::warn!(%key, entries, namespace = %args.redis.namespace, "entries wait on a submit key nothing reads; those jobs never run: submit to `{{<namespace>}}:submit` (docs/wire-format.md)");
+    }
     let queue: Arc<dyn Queue> = Arc::new(queue);
     let mut config = SchedulerConfig {
         batch: args.batch.max(1),
@@ -28,10 +32,13 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     tracing::info!(redis = %gpujobs_queue::redact(&args.redis.url), namespace = %args.redis.namespace, id = %config.id, "scheduler connected");
     let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
     tracing::info!(model = %model.name(), "placement by earliest estimated finish");
-    let placement = Arc::new(
-        EarliestFinish::new(model)
-            .with_locality_wait(std::time::Duration::from_millis(args.locality_wait_ms)),
-    );
+    let placement = Arc::new(EarliestFinish::new(model).with_locality_wait(
+        match args.locality_wait_ms {
+            // The old spelling, in milliseconds, wins when given.
+            Some(ms) => std::time::Duration::from_millis(ms),
+            None => std::time::Duration::from_secs_f64(args.locality_wait),
+        },
+    ));
     let mut scheduler = Scheduler::new(
         queue.clone(),
         Arc::new(Registry::with_builtin_kinds()),

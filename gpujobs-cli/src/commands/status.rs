@@ -96,11 +96,26 @@ async fn print_graph(q: &impl Queue, rec: &gpujobs_core::JobRecord) -> Result<()
 pub async fn cancel(args: CancelArgs) -> Result<(), CliError> {
     let id = job_id(&args.id)?;
     let q = connect::client(&args.redis).await?;
-    match q.cancel(&id).await? {
-        CancelOutcome::Cancelled => println!("{id}: cancelled before it ran"),
-        CancelOutcome::Requested => println!("{id}: running; its worker has been asked to stop it"),
-        CancelOutcome::AlreadyFinished(s) => println!("{id}: already {s}"),
+    let (outcome, state, text) = match q.cancel(&id).await? {
+        CancelOutcome::Cancelled => ("cancelled", None, format!("{id}: cancelled before it ran")),
+        CancelOutcome::Requested => (
+            "requested",
+            None,
+            format!("{id}: running; its worker has been asked to stop it"),
+        ),
+        CancelOutcome::AlreadyFinished(s) => {
+            ("already-finished", Some(s), format!("{id}: already {s}"))
+        }
         CancelOutcome::NotFound => return Err(CliError::runtime(format!("no job {id}"))),
+    };
+    if args.json {
+        let mut v = serde_json::json!({"id": id.as_str(), "outcome": outcome});
+        if let Some(s) = state {
+            v["state"] = serde_json::Value::String(s.to_string());
+        }
+        println!("{v}");
+    } else {
+        println!("{text}");
     }
     Ok(())
 }
@@ -135,10 +150,17 @@ pub async fn dead_letter(args: DeadLetterArgs) -> Result<(), CliError> {
                 );
             }
         }
-        DeadLetterAction::Retry { id } => {
+        DeadLetterAction::Retry { id, json } => {
             let id = job_id(&id)?;
             if q.retry_dead(&id).await? {
-                println!("{id}: re-submitted with fresh attempts");
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"id": id.as_str(), "retried": true})
+                    );
+                } else {
+                    println!("{id}: re-submitted with fresh attempts");
+                }
             } else {
                 return Err(CliError::runtime(format!(
                     "{id} is not a dead-lettered job that can be retried"

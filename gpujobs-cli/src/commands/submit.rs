@@ -52,7 +52,11 @@ fn read_file(path: &Path, registry: &Registry) -> Result<Vec<Validated>, CliErro
 /// once. At the first refusal no more are sent; those in flight finish, and the error
 /// lists the ids already accepted (printed on standard output first, one per line, as a
 /// successful submit prints them), so none runs under an id the user never saw.
-async fn submit_all(client: &Arc<Client>, envs: Vec<Validated>) -> Result<Vec<JobId>, CliError> {
+async fn submit_all(
+    client: &Arc<Client>,
+    envs: Vec<Validated>,
+    json: bool,
+) -> Result<Vec<JobId>, CliError> {
     let total = envs.len();
     let mut ids: Vec<Option<JobId>> = vec![None; total];
     let mut first_error: Option<(usize, CliError)> = None;
@@ -93,14 +97,24 @@ async fn submit_all(client: &Arc<Client>, envs: Vec<Validated>) -> Result<Vec<Jo
     if total == 1 {
         return Err(error);
     }
-    for id in &accepted {
-        println!("{id}");
-    }
+    print_ids(&accepted, json);
     Err(CliError::runtime(format!(
         "{} of {total} jobs submitted (their ids are printed above); {} not: {error}",
         accepted.len(),
         total - accepted.len()
     )))
+}
+
+/// Submitted ids on stdout: one per line, or with `--json` one object `{"ids": [..]}`.
+fn print_ids(ids: &[JobId], json: bool) {
+    if json {
+        let ids: Vec<&str> = ids.iter().map(JobId::as_str).collect();
+        println!("{}", serde_json::json!({ "ids": ids }));
+    } else {
+        for id in ids {
+            println!("{id}");
+        }
+    }
 }
 
 /// `gpujobs submit --graph graph.json`: the whole graph at once, then (with --wait)
@@ -127,8 +141,21 @@ async fn submit_graph(args: &SubmitArgs, path: &Path, registry: Registry) -> Res
         .submit_graph(graph)
         .await
         .map_err(|e| CliError::input(format!("{}: nothing submitted: {e}", path.display())))?;
-    for (name, id) in names.iter().zip(&ids) {
-        println!("{name} {id}");
+    // With --json, stdout is one JSON object: the ids go into it.
+    let jobs: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(&ids)
+        .map(|(n, id)| (n.clone(), serde_json::Value::String(id.to_string())))
+        .collect();
+    if args.json {
+        if !args.wait {
+            println!("{}", serde_json::json!({ "jobs": jobs }));
+            return Ok(());
+        }
+    } else {
+        for (name, id) in names.iter().zip(&ids) {
+            println!("{name} {id}");
+        }
     }
     if !args.wait {
         return Ok(());
@@ -145,7 +172,8 @@ async fn submit_graph(args: &SubmitArgs, path: &Path, registry: Registry) -> Res
             }
         }
     }
-    crate::tally::report(ids.len(), &tally, Some(wall), args.json)
+    let extra = serde_json::Map::from_iter([("jobs".to_string(), serde_json::Value::Object(jobs))]);
+    crate::tally::report_with(ids.len(), &tally, Some(wall), args.json, extra)
 }
 
 /// Runs the command.
@@ -217,11 +245,9 @@ pub async fn run(args: SubmitArgs) -> Result<(), CliError> {
     let queue: Arc<dyn Queue> = q.clone();
     let client = Arc::new(Client::new(queue, Arc::new(registry)));
     let started = Instant::now();
-    let ids = submit_all(&client, envs).await?;
+    let ids = submit_all(&client, envs, args.json).await?;
     if !args.wait {
-        for id in &ids {
-            println!("{id}");
-        }
+        print_ids(&ids, args.json);
         return Ok(());
     }
     let deadline = Duration::from_secs_f64(args.timeout);

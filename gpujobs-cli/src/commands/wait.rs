@@ -23,8 +23,8 @@ pub struct WaitArgs {
     /// Also read ids from this file, one per line (`-`: standard input).
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// Give up after this many seconds (the jobs keep running).
-    #[arg(long, default_value_t = 600.0)]
+    /// Give up after this long (`10m`, `600`; the jobs keep running).
+    #[arg(long, default_value = "600", value_parser = crate::units::positive_seconds)]
     pub timeout: f64,
     /// Print a table by kind and device: jobs, succeeded, median queue wait, compute
     /// and total.

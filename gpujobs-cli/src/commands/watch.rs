@@ -43,13 +43,82 @@ async fn rates(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<(f64, f64, u
     ))
 }
 
-async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result<String, CliError> {
+/// What one refresh shows.
+struct Snapshot {
+    submitted_per_s: f64,
+    succeeded_per_s: f64,
+    waiting: u64,
+    lanes: Vec<gpujobs_core::queue::LaneStats>,
+    workers: Vec<gpujobs_core::queue::WorkerInfo>,
+    events: Vec<(String, String)>,
+    dead: u64,
+}
+
+impl Snapshot {
+    fn count(&self, state: &str) -> usize {
+        self.events.iter().filter(|(_, st)| st == state).count()
+    }
+}
+
+async fn take(q: &RedisQueue, prev: &mut Option<Sample>) -> Result<Snapshot, CliError> {
     let (submitted_per_s, succeeded_per_s, waiting) = rates(q, prev).await?;
-    let lanes = q.lane_stats().await?;
-    let workers = q.workers().await?;
-    let events = q.recent_events(WINDOW).await?;
-    let dead = q.dead_letter_count().await?;
-    let count = |s: &str| events.iter().filter(|(_, st)| st == s).count();
+    Ok(Snapshot {
+        submitted_per_s,
+        succeeded_per_s,
+        waiting,
+        lanes: q.lane_stats().await?,
+        workers: q.workers().await?,
+        events: q.recent_events(WINDOW).await?,
+        dead: q.dead_letter_count().await?,
+    })
+}
+
+/// A snapshot as one JSON object (`watch --json`): the same figures as the text view.
+fn json(snap: &Snapshot, ns: &str) -> serde_json::Value {
+    let lanes: Vec<serde_json::Value> = snap
+        .lanes
+        .iter()
+        .map(|l| {
+            serde_json::json!({"lane": l.lane.as_str(), "ready": l.ready, "retry_wait": l.delayed,
+                "in_flight": l.in_flight, "backlog_s": l.backlog_s})
+        })
+        .collect();
+    let now = now_ms();
+    let workers: Vec<serde_json::Value> = snap
+        .workers
+        .iter()
+        .map(|w| {
+            let mut v = serde_json::to_value(w).unwrap_or_default();
+            v["heartbeat_age_s"] =
+                serde_json::json!(now.saturating_sub(w.last_seen_ms) as f64 / 1e3);
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "namespace": ns,
+        "lanes": lanes,
+        "workers": workers,
+        "submitted_per_s": snap.submitted_per_s,
+        "succeeded_per_s": snap.succeeded_per_s,
+        "window_s": WINDOW.as_secs(),
+        "failed": snap.count("failed"),
+        "dead": snap.count("dead"),
+        "retries": snap.count("retrying"),
+        "dead_letters": snap.dead,
+        "graph_waiting": snap.waiting,
+    })
+}
+
+fn text(q: &RedisQueue, snap: &Snapshot, ns: &str) -> String {
+    let Snapshot {
+        submitted_per_s,
+        succeeded_per_s,
+        waiting,
+        lanes,
+        workers,
+        dead,
+        ..
+    } = snap;
     let mut out = format!(
         "gpujobs watch — namespace {ns}, {}\n\n",
         q.config().redacted_url()
@@ -116,14 +185,29 @@ async fn snapshot(q: &RedisQueue, ns: &str, prev: &mut Option<Sample>) -> Result
         submitted_per_s,
         succeeded_per_s,
         WINDOW.as_secs(),
-        count("failed"),
-        count("dead"),
-        count("retrying"),
+        snap.count("failed"),
+        snap.count("dead"),
+        snap.count("retrying"),
     );
-    if waiting > 0 {
+    if *waiting > 0 {
         out += &format!("{waiting} jobs of graphs waiting for their parents\n");
     }
-    Ok(out)
+    out
+}
+
+/// One refresh, as the arguments ask: text or a JSON line.
+async fn render(
+    q: &RedisQueue,
+    args: &WatchArgs,
+    prev: &mut Option<Sample>,
+) -> Result<String, CliError> {
+    let snap = take(q, prev).await?;
+    let ns = &args.redis.namespace;
+    Ok(if args.json {
+        format!("{}\n", json(&snap, ns))
+    } else {
+        text(q, &snap, ns)
+    })
 }
 
 /// Runs the command until Ctrl-C (or once with `--once`).
@@ -133,18 +217,20 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     }
     let q = connect::client(&args.redis).await?;
     if args.once {
-        print!("{}", snapshot(&q, &args.redis.namespace, &mut None).await?);
+        print!("{}", render(&q, &args, &mut None).await?);
         return Ok(());
     }
     let mut stop = crate::signals::on_signal();
     let mut prev = None;
     loop {
-        let text = match snapshot(&q, &args.redis.namespace, &mut prev).await {
-            Ok(t) => t,
-            Err(e) => format!("Redis unavailable: {e}; retrying\n"),
-        };
-        // Clear the screen and draw from the top.
-        print!("\x1b[2J\x1b[H{text}");
+        match render(&q, &args, &mut prev).await {
+            // JSON: one line per refresh, for a program to follow.
+            Ok(line) if args.json => print!("{line}"),
+            Ok(text) => print!("\x1b[2J\x1b[H{text}"),
+            Err(e) if args.json => eprintln!("Redis unavailable: {e}; retrying"),
+            // Clear the screen and draw from the top.
+            Err(e) => println!("\x1b[2J\x1b[HRedis unavailable: {e}; retrying"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
             _ = stop.wait() => return Ok(()),

@@ -15,11 +15,14 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         gpujobs_cuda::set_pipeline(true);
     }
     let at_least = |x: f64, min: f64| x.is_finite() && x >= min;
-    if !(args.light_below_ms.is_finite() && (0.0..=60_000.0).contains(&args.light_below_ms)) {
-        return Err(CliError::input(
-            "--light-below-ms must be between 0 and 60000 milliseconds",
-        ));
+    // The old spellings, in their own units, win when given.
+    let light_below_s = args.light_below_ms.map_or(args.light_below, |ms| ms / 1e3);
+    if !(light_below_s.is_finite() && (0.0..=60.0).contains(&light_below_s)) {
+        return Err(CliError::input("--light-below must be between 0 and 60s"));
     }
+    let cache_bytes = args
+        .cache_mib
+        .map_or(args.cache, |mib| mib.saturating_mul(1 << 20));
     if !at_least(args.lease, 0.1) || !at_least(args.grace, 0.0) {
         return Err(CliError::input(
             "--lease must be at least 0.1 s and --grace at least 0 s",
@@ -48,12 +51,12 @@ pub async fn run(args: WorkerArgs) -> Result<(), CliError> {
         let mut config = WorkerConfig::new(backend.device.clone());
         config.concurrency = args.concurrency.max(1);
         config.light_concurrency = args.light_concurrency;
-        config.light_below = Duration::from_secs_f64(args.light_below_ms / 1e3);
+        config.light_below = Duration::from_secs_f64(light_below_s);
         config.lease = Duration::from_secs_f64(args.lease);
         config.input_wait = Duration::from_secs_f64(args.input_wait);
         config.reclaim_every = config.lease.min(Duration::from_secs(5));
         config.grace = Duration::from_secs_f64(args.grace);
-        config.cache_bytes = args.cache_mib.saturating_mul(1 << 20);
+        config.cache_bytes = cache_bytes;
         if let Some(id) = &args.id {
             config.id = if i == 0 {
                 id.clone()

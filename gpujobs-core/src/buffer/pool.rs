@@ -270,30 +270,33 @@ pub fn default_budget() -> u64 {
 }
 
 /// Parses a byte count: `1048576`, `512K`, `64M`, `4G`, `1T` (powers of 1024; a
-/// trailing `B` or `iB` is accepted).
+/// trailing `B` or `iB` is accepted: `256MiB`, `2GB`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let upper = text.trim().to_ascii_uppercase();
-    let t = upper
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let not_a_count = || format!("`{text}` is not a byte count (say 4G, 256MiB or 1048576)");
+    if digits.is_empty() {
+        return Err(not_a_count());
+    }
+    let n: u64 = digits.parse().map_err(|_| not_a_count())?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit
         .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(format!("`{text}`: unknown unit `{c}` (use K, M, G or T)")),
-            };
-            (&t[..i], shift)
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use K, M, G or T, optionally with B or iB)"
+            ));
         }
-        _ => (t, 0),
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a byte count (say 4G, 512M or 1048576)"))?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("`{text}` overflows"))
 }
@@ -382,7 +385,9 @@ mod tests {
         assert_eq!(parse_bytes("4G"), Ok(4 << 30));
         assert_eq!(parse_bytes("4GiB"), Ok(4 << 30));
         assert_eq!(parse_bytes("2gb"), Ok(2 << 30));
-        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("lots").is_err_and(|e| e.contains("not a byte count")));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1 k"), Ok(1 << 10));
         assert!(parse_bytes("4X").is_err());
         assert!(parse_bytes("99999999999T").is_err());
     }

@@ -1,7 +1,7 @@
 //! Time-ordered job identifiers.
 //!
 //! A [`JobId`] is a ULID: 48 bits of milliseconds since the Unix epoch followed by 80
-//! bits that are random per process and incremented within a millisecond, written as 26
+//! bits drawn from the OS for each new millisecond and incremented within one, written as 26
 //! characters of Crockford base32. Ids sort by creation time as plain strings, which
 //! keeps listings and Redis keys in submit order, and they need no coordination between
 //! the machines that create them.
@@ -94,18 +94,29 @@ fn next_parts() -> (u64, u128) {
     (g.last_ms, g.rand)
 }
 
-/// 80 bits from the clock, the process id and a stack address, mixed with SplitMix64.
-/// Uniqueness across processes is what matters here, not unpredictability.
+/// 80 random bits from the operating system (`getrandom`): ids made in the same
+/// millisecond by processes on many machines, or by containers that are all PID 1,
+/// must not collide. Should the OS refuse (it does not on the platforms we build for),
+/// the clock's nanoseconds, the process id and the thread stand in, said once.
 fn seed_random() -> u128 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let local = 0u8;
-    let addr = &local as *const u8 as usize as u64;
-    let a = crate::model::synth::splitmix64(nanos as u64 ^ (u64::from(std::process::id()) << 32));
-    let b = crate::model::synth::splitmix64(a ^ addr ^ (nanos >> 64) as u64);
-    ((u128::from(a) << 64) | u128::from(b)) & ((1u128 << 80) - 1)
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            tracing::warn!(error = %e, "no randomness from the OS; job ids fall back to the clock and process id")
+        });
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let thread = format!("{:?}", std::thread::current().id());
+        let a =
+            crate::model::synth::splitmix64(nanos as u64 ^ (u64::from(std::process::id()) << 32));
+        let b = crate::model::synth::splitmix64(a ^ thread.len() as u64 ^ (nanos >> 64) as u64);
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    u128::from_le_bytes(bytes) & ((1u128 << 80) - 1)
 }
 
 fn encode(ms: u64, rand: u128) -> String {

@@ -31,6 +31,10 @@ pub struct Diagnosis {
     pub partitions: usize,
     /// Whether this is a Redis Cluster (the facts above then come from one node).
     pub cluster: bool,
+    /// Entries waiting on a submit stream nothing reads: the brace-less key of the
+    /// layout before partitions (`<namespace>:submit`), where a client written from an
+    /// old example may still `XADD`. `(key, entries)`, only when it holds some.
+    pub stray_submits: Vec<(String, u64)>,
 }
 
 impl RedisQueue {
@@ -42,6 +46,20 @@ impl RedisQueue {
             .await
             .ok()?;
         v.get(1).cloned()
+    }
+
+    /// Submit streams nothing reads that hold entries (see [`Diagnosis::stray_submits`]):
+    /// jobs a client sent to the wrong key, which never run.
+    pub async fn stray_submits(&self) -> Vec<(String, u64)> {
+        let key = format!("{}:submit", self.shared.cfg.namespace);
+        let len: Result<u64, _> = redis::cmd("XLEN")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await;
+        match len {
+            Ok(n) if n > 0 => vec![(key, n)],
+            _ => Vec::new(),
+        }
     }
 
     /// Checks the server's version, persistence and eviction settings and that every
@@ -101,6 +119,7 @@ impl RedisQueue {
             missing_groups,
             partitions: self.shared.parts.len(),
             cluster: matches!(self.shared.conn, Conn::Cluster(_)),
+            stray_submits: self.stray_submits().await,
         }
     }
 }

@@ -6,6 +6,7 @@ mod charts;
 mod report;
 mod stats;
 mod stream;
+mod student_t;
 
 use crate::backends::{self, Backend};
 use crate::error::CliError;
@@ -22,11 +23,11 @@ pub struct BenchArgs {
     /// Small and medium sizes, 3 repetitions (under two minutes on two cores).
     #[arg(long)]
     pub quick: bool,
-    /// Kinds to run, comma-separated: vector-add, matmul, gaussian-blur, sobel, mlp-train.
-    #[arg(long, value_delimiter = ',')]
+    /// Kinds to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(cases::KINDS))]
     pub kinds: Vec<String>,
-    /// Size rungs, comma-separated: tiny, small, medium, large, xlarge.
-    #[arg(long, value_delimiter = ',')]
+    /// Size rungs, comma-separated (default: all, or small and medium with --quick).
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(cases::SIZES))]
     pub sizes: Vec<String>,
     /// Timed repetitions per cell, after the warm-up (default 10, or 3 with --quick).
     #[arg(long)]
@@ -35,8 +36,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Folder for results.json, results.csv, the PNG charts and report.md (default:
-    /// `gpujobs-bench-<date>` in the current directory).
-    #[arg(long)]
+    /// `gpujobs-bench-<date>` in the current directory; `--out`, the old name, still
+    /// works).
+    #[arg(long = "out-dir", alias = "out")]
     pub out: Option<PathBuf>,
     /// Instead of the cells, measure a worker's steady state: this many vector adds
     /// back to back through the embedded queue, a scheduler and one CPU worker, with
@@ -479,7 +481,7 @@ async fn run_cells(args: BenchArgs, out: PathBuf) -> Result<(), CliError> {
     std::fs::write(out.join("results.json"), json)
         .map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
     let command = format!(
-        "gpujobs bench{} --kinds {} --sizes {} --repeat {repeat} --warmup {} --out {}",
+        "gpujobs bench{} --kinds {} --sizes {} --repeat {repeat} --warmup {} --out-dir {}",
         if args.quick { " --quick" } else { "" },
         kinds.join(","),
         sizes.join(","),

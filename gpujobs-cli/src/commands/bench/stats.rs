@@ -23,20 +23,10 @@ pub struct Stats {
     pub ci95_high: f64,
 }
 
-/// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
+/// The 97.5% quantile of Student's t with `df` degrees of freedom (the half-width of a
+/// two-sided 95% interval, in standard errors).
 fn t975(df: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match df {
-        0 => f64::NAN,
-        d if d <= 30 => T[d - 1],
-        d if d <= 60 => 2.000,
-        d if d <= 120 => 1.980,
-        _ => 1.960,
-    }
+    super::student_t::quantile(0.975, df as f64)
 }
 
 impl Stats {

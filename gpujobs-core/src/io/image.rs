@@ -1,4 +1,5 @@
-//! Images in and out: PNG/JPEG through the `image` crate, or 2-D `.npy`.
+//! Images in and out (feature `images`): PNG/JPEG through the `image` crate, or 2-D
+//! `.npy`.
 //!
 //! Images become single-channel `f32` in `[0, 1]`, written straight into a page-aligned
 //! buffer from a [`BufferPool`] as they are converted from the decoder's pixels. Colour
@@ -10,9 +11,8 @@
 //! `normalize` scales by the maximum first (useful for Sobel magnitudes, which exceed
 //! 1). A `.npy` output keeps the exact `f32` values.
 
-use crate::npy::{self, NpyError};
-use gpujobs_core::buffer::OutOfHostMemory;
-use gpujobs_core::{BufferPool, HostBuf};
+use crate::buffer::{BufferPool, HostBuf, OutOfHostMemory};
+use crate::io::npy::{self, NpyError};
 use image::DynamicImage;
 use std::path::Path;
 
