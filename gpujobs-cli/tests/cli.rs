@@ -331,7 +331,10 @@ fn bad_input_is_refused_with_exit_code_2() {
         &["run", "image-filter", "--input", s(&garbage)],
         "garbage.png",
     );
-    refused(&["run", "matmul", "--device", "tpu"], "unknown device");
+    refused(
+        &["run", "matmul", "--device", "tpu"],
+        "invalid value 'tpu' for '--device <DEVICE>'; [possible values: auto, cpu, gpu, cuda]",
+    );
 }
 
 #[test]
