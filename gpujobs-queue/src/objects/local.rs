@@ -136,15 +136,27 @@ pub(super) fn write(
     renamed
 }
 
-/// Deletes the file at `path`; a file or folder that is not there is not an error.
+/// Deletes the file at `path`, and its folder if that is left empty (an attempt's own
+/// folder, a refused submit's job folder: no other writer uses it); a file or folder
+/// that is not there is not an error.
 pub(super) fn delete(roots: &Roots, path: &Path, url: &str) -> Result<(), ObjectError> {
     let Some((dir, name)) = open_parent(roots, path, url, false)? else {
         return Ok(());
     };
     match rustix::fs::unlinkat(&dir, name.as_os_str(), AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(io_error(e, url)),
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(io_error(e, url)),
     }
+    if let Some(folder) = path.parent()
+        && roots
+            .root_of(folder)
+            .is_some_and(|root| folder != root.as_path())
+        && let Ok(Some((up, name))) = open_parent(roots, folder, url, false)
+    {
+        // Fails, harmlessly, unless the folder is empty.
+        let _ = rustix::fs::unlinkat(&up, name.as_os_str(), AtFlags::REMOVEDIR);
+    }
+    Ok(())
 }
 
 /// The folder `path` is in, opened by walking from its root (each step checked inside
@@ -363,7 +375,17 @@ mod tests {
         refused(delete(&roots, &t.p("allowed/out/key.bin"), "u"));
         assert!(t.p("secret/key.bin").exists());
         delete(&roots, &t.p("allowed/new/deeper/x.npy"), "u").unwrap();
+        assert!(
+            !t.p("allowed/new/deeper").exists(),
+            "an emptied folder goes too"
+        );
+        assert!(t.p("allowed/new").exists(), "only the file's own folder");
         delete(&roots, &t.p("allowed/nothing/here.npy"), "u").unwrap();
+        // A folder that still holds something stays.
+        write(&roots, &t.p("allowed/kept/a.npy"), "u", b"a").unwrap();
+        write(&roots, &t.p("allowed/kept/b.npy"), "u", b"b").unwrap();
+        delete(&roots, &t.p("allowed/kept/a.npy"), "u").unwrap();
+        assert!(t.p("allowed/kept/b.npy").exists());
     }
 
     #[test]
