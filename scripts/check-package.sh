@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every published crate packages (`cargo package`, in dependency order, the workspace's
 # unpublished crates resolved locally as crates.io would resolve the published ones),
-# with minimal contents: each crate's file list is printed, and every file its library
-# code embeds (include_str!/include_bytes!) must be in its package. Run by .ci/run
+# with minimal contents: each crate's file list is printed, every file its library code
+# embeds (include_str!/include_bytes!) must be in its package, and the API docs build as
+# docs.rs builds them, without warnings. Run by .ci/run
 # (stage `package`); by hand: scripts/check-package.sh.
 #
 # The packages are not compiled here (`--no-verify`): that builds every dependency again
@@ -45,4 +46,9 @@ PY
         status=1
     fi
 done
+# The API docs as docs.rs builds them (its features, no broken or ambiguous links).
+echo "docs (docs.rs features)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -q -p gpujobs -p gpujobs-core \
+    -p gpujobs-queue -p gpujobs-cpu -p gpujobs-cuda \
+    --features gpujobs/redis,gpujobs/objects,gpujobs/tls,gpujobs/testkit,gpujobs/images || status=1
 exit "$status"

@@ -23,6 +23,7 @@ worker_args=${PEERS_WORKER_ARGS---concurrency 64}
 here=benches/peers
 work=${CARGO_TARGET_DIR:-target}/peers
 mkdir -p "$work"
+work=$(realpath "$work")   # absolute: the Celery steps run from another folder
 if [ ! -d "$work/node/node_modules/bullmq" ]; then
     mkdir -p "$work/node"
     cp "$here/package.json" "$work/node/"
@@ -113,13 +114,13 @@ run_celery() {
     start_redis
     local counter=$port
     export PEERS_BROKER="redis://127.0.0.1:$broker/0" PEERS_COUNTER="redis://127.0.0.1:$counter/0"
-    (cd "$here" && exec "$OLDPWD/$work/venv/bin/celery" -A celery_tasks worker -P prefork -c 2 \
+    (cd "$here" && exec "$work/venv/bin/celery" -A celery_tasks worker -P prefork -c 2 \
         --without-gossip --without-mingle --without-heartbeat -l warning >"$tmp/celery.log" 2>&1) &
     pids+=($!)
     sleep 4
     local c0; c0=$(calls "$broker")
     local t0; t0=$(now)
-    (cd "$here" && "$OLDPWD/$work/venv/bin/python" celery_producer.py "$jobs")
+    (cd "$here" && "$work/venv/bin/python" celery_producer.py "$jobs")
     local t1; t1=$(now)
     local c1; c1=$(calls "$broker")
     echo "celery $(calc "$jobs / ($t1 - $t0)") $(calc "($c1 - $c0) / $jobs")"

@@ -2,7 +2,7 @@
 //!
 //! Rust compiles for baseline x86-64 (SSE2) unless told otherwise, while the machines we
 //! run on have AVX2 and often AVX-512. Each kernel is written once, generic over how it
-//! multiplies-and-adds ([`Madd`]), and [`multiversion!`] compiles it three times: for
+//! multiplies-and-adds (`Madd`), and `multiversion!` compiles it three times: for
 //! AVX-512, for AVX2+FMA, and for the baseline; the first call picks the best the CPU
 //! supports. This is the only module that needs `unsafe`: calling a function compiled
 //! for features the CPU may lack is undefined behaviour, so the call happens only after

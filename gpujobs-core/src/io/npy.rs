@@ -438,7 +438,7 @@ pub fn write_i64(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyEr
     write_raw(path, shape, "<i8", &bytes)
 }
 
-/// A C-order `.npy` (format 1.0) of little-endian `f32` bytes: what [`write`] puts in a
+/// A C-order `.npy` (format 1.0) of little-endian `f32` bytes: what [`write()`] puts in a
 /// file, for stores that take bytes (object storage).
 pub fn encode(shape: &[usize], le_f32: &[u8]) -> Vec<u8> {
     let head = header_bytes(shape, "<f4");

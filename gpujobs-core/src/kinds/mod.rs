@@ -1,5 +1,5 @@
 //! The built-in job kinds, as data: inputs, parameters, validation, cost and a check
-//! against the reference implementation ([`reference`], plain f64 code). Backends
+//! against the reference implementation ([`reference`](mod@reference), plain f64 code). Backends
 //! implement the computation. [`filters`] derives Gaussian kernels as OpenCV does.
 
 pub mod filters;
