@@ -22,7 +22,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for round in 1 2; do
     "$bin" bench --kinds vector-add,matmul,gaussian-blur,sobel --sizes xlarge --repeat 10 \
-        --out "$out/product$round" >/dev/null
+        --out-dir "$out/product$round" >/dev/null
     cargo bench -q --bench cpu_anchors -- "${cases[@]}" >"$out/harness$round.jsonl"
     # OpenBLAS tuning variables some machines set for old builds slow a current numpy.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
