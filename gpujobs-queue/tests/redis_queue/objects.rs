@@ -99,7 +99,17 @@ async fn large_blobs_live_in_files_and_small_ones_in_redis() {
     cfg.objects.offload_url = Some(file_url(dir.path()));
     cfg.objects.offload_above = 64;
     let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(cfg).await.unwrap());
-    let _stop = start_cluster(q.clone());
+    // A small job's blobs stay in Redis (read before any worker runs: a finished job's
+    // inputs are deleted).
+    let job = VectorAdd {
+        a: Tensor::from_values(vec![3], vec![1.0, 2.0, 3.0]).unwrap(),
+        b: Tensor::from_values(vec![3], vec![1.0, 1.0, 1.0]).unwrap(),
+    };
+    let small = q.submit(JobEnvelope::new(job).unwrap()).await.unwrap();
+    assert_eq!(
+        raw_blob(&q, &server.url(), &small, "t0").await.unwrap(),
+        le_bytes(&[1.0, 2.0, 3.0])
+    );
     let a: Vec<f32> = (0..100).map(|i| i as f32).collect();
     let b: Vec<f32> = (0..100).map(|i| 0.5 * i as f32).collect();
     let job = VectorAdd {
@@ -114,6 +124,7 @@ async fn large_blobs_live_in_files_and_small_ones_in_redis() {
     assert_eq!(stored.len() % 4, 1);
     let object = text["gjref:file://".len()..].trim_end();
     assert_eq!(std::fs::read(object).unwrap(), le_bytes(&a));
+    let _stop = start_cluster(q.clone());
     let rec = finished(&q, &id).await;
     let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
     assert_eq!(sum(&rec), want);
@@ -122,17 +133,12 @@ async fn large_blobs_live_in_files_and_small_ones_in_redis() {
         out.starts_with(b"gjref:"),
         "the 400-byte result is offloaded too"
     );
-    // A small job's blobs stay in Redis.
-    let job = VectorAdd {
-        a: Tensor::from_values(vec![3], vec![1.0, 2.0, 3.0]).unwrap(),
-        b: Tensor::from_values(vec![3], vec![1.0, 1.0, 1.0]).unwrap(),
-    };
-    let id = q.submit(JobEnvelope::new(job).unwrap()).await.unwrap();
+    assert_eq!(sum(&finished(&q, &small).await), vec![2.0, 3.0, 4.0]);
     assert_eq!(
-        raw_blob(&q, &server.url(), &id, "t0").await.unwrap(),
-        le_bytes(&[1.0, 2.0, 3.0])
+        raw_blob(&q, &server.url(), &small, "out:t0").await.unwrap(),
+        le_bytes(&[2.0, 3.0, 4.0]),
+        "the small result stays in Redis"
     );
-    assert_eq!(sum(&finished(&q, &id).await), vec![2.0, 3.0, 4.0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,19 +417,20 @@ async fn blobs_graphs_and_url_tensors_through_a_real_s3_api() {
     cfg.objects.allow = vec!["s3://gpujobs/data".into()];
     moto.configure(&mut cfg);
     let q: Arc<RedisQueue> = Arc::new(RedisQueue::connect(cfg.clone()).await.unwrap());
-    let _stop = start_cluster(q.clone());
     let b: Vec<f32> = (0..256).map(|i| i as f32).collect();
     let job = VectorAdd {
         a: Tensor::from_url(vec![256], "s3://gpujobs/data/a.f32"),
         b: Tensor::from_values(vec![256], b.clone()).unwrap(),
     };
     let id = q.submit(JobEnvelope::new(job).unwrap()).await.unwrap();
-    // `a` is a URL, so `b` is the job's second tensor.
+    // `a` is a URL, so `b` is the job's second tensor (read before any worker runs:
+    // a finished job's inputs are deleted).
     let stored = raw_blob(&q, &server.url(), &id, "t1").await.unwrap();
     assert!(
         stored.starts_with(b"gjref:s3://gpujobs/queue/s3/"),
         "{stored:?}"
     );
+    let _stop = start_cluster(q.clone());
     let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
     assert_eq!(sum(&finished(&q, &id).await), want);
     // Graph outputs read by other workers come back through S3 as well.
