@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod common;
+
+use common::{f32_npy, read_f32_npy};
 use gpujobs_queue::keys::{Keys, partition_of};
 use gpujobs_queue::testkit::{Connection, RedisCluster, RedisServer, connection};
 use std::process::{Child, Command, Output, Stdio};
@@ -993,21 +996,6 @@ fn wait_reports_a_mixed_batch_by_kind() {
     assert!(text(&o.stderr).contains("use it with --wait"));
 }
 
-/// The values of a little-endian `f32` `.npy` file as this crate writes it.
-fn npy_values(path: &std::path::Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + header..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn write_f32_npy(path: &std::path::Path, values: &[f32]) {
-    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(path, gpujobs_core::npy::encode(&[values.len()], &bytes)).unwrap();
-}
-
 /// `wait --out-dir` writes each succeeded job's outputs as `<id>.<output>.npy`, the
 /// values the worker computed.
 #[test]
@@ -1020,8 +1008,8 @@ fn wait_writes_the_outputs_of_finished_jobs() {
     let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
     let av: Vec<f32> = (0..300).map(|i| i as f32 * 0.5).collect();
     let bv: Vec<f32> = (0..300).map(|i| 1000.0 - i as f32).collect();
-    write_f32_npy(&a, &av);
-    write_f32_npy(&b, &bv);
+    f32_npy(&a, &[av.len()], &av);
+    f32_npy(&b, &[bv.len()], &bv);
     let ids = submit_ids(
         &url,
         &[
@@ -1054,7 +1042,7 @@ fn wait_writes_the_outputs_of_finished_jobs() {
             "{}",
             text(&o.stderr)
         );
-        assert_eq!(npy_values(&file), want, "{id}");
+        assert_eq!(read_f32_npy(&file), want, "{id}");
     }
 }
 

@@ -119,6 +119,13 @@ fn seed_random() -> u128 {
     u128::from_le_bytes(bytes) & ((1u128 << 80) - 1)
 }
 
+/// 64 random bits from the operating system, for names that must not collide across
+/// processes and machines (an attempt's output folder, a temporary file): the source
+/// job ids use.
+pub fn random_u64() -> u64 {
+    seed_random() as u64
+}
+
 fn encode(ms: u64, rand: u128) -> String {
     let v: u128 = (u128::from(ms & ((1 << 48) - 1)) << 80) | rand;
     (0..26)

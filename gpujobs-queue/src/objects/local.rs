@@ -37,24 +37,31 @@ impl Roots {
         Roots { roots }
     }
 
-    /// Where each root resolves to today (a root that does not exist yet stands for
-    /// itself): asked at every check, as an operator may create or move a folder.
-    fn resolved(&self) -> Vec<PathBuf> {
-        self.roots
-            .iter()
-            .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
-            .collect()
+    /// Where each root resolves to now (a root that does not exist yet stands for
+    /// itself): asked once per operation, as an operator may create or move a folder.
+    fn resolved(&self) -> Resolved {
+        Resolved(
+            self.roots
+                .iter()
+                .map(|r| std::fs::canonicalize(r).unwrap_or_else(|_| r.clone()))
+                .collect(),
+        )
     }
 
     /// The configured root a path lies under, by its text.
     fn root_of(&self, path: &Path) -> Option<&PathBuf> {
         self.roots.iter().find(|r| path.starts_with(r))
     }
+}
 
+/// The roots as they resolve for one operation.
+struct Resolved(Vec<PathBuf>);
+
+impl Resolved {
     /// Refuses an opened file or folder that lives outside every root.
     fn check(&self, fd: &OwnedFd, url: &str) -> Result<(), ObjectError> {
         let real = real_path(fd, url)?;
-        if self.resolved().iter().any(|r| real.starts_with(r)) {
+        if self.0.iter().any(|r| real.starts_with(r)) {
             return Ok(());
         }
         Err(ObjectError::Refused(format!(
@@ -80,7 +87,7 @@ pub(super) fn read(
         Mode::empty(),
     )
     .map_err(|e| io_error(e, url))?;
-    roots.check(&fd, url)?;
+    roots.resolved().check(&fd, url)?;
     let stat = rustix::fs::fstat(&fd).map_err(|e| io_error(e, url))?;
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Err(ObjectError::Refused(format!(
@@ -194,6 +201,9 @@ fn open_parent(
         Err(Errno::NOENT) if !create => return Ok(None),
         Err(e) => return Err(io_error(e, url)),
     };
+    // Resolved after the root may have been created; each folder opened is checked.
+    let resolved = roots.resolved();
+    resolved.check(&dir, url)?;
     for part in parts {
         let next = match rustix::fs::openat(&dir, part, dir_flags, Mode::empty()) {
             Ok(fd) => fd,
@@ -209,10 +219,9 @@ fn open_parent(
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(io_error(e, url)),
         };
-        roots.check(&next, url)?;
+        resolved.check(&next, url)?;
         dir = next;
     }
-    roots.check(&dir, url)?;
     Ok(Some((dir, name)))
 }
 
@@ -252,11 +261,7 @@ fn unreachable(url: &str, e: &std::io::Error) -> ObjectError {
 
 /// A number no other writer picks at the same time (temporary file names).
 fn nonce() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // Each RandomState is seeded from the OS's randomness.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
+    gpujobs_core::model::id::random_u64()
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -64,10 +64,11 @@ struct Publish {
 /// rare case of one number delivered twice (a released attempt whose write was still
 /// under way when the job was delivered again).
 fn attempt_token(lease: &Lease) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(lease.entry.as_bytes());
-    format!("a{}-{:08x}", lease.attempt, h.finish() as u32)
+    format!(
+        "a{}-{:08x}",
+        lease.attempt,
+        gpujobs_core::model::id::random_u64() as u32
+    )
 }
 
 impl RedisQueue {
@@ -91,6 +92,7 @@ impl RedisQueue {
             .unwrap_or_default();
         let mut blobs = Vec::with_capacity(result.blobs.len());
         let mut publish = Vec::new();
+        let mut blob_keys = Vec::with_capacity(result.blobs.len());
         for (name, values) in &result.blobs {
             let bytes = blob_bytes(values);
             if bytes.len() as u64 > cfg.max_blob_bytes {
@@ -103,6 +105,7 @@ impl RedisQueue {
                 return Ok(None);
             }
             let key = keys.blob(id, &format!("out:{name}"));
+            blob_keys.push(key.clone());
             let to = dest.as_ref().and_then(|d| {
                 let (_, path, shape) = paths.iter().find(|(blob, ..)| blob == name)?;
                 let file = segment(if path.is_empty() { name } else { path });
@@ -143,8 +146,7 @@ impl RedisQueue {
         // keys, so the script only renames them.
         let mut outputs = Vec::with_capacity(forms.len());
         let (mut staged_keys, mut staged_forms) = (Vec::new(), Vec::new());
-        for (name, form) in result.blobs.keys().zip(forms) {
-            let key = keys.blob(id, &format!("out:{name}"));
+        for (key, form) in blob_keys.into_iter().zip(forms) {
             if form.len() <= INLINE_OUTPUT_BYTES {
                 outputs.push(OutputBlob::Inline {
                     key,

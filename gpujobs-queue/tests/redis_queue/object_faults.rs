@@ -4,11 +4,11 @@
 //! that need it, every wait has its bound, a store's "never" fails a job at once, and
 //! `file://` links cannot lead out of the allowed folders.
 
-use super::objects::{Moto, file_url, le_bytes, sum};
+use super::objects::{Moto, file_url, finished_within, le_bytes, sum};
 use super::{config, query, start_cluster_with};
 use gpujobs_core::kinds::VectorAdd;
 use gpujobs_core::queue::{AdminQueue, SubmitQueue};
-use gpujobs_core::{JobEnvelope, JobId, JobRecord, JobState, Queue, ShutdownTrigger, Tensor};
+use gpujobs_core::{JobEnvelope, JobId, JobState, Queue, ShutdownTrigger, Tensor};
 use gpujobs_queue::testkit::RedisServer;
 use gpujobs_queue::{RedisConfig, RedisQueue};
 use std::io::{Read, Write};
@@ -91,22 +91,6 @@ fn start(q: Arc<dyn Queue>, input_wait: Duration) -> (ShutdownTrigger, String) {
     (stop, id)
 }
 
-/// The job's record once it has ended.
-async fn finished(q: &RedisQueue, id: &JobId, within: Duration) -> JobRecord {
-    let start = Instant::now();
-    loop {
-        let rec = q.status(id).await.unwrap();
-        if let Some(rec) = rec.filter(|r| r.state.is_terminal()) {
-            return rec;
-        }
-        assert!(
-            start.elapsed() < within,
-            "job {id} did not end within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn state_of(q: &RedisQueue, id: &JobId) -> Option<(JobState, u32)> {
     q.status(id).await.unwrap().map(|r| (r.state, r.attempts))
 }
@@ -168,7 +152,7 @@ async fn a_frozen_store_holds_only_the_jobs_that_need_it() {
         quick.push(q.submit(needs_no_object(i)).await.unwrap());
     }
     for id in &quick {
-        let rec = finished(&q, id, Duration::from_secs(10)).await;
+        let rec = finished_within(&q, id, Duration::from_secs(10)).await;
         assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
     }
     // Three lease lengths and more with the store frozen.
@@ -186,7 +170,7 @@ async fn a_frozen_store_holds_only_the_jobs_that_need_it() {
         "still its first attempt, its lease renewed"
     );
     proxy.thaw();
-    let rec = finished(&q, &slow, Duration::from_secs(20)).await;
+    let rec = finished_within(&q, &slow, Duration::from_secs(20)).await;
     assert_eq!(sum(&rec), vec![11.0, 12.0, 13.0, 14.0]);
     assert_eq!(rec.attempts, 1, "never re-run");
 }
@@ -213,7 +197,7 @@ async fn an_input_wait_past_its_bound_releases_the_job_without_an_attempt() {
         "{state} after {attempts} attempts"
     );
     proxy.thaw();
-    let rec = finished(&q, &slow, Duration::from_secs(20)).await;
+    let rec = finished_within(&q, &slow, Duration::from_secs(20)).await;
     assert_eq!(sum(&rec), vec![11.0, 12.0, 13.0, 14.0]);
     assert_eq!(rec.attempts, 1);
 }
@@ -262,7 +246,7 @@ async fn a_missing_bucket_fails_the_job_at_once_with_its_reason() {
         .with_max_attempts(5)
         .with_results_to("s3://nosuchbucket/out/run-1");
     let id = q.submit(env).await.unwrap();
-    let rec = finished(&q, &id, Duration::from_secs(15)).await;
+    let rec = finished_within(&q, &id, Duration::from_secs(15)).await;
     assert_eq!((rec.state, rec.attempts), (JobState::Failed, 1), "{rec:?}");
     let msg = rec.error.unwrap().message;
     assert!(msg.contains("bucket does not exist"), "{msg}");
@@ -300,7 +284,7 @@ async fn links_out_of_the_allowed_folders_are_refused_for_reads_results_and_offl
     let write = needs_no_object(4).with_results_to(file_url(&allowed.join("out/run")));
     let write = q.submit(write).await.unwrap();
     for id in [read, write] {
-        let rec = finished(&q, &id, Duration::from_secs(15)).await;
+        let rec = finished_within(&q, &id, Duration::from_secs(15)).await;
         assert_eq!(rec.state, JobState::Failed, "{rec:?}");
         let msg = rec.error.unwrap().message;
         assert!(msg.contains("outside the readable prefixes"), "{msg}");
@@ -334,7 +318,7 @@ async fn results_at_a_url_are_written_once_by_the_recorded_attempt() {
     let (_stop, _) = start(q.clone(), Duration::from_secs(60));
     let env = needs_no_object(6).with_results_to(file_url(&out.join("run")));
     let id = q.submit(env).await.unwrap();
-    let rec = finished(&q, &id, Duration::from_secs(15)).await;
+    let rec = finished_within(&q, &id, Duration::from_secs(15)).await;
     assert_eq!(sum(&rec), vec![7.0; 1000]);
     // Published just after the record: give the worker a moment.
     let file = out.join("run/c.npy");

@@ -29,16 +29,22 @@ async fn raw_blob(q: &RedisQueue, url: &str, id: &JobId, name: &str) -> Option<V
 
 /// The job's record once it has ended (a raw entry has none until a scheduler took it).
 async fn finished(q: &RedisQueue, id: &JobId) -> JobRecord {
+    finished_within(q, id, Duration::from_secs(15)).await
+}
+
+/// [`finished`], failing the test if the job has not ended within `within`.
+pub(super) async fn finished_within(q: &RedisQueue, id: &JobId, within: Duration) -> JobRecord {
     let start = Instant::now();
     loop {
-        if let Some(rec) = q.wait(id, Duration::from_secs(15)).await.unwrap()
+        let left = within.saturating_sub(start.elapsed());
+        if let Some(rec) = q.wait(id, left).await.unwrap()
             && rec.state.is_terminal()
         {
             return rec;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "job {id} did not end"
+            start.elapsed() < within,
+            "job {id} did not end within {within:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
