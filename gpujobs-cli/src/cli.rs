@@ -406,9 +406,9 @@ pub struct WorkerArgs {
     /// restarted worker take back the jobs it held.
     #[arg(long)]
     pub id: Option<String>,
-    /// MiB of recent graph outputs kept in host memory (least recently used out first),
-    /// so a graph job that runs here after its parent reads the parent's output without
-    /// a round trip to Redis. 0 turns the cache off.
+    /// How much of recent graph outputs to keep in host memory (`256MiB`, `1G`; least
+    /// recently used out first), so a graph job that runs here after its parent reads
+    /// the parent's output without a round trip to Redis. 0 turns the cache off.
     #[arg(long, env = "GPUJOBS_CACHE", default_value = "256MiB", value_parser = crate::units::bytes)]
     pub cache: u64,
     /// The same in MiB (the old spelling; overrides --cache).
