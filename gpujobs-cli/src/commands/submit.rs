@@ -7,13 +7,10 @@ use crate::graph_file;
 use crate::inputs;
 use crate::report;
 use gpujobs_core::queue::SubmitQueue;
-use gpujobs_core::{
-    Client, ClientError, JobEnvelope, JobId, JobState, Limits, Queue, Registry, Validated,
-};
+use gpujobs_core::{Client, JobEnvelope, JobId, JobState, Limits, Queue, Registry, Validated};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
 
 /// Submits in flight at once (the queue writes those that arrive together in one
 /// script call).
@@ -58,40 +55,8 @@ async fn submit_all(
     json: bool,
 ) -> Result<Vec<JobId>, CliError> {
     let total = envs.len();
-    let mut ids: Vec<Option<JobId>> = vec![None; total];
-    let mut first_error: Option<(usize, CliError)> = None;
-    let mut set = JoinSet::new();
-    let mut record = |done: Result<(usize, Result<JobId, ClientError>), tokio::task::JoinError>,
-                      first_error: &mut Option<(usize, CliError)>| {
-        match done {
-            Ok((j, Ok(id))) => ids[j] = Some(id),
-            Ok((j, Err(e))) => {
-                if first_error.as_ref().is_none_or(|(k, _)| j < *k) {
-                    *first_error = Some((j, e.into()));
-                }
-            }
-            Err(e) => {
-                first_error.get_or_insert((usize::MAX, CliError::runtime(e.to_string())));
-            }
-        }
-    };
-    for (i, env) in envs.into_iter().enumerate() {
-        if first_error.is_some() {
-            break;
-        }
-        if set.len() >= IN_FLIGHT
-            && let Some(done) = set.join_next().await
-        {
-            record(done, &mut first_error);
-        }
-        let client = client.clone();
-        set.spawn(async move { (i, client.submit_validated(env).await) });
-    }
-    while let Some(done) = set.join_next().await {
-        record(done, &mut first_error);
-    }
-    let accepted: Vec<JobId> = ids.into_iter().flatten().collect();
-    let Some((_, error)) = first_error else {
+    let (accepted, first_error) = client.submit_many(envs, IN_FLIGHT).await;
+    let Some((_, error)) = first_error.map(|(i, e)| (i, CliError::from(e))) else {
         return Ok(accepted);
     };
     if total == 1 {

@@ -110,6 +110,54 @@ impl Client {
         Ok(self.queue.submit(env).await?)
     }
 
+    /// Submits jobs validated in this process, up to `in_flight` at once (a queue
+    /// writes those that arrive together in one round trip). At the first refusal no
+    /// more are sent; those in flight finish. Returns the ids accepted, in order, and
+    /// the first refusal with the index of its job: a front end must show the accepted
+    /// ids, so that no job runs under an id its user never saw.
+    pub async fn submit_many(
+        &self,
+        jobs: Vec<Validated>,
+        in_flight: usize,
+    ) -> (Vec<JobId>, Option<(usize, ClientError)>) {
+        let total = jobs.len();
+        let mut ids: Vec<Option<JobId>> = vec![None; total];
+        let mut first_error: Option<(usize, ClientError)> = None;
+        let mut set = tokio::task::JoinSet::new();
+        let mut record =
+            |done: Result<(usize, Result<JobId, ClientError>), tokio::task::JoinError>,
+             first: &mut Option<(usize, ClientError)>| {
+                match done {
+                    Ok((j, Ok(id))) => ids[j] = Some(id),
+                    Ok((j, Err(e))) => {
+                        if first.as_ref().is_none_or(|(k, _)| j < *k) {
+                            *first = Some((j, e));
+                        }
+                    }
+                    Err(e) => {
+                        first
+                            .get_or_insert((usize::MAX, QueueError::Backend(e.to_string()).into()));
+                    }
+                }
+            };
+        for (i, job) in jobs.into_iter().enumerate() {
+            if first_error.is_some() {
+                break;
+            }
+            if set.len() >= in_flight.max(1)
+                && let Some(done) = set.join_next().await
+            {
+                record(done, &mut first_error);
+            }
+            let client = self.clone();
+            set.spawn(async move { (i, client.submit_validated(job).await) });
+        }
+        while let Some(done) = set.join_next().await {
+            record(done, &mut first_error);
+        }
+        (ids.into_iter().flatten().collect(), first_error)
+    }
+
     /// Validates an envelope as [`Client::submit_envelope`] would, without submitting
     /// it: for a front end that refuses a whole batch before submitting any of it.
     pub fn validate(&self, env: JobEnvelope) -> Result<Validated, ClientError> {

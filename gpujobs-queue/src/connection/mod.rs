@@ -23,7 +23,10 @@ pub(crate) fn backend(doing: &str) -> impl Fn(redis::RedisError) -> QueueError +
 /// [`QueueError::Full`], named as such, so callers can wait for memory rather than
 /// treat it as a broken connection; everything else is [`QueueError::Backend`].
 pub(crate) fn classify(doing: &str, e: &redis::RedisError) -> QueueError {
-    if e.code() == Some("OOM") {
+    // A pipeline (blobs stored together) reports its commands' errors in one error whose
+    // own code is none of theirs: an `OOM` among them is found in its text.
+    let oom = e.code() == Some("OOM") || e.to_string().contains("error: \"OOM\"");
+    if oom {
         QueueError::Full(format!(
             "{doing}: Redis is out of memory (used memory reached maxmemory and the \
              policy does not evict): wait for jobs to finish, or raise maxmemory"

@@ -1,0 +1,125 @@
+"""What a finished job gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from .errors import JobCancelled, JobFailed
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .mlp import Model
+
+
+@dataclass(frozen=True)
+class Check:
+    """The output compared with the kind's reference implementation (``check=True``)."""
+
+    #: The error measured (its meaning is ``metric``; 0 when skipped).
+    error: float
+    #: The largest error accepted.
+    tolerance: float
+    #: What ``error`` measures (``max abs``, ``rel Frobenius``, ...).
+    metric: str
+    #: Why nothing was checked, when nothing was (the reference would cost too much).
+    skipped: Optional[str] = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether the output is within tolerance (a skipped check passes)."""
+        return self.skipped is not None or self.error <= self.tolerance
+
+
+@dataclass(frozen=True)
+class Result:
+    """A succeeded job: its outputs as numpy arrays and where and how it ran."""
+
+    #: The job's id.
+    id: str
+    #: Its kind (``matmul``, ...).
+    kind: str
+    #: Each output tensor by its path: ``c`` (matmul, vector-add), ``image``
+    #: (image-filter), ``probs``/``labels`` (mlp-predict), ``weights.0``, ``biases.0``,
+    #: ... (mlp-train). float32, C order, owning the worker's buffer (no copy).
+    outputs: Dict[str, "np.ndarray"]
+    #: The device that ran it, as the CLI prints it (``cpu (...)``, ``NVIDIA H100 ...``).
+    device: str
+    #: Seconds per stage: ``queue_wait_s``, ``prepare_s``, ``h2d_s``, ``compute_s``,
+    #: ``d2h_s``, ``run_s``, ``total_s``.
+    timings: Dict[str, float]
+    #: The comparison with the reference, when asked for (``check=True``).
+    check: Optional[Check]
+    #: Attempts it took.
+    attempts: int
+    #: The worker that ran it.
+    worker: Optional[str]
+    #: The job's record as the wire format has it (docs/wire-format.md), without outputs.
+    record: Dict[str, Any] = field(repr=False)
+
+    def __getitem__(self, output: str) -> "np.ndarray":
+        """``result["c"]`` is ``result.outputs["c"]``."""
+        return self.outputs[output]
+
+    @property
+    def output(self) -> Dict[str, Any]:
+        """The kind's output JSON: tensors as ``{"shape", "blob"}``, plus the rest
+        (``epochs`` of mlp-train)."""
+        out: Dict[str, Any] = self.record.get("result", {}).get("output", {})
+        return out
+
+    @property
+    def summary(self) -> str:
+        """One line describing the output."""
+        return str(self.record.get("result", {}).get("summary", ""))
+
+    @property
+    def epochs(self) -> List[Dict[str, Any]]:
+        """mlp-train: loss and accuracy per epoch (``test_*`` with held-out data)."""
+        return list(self.output.get("epochs", []))
+
+    def model(self) -> "Model":
+        """mlp-train: the trained model."""
+        from .mlp import Model
+
+        return Model.from_outputs(self.outputs)
+
+
+def _device(record: Dict[str, Any]) -> str:
+    d = record.get("result", {}).get("device", {})
+    if isinstance(d, dict):
+        name = d.get("name") or d.get("class") or "?"
+        cls = d.get("class", "")
+        return f"{cls} ({name})" if cls and cls != name else str(name)
+    return str(d)
+
+
+def from_record(record: Dict[str, Any]) -> Result:
+    """The Result of a record, or the exception for a job that ended without one."""
+    outputs = record.pop("outputs", {})
+    check = record.pop("check", None)
+    state = record.get("state", "")
+    if state != "succeeded":
+        error = record.get("error") or {}
+        cls = JobCancelled if state == "cancelled" else JobFailed
+        reason = error.get("message", "no result")
+        raise cls(
+            f"job {record.get('id')} ended {state}: {reason}",
+            job_id=str(record.get("id", "")),
+            state=state,
+            error_class=error.get("class"),
+            reason=reason,
+        )
+    result = record.get("result") or {}
+    return Result(
+        id=str(record["id"]),
+        kind=str(record.get("kind", "")),
+        outputs=outputs,
+        device=_device(record),
+        timings=dict(result.get("timings", {})),
+        check=Check(**check) if check else None,
+        attempts=int(record.get("attempts", 0)),
+        worker=record.get("worker"),
+        record=record,
+    )

@@ -1,0 +1,538 @@
+//! `Core`: one queue and a client over it, either an in-process cluster (embedded queue,
+//! scheduler, a CPU worker and one per GPU) or a Redis queue that workers elsewhere
+//! serve. Every method converts, then hands the work to the Rust library with the GIL
+//! released; a blocking wait can be interrupted with Ctrl-C.
+
+use crate::errors;
+use crate::{envelope, records, runtime};
+use gpujobs::model::tensor_json::for_each_tensor_mut;
+use gpujobs::queue::CancelOutcome;
+use gpujobs::queue::SubmitQueue;
+use gpujobs::redis::{RedisConfig, RedisQueue};
+use gpujobs::{
+    Client, ClientError, DeviceInfo, EmbeddedCluster, Graph, JobId, JobRecord, JobState, Queue,
+    Registry, Validated, WorkerConfig,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Most submits of one `submit_many` in flight at once.
+const IN_FLIGHT: usize = 256;
+/// How often a blocking wait looks for Ctrl-C.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// A job validated in this process, kept by a handle that asked for its result to be
+/// checked against the reference implementation.
+#[pyclass(frozen, module = "gpujobs._native")]
+pub(crate) struct Prepared {
+    job: Validated,
+}
+
+/// A queue and its client.
+#[pyclass(frozen, module = "gpujobs._native")]
+pub(crate) struct Core {
+    client: Client,
+    redis: Option<Arc<RedisQueue>>,
+    cluster: Mutex<Option<EmbeddedCluster>>,
+    reference: Arc<Registry>,
+    describe: String,
+}
+
+/// Runs `fut` on the runtime with the GIL released, looking for Ctrl-C between slices.
+fn block_on<T: Send + 'static>(
+    py: Python<'_>,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> PyResult<T> {
+    let rt = runtime::get()?;
+    let mut task = rt.spawn(fut);
+    loop {
+        let done = py
+            .detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut task).await }));
+        match done {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => {
+                return Err(errors::raise(
+                    "GpujobsError",
+                    format!("internal task failed: {e}"),
+                    &[],
+                ));
+            }
+            Err(_) => {
+                if let Err(e) = py.check_signals() {
+                    task.abort();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+fn seconds(timeout: Option<f64>) -> PyResult<Duration> {
+    match timeout {
+        None => Ok(Duration::from_secs(100 * 365 * 24 * 3600)),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(errors::validation(format!(
+            "timeout must be a number of seconds ≥ 0 or None, got {s}"
+        ))),
+    }
+}
+
+fn job_id(id: &str) -> PyResult<JobId> {
+    JobId::parse(id).ok_or_else(|| errors::raise("NotFound", format!("no job with id {id:?}"), &[]))
+}
+
+impl Core {
+    fn new(
+        client: Client,
+        redis: Option<Arc<RedisQueue>>,
+        cluster: Option<EmbeddedCluster>,
+        describe: String,
+    ) -> Self {
+        Core {
+            client,
+            redis,
+            cluster: Mutex::new(cluster),
+            reference: Arc::new(gpujobs::cpu::registry()),
+            describe,
+        }
+    }
+
+    /// The record of a finished job as a dict, its result checked when `check` holds it.
+    fn finished<'py>(
+        &self,
+        py: Python<'py>,
+        rec: JobRecord,
+        check: Option<&Prepared>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let checked = match (check, &rec.result) {
+            (Some(p), Some(result)) if rec.state == JobState::Succeeded => {
+                let env = p.job.get();
+                let reference = self.reference.clone();
+                let (kind, payload, blobs, result) = (
+                    env.kind.clone(),
+                    env.payload.clone(),
+                    env.blobs.clone(),
+                    result.clone(),
+                );
+                py.detach(move || reference.check(&kind, &payload, &blobs, &result))
+                    .map_err(errors::validation_error)?
+            }
+            _ => None,
+        };
+        let d = records::record(py, rec)?;
+        if let Some(c) = checked {
+            d.set_item("check", records::to_py(py, &c)?)?;
+        }
+        Ok(d)
+    }
+}
+
+#[pymethods]
+impl Core {
+    /// An in-process cluster: a CPU worker running `concurrency` jobs at once, and, unless
+    /// `device` is `cpu`, a worker per CUDA GPU (this build's and this machine's).
+    #[staticmethod]
+    fn embedded(py: Python<'_>, concurrency: usize, device: &str) -> PyResult<Self> {
+        let rt = runtime::get()?;
+        let mut builder = EmbeddedCluster::builder();
+        let mut worker = |registry: Registry, info: DeviceInfo| {
+            let mut config = WorkerConfig::new(info);
+            config.concurrency = concurrency.max(1);
+            config.poll = Duration::from_millis(100);
+            config.heartbeat = Duration::from_millis(200);
+            builder = std::mem::take(&mut builder).worker(config, Arc::new(registry));
+        };
+        let mut describe = vec!["cpu".to_string()];
+        let cpu = gpujobs::cpu::CpuExecutor::new();
+        worker(Registry::for_backend(&cpu), gpujobs::Backend::device(&cpu));
+        let mut gpus = 0;
+        match device {
+            "cpu" => {}
+            "auto" | "gpu" => match gpujobs::cuda::devices() {
+                Ok(devices) => {
+                    for d in devices {
+                        describe.push(gpujobs::Backend::device(&d).to_string());
+                        worker(Registry::for_backend(&d), gpujobs::Backend::device(&d));
+                        gpus += 1;
+                    }
+                }
+                Err(why) if device == "gpu" => {
+                    return Err(errors::raise(
+                        "DeviceUnavailable",
+                        format!("no GPU available: {why}"),
+                        &[],
+                    ));
+                }
+                Err(_) => {}
+            },
+            other => {
+                return Err(errors::validation(format!(
+                    "device must be `auto`, `cpu` or `gpu`, got `{other}`"
+                )));
+            }
+        }
+        let cluster = {
+            let _inside = rt.enter();
+            builder.start()
+        };
+        let queue = cluster.queue().clone();
+        let want = 1 + gpus;
+        block_on(py, async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < deadline {
+                let live = <dyn Queue>::workers(queue.as_ref())
+                    .await
+                    .map(|w| w.len())
+                    .unwrap_or(0);
+                if live >= want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })?;
+        let client = cluster.client().clone();
+        Ok(Core::new(
+            client,
+            None,
+            Some(cluster),
+            format!("embedded ({})", describe.join(", ")),
+        ))
+    }
+
+    /// A Redis queue (`redis://`, `rediss://` with TLS builds, `redis+cluster://`).
+    #[staticmethod]
+    #[pyo3(signature = (url, namespace, partitions, max_blob_bytes, max_entry_bytes, connect_timeout))]
+    fn redis(
+        py: Python<'_>,
+        url: String,
+        namespace: String,
+        partitions: Option<u32>,
+        max_blob_bytes: Option<u64>,
+        max_entry_bytes: Option<u64>,
+        connect_timeout: f64,
+    ) -> PyResult<Self> {
+        let mut cfg = RedisConfig::new(url);
+        cfg.namespace = namespace;
+        cfg.partitions = partitions;
+        if let Some(b) = max_blob_bytes {
+            cfg.max_blob_bytes = b;
+        }
+        if let Some(b) = max_entry_bytes {
+            cfg.max_entry_bytes = b;
+        }
+        cfg.warn_durability = false;
+        cfg.auth_grace = Duration::ZERO;
+        let describe = format!("redis {} ({})", cfg.redacted_url(), cfg.namespace);
+        let give_up = seconds(Some(connect_timeout))?;
+        let queue = block_on(py, async move {
+            RedisQueue::connect_retrying(cfg, Some(give_up)).await
+        })?
+        .map_err(errors::queue)?;
+        let queue = Arc::new(queue);
+        let client = Client::new(queue.clone(), Arc::new(Registry::with_builtin_kinds()));
+        Ok(Core::new(client, Some(queue), None, describe))
+    }
+
+    /// What this core runs on, for `repr`.
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    /// Validates a job without submitting it (arrays are copied here, once).
+    fn prepare(
+        &self,
+        kind: &str,
+        inputs: &Bound<'_, PyDict>,
+        options: &Bound<'_, PyDict>,
+    ) -> PyResult<Prepared> {
+        let env = envelope::build(kind, inputs, options)?;
+        let job = self.client.validate(env).map_err(errors::client)?;
+        Ok(Prepared { job })
+    }
+
+    /// Submits a prepared job; returns its id.
+    fn submit(&self, py: Python<'_>, job: &Prepared) -> PyResult<String> {
+        let client = self.client.clone();
+        let job = job.job.clone();
+        let id = block_on(py, async move { client.submit_validated(job).await })?
+            .map_err(errors::client)?;
+        Ok(id.to_string())
+    }
+
+    /// Submits prepared jobs, many in flight; returns their ids in order. When one is
+    /// refused the rest are not sent, and the error's `accepted` lists the ids that were.
+    fn submit_many(&self, py: Python<'_>, jobs: Vec<Bound<'_, Prepared>>) -> PyResult<Vec<String>> {
+        let client = self.client.clone();
+        let jobs: Vec<Validated> = jobs.iter().map(|j| j.get().job.clone()).collect();
+        let total = jobs.len();
+        let (ids, first_error) =
+            block_on(py, async move { client.submit_many(jobs, IN_FLIGHT).await })?;
+        let accepted: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+        match first_error {
+            None => Ok(accepted),
+            Some((_, e)) => {
+                let class = errors::client_class(&e);
+                let message = format!(
+                    "{} of {total} jobs submitted (their ids are in the error's `accepted`); {} not: {e}",
+                    accepted.len(),
+                    total - accepted.len()
+                );
+                let list = PyList::new(py, &accepted)?.into_any().unbind();
+                Err(errors::raise(class, message, &[("accepted", list)]))
+            }
+        }
+    }
+
+    /// Submits a graph: `nodes` are `(name, kind, inputs, options)`, where an input
+    /// `{"shape": [..], "from": {"job": <name>, "output": <path>}}` reads another node's
+    /// output. Returns the ids in the order of `nodes`; nothing is submitted when one is
+    /// refused.
+    fn submit_graph(
+        &self,
+        py: Python<'_>,
+        nodes: Vec<(String, String, Bound<'_, PyDict>, Bound<'_, PyDict>)>,
+    ) -> PyResult<Vec<String>> {
+        let mut graph = Graph::new();
+        let mut names = BTreeMap::new();
+        for (name, ..) in &nodes {
+            let id = graph
+                .id(name)
+                .map_err(|e| errors::validation(format!("invalid graph: {e}")))?;
+            names.insert(name.clone(), id);
+        }
+        for (name, kind, inputs, options) in &nodes {
+            let mut env = envelope::build(kind, inputs, options)?;
+            for_each_tensor_mut(&mut env.payload, |_, map| {
+                let Some(Value::Object(from)) = map.get_mut("from") else {
+                    return Ok::<(), PyErr>(());
+                };
+                let Some(Value::String(parent)) = from.get_mut("job") else {
+                    return Ok(());
+                };
+                let id = names.get(parent.as_str()).ok_or_else(|| {
+                    errors::validation(format!(
+                        "invalid graph: step `{name}` reads from `{parent}`, which is not a step of this graph"
+                    ))
+                })?;
+                *parent = id.to_string();
+                Ok(())
+            })?;
+            graph
+                .add_envelope(name, env)
+                .map_err(|e| errors::validation(format!("invalid graph: {e}")))?;
+        }
+        let client = self.client.clone();
+        let ids = block_on(py, async move { client.submit_graph(graph).await })?
+            .map_err(errors::client)?;
+        Ok(ids.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    /// Waits for a job to end and returns its record with its outputs (`None`: wait
+    /// without end). Raises `TimeoutError` when it has not ended in time.
+    #[pyo3(signature = (id, timeout, check=None))]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        timeout: Option<f64>,
+        check: Option<&Prepared>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let id = job_id(id)?;
+        let timeout = seconds(timeout)?;
+        let client = self.client.clone();
+        let rec = block_on(py, async move { client.wait(&id, timeout).await })?
+            .map_err(errors::client)?;
+        self.finished(py, rec, check)
+    }
+
+    /// `wait` as an awaitable for asyncio.
+    #[pyo3(signature = (id, timeout, check=None))]
+    fn wait_async<'py>(
+        slf: Bound<'py, Self>,
+        id: &str,
+        timeout: Option<f64>,
+        check: Option<Py<Prepared>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        runtime::get()?;
+        let id = job_id(id)?;
+        let timeout = seconds(timeout)?;
+        let client = slf.get().client.clone();
+        let core: Py<Core> = slf.unbind();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let rec = client.wait(&id, timeout).await.map_err(errors::client)?;
+            Python::attach(|py| -> PyResult<Py<PyDict>> {
+                let check = check.as_ref().map(|c| c.get());
+                Ok(core.get().finished(py, rec, check)?.unbind())
+            })
+        })
+    }
+
+    /// Waits for many jobs; returns their records in order. On Redis their states are
+    /// polled together (one round trip per partition), not one by one.
+    fn wait_many<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Vec<String>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let ids: Vec<JobId> = ids.iter().map(|i| job_id(i)).collect::<PyResult<_>>()?;
+        let timeout = seconds(timeout)?;
+        let client = self.client.clone();
+        let redis = self.redis.clone();
+        let recs = block_on(
+            py,
+            async move { wait_all(client, redis, ids, timeout).await },
+        )?
+        .map_err(errors::client)?;
+        let out = PyList::empty(py);
+        for rec in recs {
+            out.append(self.finished(py, rec, None)?)?;
+        }
+        Ok(out)
+    }
+
+    /// A job's record (with its outputs once it succeeded), or `None` when unknown.
+    fn status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let id = job_id(id)?;
+        let queue = self.client.queue().clone();
+        let rec = block_on(py, async move { queue.status(&id).await })?.map_err(errors::queue)?;
+        rec.map(|r| self.finished(py, r, None)).transpose()
+    }
+
+    /// Cancels a job: `cancelled`, `requested` (it is running and was asked to stop),
+    /// `finished:<state>` or `not-found`.
+    fn cancel(&self, py: Python<'_>, id: &str) -> PyResult<String> {
+        let id = job_id(id)?;
+        let queue = self.client.queue().clone();
+        let outcome =
+            block_on(py, async move { queue.cancel(&id).await })?.map_err(errors::queue)?;
+        Ok(match outcome {
+            CancelOutcome::Cancelled => "cancelled".into(),
+            CancelOutcome::Requested => "requested".into(),
+            CancelOutcome::AlreadyFinished(s) => format!("finished:{}", s.as_str()),
+            CancelOutcome::NotFound => "not-found".into(),
+        })
+    }
+
+    /// The most recent dead letters (at most `max`).
+    fn dead_letters<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.client.queue().clone();
+        let dead =
+            block_on(py, async move { queue.dead_letters(max).await })?.map_err(errors::queue)?;
+        records::to_py(py, &dead)
+    }
+
+    /// Retries a dead-lettered job; `False` when it is not dead-lettered.
+    fn retry_dead(&self, py: Python<'_>, id: &str) -> PyResult<bool> {
+        let id = job_id(id)?;
+        let queue = self.client.queue().clone();
+        block_on(py, async move { queue.retry_dead(&id).await })?.map_err(errors::queue)
+    }
+
+    /// The live workers.
+    fn workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.client.queue().clone();
+        let workers = block_on(py, async move { queue.workers().await })?.map_err(errors::queue)?;
+        records::to_py(py, &workers)
+    }
+
+    /// Per lane and priority: queued, running, ...
+    fn lanes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let queue = self.client.queue().clone();
+        let lanes =
+            block_on(py, async move { queue.lane_stats().await })?.map_err(errors::queue)?;
+        records::to_py(py, &lanes)
+    }
+
+    /// Stops an in-process cluster (its workers finish their jobs first); nothing for
+    /// Redis. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let cluster = self.cluster.lock().map(|mut c| c.take()).unwrap_or(None);
+        if let Some(cluster) = cluster {
+            block_on(py, async move {
+                cluster.shutdown().await;
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for every job of `ids`: on Redis by polling their states together, else one by
+/// one. `TimedOut` names the first job still running at the deadline.
+async fn wait_all(
+    client: Client,
+    redis: Option<Arc<RedisQueue>>,
+    ids: Vec<JobId>,
+    timeout: Duration,
+) -> Result<Vec<JobRecord>, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Some(q) = redis else {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            out.push(client.wait(id, left).await?);
+        }
+        return Ok(out);
+    };
+    let mut backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+    let mut pending: Vec<usize> = (0..ids.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for chunk in pending.chunks(1000) {
+            let chunk_ids: Vec<JobId> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let states = q.states(&chunk_ids).await?;
+            for (&i, s) in chunk.iter().zip(states) {
+                match s {
+                    Some(s) if !s.is_terminal() => still.push(i),
+                    None => return Err(gpujobs::QueueError::NotFound(ids[i].to_string()).into()),
+                    Some(_) => {}
+                }
+            }
+        }
+        if still.len() < pending.len() {
+            backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::TimedOut(ids[pending[0]].clone()));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(backoff.next_delay().min(left)).await;
+    }
+    // Every job has ended: read the records, many at once.
+    let mut set = JoinSet::new();
+    let mut out: Vec<Option<JobRecord>> = vec![None; ids.len()];
+    for (i, id) in ids.iter().enumerate() {
+        if set.len() >= IN_FLIGHT
+            && let Some(done) = set.join_next().await
+        {
+            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
+            out[j] = Some(rec?);
+        }
+        let q = q.clone();
+        let id = id.clone();
+        set.spawn(async move {
+            (
+                i,
+                q.status(&id)
+                    .await
+                    .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string()))),
+            )
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
+        out[j] = Some(rec?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
