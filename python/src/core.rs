@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -42,6 +43,7 @@ pub(crate) struct Core {
     cluster: Mutex<Option<EmbeddedCluster>>,
     reference: Arc<Registry>,
     describe: String,
+    closed: AtomicBool,
 }
 
 /// Runs `fut` on the runtime with the GIL released, looking for Ctrl-C between slices.
@@ -100,7 +102,21 @@ impl Core {
             cluster: Mutex::new(cluster),
             reference: Arc::new(gpujobs::cpu::registry()),
             describe,
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// The client, refused once an in-process cluster was closed (its workers are gone:
+    /// a job submitted now would wait for ever).
+    fn open(&self) -> PyResult<Client> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(errors::raise(
+                "GpujobsError",
+                "this cluster is closed: start another (gpujobs.Cluster())".into(),
+                &[],
+            ));
+        }
+        Ok(self.client.clone())
     }
 
     /// The record of a finished job as a dict, its result checked when `check` holds it.
@@ -252,13 +268,13 @@ impl Core {
         options: &Bound<'_, PyDict>,
     ) -> PyResult<Prepared> {
         let env = envelope::build(kind, inputs, options)?;
-        let job = self.client.validate(env).map_err(errors::client)?;
+        let job = self.open()?.validate(env).map_err(errors::client)?;
         Ok(Prepared { job })
     }
 
     /// Submits a prepared job; returns its id.
     fn submit(&self, py: Python<'_>, job: &Prepared) -> PyResult<String> {
-        let client = self.client.clone();
+        let client = self.open()?;
         let job = job.job.clone();
         let id = block_on(py, async move { client.submit_validated(job).await })?
             .map_err(errors::client)?;
@@ -268,7 +284,7 @@ impl Core {
     /// Submits prepared jobs, many in flight; returns their ids in order. When one is
     /// refused the rest are not sent, and the error's `accepted` lists the ids that were.
     fn submit_many(&self, py: Python<'_>, jobs: Vec<Bound<'_, Prepared>>) -> PyResult<Vec<String>> {
-        let client = self.client.clone();
+        let client = self.open()?;
         let jobs: Vec<Validated> = jobs.iter().map(|j| j.get().job.clone()).collect();
         let total = jobs.len();
         let (ids, first_error) =
@@ -327,7 +343,7 @@ impl Core {
                 .add_envelope(name, env)
                 .map_err(|e| errors::validation(format!("invalid graph: {e}")))?;
         }
-        let client = self.client.clone();
+        let client = self.open()?;
         let ids = block_on(py, async move { client.submit_graph(graph).await })?
             .map_err(errors::client)?;
         Ok(ids.into_iter().map(|id| id.to_string()).collect())
@@ -345,7 +361,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyDict>> {
         let id = job_id(id)?;
         let timeout = seconds(timeout)?;
-        let client = self.client.clone();
+        let client = self.open()?;
         let rec = block_on(py, async move { client.wait(&id, timeout).await })?
             .map_err(errors::client)?;
         self.finished(py, rec, check)
@@ -363,7 +379,7 @@ impl Core {
         runtime::get()?;
         let id = job_id(id)?;
         let timeout = seconds(timeout)?;
-        let client = slf.get().client.clone();
+        let client = slf.get().open()?;
         let core: Py<Core> = slf.unbind();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let rec = client.wait(&id, timeout).await.map_err(errors::client)?;
@@ -384,7 +400,7 @@ impl Core {
     ) -> PyResult<Bound<'py, PyList>> {
         let ids: Vec<JobId> = ids.iter().map(|i| job_id(i)).collect::<PyResult<_>>()?;
         let timeout = seconds(timeout)?;
-        let client = self.client.clone();
+        let client = self.open()?;
         let redis = self.redis.clone();
         let recs = block_on(
             py,
@@ -401,7 +417,7 @@ impl Core {
     /// A job's record (with its outputs once it succeeded), or `None` when unknown.
     fn status<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
         let id = job_id(id)?;
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         let rec = block_on(py, async move { queue.status(&id).await })?.map_err(errors::queue)?;
         rec.map(|r| self.finished(py, r, None)).transpose()
     }
@@ -410,7 +426,7 @@ impl Core {
     /// `finished:<state>` or `not-found`.
     fn cancel(&self, py: Python<'_>, id: &str) -> PyResult<String> {
         let id = job_id(id)?;
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         let outcome =
             block_on(py, async move { queue.cancel(&id).await })?.map_err(errors::queue)?;
         Ok(match outcome {
@@ -423,7 +439,7 @@ impl Core {
 
     /// The most recent dead letters (at most `max`).
     fn dead_letters<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyAny>> {
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         let dead =
             block_on(py, async move { queue.dead_letters(max).await })?.map_err(errors::queue)?;
         records::to_py(py, &dead)
@@ -432,20 +448,20 @@ impl Core {
     /// Retries a dead-lettered job; `False` when it is not dead-lettered.
     fn retry_dead(&self, py: Python<'_>, id: &str) -> PyResult<bool> {
         let id = job_id(id)?;
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         block_on(py, async move { queue.retry_dead(&id).await })?.map_err(errors::queue)
     }
 
     /// The live workers.
     fn workers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         let workers = block_on(py, async move { queue.workers().await })?.map_err(errors::queue)?;
         records::to_py(py, &workers)
     }
 
     /// Per lane and priority: queued, running, ...
     fn lanes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let queue = self.client.queue().clone();
+        let queue = self.open()?.queue().clone();
         let lanes =
             block_on(py, async move { queue.lane_stats().await })?.map_err(errors::queue)?;
         records::to_py(py, &lanes)
@@ -455,6 +471,9 @@ impl Core {
     /// Redis. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let cluster = self.cluster.lock().map(|mut c| c.take()).unwrap_or(None);
+        if cluster.is_some() {
+            self.closed.store(true, Ordering::Release);
+        }
         if let Some(cluster) = cluster {
             block_on(py, async move {
                 cluster.shutdown().await;

@@ -203,3 +203,41 @@ def test_a_cluster_runs_many_jobs_and_reports_its_workers(cluster: gpujobs.Clust
     for i, r in enumerate(results):
         np.testing.assert_allclose(r.outputs["c"], a + a * i, rtol=1e-6)
     assert cluster.workers() and "Cluster(embedded" in repr(cluster)
+
+
+def test_hostile_arguments_are_refused_by_name() -> None:
+    with gpujobs.Cluster(concurrency=1) as c:
+        with pytest.raises(ValidationError, match="a: expected a numpy array"):
+            c.submit("vector-add", a=object(), b=[1.0])
+        with pytest.raises(ValidationError, match="params: keys must be strings"):
+            c.submit("my-kind", x=np.ones(3, np.float32), params={1: 2})
+        with pytest.raises(ValidationError, match="params.p: a object cannot be sent"):
+            c.submit("my-kind", x=np.ones(3, np.float32), params={"p": object()})
+        with pytest.raises(ValidationError, match="unknown kind|my-kind"):
+            c.submit("my-kind", x=np.ones(3, np.float32), params={"p": 1})
+        with pytest.raises(ValidationError, match="id must be"):
+            c.submit("vector-add", a=[1.0], b=[2.0], id="bad id\n")
+        with pytest.raises(ValidationError, match="max_attempts must be at least 1"):
+            c.submit("vector-add", a=[1.0], b=[2.0], max_attempts=0)
+        with pytest.raises(ValidationError, match="timeout must be a positive"):
+            c.submit("vector-add", a=[1.0], b=[2.0], timeout=-1)
+
+
+def test_an_id_submitted_twice_runs_once() -> None:
+    with gpujobs.Cluster(concurrency=1) as c:
+        first = c.submit("vector-add", a=[1.0], b=[2.0], id="py-same-id")
+        second = c.submit("vector-add", a=[5.0], b=[2.0], id="py-same-id")
+        assert first.id == second.id == "py-same-id"
+        assert second.result(30)["c"].tolist() == [3.0]
+
+
+def test_a_closed_cluster_refuses_work_instead_of_hanging() -> None:
+    c = gpujobs.Cluster(concurrency=1)
+    job = c.submit("vector-add", a=[1.0], b=[2.0])
+    assert job.result(30)["c"].tolist() == [3.0]
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(gpujobs.GpujobsError, match="closed"):
+        c.submit("vector-add", a=[1.0], b=[2.0])
+    with pytest.raises(gpujobs.GpujobsError, match="closed"):
+        job.result(1)
