@@ -3,30 +3,27 @@
 //! serve. Every method converts, then hands the work to the Rust library with the GIL
 //! released; a blocking wait can be interrupted with Ctrl-C.
 
+use crate::blocking::{block_on, seconds};
 use crate::errors;
+use crate::waiting::wait_all;
 use crate::{envelope, records, runtime};
 use gpujobs::model::tensor_json::for_each_tensor_mut;
 use gpujobs::queue::CancelOutcome;
-use gpujobs::queue::SubmitQueue;
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{
-    Client, ClientError, DeviceInfo, EmbeddedCluster, Graph, JobId, JobRecord, JobState, Queue,
-    Registry, Validated, WorkerConfig,
+    Client, DeviceInfo, EmbeddedCluster, Graph, JobId, JobRecord, JobState, Queue, Registry,
+    Validated, WorkerConfig,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 /// Most submits of one `submit_many` in flight at once.
 const IN_FLIGHT: usize = 256;
-/// How often a blocking wait looks for Ctrl-C.
-const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// A job validated in this process, kept by a handle that asked for its result to be
 /// checked against the reference implementation.
@@ -44,45 +41,6 @@ pub(crate) struct Core {
     reference: Arc<Registry>,
     describe: String,
     closed: AtomicBool,
-}
-
-/// Runs `fut` on the runtime with the GIL released, looking for Ctrl-C between slices.
-fn block_on<T: Send + 'static>(
-    py: Python<'_>,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> PyResult<T> {
-    let rt = runtime::get()?;
-    let mut task = rt.spawn(fut);
-    loop {
-        let done = py
-            .detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_CHECK, &mut task).await }));
-        match done {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => {
-                return Err(errors::raise(
-                    "GpujobsError",
-                    format!("internal task failed: {e}"),
-                    &[],
-                ));
-            }
-            Err(_) => {
-                if let Err(e) = py.check_signals() {
-                    task.abort();
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-fn seconds(timeout: Option<f64>) -> PyResult<Duration> {
-    match timeout {
-        None => Ok(Duration::from_secs(100 * 365 * 24 * 3600)),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => Err(errors::validation(format!(
-            "timeout must be a number of seconds ≥ 0 or None, got {s}"
-        ))),
-    }
 }
 
 fn job_id(id: &str) -> PyResult<JobId> {
@@ -481,77 +439,4 @@ impl Core {
         }
         Ok(())
     }
-}
-
-/// Waits for every job of `ids`: on Redis by polling their states together, else one by
-/// one. `TimedOut` names the first job still running at the deadline.
-async fn wait_all(
-    client: Client,
-    redis: Option<Arc<RedisQueue>>,
-    ids: Vec<JobId>,
-    timeout: Duration,
-) -> Result<Vec<JobRecord>, ClientError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let Some(q) = redis else {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            out.push(client.wait(id, left).await?);
-        }
-        return Ok(out);
-    };
-    let mut backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
-    let mut pending: Vec<usize> = (0..ids.len()).collect();
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for chunk in pending.chunks(1000) {
-            let chunk_ids: Vec<JobId> = chunk.iter().map(|&i| ids[i].clone()).collect();
-            let states = q.states(&chunk_ids).await?;
-            for (&i, s) in chunk.iter().zip(states) {
-                match s {
-                    Some(s) if !s.is_terminal() => still.push(i),
-                    None => return Err(gpujobs::QueueError::NotFound(ids[i].to_string()).into()),
-                    Some(_) => {}
-                }
-            }
-        }
-        if still.len() < pending.len() {
-            backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
-        }
-        pending = still;
-        if pending.is_empty() {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ClientError::TimedOut(ids[pending[0]].clone()));
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::sleep(backoff.next_delay().min(left)).await;
-    }
-    // Every job has ended: read the records, many at once.
-    let mut set = JoinSet::new();
-    let mut out: Vec<Option<JobRecord>> = vec![None; ids.len()];
-    for (i, id) in ids.iter().enumerate() {
-        if set.len() >= IN_FLIGHT
-            && let Some(done) = set.join_next().await
-        {
-            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
-            out[j] = Some(rec?);
-        }
-        let q = q.clone();
-        let id = id.clone();
-        set.spawn(async move {
-            (
-                i,
-                q.status(&id)
-                    .await
-                    .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string()))),
-            )
-        });
-    }
-    while let Some(done) = set.join_next().await {
-        let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
-        out[j] = Some(rec?);
-    }
-    Ok(out.into_iter().flatten().collect())
 }

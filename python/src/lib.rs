@@ -6,6 +6,7 @@
 //! Python API users see is the pure-Python package around it (python/gpujobs).
 
 mod arrays;
+mod blocking;
 mod core;
 mod envelope;
 mod errors;
@@ -13,6 +14,7 @@ mod model;
 mod payload;
 mod records;
 mod runtime;
+mod waiting;
 
 use pyo3::prelude::*;
 

@@ -1,0 +1,84 @@
+//! Waiting for many jobs at once.
+
+use gpujobs::queue::SubmitQueue;
+use gpujobs::redis::RedisQueue;
+use gpujobs::{Client, ClientError, JobId, JobRecord};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Records read at once once every job has ended.
+const IN_FLIGHT: usize = 256;
+
+/// Waits for every job of `ids`: on Redis by polling their states together, else one by
+/// one. `TimedOut` names the first job still running at the deadline.
+pub(crate) async fn wait_all(
+    client: Client,
+    redis: Option<Arc<RedisQueue>>,
+    ids: Vec<JobId>,
+    timeout: Duration,
+) -> Result<Vec<JobRecord>, ClientError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Some(q) = redis else {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            out.push(client.wait(id, left).await?);
+        }
+        return Ok(out);
+    };
+    let mut backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+    let mut pending: Vec<usize> = (0..ids.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for chunk in pending.chunks(1000) {
+            let chunk_ids: Vec<JobId> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let states = q.states(&chunk_ids).await?;
+            for (&i, s) in chunk.iter().zip(states) {
+                match s {
+                    Some(s) if !s.is_terminal() => still.push(i),
+                    None => return Err(gpujobs::QueueError::NotFound(ids[i].to_string()).into()),
+                    Some(_) => {}
+                }
+            }
+        }
+        if still.len() < pending.len() {
+            backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::TimedOut(ids[pending[0]].clone()));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(backoff.next_delay().min(left)).await;
+    }
+    // Every job has ended: read the records, many at once.
+    let mut set = JoinSet::new();
+    let mut out: Vec<Option<JobRecord>> = vec![None; ids.len()];
+    for (i, id) in ids.iter().enumerate() {
+        if set.len() >= IN_FLIGHT
+            && let Some(done) = set.join_next().await
+        {
+            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
+            out[j] = Some(rec?);
+        }
+        let q = q.clone();
+        let id = id.clone();
+        set.spawn(async move {
+            (
+                i,
+                q.status(&id)
+                    .await
+                    .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string()))),
+            )
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
+        out[j] = Some(rec?);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
