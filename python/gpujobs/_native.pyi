@@ -11,6 +11,10 @@ class Prepared:
 class PooledBuffer:
     """The owner of an output array's memory."""
 
+class Record:
+    """A finished job's record, converted when asked."""
+    def to_dict(self) -> Dict[str, Any]: ...
+
 class Core:
     @staticmethod
     def embedded(concurrency: int, device: str) -> Core: ...

@@ -44,7 +44,8 @@ class Result:
     #: (image-filter), ``probs``/``labels`` (mlp-predict), ``weights.0``, ``biases.0``,
     #: ... (mlp-train). float32, C order, owning the worker's buffer (no copy).
     outputs: Dict[str, "np.ndarray"]
-    #: The device that ran it, as the CLI prints it (``cpu (...)``, ``NVIDIA H100 ...``).
+    #: The device that ran it, as the CLI prints it (``cpu: AMD EPYC ...``,
+    #: ``gpu0: NVIDIA H100 ...``).
     device: str
     #: Seconds per stage: ``queue_wait_s``, ``prepare_s``, ``h2d_s``, ``compute_s``,
     #: ``d2h_s``, ``run_s``, ``total_s``.
@@ -55,24 +56,26 @@ class Result:
     attempts: int
     #: The worker that ran it.
     worker: Optional[str]
-    #: The job's record as the wire format has it (docs/wire-format.md), without outputs.
-    record: Dict[str, Any] = field(repr=False)
+    #: One line describing the output.
+    summary: str
+    #: The kind's output JSON: tensors as ``{"shape", "blob"}``, plus the rest
+    #: (``epochs`` of mlp-train).
+    output: Dict[str, Any] = field(repr=False)
+    _record: Any = field(repr=False, compare=False)
 
     def __getitem__(self, output: str) -> "np.ndarray":
         """``result["c"]`` is ``result.outputs["c"]``."""
         return self.outputs[output]
 
     @property
-    def output(self) -> Dict[str, Any]:
-        """The kind's output JSON: tensors as ``{"shape", "blob"}``, plus the rest
-        (``epochs`` of mlp-train)."""
-        out: Dict[str, Any] = self.record.get("result", {}).get("output", {})
-        return out
-
-    @property
-    def summary(self) -> str:
-        """One line describing the output."""
-        return str(self.record.get("result", {}).get("summary", ""))
+    def record(self) -> Dict[str, Any]:
+        """The job's record as the wire format has it (docs/wire-format.md), without
+        outputs; built when first asked for."""
+        cached: Optional[Dict[str, Any]] = self.__dict__.get("_record_dict")
+        if cached is None:
+            cached = dict(self._record.to_dict())
+            object.__setattr__(self, "_record_dict", cached)
+        return cached
 
     @property
     def epochs(self) -> List[Dict[str, Any]]:
@@ -86,40 +89,32 @@ class Result:
         return Model.from_outputs(self.outputs)
 
 
-def _device(record: Dict[str, Any]) -> str:
-    d = record.get("result", {}).get("device", {})
-    if isinstance(d, dict):
-        name = d.get("name") or d.get("class") or "?"
-        cls = d.get("class", "")
-        return f"{cls} ({name})" if cls and cls != name else str(name)
-    return str(d)
-
-
-def from_record(record: Dict[str, Any]) -> Result:
-    """The Result of a record, or the exception for a job that ended without one."""
-    outputs = record.pop("outputs", {})
-    check = record.pop("check", None)
-    state = record.get("state", "")
+def from_record(d: Dict[str, Any]) -> Result:
+    """The Result of a finished job (the native module's summary of its record), or the
+    exception for a job that ended without one."""
+    state = d["state"]
     if state != "succeeded":
-        error = record.get("error") or {}
+        error = d.get("error") or {}
         cls = JobCancelled if state == "cancelled" else JobFailed
         reason = error.get("message", "no result")
         raise cls(
-            f"job {record.get('id')} ended {state}: {reason}",
-            job_id=str(record.get("id", "")),
+            f"job {d['id']} ended {state}: {reason}",
+            job_id=str(d["id"]),
             state=state,
             error_class=error.get("class"),
             reason=reason,
         )
-    result = record.get("result") or {}
+    check = d.get("check")
     return Result(
-        id=str(record["id"]),
-        kind=str(record.get("kind", "")),
-        outputs=outputs,
-        device=_device(record),
-        timings=dict(result.get("timings", {})),
+        id=str(d["id"]),
+        kind=str(d["kind"]),
+        outputs=d["outputs"],
+        device=str(d.get("device", "")),
+        timings=dict(d.get("timings") or {}),
         check=Check(**check) if check else None,
-        attempts=int(record.get("attempts", 0)),
-        worker=record.get("worker"),
-        record=record,
+        attempts=int(d["attempts"]),
+        worker=d.get("worker"),
+        summary=str(d.get("summary", "")),
+        output=d.get("output") or {},
+        _record=d["record"],
     )

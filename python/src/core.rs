@@ -99,7 +99,7 @@ impl Core {
             }
             _ => None,
         };
-        let d = records::record(py, rec)?;
+        let d = records::finished(py, rec)?;
         if let Some(c) = checked {
             d.set_item("check", records::to_py(py, &c)?)?;
         }
@@ -377,7 +377,7 @@ impl Core {
         let id = job_id(id)?;
         let queue = self.open()?.queue().clone();
         let rec = block_on(py, async move { queue.status(&id).await })?.map_err(errors::queue)?;
-        rec.map(|r| self.finished(py, r, None)).transpose()
+        rec.map(|r| records::record(py, r)).transpose()
     }
 
     /// Cancels a job: `cancelled`, `requested` (it is running and was asked to stop),

@@ -24,6 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<core::Core>()?;
     m.add_class::<core::Prepared>()?;
     m.add_class::<arrays::PooledBuffer>()?;
+    m.add_class::<records::Record>()?;
     m.add_function(wrap_pyfunction!(model::model_to_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(model::model_from_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(cuda_devices, m)?)?;

@@ -57,14 +57,69 @@ pub(crate) fn to_py<'py, T: serde::Serialize>(
 
 /// A record as a dict (its JSON form, docs/wire-format.md), with `outputs`: each output
 /// tensor of a succeeded job as a numpy array by its path (`c`, `image`, `weights.0`),
-/// handed over without a copy.
+/// handed over without a copy. What `status` gives.
 pub(crate) fn record<'py>(py: Python<'py>, mut rec: JobRecord) -> PyResult<Bound<'py, PyDict>> {
+    let outputs = outputs(py, &mut rec)?;
+    let d = to_py(py, &rec)?.cast_into::<PyDict>()?;
+    d.set_item("outputs", outputs)?;
+    Ok(d)
+}
+
+/// A finished job's record, kept whole in Rust and turned into a dict only when asked
+/// (`Result.record`): a batch of 20,000 results would otherwise build some sixty Python
+/// objects each that nobody reads, and Python's garbage collector would walk them all.
+#[pyclass(frozen, module = "gpujobs._native")]
+pub(crate) struct Record {
+    rec: JobRecord,
+}
+
+#[pymethods]
+impl Record {
+    /// The record as a dict (docs/wire-format.md), without outputs.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.rec)
+    }
+}
+
+/// What a waiting caller needs of a finished record, as a small dict: `id`, `kind`,
+/// `state`, `attempts`, `worker`, `error` (`class`, `message`), `device` (as the CLI
+/// prints it), `timings`, `summary`, `output` (the kind's output JSON), `outputs` (numpy
+/// arrays) and `record` (a [`Record`]).
+pub(crate) fn finished<'py>(py: Python<'py>, mut rec: JobRecord) -> PyResult<Bound<'py, PyDict>> {
+    let outputs = outputs(py, &mut rec)?;
+    let d = PyDict::new(py);
+    d.set_item("id", rec.id.as_str())?;
+    d.set_item("kind", &rec.kind)?;
+    d.set_item("state", rec.state.as_str())?;
+    d.set_item("attempts", rec.attempts)?;
+    d.set_item("worker", rec.worker.as_deref())?;
+    match &rec.error {
+        Some(e) => {
+            let err = PyDict::new(py);
+            err.set_item("class", e.class.as_str())?;
+            err.set_item("message", &e.message)?;
+            d.set_item("error", err)?;
+        }
+        None => d.set_item("error", py.None())?,
+    }
+    if let Some(r) = &rec.result {
+        d.set_item("device", r.device.to_string())?;
+        d.set_item("timings", to_py(py, &r.timings)?)?;
+        d.set_item("summary", &r.summary)?;
+        d.set_item("output", json_to_py(py, &r.output)?)?;
+    }
+    d.set_item("outputs", outputs)?;
+    d.set_item("record", Bound::new(py, Record { rec })?)?;
+    Ok(d)
+}
+
+/// Takes a record's output blobs and makes each output tensor a numpy array by path.
+fn outputs<'py>(py: Python<'py>, rec: &mut JobRecord) -> PyResult<Bound<'py, PyDict>> {
     let mut blobs = rec
         .result
         .as_mut()
         .map(|r| std::mem::take(&mut r.blobs))
         .unwrap_or_default();
-    let d = to_py(py, &rec)?.cast_into::<PyDict>()?;
     let outputs = PyDict::new(py);
     if let Some(result) = &rec.result {
         for found in tensors(&result.output) {
@@ -95,6 +150,5 @@ pub(crate) fn record<'py>(py: Python<'py>, mut rec: JobRecord) -> PyResult<Bound
             outputs.set_item(&found.path, arrays::to_numpy(py, values, &shape)?)?;
         }
     }
-    d.set_item("outputs", outputs)?;
-    Ok(d)
+    Ok(outputs)
 }

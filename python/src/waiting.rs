@@ -27,6 +27,9 @@ pub(crate) async fn wait_all(
         }
         return Ok(out);
     };
+    // Records are read as their jobs end, while the others still run: the reading
+    // overlaps the waiting instead of following it.
+    let mut reads = Reads::new(q.clone(), ids.len());
     let mut backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
     let mut pending: Vec<usize> = (0..ids.len()).collect();
     while !pending.is_empty() {
@@ -38,7 +41,7 @@ pub(crate) async fn wait_all(
                 match s {
                     Some(s) if !s.is_terminal() => still.push(i),
                     None => return Err(gpujobs::QueueError::NotFound(ids[i].to_string()).into()),
-                    Some(_) => {}
+                    Some(_) => reads.start(i, ids[i].clone()).await?,
                 }
             }
         }
@@ -55,30 +58,54 @@ pub(crate) async fn wait_all(
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::time::sleep(backoff.next_delay().min(left)).await;
     }
-    // Every job has ended: read the records, many at once.
-    let mut set = JoinSet::new();
-    let mut out: Vec<Option<JobRecord>> = vec![None; ids.len()];
-    for (i, id) in ids.iter().enumerate() {
-        if set.len() >= IN_FLIGHT
-            && let Some(done) = set.join_next().await
-        {
-            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
-            out[j] = Some(rec?);
+    reads.finish().await
+}
+
+/// Reads of ended jobs' records, up to [`IN_FLIGHT`] at once, into their places.
+struct Reads {
+    queue: Arc<RedisQueue>,
+    set: JoinSet<(usize, Result<JobRecord, gpujobs::QueueError>)>,
+    out: Vec<Option<JobRecord>>,
+}
+
+impl Reads {
+    fn new(queue: Arc<RedisQueue>, n: usize) -> Self {
+        Reads {
+            queue,
+            set: JoinSet::new(),
+            out: vec![None; n],
         }
-        let q = q.clone();
-        let id = id.clone();
-        set.spawn(async move {
-            (
-                i,
-                q.status(&id)
-                    .await
-                    .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string()))),
-            )
+    }
+
+    /// Starts reading job `i`'s record (first waiting for a slot).
+    async fn start(&mut self, i: usize, id: JobId) -> Result<(), ClientError> {
+        while self.set.len() >= IN_FLIGHT {
+            self.join_one().await?;
+        }
+        let q = self.queue.clone();
+        self.set.spawn(async move {
+            let rec = q
+                .status(&id)
+                .await
+                .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string())));
+            (i, rec)
         });
+        Ok(())
     }
-    while let Some(done) = set.join_next().await {
-        let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
-        out[j] = Some(rec?);
+
+    async fn join_one(&mut self) -> Result<(), ClientError> {
+        if let Some(done) = self.set.join_next().await {
+            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
+            self.out[j] = Some(rec?);
+        }
+        Ok(())
     }
-    Ok(out.into_iter().flatten().collect())
+
+    /// Every record, in order, once all reads are done.
+    async fn finish(mut self) -> Result<Vec<JobRecord>, ClientError> {
+        while !self.set.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(self.out.into_iter().flatten().collect())
+    }
 }

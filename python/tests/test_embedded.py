@@ -241,3 +241,12 @@ def test_a_closed_cluster_refuses_work_instead_of_hanging() -> None:
         c.submit("vector-add", a=[1.0], b=[2.0])
     with pytest.raises(gpujobs.GpujobsError, match="closed"):
         job.result(1)
+
+
+def test_a_results_record_is_the_wire_formats() -> None:
+    r = gpujobs.run("vector-add", a=[1.0, 2.0], b=[3.0, 4.0])
+    rec = r.record
+    assert rec["id"] == r.id and rec["state"] == "succeeded" and rec["kind"] == "vector-add"
+    assert rec["result"]["timings"]["total_s"] == r.timings["total_s"]
+    assert r.record is rec  # built once
+    assert r.output["c"]["shape"] == [2] and r.summary

@@ -14,6 +14,7 @@
 
 use super::host_buf::{HostBuf, OutOfHostMemory};
 use super::region::{self, Region};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -45,16 +46,61 @@ pub struct PoolStats {
     pub released_bytes: u64,
 }
 
-struct Idle {
-    region: Region,
-    stamp: u64,
-}
-
+/// The idle regions, indexed both ways a pool looks them up, so that taking and
+/// evicting cost O(log n) however many small buffers a burst of tiny jobs left idle (a
+/// linear scan made a burst of 20,000 one-element jobs quadratic).
 #[derive(Default)]
 struct State {
-    idle: Vec<Idle>,
+    /// By size in bytes; within a size, oldest first (a take pops the newest, whose
+    /// pages are most likely still in cache).
+    by_size: BTreeMap<usize, VecDeque<(u64, Region)>>,
+    /// By return stamp: the size each idle region is filed under (eviction takes the
+    /// oldest, which is the front of its size's queue).
+    by_age: BTreeMap<u64, usize>,
     idle_bytes: usize,
     clock: u64,
+}
+
+impl State {
+    fn put(&mut self, region: Region) {
+        self.clock += 1;
+        let bytes = region.bytes();
+        self.by_age.insert(self.clock, bytes);
+        self.by_size
+            .entry(bytes)
+            .or_default()
+            .push_back((self.clock, region));
+        self.idle_bytes += bytes;
+    }
+
+    /// The smallest idle region of `size..=max` bytes, the most recently returned of
+    /// that size.
+    fn take_fitting(&mut self, size: usize, max: usize) -> Option<Region> {
+        let (&bytes, queue) = self.by_size.range_mut(size..=max).next()?;
+        let (stamp, region) = queue.pop_back()?;
+        if queue.is_empty() {
+            self.by_size.remove(&bytes);
+        }
+        self.by_age.remove(&stamp);
+        self.idle_bytes -= bytes;
+        Some(region)
+    }
+
+    /// The least recently returned idle region.
+    fn take_oldest(&mut self) -> Option<Region> {
+        let (_, bytes) = self.by_age.pop_first()?;
+        let queue = self.by_size.get_mut(&bytes)?;
+        let (_, region) = queue.pop_front()?;
+        if queue.is_empty() {
+            self.by_size.remove(&bytes);
+        }
+        self.idle_bytes -= bytes;
+        Some(region)
+    }
+
+    fn idle_buffers(&self) -> usize {
+        self.by_age.len()
+    }
 }
 
 pub(crate) struct Shared {
@@ -69,8 +115,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the lists inconsistent (every
-        // update is a push or a swap_remove), so a poisoned lock is still usable.
+        // No code that can panic runs between the updates of one State method, so a
+        // poisoned lock is still consistent and usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -86,10 +132,7 @@ impl Shared {
         }
         let evicted = {
             let mut st = self.lock();
-            st.clock += 1;
-            let stamp = st.clock;
-            st.idle.push(Idle { region, stamp });
-            st.idle_bytes += bytes;
+            st.put(region);
             evict_to(&mut st, budget)
         };
         self.note_released(&evicted);
@@ -105,18 +148,10 @@ impl Shared {
 fn evict_to(st: &mut State, budget: usize) -> Vec<Region> {
     let mut out = Vec::new();
     while st.idle_bytes > budget {
-        let Some(oldest) = st
-            .idle
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, i)| i.stamp)
-            .map(|(at, _)| at)
-        else {
+        let Some(oldest) = st.take_oldest() else {
             break;
         };
-        let idle = st.idle.swap_remove(oldest);
-        st.idle_bytes -= idle.region.bytes();
-        out.push(idle.region);
+        out.push(oldest);
     }
     out
 }
@@ -186,21 +221,7 @@ impl BufferPool {
         let want = len.saturating_mul(4);
         let size = region::rounded(want);
         let max = size.saturating_add(size / SLACK_DIVISOR);
-        let recycled = {
-            let mut st = self.shared.lock();
-            let best = st
-                .idle
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| (size..=max).contains(&i.region.bytes()))
-                .min_by_key(|(_, i)| (i.region.bytes(), std::cmp::Reverse(i.stamp)))
-                .map(|(at, _)| at);
-            best.map(|at| {
-                let idle = st.idle.swap_remove(at);
-                st.idle_bytes -= idle.region.bytes();
-                idle.region
-            })
-        };
+        let recycled = self.shared.lock().take_fitting(size, max);
         let (region, hit) = match recycled {
             Some(r) => {
                 self.shared.hits.fetch_add(1, Ordering::Relaxed);
@@ -224,7 +245,12 @@ impl BufferPool {
     /// Releases every idle buffer to the OS.
     pub fn clear(&self) {
         let idle = std::mem::take(&mut *self.shared.lock());
-        let regions: Vec<Region> = idle.idle.into_iter().map(|i| i.region).collect();
+        let regions: Vec<Region> = idle
+            .by_size
+            .into_values()
+            .flatten()
+            .map(|(_, r)| r)
+            .collect();
         self.shared.note_released(&regions);
     }
 
@@ -232,7 +258,7 @@ impl BufferPool {
     pub fn stats(&self) -> PoolStats {
         let (idle_bytes, idle_buffers) = {
             let st = self.shared.lock();
-            (st.idle_bytes as u64, st.idle.len() as u64)
+            (st.idle_bytes as u64, st.idle_buffers() as u64)
         };
         let s = &self.shared;
         PoolStats {
@@ -359,6 +385,51 @@ mod tests {
         assert_eq!(pool.stats().hits, 1);
         pool.set_budget(0);
         assert_eq!(pool.stats().idle_bytes, 0);
+    }
+
+    #[test]
+    fn the_smallest_fitting_size_is_taken_newest_first_and_the_oldest_evicted() {
+        let pool = BufferPool::new(1 << 30);
+        let page = 1024; // one 4 KiB page of values
+        // Idle, oldest first: 2 pages, 1 page (a), 1 page (b), 3 pages.
+        let two = pool.take(2 * page).unwrap();
+        let a = pool.take(page).unwrap();
+        let b = pool.take(page).unwrap();
+        let three = pool.take(3 * page).unwrap();
+        let (pa, pb, ptwo, pthree) = (a.as_ptr(), b.as_ptr(), two.as_ptr(), three.as_ptr());
+        drop(two);
+        drop(a);
+        drop(b);
+        drop(three);
+        assert_eq!(pool.stats().idle_buffers, 4);
+        // One page: of the two of that size, the one returned last.
+        let got = pool.take(page).unwrap();
+        assert_eq!(got.as_ptr(), pb);
+        // Eviction follows return order across sizes: the 2-page buffer, then `a`.
+        pool.set_budget((4 + 3 * 4096) as u64);
+        let s = pool.stats();
+        assert_eq!((s.idle_buffers, s.idle_bytes), (1, 3 * 4096), "{s:?}");
+        let last = pool.take(3 * page - 10).unwrap();
+        assert_eq!(last.as_ptr(), pthree);
+        assert_ne!(pa, ptwo);
+        drop((got, last));
+    }
+
+    #[test]
+    fn many_idle_buffers_are_each_found() {
+        let pool = BufferPool::new(1 << 30);
+        let held: Vec<HostBuf> = (0..20_000)
+            .map(|i| pool.take(1 + i % 3000).unwrap())
+            .collect();
+        drop(held);
+        let idle = pool.stats().idle_buffers;
+        assert_eq!(idle, 20_000);
+        let again: Vec<HostBuf> = (0..20_000)
+            .map(|i| pool.take(1 + i % 3000).unwrap())
+            .collect();
+        let s = pool.stats();
+        assert_eq!((s.hits, s.idle_buffers), (20_000, 0), "{s:?}");
+        drop(again);
     }
 
     #[test]
