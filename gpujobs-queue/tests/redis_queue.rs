@@ -208,6 +208,36 @@ async fn blobs_both_ways(cfg: RedisConfig) {
         env.contains("\"blob\":\"t0\"") && !env.contains("data"),
         "{env}"
     );
+    // A batch of records reads each as `status` does, an unknown id as none (more jobs,
+    // so that a cluster's partitions each hold some).
+    let mut ids = vec![id.clone()];
+    for i in 0..6 {
+        let a = Tensor::from_values(vec![2], vec![i as f32, 1.0]).unwrap();
+        let env = JobEnvelope::new(VectorAdd { b: a.clone(), a }).unwrap();
+        ids.push(q.submit(env).await.unwrap());
+    }
+    for id in &ids {
+        q.wait(id, Duration::from_secs(10)).await.unwrap();
+    }
+    let unknown = gpujobs_core::JobId::parse("never-submitted").unwrap();
+    let mut asked = ids.clone();
+    asked.insert(2, unknown);
+    let many = q.records(&asked).await.unwrap();
+    assert_eq!(many.len(), asked.len());
+    assert!(many[2].is_none());
+    for (id, got) in asked.iter().zip(&many).filter(|(_, r)| r.is_some()) {
+        let one = q.status(id).await.unwrap();
+        assert_eq!(got.as_ref(), one.as_ref(), "{id}");
+        assert!(
+            !got.as_ref()
+                .unwrap()
+                .result
+                .as_ref()
+                .unwrap()
+                .blobs
+                .is_empty()
+        );
+    }
     // Once the job has ended its inputs are freed; its output stays with the record.
     let keys = q.keys_of(&id);
     for (name, exists) in [("t0", 0), ("t1", 0), ("out:t0", 1)] {

@@ -1,14 +1,15 @@
 //! Waiting for many jobs at once.
 
-use gpujobs::queue::SubmitQueue;
 use gpujobs::redis::RedisQueue;
 use gpujobs::{Client, ClientError, JobId, JobRecord};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// Records read at once once every job has ended.
-const IN_FLIGHT: usize = 256;
+/// Batches of records being read at once.
+const IN_FLIGHT: usize = 8;
+/// Most records one read asks for.
+const BATCH: usize = 256;
 
 /// Waits for every job of `ids`: on Redis by polling their states together, else one by
 /// one. `TimedOut` names the first job still running at the deadline.
@@ -34,6 +35,7 @@ pub(crate) async fn wait_all(
     let mut pending: Vec<usize> = (0..ids.len()).collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
+        let mut ended = Vec::new();
         for chunk in pending.chunks(1000) {
             let chunk_ids: Vec<JobId> = chunk.iter().map(|&i| ids[i].clone()).collect();
             let states = q.states(&chunk_ids).await?;
@@ -41,9 +43,12 @@ pub(crate) async fn wait_all(
                 match s {
                     Some(s) if !s.is_terminal() => still.push(i),
                     None => return Err(gpujobs::QueueError::NotFound(ids[i].to_string()).into()),
-                    Some(_) => reads.start(i, ids[i].clone()).await?,
+                    Some(_) => ended.push((i, ids[i].clone())),
                 }
             }
+        }
+        for batch in ended.chunks(BATCH) {
+            reads.start(batch.to_vec()).await?;
         }
         if still.len() < pending.len() {
             backoff = gpujobs::Backoff::new(Duration::from_millis(1), Duration::from_millis(50));
@@ -61,10 +66,15 @@ pub(crate) async fn wait_all(
     reads.finish().await
 }
 
-/// Reads of ended jobs' records, up to [`IN_FLIGHT`] at once, into their places.
+/// One job's read: its place in the caller's list, its record (`None`: expired), its id.
+type Read = (usize, Option<JobRecord>, JobId);
+
+/// Reads of ended jobs' records, a batch per read (`RedisQueue::records`: two
+/// pipelined round trips per partition), up to [`IN_FLIGHT`] batches at once, into
+/// their places.
 struct Reads {
     queue: Arc<RedisQueue>,
-    set: JoinSet<(usize, Result<JobRecord, gpujobs::QueueError>)>,
+    set: JoinSet<Result<Vec<Read>, gpujobs::QueueError>>,
     out: Vec<Option<JobRecord>>,
 }
 
@@ -77,26 +87,31 @@ impl Reads {
         }
     }
 
-    /// Starts reading job `i`'s record (first waiting for a slot).
-    async fn start(&mut self, i: usize, id: JobId) -> Result<(), ClientError> {
+    /// Starts reading a batch of ended jobs' records (first waiting for a slot).
+    async fn start(&mut self, batch: Vec<(usize, JobId)>) -> Result<(), ClientError> {
         while self.set.len() >= IN_FLIGHT {
             self.join_one().await?;
         }
         let q = self.queue.clone();
         self.set.spawn(async move {
-            let rec = q
-                .status(&id)
-                .await
-                .and_then(|r| r.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string())));
-            (i, rec)
+            let ids: Vec<JobId> = batch.iter().map(|(_, id)| id.clone()).collect();
+            let recs = q.records(&ids).await?;
+            Ok(batch
+                .into_iter()
+                .zip(recs)
+                .map(|((i, id), rec)| (i, rec, id))
+                .collect())
         });
         Ok(())
     }
 
     async fn join_one(&mut self) -> Result<(), ClientError> {
         if let Some(done) = self.set.join_next().await {
-            let (j, rec) = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))?;
-            self.out[j] = Some(rec?);
+            let batch = done.map_err(|e| gpujobs::QueueError::Backend(e.to_string()))??;
+            for (i, rec, id) in batch {
+                let rec = rec.ok_or_else(|| gpujobs::QueueError::NotFound(id.to_string()))?;
+                self.out[i] = Some(rec);
+            }
         }
         Ok(())
     }

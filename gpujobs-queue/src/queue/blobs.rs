@@ -188,7 +188,7 @@ impl RedisQueue {
     }
 
     /// Blob bytes as values, in buffers from this queue's pool; absent ones left out.
-    fn decode_blobs(
+    pub(super) fn decode_blobs(
         &self,
         id: &JobId,
         names: Vec<String>,
