@@ -11,24 +11,12 @@ exports GPUJOBS_REDIS_URL and GPUJOBS_NAMESPACE of a private Redis that a schedu
 worker serve. A block whose first line is `# not run: <why>` is listed, not run.
 """
 
-import re
+import os
 import subprocess
 import sys
 
-
-def blocks(markdown):
-    out, current, start = [], None, 0
-    for number, line in enumerate(markdown.splitlines(), 1):
-        fence = re.match(r"^\s*```(\S*)", line)
-        if fence and current is None:
-            current, start = ([] if fence.group(1) == "python" else "other"), number + 1
-        elif fence:
-            if current != "other":
-                out.append((start, current))
-            current = None
-        elif current is not None and current != "other":
-            current.append(line)
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_docs import blocks  # noqa: E402  (the same fence reader)
 
 
 def main():
@@ -37,7 +25,7 @@ def main():
     workdir, docs = sys.argv[1], sys.argv[2:]
     for path in docs:
         with open(path, encoding="utf-8") as f:
-            found = blocks(f.read())
+            found = blocks(f.read(), "python")
         parts = []
         for start, body in found:
             if body and body[0].startswith("# not run:"):

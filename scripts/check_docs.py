@@ -88,13 +88,14 @@ _cargo() {
 """
 
 
-def blocks(markdown):
-    """The fenced ```sh blocks of a document, with the line each starts on."""
+def blocks(markdown, language="sh"):
+    """The fenced blocks of `language` of a document, with the line each starts on
+    (scripts/check_doc_python.py reads the ```python ones with it)."""
     out, current, start = [], None, 0
     for number, line in enumerate(markdown.splitlines(), 1):
         fence = re.match(r"^\s*```(\S*)", line)
         if fence and current is None:
-            if fence.group(1).split(",")[0] == "sh":
+            if fence.group(1).split(",")[0] == language:
                 current, start = [], number + 1
             else:
                 current, start = "other", number

@@ -25,6 +25,14 @@ celery, rq and ray installed in this interpreter (benches/peers/python-peers.sh 
 that up):
 
     GPUJOBS_BIN=target/release/gpujobs python benches/peers/python_peers.py [N] [ROUNDS]
+
+Two narrower runs, for looking into a figure:
+
+    ... python_peers.py phases [N]       the tiny-job path by phase (prepare, submit,
+                                         wait for results, re-read finished results),
+                                         then `gpujobs submit --count N --wait` (which
+                                         reads no records) on the same stack
+    ... python_peers.py blob-redis [R]   the blob-redis pair R times (default 3)
 """
 
 from __future__ import annotations
@@ -240,9 +248,43 @@ def import_cost() -> float:
     return min(run("import gpujobs") - run("pass") for _ in range(5))
 
 
+def phases(n: int) -> None:
+    import gpujobs
+
+    with redis_server() as url:
+        env = {**os.environ, "GPUJOBS_REDIS_URL": url, "RUST_LOG": "warn"}
+        b = gpujobs_bin()
+        worker = [b, "worker", "--backend", "cpu", "--concurrency", "64"]
+        with processes([b, "scheduler"], worker, worker, env=env):
+            client = gpujobs.Client(url, connect_timeout=10)
+            client.run("vector-add", a=[1.0], b=[1.0], timeout=60)
+            one = np.ones(1, np.float32)
+            t0 = time.perf_counter()
+            prepared = [client._prepare("vector-add", {"a": one, "b": one}, {}) for _ in range(n)]
+            t1 = time.perf_counter()
+            ids = client._core.submit_many(prepared)
+            t2 = time.perf_counter()
+            client._core.wait_many(ids, 600)
+            t3 = time.perf_counter()
+            client._core.wait_many(ids, 600)
+            t4 = time.perf_counter()
+            print(f"prepare {t1 - t0:.3f} s, submit {t2 - t1:.3f} s, results {t3 - t2:.3f} s: {n / (t3 - t0):,.0f} jobs/s; re-reading {n} finished results {t4 - t3:.3f} s")
+            t = time.perf_counter()
+            subprocess.run([b, "submit", "vector-add", "--len", "1", "--count", str(n), "--wait"], env=env, stdout=subprocess.DEVNULL, check=True)
+            print(f"gpujobs submit --count {n} --wait on the same stack: {n / (time.perf_counter() - t):,.0f} jobs/s")
+
+
 def main() -> None:
     import gpujobs
 
+    if len(sys.argv) > 1 and sys.argv[1] == "phases":
+        phases(int(sys.argv[2]) if len(sys.argv) > 2 else 20000)
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "blob-redis":
+        for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
+            g, p = blob_redis()
+            print(f"gpujobs {g:.3f} s, redis-py SET+GET {p:.3f} s: {g / p:.2f}x its time")
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     rows = [("import gpujobs", f"{import_cost() * 1e3:.1f} ms", "target < 100 ms", "")]

@@ -97,21 +97,4 @@ impl Backends {
         }
         builder.start()
     }
-
-    /// Waits until every backend's worker has announced itself, so the first placement
-    /// decision sees all of them.
-    pub async fn wait_for_workers(&self, cluster: &EmbeddedCluster) {
-        let want = 1 + self.gpus.len();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while tokio::time::Instant::now() < deadline {
-            let live = <dyn gpujobs_core::Queue>::workers(cluster.queue().as_ref())
-                .await
-                .map(|w| w.len())
-                .unwrap_or(0);
-            if live >= want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
 }

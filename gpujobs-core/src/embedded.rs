@@ -119,6 +119,26 @@ impl EmbeddedCluster {
         &self.queue
     }
 
+    /// Waits until every worker of the cluster has announced itself (so the first
+    /// placement decision sees all of them), at most `within`; whether they all did.
+    pub async fn wait_for_workers(&self, within: std::time::Duration) -> bool {
+        let want = self.workers.len();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let live = <dyn crate::queue::Queue>::workers(self.queue.as_ref())
+                .await
+                .map(|w| w.len())
+                .unwrap_or(0);
+            if live >= want {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Live counters of each worker, in the order they were added.
     pub fn worker_stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats

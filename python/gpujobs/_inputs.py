@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 # Conversions to float32 that can lose precision: float64 always warns (as the CLI does),
 # 32- and 64-bit integers when their values are beyond float32's exact integers.
 _LOSSY = {"f8", "i4", "u4", "i8", "u8"}
-_REFUSED_KINDS = {"b": "bool", "c": "complex", "O": "object", "U": "str", "S": "bytes", "V": "void", "M": "datetime64", "m": "timedelta64"}
 
 
 class OutputRef:
@@ -99,10 +98,10 @@ def tensor(value: Any, name: str) -> Any:
                 f"{name}: expected a numpy array, a list of numbers or a PIL image, got {type(value).__name__}"
             )
     dt = value.dtype
-    if dt.kind in _REFUSED_KINDS or dt.kind not in "fiu":
-        label = dt.name if dt.kind not in _REFUSED_KINDS else dt.name
+    # Real numbers only: bool, complex, strings, objects, dates are refused.
+    if dt.kind not in "fiu":
         raise ValidationError(
-            f"{name}: dtype `{label}` is not supported (use float32; float64 and integer arrays are converted)"
+            f"{name}: dtype `{dt.name}` is not supported (use float32; float64 and integer arrays are converted)"
         )
     if dt.kind == "f" and dt.itemsize not in (4, 8):
         # float16 (and longdouble): numpy converts; the native module takes 4 and 8 bytes.

@@ -109,11 +109,9 @@ class _Queue:
         return [from_record(r) for r in self._core.wait_many(ids, timeout)]
 
     def run(self, kind: str, /, *, timeout: Optional[float] = None, check: bool = False, **inputs: Any) -> Result:
-        """Submits one job and waits for its result (``timeout`` seconds for the wait)."""
-        inputs, options = _split(dict(inputs))
-        prepared = self._prepare(kind, inputs, options)
-        job = Job(self._core, self._core.submit(prepared), prepared if check else None)
-        return job.result(timeout)
+        """Submits one job and waits for its result (``timeout`` seconds for the wait;
+        the attempt's own limit is not set here)."""
+        return self.submit(kind, check=check, **inputs).result(timeout)
 
     def job(self, id: str) -> Job:
         """A handle for a job submitted elsewhere (by the CLI, another process)."""

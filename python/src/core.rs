@@ -7,16 +7,15 @@ use crate::blocking::{block_on, seconds};
 use crate::errors;
 use crate::waiting::wait_all;
 use crate::{envelope, records, runtime};
-use gpujobs::model::tensor_json::for_each_tensor_mut;
+use gpujobs::model::graph::resolve_names;
 use gpujobs::queue::CancelOutcome;
 use gpujobs::redis::{RedisConfig, RedisQueue};
 use gpujobs::{
-    Client, DeviceInfo, EmbeddedCluster, Graph, JobId, JobRecord, JobState, Queue, Registry,
-    Validated, WorkerConfig,
+    Client, DeviceInfo, EmbeddedCluster, Graph, JobId, JobRecord, JobState, Registry, Validated,
+    WorkerConfig,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -125,7 +124,6 @@ impl Core {
         let mut describe = vec!["cpu".to_string()];
         let cpu = gpujobs::cpu::CpuExecutor::new();
         worker(Registry::for_backend(&cpu), gpujobs::Backend::device(&cpu));
-        let mut gpus = 0;
         match device {
             "cpu" => {}
             "auto" | "gpu" => match gpujobs::cuda::devices() {
@@ -133,7 +131,6 @@ impl Core {
                     for d in devices {
                         describe.push(gpujobs::Backend::device(&d).to_string());
                         worker(Registry::for_backend(&d), gpujobs::Backend::device(&d));
-                        gpus += 1;
                     }
                 }
                 Err(why) if device == "gpu" => {
@@ -155,20 +152,9 @@ impl Core {
             let _inside = rt.enter();
             builder.start()
         };
-        let queue = cluster.queue().clone();
-        let want = 1 + gpus;
-        block_on(py, async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while tokio::time::Instant::now() < deadline {
-                let live = <dyn Queue>::workers(queue.as_ref())
-                    .await
-                    .map(|w| w.len())
-                    .unwrap_or(0);
-                if live >= want {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+        let cluster = block_on(py, async move {
+            cluster.wait_for_workers(Duration::from_secs(5)).await;
+            cluster
         })?;
         let client = cluster.client().clone();
         Ok(Core::new(
@@ -282,21 +268,8 @@ impl Core {
         }
         for (name, kind, inputs, options) in &nodes {
             let mut env = envelope::build(kind, inputs, options)?;
-            for_each_tensor_mut(&mut env.payload, |_, map| {
-                let Some(Value::Object(from)) = map.get_mut("from") else {
-                    return Ok::<(), PyErr>(());
-                };
-                let Some(Value::String(parent)) = from.get_mut("job") else {
-                    return Ok(());
-                };
-                let id = names.get(parent.as_str()).ok_or_else(|| {
-                    errors::validation(format!(
-                        "invalid graph: step `{name}` reads from `{parent}`, which is not a step of this graph"
-                    ))
-                })?;
-                *parent = id.to_string();
-                Ok(())
-            })?;
+            resolve_names(&mut env.payload, &names, name)
+                .map_err(|e| errors::validation(format!("invalid graph: {e}")))?;
             graph
                 .add_envelope(name, env)
                 .map_err(|e| errors::validation(format!("invalid graph: {e}")))?;
@@ -429,10 +402,8 @@ impl Core {
     /// Redis. Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let cluster = self.cluster.lock().map(|mut c| c.take()).unwrap_or(None);
-        if cluster.is_some() {
-            self.closed.store(true, Ordering::Release);
-        }
         if let Some(cluster) = cluster {
+            self.closed.store(true, Ordering::Release);
             block_on(py, async move {
                 cluster.shutdown().await;
             })?;

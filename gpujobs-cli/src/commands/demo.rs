@@ -77,7 +77,10 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         }
     }
     let cluster = backends.start(args.concurrency);
-    backends.wait_for_workers(&cluster).await;
+    // The first placement decision should see every worker.
+    cluster
+        .wait_for_workers(std::time::Duration::from_secs(5))
+        .await;
     let jobs = jobs(args.quick);
     let bar = if args.json {
         ProgressBar::hidden()

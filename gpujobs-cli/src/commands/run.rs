@@ -25,7 +25,10 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let env = spec.job.get();
 
     let cluster = backends.start(1);
-    backends.wait_for_workers(&cluster).await;
+    // The first placement decision should see every worker.
+    cluster
+        .wait_for_workers(std::time::Duration::from_secs(5))
+        .await;
     let submitted = spec
         .job
         .clone()

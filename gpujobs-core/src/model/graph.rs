@@ -59,6 +59,15 @@ pub enum GraphError {
     /// The graph has no jobs, or more than [`MAX_GRAPH_JOBS`].
     #[error("a graph needs 1 to {MAX_GRAPH_JOBS} jobs, got {0}")]
     Size(usize),
+    /// An input names a job the graph has no job of that name for (jobs named, not yet
+    /// given ids: a graph file, the Python package's `Graph`).
+    #[error("job `{job}` reads from `{parent}`, which is not a job of the graph")]
+    UnknownName {
+        /// The job with the input.
+        job: String,
+        /// The name it reads from.
+        parent: String,
+    },
     /// A graph file could not be read.
     #[error("graph file: {0}")]
     File(String),
@@ -287,7 +296,7 @@ impl Graph {
                     "job `{name}` has an `id`; jobs of a graph file are named by `name`"
                 )));
             }
-            rename_refs(
+            resolve_names(
                 obj.get_mut("payload").unwrap_or(&mut Value::Null),
                 &names,
                 &name,
@@ -300,24 +309,27 @@ impl Graph {
     }
 }
 
-/// Replaces the job names of a graph file's `from` references by the graph's ids.
-fn rename_refs(
-    v: &mut Value,
+/// Replaces the job names in the `from` references of `payload` (the input of the job
+/// named `job`) by the graph's ids: how a graph whose jobs name each other (a graph
+/// file, the Python package's `Graph`) is turned into one that names ids.
+pub fn resolve_names(
+    payload: &mut Value,
     names: &BTreeMap<String, JobId>,
     job: &str,
 ) -> Result<(), GraphError> {
-    for_each_tensor_mut(v, |_, map| {
+    for_each_tensor_mut(payload, |_, map| {
         let Some(Value::Object(from)) = map.get_mut("from") else {
             return Ok(());
         };
         let Some(Value::String(parent)) = from.get_mut("job") else {
             return Ok(());
         };
-        let id = names.get(parent.as_str()).ok_or_else(|| {
-            GraphError::File(format!(
-                "job `{job}` reads from `{parent}`, which is not a job of the file"
-            ))
-        })?;
+        let id = names
+            .get(parent.as_str())
+            .ok_or_else(|| GraphError::UnknownName {
+                job: job.to_string(),
+                parent: parent.clone(),
+            })?;
         *parent = id.to_string();
         Ok(())
     })

@@ -34,22 +34,12 @@ impl SubmitQueue for RedisQueue {
     }
 
     async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
-        let keys = self.shared.keys_of(id);
-        let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(keys.job(id))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(backend("reading a job record"))?;
-        let Some(mut rec) = record_from_hash(id, &h) else {
-            return Ok(None);
-        };
-        if let Some(result) = rec.result.as_mut() {
-            result.blobs = self
-                .load_blobs(keys, id, &result.output, "out:")
-                .await
-                .map_err(|e| QueueError::Backend(e.to_string()))?;
-        }
-        Ok(Some(rec))
+        // One record is a batch of one: the same two round trips (record, then outputs).
+        Ok(self
+            .records(std::slice::from_ref(id))
+            .await?
+            .pop()
+            .flatten())
     }
 
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
