@@ -82,6 +82,9 @@ pub enum Command {
     DeadLetter(DeadLetterArgs),
     /// A live view of lanes, workers, throughput and failures (until Ctrl-C).
     Watch(WatchArgs),
+    /// Serve the web dashboard: lanes, workers, job search, graphs, dead letters (with
+    /// retry and cancel when an access token is set), and the history behind them.
+    Dashboard(crate::commands::dashboard::DashboardArgs),
     /// Check what an operator checks first: Redis (reachable, version, persistence,
     /// eviction, consumer groups, workers) and CUDA (driver, devices, our PTX).
     Doctor(crate::commands::doctor::DoctorArgs),

@@ -112,6 +112,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::status::cancel(args).await,
             Command::DeadLetter(args) => commands::status::dead_letter(args).await,
             Command::Watch(args) => commands::watch::run(args).await,
+            Command::Dashboard(args) => commands::dashboard::run(args).await,
             Command::Doctor(args) => commands::doctor::run(args).await,
             Command::Healthcheck(args) => commands::healthcheck::run(args).await,
             Command::Calibrate(args) => commands::calibrate::calibrate(args).await,

@@ -1,6 +1,9 @@
 -- complete: records the results of a batch of jobs (completions that arrived together
 -- from one process), each fenced by its lease. A success writes no event; it is counted.
 -- KEYS[1]  <prefix>:counts   hash of counters (field `succeeded`)
+-- Also    <prefix>:finished  capped stream, one entry per call: field = each recorded
+--          job's id, value = the worker; the history a dashboard indexes (one command
+--          per batch, not per job)
 -- ARGV     prefix, now_ms, ttl_ms, then per job: stream, entry, consumer, attempt, id,
 --          result_json, keep_inputs (1: the output is ephemeral, held by its worker
 --          only, so the inputs stay for a re-run; they expire with their TTL), ni, ns,
@@ -15,6 +18,7 @@
 local now, ttl = ARGV[2], ARGV[3]
 local out = {}
 local done = 0
+local finished = {}
 local i = 4
 while i + 8 <= #ARGV do
   local stream, entry, consumer, attempt, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -36,6 +40,8 @@ while i + 8 <= #ARGV do
     if ARGV[i + 6] ~= '1' then drop_inputs(id) end
     release_children(id, now)
     done = done + 1
+    table.insert(finished, id)
+    table.insert(finished, consumer)
     table.insert(out, 1)
   else
     for k = 0, nst - 1 do redis.call('DEL', ARGV[stg + 2 * k]) end
@@ -43,5 +49,8 @@ while i + 8 <= #ARGV do
   end
   i = stg + 2 * nst
 end
-if done > 0 then redis.call('HINCRBY', KEYS[1], 'succeeded', done) end
+if done > 0 then
+  redis.call('HINCRBY', KEYS[1], 'succeeded', done)
+  finished_entry(finished)
+end
 return out

@@ -18,6 +18,11 @@ local function event(id, state, extra_k, extra_v)
     redis.call('XADD', ns .. ':events', 'MAXLEN', '~', EVENTS_MAX, '*', 'id', id, 'state', state)
   end
 end
+-- Successes recorded by one `complete` call, as one entry of the capped
+-- `<prefix>:finished` stream (field: job id, value: worker) for the history keeper.
+local function finished_entry(pairs_list)
+  redis.call('XADD', ns .. ':finished', 'MAXLEN', '~', EVENTS_MAX, '*', unpack(pairs_list))
+end
 local function dead_letter(id, kind, reason, attempts, now, raw)
   return redis.call('XADD', ns .. ':dead', 'MAXLEN', '~', DEAD_MAX, '*', 'id', id, 'kind', kind, 'reason', reason,
     'attempts', attempts, 'at_ms', now, 'raw', raw)

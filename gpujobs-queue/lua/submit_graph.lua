@@ -8,7 +8,10 @@
 -- ARGV     prefix, now_ms, high_water, then per job, parents first: id, env_json, kind,
 --          priority, device, max_attempts, created_us, blobs (JSON list of the names of
 --          its input blobs), parents (space-separated ids)
--- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent
+-- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent,
+--          <prefix>:graph:<g>: the set of the graph's job ids (g: the first job's
+--          `{tag}`, or its id without one), also each record's `graph` field, so a
+--          monitor can draw the graph from any of its jobs (expires after 7 days)
 -- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}.
 local now = ARGV[2]
 local full = over_high_water(tonumber(ARGV[3]))
@@ -16,6 +19,8 @@ if full then return full end
 local out = {}
 local added, waiting_jobs = 0, 0
 local ended = {}
+local graph = string.match(ARGV[4] or '', '{([^}]+)}') or ARGV[4]
+local members = {}
 local i = 4
 while i + 8 <= #ARGV do
   local id, parents = ARGV[i], ARGV[i + 8]
@@ -35,7 +40,8 @@ while i + 8 <= #ARGV do
     local state = 'queued'
     if waiting > 0 then state = 'waiting' end
     record_new(i, state, now)
-    redis.call('HSET', rec, 'parents', parents, 'waiting_on', waiting)
+    redis.call('HSET', rec, 'parents', parents, 'waiting_on', waiting, 'graph', graph)
+    table.insert(members, id)
     if waiting == 0 then
       redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     else
@@ -49,5 +55,12 @@ end
 if waiting_jobs > 0 then redis.call('HINCRBY', KEYS[2], 'waiting', waiting_jobs) end
 -- A graph resubmitted after one of its jobs failed: its new dependants fail now.
 for parent, st in pairs(ended) do fail_dependants(parent, st, now) end
-if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[2], 'submitted', added)
+  local gkey = ns .. ':graph:' .. graph
+  for k = 1, #members, 1000 do
+    redis.call('SADD', gkey, unpack(members, k, math.min(k + 999, #members)))
+  end
+  redis.call('PEXPIRE', gkey, 604800000)
+end
 return out

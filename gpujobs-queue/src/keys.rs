@@ -123,6 +123,44 @@ impl Keys {
         format!("{}:counts", self.prefix)
     }
 
+    /// Capped stream of recorded successes, one entry per `complete` call: field = job
+    /// id, value = the worker. Indexed by a dashboard's history keeper.
+    pub fn finished(&self) -> String {
+        format!("{}:finished", self.prefix)
+    }
+
+    /// Set of the ids of one graph (`graph` is the first job's `{tag}`, or its id).
+    pub fn graph(&self, graph: &str) -> String {
+        format!("{}:graph:{}", self.prefix, graph)
+    }
+
+    /// Sorted set of ended jobs (score: when each ended, ms) for one search dimension:
+    /// `all`, `state:<state>`, `kind:<kind>`, `lane:<lane>`, `worker:<worker>`.
+    /// Written by the history keeper (`queue::history`), not on the hot path.
+    pub fn index(&self, dimension: &str) -> String {
+        format!("{}:ix:{}", self.prefix, dimension)
+    }
+
+    /// Set of the index keys that exist (so trimming touches only those).
+    pub fn index_names(&self) -> String {
+        format!("{}:ix", self.prefix)
+    }
+
+    /// Hash of the history keeper's stream cursors (`finished`, `events`).
+    pub fn history_cursor(&self) -> String {
+        format!("{}:history:cursor", self.prefix)
+    }
+
+    /// The history keeper's lease: one keeper per partition at a time.
+    pub fn history_lease(&self) -> String {
+        format!("{}:history:lease", self.prefix)
+    }
+
+    /// Hash of per-minute ending counts, `<minute ms>:<state>` → jobs. Partition 0's only.
+    pub fn series(&self) -> String {
+        format!("{}:series", self.prefix)
+    }
+
     /// Hash of worker heartbeats (field: worker id, value: JSON). Partition 0's only.
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[path = "redis_queue/history.rs"]
+mod history;
 #[cfg(feature = "objects")]
 #[path = "redis_queue/object_faults.rs"]
 mod object_faults;

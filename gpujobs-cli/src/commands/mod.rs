@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod calibrate;
+pub mod dashboard;
 pub mod demo;
 pub mod doctor;
 #[cfg(feature = "cuda")]

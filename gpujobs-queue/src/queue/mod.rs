@@ -10,6 +10,7 @@ mod batcher;
 mod blobs;
 mod diagnose;
 mod graph;
+pub mod history;
 pub use diagnose::Diagnosis;
 mod lease;
 mod outputs;
