@@ -11,7 +11,7 @@
 #   cargo package --workspace --exclude gpujobs-cuda-sim --exclude gpujobs-doc-snippets --locked
 set -euo pipefail
 cd "$(dirname "$0")/.."
-crates=(gpujobs-core gpujobs-cpu gpujobs-cuda gpujobs-queue gpujobs gpujobs-cli)
+crates=(gpujobs-core gpujobs-cpu gpujobs-cuda gpujobs-queue gpujobs-dashboard gpujobs gpujobs-cli)
 cargo package --workspace --exclude gpujobs-cuda-sim --exclude gpujobs-doc-snippets \
     --no-verify --locked --allow-dirty 2>&1 |
     grep -v -e '^ *Updating' -e '^ *Packaging' -e '^warning: ignoring \(example\|benchmark\|test\)' || true
@@ -49,6 +49,6 @@ done
 # The API docs as docs.rs builds them (its features, no broken or ambiguous links).
 echo "docs (docs.rs features)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -q -p gpujobs -p gpujobs-core \
-    -p gpujobs-queue -p gpujobs-cpu -p gpujobs-cuda \
+    -p gpujobs-queue -p gpujobs-cpu -p gpujobs-cuda -p gpujobs-dashboard \
     --features gpujobs/redis,gpujobs/objects,gpujobs/tls,gpujobs/testkit,gpujobs/images || status=1
 exit "$status"
