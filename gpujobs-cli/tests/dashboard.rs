@@ -85,8 +85,13 @@ impl Res {
 fn http(port: u16, method: &str, path: &str, extra: &[String], body: &str) -> Res {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !extra
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("host:"))
+    {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for h in extra {
         req.push_str(h);
         req.push_str("\r\n");
@@ -274,6 +279,15 @@ fn dashboard_pages_search_security_and_retry() {
         o.body
     );
     assert!(!o.body.contains("test-token"), "the token leaked");
+    // Another name pointed at 127.0.0.1 (DNS rebinding) is refused; localhost is not.
+    assert_eq!(
+        http(port, "GET", "/", &["Host: evil.example".into()], "").status,
+        421
+    );
+    assert_eq!(
+        http(port, "GET", "/", &[format!("Host: localhost:{port}")], "").status,
+        200
+    );
 
     // Search: each kind's ids exactly, paged 5 at a time over 3 partitions.
     let listed = all_pages(port, "/jobs?kind=vector-add&state=succeeded&limit=5");

@@ -51,6 +51,8 @@ pub(crate) struct AppState {
     pub(crate) redis_shown: String,
     pub(crate) namespace: String,
     pub(crate) keeper: Mutex<KeeperStatus>,
+    /// Bound to a loopback address: requests must name a loopback host.
+    pub(crate) loopback_only: bool,
 }
 
 pub(crate) type State = axum::extract::State<Arc<AppState>>;
@@ -90,6 +92,7 @@ impl Dashboard {
             redis_shown: gpujobs_queue::redact(&config.redis_shown),
             namespace: config.namespace.clone(),
             keeper: Mutex::new(KeeperStatus::default()),
+            loopback_only: config.addr.ip().is_loopback(),
         });
         Ok(Dashboard {
             listener,
@@ -142,6 +145,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/static/app.js", get(assets::app_js))
         .route("/static/style.css", get(assets::style_css))
         .fallback(views::not_found)
-        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .with_state(state)
 }

@@ -18,8 +18,22 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "gpujobs_session";
 
-/// Adds the security headers to every response.
-pub(crate) async fn headers(req: Request, next: Next) -> Response {
+/// Adds the security headers to every response. On a loopback address it also refuses
+/// requests naming another host: a page on another site cannot reach the dashboard by
+/// pointing a name of its own at 127.0.0.1 (DNS rebinding).
+pub(crate) async fn headers(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.loopback_only && !host_is_loopback(req.headers()) {
+        let mut res = Response::new(axum::body::Body::from(
+            "refused: this dashboard serves loopback only, and the request's Host is another \
+             name (start it with --addr and a token to serve other hosts)\n",
+        ));
+        *res.status_mut() = axum::http::StatusCode::MISDIRECTED_REQUEST;
+        return res;
+    }
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -42,6 +56,22 @@ pub(crate) async fn headers(req: Request, next: Next) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     res
+}
+
+/// Whether the request's `Host` names this machine (`localhost`, `127.x.y.z`, `[::1]`).
+pub(crate) fn host_is_loopback(h: &HeaderMap) -> bool {
+    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(n, _)| n)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Why an action was refused: `(status, message)`.
@@ -170,6 +200,23 @@ mod tests {
         assert!(same_origin(&evil).is_err());
         let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
         assert!(same_origin(&null).is_err());
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart_from_other_names() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "127.3.4.5",
+        ] {
+            assert!(host_is_loopback(&headers(&[("host", ok)])), "{ok}");
+        }
+        for bad in ["evil.example:8080", "10.0.0.1:8080", "[::2]:80", ""] {
+            assert!(!host_is_loopback(&headers(&[("host", bad)])), "{bad}");
+        }
+        assert!(!host_is_loopback(&headers(&[])));
     }
 
     #[test]
