@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard under load: a private Redis filled through the real path with FINISHED
-# ended jobs (default 1,000,000: `gpujobs submit vector-add --len 1 --count N --wait`
-# through a scheduler and a worker) and QUEUED jobs waiting on the gpu lane (default
+# ended jobs (default 1,000,000: `gpujobs submit vector-add --len 1 --count 50000 --wait`
+# repeated, through a scheduler and a worker) and QUEUED jobs waiting on the gpu lane (default
 # 100,000; no gpu worker runs), the history keeper caught up, then the overview and
 # search pages timed (p50/p95 of 100 requests each, benches/dashboard_load.py) while
 # the queue runs tiny jobs at full speed beside them; the dashboard's resident memory
@@ -24,7 +24,12 @@ dport="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 "$bin" dashboard --addr "127.0.0.1:$dport" >"$work/dashboard.log" 2>&1 &
 dash_pid=$!
 t0=$SECONDS
-"$bin" submit vector-add --len 1 --count "$finished" --wait >/dev/null
+left="$finished"
+while [ "$left" -gt 0 ]; do
+    n=$((left < 50000 ? left : 50000))
+    "$bin" submit vector-add --len 1 --count "$n" --wait >/dev/null
+    left=$((left - n))
+done
 echo "filled: $finished finished jobs in $((SECONDS - t0)) s"
 "$bin" submit vector-add --len 1 --count "$queued" --device gpu >/dev/null
 echo "queued: $queued jobs on the gpu lane"

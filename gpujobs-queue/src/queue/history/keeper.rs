@@ -9,7 +9,7 @@ use crate::queue::RedisQueue;
 use gpujobs_core::QueueError;
 use gpujobs_core::model::envelope::now_ms;
 use redis::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How much history the keeper keeps.
@@ -31,7 +31,7 @@ impl Default for HistorySettings {
             retention: Duration::from_secs(24 * 3600),
             max_jobs: 1_000_000,
             series_minutes: 7 * 24 * 60,
-            batch: 2_000,
+            batch: 200,
         }
     }
 }
@@ -206,7 +206,7 @@ impl RedisQueue {
             .query_async(&mut self.conn())
             .await
             .map_err(backend("reading the ended jobs' records"))?;
-        let mut names = BTreeSet::new();
+        let mut by_index: BTreeMap<String, Vec<(u64, &String)>> = BTreeMap::new();
         let mut minutes: BTreeMap<String, i64> = BTreeMap::new();
         let mut w = redis::pipe();
         for (e, (kind, lane, worker)) in endings.iter().zip(fields) {
@@ -219,20 +219,29 @@ impl RedisQueue {
                     .filter(|w| !w.is_empty())
                     .map(|w| format!("worker:{w}")),
             );
-            for other in ENDED.iter().filter(|s| **s != e.state) {
-                w.cmd("ZREM")
-                    .arg(keys.index(&format!("state:{other}")))
-                    .arg(&e.id)
-                    .ignore();
-            }
             for d in dims {
-                let key = keys.index(&d);
-                w.cmd("ZADD").arg(&key).arg(e.at_ms).arg(&e.id).ignore();
-                names.insert(key);
+                by_index
+                    .entry(keys.index(&d))
+                    .or_default()
+                    .push((e.at_ms, &e.id));
             }
             let minute = e.at_ms / MINUTE_MS * MINUTE_MS;
             *minutes.entry(format!("{minute}:{}", e.state)).or_default() += 1;
         }
+        // One variadic ZADD per index (chunks of 1,000): a pass costs Redis a handful of
+        // commands beside its one HMGET per job. No ZREM from the other state indexes:
+        // a job leaves a failure index only through a dead-letter retry (`queued` below).
+        for (key, members) in &by_index {
+            for chunk in members.chunks(1000) {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(key);
+                for (score, id) in chunk {
+                    cmd.arg(*score).arg(*id);
+                }
+                w.add_command(cmd).ignore();
+            }
+        }
+        let names: Vec<&String> = by_index.keys().collect();
         for id in &requeued {
             for s in ["failed", "dead", "cancelled"] {
                 w.cmd("ZREM")
@@ -242,10 +251,7 @@ impl RedisQueue {
             }
         }
         if !names.is_empty() {
-            w.cmd("SADD")
-                .arg(keys.index_names())
-                .arg(names.into_iter().collect::<Vec<_>>())
-                .ignore();
+            w.cmd("SADD").arg(keys.index_names()).arg(names).ignore();
         }
         w.cmd("HSET")
             .arg(keys.history_cursor())
