@@ -19,8 +19,8 @@ What is changed, and why, is in the rules below; every change is printed:
 - `<id>` becomes DOC_JOB_ID, a job the caller made fail, so `status`, `cancel` and
   `dead-letter retry` have a real subject.
 - Shell functions stand in for `cargo` (the binary and examples are already built: a
-  release build would double CI's time) and keep `gpujobs watch` (live until Ctrl-C) to
-  a few seconds. Background commands (`&`) are killed when the document's script ends.
+  release build would double CI's time) and keep `gpujobs watch` and `gpujobs
+  dashboard` (live until Ctrl-C) to a few seconds. Background commands (`&`) are killed when the document's script ends.
 """
 
 import os
@@ -60,6 +60,8 @@ briefly() {
 _gpujobs() {
     case "${1:-}" in
         watch) [[ " $* " == *" --once "* ]] || { briefly "$GPUJOBS_BIN" "$@"; return; } ;;
+        # Serves until interrupted; on a free port (8080 may be taken on this machine).
+        dashboard) GPUJOBS_DASHBOARD_ADDR=127.0.0.1:0 briefly "$GPUJOBS_BIN" "$@"; return ;;
         scheduler|worker) [ "$BASHPID" != "$$" ] || { briefly "$GPUJOBS_BIN" "$@"; return; } ;;
     esac
     "$GPUJOBS_BIN" "$@"
