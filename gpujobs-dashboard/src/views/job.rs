@@ -37,10 +37,8 @@ pub(crate) async fn page(
         Err(e) => return redis_down(&state, &headers, "Job", Tab::Jobs, &e),
     };
     let title = format!("Job {id}");
-    let retryable = matches!(
-        rec.state,
-        JobState::Dead | JobState::Failed | JobState::Cancelled
-    );
+    // A dead-letter retry takes dead and failed jobs (not cancelled ones).
+    let retryable = matches!(rec.state, JobState::Dead | JobState::Failed);
     let cancellable = !rec.state.is_terminal();
     let graph = raw.get("graph").filter(|g| !g.is_empty());
     let body = html! {
