@@ -75,17 +75,20 @@ fn main() {
         });
         emit("sobel_4096", s, (n * n) as f64, "pixel");
     }
-    // An MNIST-shaped classifier: 16384 rows of 784 features, 1024 hidden, 10 classes;
-    // probabilities and labels, as numpy's forward pass + softmax + argmax.
-    let case = "mlp_predict_16384x784-h1024-10";
-    if wanted(case) {
-        let (rows, dims) = (16_384usize, [784usize, 1024, 10]);
-        let job = gpujobs::kinds::MlpPredict::synthetic(rows, &dims, 6);
-        let cancel = gpujobs::CancelFlag::new();
-        let s = median_secs(7, || {
-            black_box(ops::mlp_predict(&job, &cancel).expect("predicts"));
-        });
-        let flop = 2.0 * rows as f64 * (784.0 * 1024.0 + 1024.0 * 10.0);
-        emit(case, s, flop, "flop");
+    // An MNIST-shaped classifier: rows of 784 features, 1024 hidden, 10 classes;
+    // probabilities and labels, as numpy's forward pass + softmax + argmax. 131072 rows
+    // is the xlarge rung of `gpujobs bench --kinds mlp-predict`.
+    for rows in [16_384usize, 131_072] {
+        let case = format!("mlp_predict_{rows}x784-h1024-10");
+        if wanted(&case) {
+            let dims = [784usize, 1024, 10];
+            let job = gpujobs::kinds::MlpPredict::synthetic(rows, &dims, 6);
+            let cancel = gpujobs::CancelFlag::new();
+            let s = median_secs(if rows > 16_384 { 3 } else { 7 }, || {
+                black_box(ops::mlp_predict(&job, &cancel).expect("predicts"));
+            });
+            let flop = 2.0 * rows as f64 * (784.0 * 1024.0 + 1024.0 * 10.0);
+            emit(&case, s, flop, "flop");
+        }
     }
 }

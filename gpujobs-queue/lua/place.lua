@@ -1,19 +1,21 @@
 -- place: forwards a batch of submitted jobs to their lanes, each atomically with
 -- acknowledging its submit entry; drops entries of jobs cancelled (or placed) meanwhile.
 -- KEYS[1]  <prefix>:submit   the submit stream
--- ARGV     prefix, now_ms, then per job 13 values: submit_entry, id, kind, priority,
---          device, max_attempts, created_us, lane, placement_json, est_s, worker,
---          wait_ms, blobs (JSON list of its input blob names) (a job submitted with a plain XADD has no record yet: it is written
+-- ARGV     prefix, now_ms, wake (the wake-up channel, '' for none), then per job 13
+--          values: submit_entry, id, kind, priority, device, max_attempts, created_us,
+--          lane, placement_json, est_s, worker, wait_ms, blobs (JSON list of its input
+--          blob names) (a job submitted with a plain XADD has no record yet: it is written
 --          here, with the envelope read from its submit entry, so no envelope travels
 --          twice). A job with a worker (placed by locality) goes to that worker's near
 --          stream with `until` = now + wait_ms; after that reclaim moves it to the lane.
 -- Touches  <prefix>:job:<id>, <prefix>:lane:<lane>:<priority>, <prefix>:backlog:<lane>,
 --          <prefix>:near:<lane>:<worker>, <prefix>:near:<lane>
+-- Publishes `cpu` / `gpu` on the wake-up channel once per lane that got jobs.
 -- Returns  one value per job: 1 placed, 0 dropped.
-local submit, now = KEYS[1], ARGV[2]
+local submit, now, wake = KEYS[1], ARGV[2], ARGV[3]
 local out = {}
 local added = {}
-local i = 3
+local i = 4
 while i + 12 <= #ARGV do
   local entry, id, lane = ARGV[i], ARGV[i + 1], ARGV[i + 7]
   local rec = rec_key(id)
@@ -50,5 +52,6 @@ while i + 12 <= #ARGV do
 end
 for lane, est in pairs(added) do
   if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end
+  if wake ~= '' then redis.call('PUBLISH', wake, lane) end
 end
 return out

@@ -3,12 +3,14 @@
 -- a job submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
--- ARGV     prefix, now_ms, high_water, then per job 8 values: id, env_json, kind,
+-- ARGV     prefix, now_ms, high_water, wake (the wake-up channel, '' for none), then
+--          per job 8 values: id, env_json, kind,
 --          priority, device, max_attempts, created_us, blobs (JSON list of the names of
 --          its input blobs)
 --          (high_water: the share of maxmemory above which submits are refused, so the
 --          rest is kept for the results of jobs already accepted; 0 turns it off)
 -- Touches  <prefix>:job:<id>
+-- Publishes `submit` on the wake-up channel when it added jobs.
 -- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}
 --          (nothing submitted) above the high-water mark.
 local now = ARGV[2]
@@ -16,7 +18,8 @@ local full = over_high_water(tonumber(ARGV[3]))
 if full then return full end
 local out = {}
 local added = 0
-local i = 4
+local wake = ARGV[4]
+local i = 5
 while i + 7 <= #ARGV do
   local id = ARGV[i]
   local rec = rec_key(id)
@@ -30,5 +33,8 @@ while i + 7 <= #ARGV do
   end
   i = i + 8
 end
-if added > 0 then redis.call('HINCRBY', KEYS[2], 'submitted', added) end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[2], 'submitted', added)
+  if wake ~= '' then redis.call('PUBLISH', wake, 'submit') end
+end
 return out

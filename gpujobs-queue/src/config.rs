@@ -58,6 +58,13 @@ pub struct RedisConfig {
     /// Warn at connect when Redis may evict or lose jobs (daemons want this; one-shot
     /// clients need not repeat it).
     pub warn_durability: bool,
+    /// With several partitions, the longest an idle worker or scheduler waits before
+    /// reading every partition again when no wake-up came (`<{ns}>:wake`, see
+    /// `docs/wire-format.md`): the bound on how late it sees work whose wake-up was
+    /// missed (a client that adds a submit entry without publishing one, a subscriber
+    /// reconnecting). It waits 1 ms right after finding work, doubling up to this.
+    /// Unused with one partition, where a blocking read waits on every stream at once.
+    pub partition_poll: Duration,
 }
 
 impl RedisConfig {
@@ -81,6 +88,7 @@ impl RedisConfig {
             scheduler_lease: Duration::from_secs(30),
             auth_grace: Duration::from_secs(30),
             warn_durability: true,
+            partition_poll: Duration::from_millis(20),
         }
     }
 

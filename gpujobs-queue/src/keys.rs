@@ -61,6 +61,14 @@ impl Keys {
         self.partition
     }
 
+    /// Pub/Sub channel (of partition 0's prefix) on which the scripts announce work
+    /// when a namespace has several partitions: `cpu` or `gpu` when jobs were placed on
+    /// that lane, `submit` when jobs were submitted. Idle workers and schedulers wait on
+    /// it instead of polling every partition (see `queue/wakeup.rs`).
+    pub fn wake(&self) -> String {
+        format!("{}:wake", self.prefix)
+    }
+
     /// Stream of new jobs, one field `job` with the JSON envelope.
     pub fn submit(&self) -> String {
         format!("{}:submit", self.prefix)

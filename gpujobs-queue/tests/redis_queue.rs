@@ -13,6 +13,8 @@ mod object_faults;
 #[cfg(feature = "objects")]
 #[path = "redis_queue/objects.rs"]
 mod objects;
+#[path = "redis_queue/wakeup.rs"]
+mod wakeup;
 
 use async_trait::async_trait;
 use gpujobs_core::kinds::{Matmul, VectorAdd, VectorAddOutput};

@@ -126,13 +126,15 @@ fn reduce(a: &Lanes, len: usize) -> Digest {
 }
 
 /// The vector unit the digest uses: 2 for AVX-512 (F, DQ, VL), 1 for AVX2 with FMA,
-/// 0 for the baseline; detected once.
+/// 0 for the baseline; detected once. `GPUJOBS_NO_AVX512` (set to anything) stops at
+/// AVX2, as it does for the CPU kernels, to measure the narrower path on a wider CPU.
 fn level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
         *LEVEL.get_or_init(|| {
-            if std::arch::is_x86_feature_detected!("avx512f")
+            if std::env::var_os("GPUJOBS_NO_AVX512").is_none()
+                && std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512dq")
                 && std::arch::is_x86_feature_detected!("avx512vl")
             {

@@ -64,6 +64,7 @@ impl BatchWrite for Submits {
                 keys,
                 now_ms: now_ms(),
                 high_water: shared.cfg.high_water,
+                wake: &shared.wake,
                 jobs: items,
             })
             .await

@@ -5,6 +5,7 @@
 
 use super::batcher::{BatchWrite, Completions};
 use super::blobs::BlobError;
+use super::wakeup::Topic;
 use super::{RedisQueue, Role, lock};
 use crate::codec::Begun;
 use crate::keys::{Keys, WORKERS};
@@ -47,7 +48,10 @@ impl LeaseQueue for RedisQueue {
     ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = Instant::now() + wait;
         let order: Vec<usize> = self.sweep(Role::Fetch).collect();
+        let topic = Topic::lane(lane);
         loop {
+            // Taken before the sweep, so a wake-up during it ends the wait below at once.
+            let seen = self.wakeups().map(|w| w.seen(topic));
             let mut next_due: Option<u64> = None;
             for &p in &order {
                 let keys = &self.shared.parts[p];
@@ -99,6 +103,9 @@ impl LeaseQueue for RedisQueue {
             // Block no longer than until the next retry comes due, so it is promoted.
             if let Some(due) = next_due {
                 left = left.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
+            }
+            if self.wait_for_wakeup(Role::Fetch, topic, seen, left).await {
+                continue;
             }
             let keys = &self.shared.parts[order[0]];
             // Its near stream first: a job placed on this worker by locality wakes it.

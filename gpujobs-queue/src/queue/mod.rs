@@ -16,6 +16,7 @@ mod lease;
 mod outputs;
 mod schedule;
 mod submit;
+mod wakeup;
 
 use crate::codec::{Entry, stream_reply};
 use crate::config::RedisConfig;
@@ -35,12 +36,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// With several partitions a blocking read waits on one partition at a time before
-/// sweeping all of them again (one partition: no limit): 1 ms right after work was
-/// found, doubling while nothing comes, up to this (so a busy system notices work in
-/// another partition within a millisecond or two, and an idle one polls 50 times a
-/// second per worker).
-const PARTITION_SLICE: Duration = Duration::from_millis(20);
+/// With several partitions an idle reader waits for a wake-up (see [`wakeup`]), or while
+/// the wake-up channel is down blocks on one partition, for a slice before sweeping all
+/// of them again (one partition: no limit): 1 ms right after work was found, doubling
+/// while nothing comes, up to `RedisConfig::partition_poll` (so a missed wake-up delays
+/// work by at most that, and an idle reader sweeps 50 times a second by default).
 const FIRST_SLICE_US: u64 = 1_000;
 
 /// Who sweeps the partitions (each role rotates on its own).
@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     /// Set after a failed command: a reply may have been lost with entries already
     /// delivered to our consumers, so they re-read their own pending entries next.
     pub(crate) reread_own: AtomicBool,
+    /// The wake-up channel the scripts publish on, `""` with one partition (where a
+    /// blocking read covers every stream and nobody listens).
+    pub(crate) wake: String,
 }
 
 impl Shared {
@@ -130,7 +133,7 @@ pub struct RedisQueue {
     /// successive fetches start at N different partitions.
     rotation: [AtomicUsize; 3],
     /// The current blocking slice per role with several partitions, µs (see
-    /// [`PARTITION_SLICE`]).
+    /// `RedisConfig::partition_poll`).
     slices: [AtomicU64; 3],
     /// Where blobs read from Redis land (page-aligned, recycled host buffers).
     buffers: BufferPool,
@@ -140,6 +143,9 @@ pub struct RedisQueue {
     submits: Batcher<Submits>,
     /// Batches the completions that arrive together into one script call.
     completions: Batcher<Completions>,
+    /// Wake-ups heard on the channel, with several partitions; subscribed on the first
+    /// fetch or take, so one-shot clients never open the subscription.
+    wakeups: std::sync::OnceLock<Arc<wakeup::Wakeups>>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -196,12 +202,18 @@ impl RedisQueue {
             warn_about_durability(&mut conn, &cfg).await;
         }
         let scripts = Scripts::new(cfg.events_max, cfg.dead_letter_max);
+        let wake = if parts.len() > 1 {
+            parts[0].wake()
+        } else {
+            String::new()
+        };
         let shared = Arc::new(Shared {
             cfg,
             parts,
             conn,
             scripts,
             reread_own: AtomicBool::new(false),
+            wake,
         });
         Ok(RedisQueue {
             submits: Batcher::start(shared.clone()),
@@ -216,6 +228,7 @@ impl RedisQueue {
             slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
             buffers: BufferPool::global().clone(),
             objects,
+            wakeups: std::sync::OnceLock::new(),
         })
     }
 
@@ -305,6 +318,54 @@ impl RedisQueue {
         Ok(c)
     }
 
+    /// The wake-ups of this handle's subscription (started on first use), or `None`
+    /// with one partition.
+    fn wakeups(&self) -> Option<&Arc<wakeup::Wakeups>> {
+        if self.shared.wake.is_empty() {
+            return None;
+        }
+        Some(self.wakeups.get_or_init(|| {
+            let w = Arc::new(wakeup::Wakeups::default());
+            wakeup::spawn(&self.shared.cfg, self.shared.wake.clone(), &w);
+            w
+        }))
+    }
+
+    /// Idle waits of this handle's workers and schedulers that a wake-up ended (0 with
+    /// one partition, where nothing is published): tests use it to tell a wake-up from
+    /// the poll that would have found the work later.
+    #[cfg(feature = "testkit")]
+    pub fn wakeups_heard(&self) -> u64 {
+        self.wakeups.get().map_or(0, |w| w.woken())
+    }
+
+    /// With a live wake-up channel: waits for a wake-up of `topic` newer than `seen` for
+    /// at most `role`'s slice and `left`, and returns `true` (the caller sweeps every
+    /// partition next, woken or not). `false` when there is no live channel: the caller
+    /// blocks on one partition instead.
+    async fn wait_for_wakeup(
+        &self,
+        role: Role,
+        topic: wakeup::Topic,
+        seen: Option<u64>,
+        left: Duration,
+    ) -> bool {
+        let (Some(w), Some(seen)) = (self.wakeups(), seen) else {
+            return false;
+        };
+        if !w.live() {
+            return false;
+        }
+        let slice = self.block_slice(role, left);
+        let woken = w
+            .wait(topic, seen, tokio::time::Instant::now() + slice)
+            .await;
+        if !woken {
+            self.adapt_slice(role, false);
+        }
+        true
+    }
+
     /// Partition indices in the order of `role`'s next sweep.
     fn sweep(&self, role: Role) -> impl Iterator<Item = usize> + use<> {
         let n = self.shared.parts.len();
@@ -330,7 +391,8 @@ impl RedisQueue {
         if found {
             s.store(FIRST_SLICE_US, Ordering::Relaxed);
         } else {
-            let next = (s.load(Ordering::Relaxed) * 2).min(PARTITION_SLICE.as_micros() as u64);
+            let ceiling = self.shared.cfg.partition_poll.as_micros().max(1) as u64;
+            let next = (s.load(Ordering::Relaxed) * 2).min(ceiling);
             s.store(next, Ordering::Relaxed);
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! An [`Incoming`]'s entry is `<partition>|<stream entry id>`.
 
+use super::wakeup::Topic;
 use super::{RedisQueue, Role, lock};
 use crate::codec::{Entry, entries_of};
 use crate::codec::{excerpt, parse_submission};
@@ -52,6 +53,8 @@ impl ScheduleQueue for RedisQueue {
         };
         let max = max.min((self.shared.cfg.take_batch_bytes / largest.max(1024)).max(1) as usize);
         loop {
+            // Taken before the sweep, so a wake-up during it ends the wait below at once.
+            let seen = self.wakeups().map(|w| w.seen(Topic::Submit));
             for &p in &order {
                 let keys = &self.shared.parts[p];
                 let got = self
@@ -66,6 +69,12 @@ impl ScheduleQueue for RedisQueue {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Vec::new());
+            }
+            if self
+                .wait_for_wakeup(Role::Take, Topic::Submit, seen, left)
+                .await
+            {
+                continue;
             }
             let keys = &self.shared.parts[order[0]];
             let block = Some(self.block_slice(Role::Take, left));
@@ -113,6 +122,7 @@ impl ScheduleQueue for RedisQueue {
                     .call(&Place {
                         keys: &self.shared.parts[p],
                         now_ms: now_ms(),
+                        wake: &self.shared.wake,
                         jobs,
                     })
                     .await?;

@@ -22,6 +22,8 @@ pub(crate) struct PlaceJob<'a> {
 pub(crate) struct Place<'a> {
     pub(crate) keys: &'a Keys,
     pub(crate) now_ms: u64,
+    /// The wake-up channel to announce the lanes that got jobs on ('' for none).
+    pub(crate) wake: &'a str,
     pub(crate) jobs: &'a [PlaceJob<'a>],
 }
 
@@ -36,7 +38,7 @@ impl Call for Place<'_> {
     }
 
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
-        inv.key(self.keys.submit()).arg(self.now_ms);
+        inv.key(self.keys.submit()).arg(self.now_ms).arg(self.wake);
         for j in self.jobs {
             inv.arg(j.entry)
                 .arg(j.env.id.as_str())

@@ -17,6 +17,8 @@ pub(crate) struct Submit<'a> {
     pub(crate) now_ms: u64,
     /// Share of `maxmemory` above which submits are refused (0: never).
     pub(crate) high_water: f64,
+    /// The wake-up channel to announce the jobs on ('' for none: one partition).
+    pub(crate) wake: &'a str,
     pub(crate) jobs: &'a [NewJob],
 }
 
@@ -35,7 +37,8 @@ impl Call for Submit<'_> {
         inv.key(self.keys.submit())
             .key(self.keys.counts())
             .arg(self.now_ms)
-            .arg(self.high_water);
+            .arg(self.high_water)
+            .arg(self.wake);
         for j in self.jobs {
             j.fill(inv);
         }

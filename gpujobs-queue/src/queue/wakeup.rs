@@ -1,0 +1,239 @@
+//! Wake-ups over Redis Pub/Sub, so that with several partitions an idle worker or
+//! scheduler answers new work as fast as with one.
+//!
+//! With one partition a blocking `XREADGROUP` waits on every stream of a lane at once.
+//! With several, no single read covers them all (each partition is its own Cluster
+//! slot), so an idle reader used to block on one partition for a slice (1 ms doubling
+//! to [`RedisConfig::partition_poll`]) and then sweep the others: work in another
+//! partition waited up to a slice. Now the scripts that add work publish one message per
+//! call on `{<ns>}:wake` (`cpu`, `gpu`: jobs placed on that lane; `submit`: jobs
+//! submitted), and an idle reader waits for that message instead, then sweeps.
+//!
+//! The guarantee of the old loop is kept: a reader never waits longer than its slice
+//! without sweeping every partition, so a missed message (a client that adds a submit
+//! entry with a plain `XADD`, a subscriber reconnecting, a Redis restart) costs at most
+//! that slice, never a job. Classic Pub/Sub reaches every node of a Redis Cluster, so one
+//! subscription to any node hears every partition.
+
+use crate::config::RedisConfig;
+use crate::connection::cluster_nodes;
+use futures_util::StreamExt;
+use gpujobs_core::{Backoff, DeviceClass};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a wake-up announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topic {
+    /// Jobs placed on the CPU lane.
+    Cpu = 0,
+    /// Jobs placed on the GPU lane.
+    Gpu = 1,
+    /// Jobs submitted (for schedulers).
+    Submit = 2,
+}
+
+impl Topic {
+    pub(crate) fn lane(lane: DeviceClass) -> Self {
+        match lane {
+            DeviceClass::Cpu => Topic::Cpu,
+            DeviceClass::Gpu => Topic::Gpu,
+        }
+    }
+
+    fn of_message(payload: &[u8]) -> Option<Self> {
+        match payload {
+            b"cpu" => Some(Topic::Cpu),
+            b"gpu" => Some(Topic::Gpu),
+            b"submit" => Some(Topic::Submit),
+            _ => None,
+        }
+    }
+}
+
+/// Wake-ups heard by this process: a counter per topic, so that a reader that took the
+/// counter before sweeping notices a message that came during the sweep (nothing is
+/// lost between the sweep and the wait).
+#[derive(Debug, Default)]
+pub(crate) struct Wakeups {
+    /// Whether the subscription is up: only then may a reader rely on messages.
+    live: AtomicBool,
+    counts: [AtomicU64; 3],
+    changed: Notify,
+    /// Waits ended by a wake-up (for tests and diagnostics).
+    woken: AtomicU64,
+}
+
+impl Wakeups {
+    /// The count of `topic`'s wake-ups so far, to pass to [`Wakeups::wait`].
+    pub(crate) fn seen(&self, topic: Topic) -> u64 {
+        self.counts[topic as usize].load(Ordering::Acquire)
+    }
+
+    /// Waits ended by a wake-up so far.
+    pub(crate) fn woken(&self) -> u64 {
+        self.woken.load(Ordering::Relaxed)
+    }
+
+    /// Whether messages are being heard.
+    pub(crate) fn live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn bump(&self, topic: Topic) {
+        self.counts[topic as usize].fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    /// Every topic at once: after (re)subscribing, messages may have been missed.
+    fn bump_all(&self) {
+        for c in &self.counts {
+            c.fetch_add(1, Ordering::AcqRel);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `topic` has had a wake-up since its count was `seen`, or until
+    /// `deadline`. Returns whether a wake-up came.
+    pub(crate) async fn wait(&self, topic: Topic, seen: u64, deadline: Instant) -> bool {
+        let woken = loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.seen(topic) != seen {
+                break true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break self.seen(topic) != seen;
+            }
+        };
+        if woken {
+            self.woken.fetch_add(1, Ordering::Relaxed);
+        }
+        woken
+    }
+}
+
+/// Starts the subscriber for `channel` on the Redis of `cfg`; it runs while `wakeups`
+/// has other owners, reconnecting with backoff after a drop (marked not live meanwhile).
+pub(crate) fn spawn(cfg: &RedisConfig, channel: String, wakeups: &Arc<Wakeups>) {
+    let urls = cluster_nodes(&cfg.url).unwrap_or_else(|| vec![cfg.url.clone()]);
+    let redacted = cfg.redacted_url();
+    let weak = Arc::downgrade(wakeups);
+    tokio::spawn(async move {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let mut next = 0usize;
+        loop {
+            let url = &urls[next % urls.len()];
+            next += 1;
+            match listen(url, &channel, &weak, &mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Some(w) = weak.upgrade() {
+                        w.live.store(false, Ordering::Release);
+                    } else {
+                        return;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::debug!(url = %redacted, error = %e, retry_in = ?delay,
+                        "wake-up channel down; idle readers poll every partition meanwhile");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    });
+}
+
+/// Subscribes and relays messages until the connection drops (`Err`) or every other
+/// owner of the wake-ups is gone (`Ok`).
+async fn listen(
+    url: &str,
+    channel: &str,
+    weak: &Weak<Wakeups>,
+    backoff: &mut Backoff,
+) -> Result<(), redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+        .await
+        .map_err(|_| timed_out())??;
+    pubsub.subscribe(channel).await?;
+    let Some(w) = weak.upgrade() else {
+        return Ok(());
+    };
+    w.live.store(true, Ordering::Release);
+    w.bump_all();
+    drop(w);
+    backoff.reset();
+    let mut messages = pubsub.on_message();
+    loop {
+        // Wakes now and then to notice that the queue handle is gone.
+        match tokio::time::timeout(Duration::from_secs(1), messages.next()).await {
+            Ok(Some(msg)) => {
+                let Some(w) = weak.upgrade() else {
+                    return Ok(());
+                };
+                if let Some(topic) = Topic::of_message(msg.get_payload_bytes()) {
+                    w.bump(topic);
+                }
+            }
+            Ok(None) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "subscription closed",
+                )));
+            }
+            Err(_) if weak.strong_count() == 0 => return Ok(()),
+            Err(_) => {}
+        }
+    }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wake_up_during_the_sweep_is_not_lost() {
+        let w = Wakeups::default();
+        let seen = w.seen(Topic::Cpu);
+        // Arrives after the count was taken, before the wait starts.
+        w.bump(Topic::Cpu);
+        let far = Instant::now() + Duration::from_secs(60);
+        assert!(w.wait(Topic::Cpu, seen, far).await);
+        assert_eq!(w.woken(), 1);
+        // Another topic's wake-up does not end a wait; the deadline does.
+        let seen = w.seen(Topic::Gpu);
+        w.bump(Topic::Submit);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(!w.wait(Topic::Gpu, seen, soon).await);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken() {
+        let w = Arc::new(Wakeups::default());
+        let seen = w.seen(Topic::Submit);
+        let waiter = {
+            let w = w.clone();
+            tokio::spawn(async move {
+                w.wait(
+                    Topic::Submit,
+                    seen,
+                    Instant::now() + Duration::from_secs(60),
+                )
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        w.bump(Topic::Submit);
+        assert!(waiter.await.expect("joins"));
+        assert_eq!(Topic::of_message(b"gpu"), Some(Topic::Gpu));
+        assert_eq!(Topic::of_message(b"other"), None);
+    }
+}

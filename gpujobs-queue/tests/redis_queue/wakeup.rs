@@ -1,0 +1,171 @@
+//! The wake-up channel of several partitions: the scripts announce work on it, an idle
+//! worker and an idle scheduler are woken by it (on a single Redis and across the nodes
+//! of a Redis Cluster), and work whose wake-up never comes is still found by the poll.
+
+use super::config_at;
+use futures_util::StreamExt;
+use gpujobs_core::conformance::submit_and_place;
+use gpujobs_core::kinds::VectorAdd;
+use gpujobs_core::queue::{LeaseQueue, ScheduleQueue, SubmitQueue};
+use gpujobs_core::{DeviceClass, JobEnvelope, PlacementDecision};
+use gpujobs_queue::testkit::{RedisCluster, RedisServer};
+use gpujobs_queue::{RedisConfig, RedisQueue};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn job(seed: u64) -> JobEnvelope {
+    JobEnvelope::new(VectorAdd::synthetic(4, seed)).unwrap()
+}
+
+fn on_cpu() -> PlacementDecision {
+    PlacementDecision {
+        lane: DeviceClass::Cpu,
+        estimates: BTreeMap::from([(DeviceClass::Cpu, 0.001)]),
+        run_estimate_s: 0.001,
+        reason: "test".into(),
+        model: "none".into(),
+        worker: None,
+        worker_wait_ms: 0,
+    }
+}
+
+/// The next message of a subscription, within 10 s.
+async fn next_message(
+    messages: &mut (impl futures_util::Stream<Item = redis::Msg> + Unpin),
+) -> String {
+    let msg = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await
+        .expect("a message within 10 s")
+        .expect("subscription open");
+    String::from_utf8_lossy(msg.get_payload_bytes()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_announce_work_with_several_partitions_and_stay_quiet_with_one() {
+    let server = RedisServer::start(false);
+    for (ns, parts) in [("wake3", 3), ("wake1", 1)] {
+        let q = RedisQueue::connect(config_at(server.url(), ns, Some(parts)))
+            .await
+            .unwrap();
+        let channel = q.keys().wake();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(&channel).await.unwrap();
+        let mut messages = pubsub.into_on_message();
+        submit_and_place(&q, job(1)).await;
+        if parts > 1 {
+            assert_eq!(next_message(&mut messages).await, "submit");
+            assert_eq!(next_message(&mut messages).await, "cpu");
+        }
+        // A marker of our own: with one partition it is the first message heard.
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg("marker")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(next_message(&mut messages).await, "marker", "{ns}");
+    }
+}
+
+/// An idle worker and an idle scheduler, polling only once a minute, are woken by the
+/// wake-up of a job placed (submitted) in whichever partition it lands.
+async fn woken_within_the_poll(url: String, ns: &str) {
+    let mut cfg = config_at(url, ns, Some(3));
+    cfg.partition_poll = Duration::from_secs(60);
+    let worker = Arc::new(RedisQueue::connect(cfg.clone()).await.unwrap());
+    let scheduler = Arc::new(RedisQueue::connect(cfg.clone()).await.unwrap());
+    let client = RedisQueue::connect(cfg).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let wait = Duration::from_secs(40);
+
+    // The scheduler waits for submissions; a submit in any partition wakes it.
+    let taking = {
+        let s = scheduler.clone();
+        tokio::spawn(async move { s.take_submitted("sched", 10, wait).await })
+    };
+    // Long enough for the subscription to be up and the wait to have grown past the
+    // first slices (1 ms doubling): without a wake-up it would now sleep for seconds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = scheduler.wakeups_heard();
+    let start = Instant::now();
+    let id = client.submit(job(2)).await.unwrap();
+    let taken = taking.await.unwrap().unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        scheduler.wakeups_heard() > before,
+        "woken by the submit's wake-up"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "long before the poll"
+    );
+
+    // The worker waits for jobs; placing one in any partition wakes it.
+    let fetching = {
+        let w = worker.clone();
+        tokio::spawn(async move { w.fetch(DeviceClass::Cpu, "w1", 1, lease, wait).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = worker.wakeups_heard();
+    scheduler.place(&taken[0], on_cpu()).await.unwrap();
+    let got = fetching.await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.id, id);
+    assert!(
+        worker.wakeups_heard() > before,
+        "woken by the placement's wake-up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_readers_are_woken_on_one_redis() {
+    let server = RedisServer::start(false);
+    woken_within_the_poll(server.url(), "woken").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_readers_are_woken_across_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    woken_within_the_poll(cluster.url(), "woken-cluster").await;
+}
+
+/// A client that adds a submit entry with a plain XADD publishes nothing: the
+/// scheduler's poll still finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_without_a_wake_up_is_found_by_the_poll() {
+    let server = RedisServer::start(false);
+    let mut cfg: RedisConfig = config_at(server.url(), "unannounced", Some(3));
+    cfg.partition_poll = Duration::from_millis(200);
+    let q = RedisQueue::connect(cfg).await.unwrap();
+    // The subscription is up before the entry is added, so only the poll can find it.
+    assert!(
+        q.take_submitted("sched", 10, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let before = q.wakeups_heard();
+    let env = job(3);
+    let body = serde_json::to_string(&env).unwrap();
+    let stream = q.keys_of(&env.id).submit();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("job")
+        .arg(&body)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let taken = q
+        .take_submitted("sched", 10, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].job.as_ref().unwrap().id, env.id);
+    assert_eq!(q.wakeups_heard(), before, "nothing was published");
+}
