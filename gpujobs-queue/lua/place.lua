@@ -10,7 +10,7 @@
 --          stream with `until` = now + wait_ms; after that reclaim moves it to the lane.
 -- Touches  <prefix>:job:<id>, <prefix>:lane:<lane>:<priority>, <prefix>:backlog:<lane>,
 --          <prefix>:near:<lane>:<worker>, <prefix>:near:<lane>
--- Publishes `cpu` / `gpu` on the wake-up channel once per lane that got jobs.
+-- Publishes `<lane> <prefix>` on the wake-up channel once per lane that got jobs.
 -- Returns  one value per job: 1 placed, 0 dropped.
 local submit, now, wake = KEYS[1], ARGV[2], ARGV[3]
 local out = {}
@@ -52,6 +52,6 @@ while i + 12 <= #ARGV do
 end
 for lane, est in pairs(added) do
   if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end
-  if wake ~= '' then redis.call('PUBLISH', wake, lane) end
+  if wake ~= '' then redis.call('PUBLISH', wake, lane .. ' ' .. ns) end
 end
 return out

@@ -10,7 +10,7 @@
 --          (high_water: the share of maxmemory above which submits are refused, so the
 --          rest is kept for the results of jobs already accepted; 0 turns it off)
 -- Touches  <prefix>:job:<id>
--- Publishes `submit` on the wake-up channel when it added jobs.
+-- Publishes `submit <prefix>` on the wake-up channel when it added jobs.
 -- Returns  one value per job: 1 submitted, 0 already existed; or {'full', used, max}
 --          (nothing submitted) above the high-water mark.
 local now = ARGV[2]
@@ -35,6 +35,6 @@ while i + 7 <= #ARGV do
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[2], 'submitted', added)
-  if wake ~= '' then redis.call('PUBLISH', wake, 'submit') end
+  if wake ~= '' then redis.call('PUBLISH', wake, 'submit ' .. ns) end
 end
 return out

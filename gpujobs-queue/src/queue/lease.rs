@@ -47,7 +47,7 @@ impl LeaseQueue for RedisQueue {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = Instant::now() + wait;
-        let order: Vec<usize> = self.sweep(Role::Fetch).collect();
+        let mut order: Vec<usize> = self.sweep(Role::Fetch).collect();
         let topic = Topic::lane(lane);
         loop {
             // Taken before the sweep, so a wake-up during it ends the wait below at once.
@@ -104,7 +104,10 @@ impl LeaseQueue for RedisQueue {
             if let Some(due) = next_due {
                 left = left.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
             }
-            if self.wait_for_wakeup(Role::Fetch, topic, seen, left).await {
+            if self
+                .wait_for_wakeup(Role::Fetch, topic, seen, left, &mut order)
+                .await
+            {
                 continue;
             }
             let keys = &self.shared.parts[order[0]];

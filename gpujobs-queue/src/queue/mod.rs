@@ -325,7 +325,8 @@ impl RedisQueue {
             return None;
         }
         Some(self.wakeups.get_or_init(|| {
-            let w = Arc::new(wakeup::Wakeups::default());
+            let prefixes = self.shared.parts.iter().map(|k| k.prefix().to_string());
+            let w = Arc::new(wakeup::Wakeups::new(prefixes.collect()));
             wakeup::spawn(&self.shared.cfg, self.shared.wake.clone(), &w);
             w
         }))
@@ -341,14 +342,16 @@ impl RedisQueue {
 
     /// With a live wake-up channel: waits for a wake-up of `topic` newer than `seen` for
     /// at most `role`'s slice and `left`, and returns `true` (the caller sweeps every
-    /// partition next, woken or not). `false` when there is no live channel: the caller
-    /// blocks on one partition instead.
+    /// partition next, woken or not, starting with the partition the wake-up named,
+    /// which this moves to the front of `order`). `false` when there is no live
+    /// channel: the caller blocks on one partition instead.
     async fn wait_for_wakeup(
         &self,
         role: Role,
         topic: wakeup::Topic,
         seen: Option<u64>,
         left: Duration,
+        order: &mut [usize],
     ) -> bool {
         let (Some(w), Some(seen)) = (self.wakeups(), seen) else {
             return false;
@@ -362,6 +365,11 @@ impl RedisQueue {
             .await;
         if !woken {
             self.adapt_slice(role, false);
+        } else if let Some(at) = w
+            .latest(topic)
+            .and_then(|p| order.iter().position(|&q| q == p))
+        {
+            order.rotate_left(at);
         }
         true
     }

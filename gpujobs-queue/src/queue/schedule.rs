@@ -42,7 +42,7 @@ impl ScheduleQueue for RedisQueue {
             lock(&self.drained).clear();
         }
         let deadline = Instant::now() + wait;
-        let order: Vec<usize> = self.sweep(Role::Take).collect();
+        let mut order: Vec<usize> = self.sweep(Role::Take).collect();
         // Entries taken back (stale or this consumer's own) come from XAUTOCLAIM and
         // XREADGROUP, which cannot be bounded by bytes: as many as the largest of the
         // last batch fits into `take_batch_bytes` (the first batch assumes entries of
@@ -71,7 +71,7 @@ impl ScheduleQueue for RedisQueue {
                 return Ok(Vec::new());
             }
             if self
-                .wait_for_wakeup(Role::Take, Topic::Submit, seen, left)
+                .wait_for_wakeup(Role::Take, Topic::Submit, seen, left, &mut order)
                 .await
             {
                 continue;

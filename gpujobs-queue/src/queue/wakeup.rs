@@ -6,8 +6,9 @@
 //! slot), so an idle reader used to block on one partition for a slice (1 ms doubling
 //! to [`RedisConfig::partition_poll`]) and then sweep the others: work in another
 //! partition waited up to a slice. Now the scripts that add work publish one message per
-//! call on `{<ns>}:wake` (`cpu`, `gpu`: jobs placed on that lane; `submit`: jobs
-//! submitted), and an idle reader waits for that message instead, then sweeps.
+//! call on `{<ns>}:wake`, `<topic> <prefix>` (topic `cpu`, `gpu`: jobs placed on that
+//! lane; `submit`: jobs submitted; the prefix names the partition), and an idle reader
+//! waits for that message instead, then sweeps, starting with the partition named.
 //!
 //! The guarantee of the old loop is kept: a reader never waits longer than its slice
 //! without sweeping every partition, so a missed message (a client that adds a submit
@@ -19,7 +20,7 @@ use crate::config::RedisConfig;
 use crate::connection::cluster_nodes;
 use futures_util::StreamExt;
 use gpujobs_core::{Backoff, DeviceClass};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -44,30 +45,59 @@ impl Topic {
         }
     }
 
-    fn of_message(payload: &[u8]) -> Option<Self> {
-        match payload {
-            b"cpu" => Some(Topic::Cpu),
-            b"gpu" => Some(Topic::Gpu),
-            b"submit" => Some(Topic::Submit),
-            _ => None,
-        }
+    /// The topic of a message and the partition prefix after it (absent or unknown
+    /// prefixes are fine: the reader then sweeps in its usual order).
+    fn of_message(payload: &[u8]) -> Option<(Self, &[u8])> {
+        let (word, rest) = match payload.iter().position(|&b| b == b' ') {
+            Some(i) => (&payload[..i], &payload[i + 1..]),
+            None => (payload, &b""[..]),
+        };
+        let topic = match word {
+            b"cpu" => Topic::Cpu,
+            b"gpu" => Topic::Gpu,
+            b"submit" => Topic::Submit,
+            _ => return None,
+        };
+        Some((topic, rest))
     }
 }
 
 /// Wake-ups heard by this process: a counter per topic, so that a reader that took the
 /// counter before sweeping notices a message that came during the sweep (nothing is
 /// lost between the sweep and the wait).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Wakeups {
+    /// The partitions' prefixes, in order, to name the partition of a message.
+    prefixes: Vec<String>,
     /// Whether the subscription is up: only then may a reader rely on messages.
     live: AtomicBool,
     counts: [AtomicU64; 3],
+    /// Per topic, the partition of its latest wake-up (`usize::MAX`: none known).
+    latest: [AtomicUsize; 3],
     changed: Notify,
     /// Waits ended by a wake-up (for tests and diagnostics).
     woken: AtomicU64,
 }
 
 impl Wakeups {
+    /// Wake-ups of the partitions with these prefixes (partition 0 first).
+    pub(crate) fn new(prefixes: Vec<String>) -> Self {
+        Wakeups {
+            prefixes,
+            live: AtomicBool::new(false),
+            counts: Default::default(),
+            latest: std::array::from_fn(|_| AtomicUsize::new(usize::MAX)),
+            changed: Notify::new(),
+            woken: AtomicU64::new(0),
+        }
+    }
+
+    /// The partition `topic`'s latest wake-up named, if any: the one to read first.
+    pub(crate) fn latest(&self, topic: Topic) -> Option<usize> {
+        let p = self.latest[topic as usize].load(Ordering::Acquire);
+        (p != usize::MAX).then_some(p)
+    }
+
     /// The count of `topic`'s wake-ups so far, to pass to [`Wakeups::wait`].
     pub(crate) fn seen(&self, topic: Topic) -> u64 {
         self.counts[topic as usize].load(Ordering::Acquire)
@@ -83,7 +113,9 @@ impl Wakeups {
         self.live.load(Ordering::Acquire)
     }
 
-    fn bump(&self, topic: Topic) {
+    fn bump(&self, topic: Topic, prefix: &[u8]) {
+        let partition = self.prefixes.iter().position(|p| p.as_bytes() == prefix);
+        self.latest[topic as usize].store(partition.unwrap_or(usize::MAX), Ordering::Release);
         self.counts[topic as usize].fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }
@@ -175,8 +207,8 @@ async fn listen(
                 let Some(w) = weak.upgrade() else {
                     return Ok(());
                 };
-                if let Some(topic) = Topic::of_message(msg.get_payload_bytes()) {
-                    w.bump(topic);
+                if let Some((topic, prefix)) = Topic::of_message(msg.get_payload_bytes()) {
+                    w.bump(topic, prefix);
                 }
             }
             Ok(None) => {
@@ -201,23 +233,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_wake_up_during_the_sweep_is_not_lost() {
-        let w = Wakeups::default();
+        let w = Wakeups::new(vec!["{ns}".into(), "{ns:1}".into()]);
         let seen = w.seen(Topic::Cpu);
         // Arrives after the count was taken, before the wait starts.
-        w.bump(Topic::Cpu);
+        w.bump(Topic::Cpu, b"{ns:1}");
         let far = Instant::now() + Duration::from_secs(60);
         assert!(w.wait(Topic::Cpu, seen, far).await);
         assert_eq!(w.woken(), 1);
+        assert_eq!(w.latest(Topic::Cpu), Some(1));
         // Another topic's wake-up does not end a wait; the deadline does.
         let seen = w.seen(Topic::Gpu);
-        w.bump(Topic::Submit);
+        w.bump(Topic::Submit, b"{other}");
+        assert_eq!(w.latest(Topic::Submit), None, "a prefix of no partition");
         let soon = Instant::now() + Duration::from_millis(20);
         assert!(!w.wait(Topic::Gpu, seen, soon).await);
     }
 
     #[tokio::test]
     async fn a_waiting_reader_is_woken() {
-        let w = Arc::new(Wakeups::default());
+        let w = Arc::new(Wakeups::new(vec!["{ns}".into()]));
         let seen = w.seen(Topic::Submit);
         let waiter = {
             let w = w.clone();
@@ -231,9 +265,17 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        w.bump(Topic::Submit);
+        w.bump(Topic::Submit, b"{ns}");
         assert!(waiter.await.expect("joins"));
-        assert_eq!(Topic::of_message(b"gpu"), Some(Topic::Gpu));
-        assert_eq!(Topic::of_message(b"other"), None);
+        assert_eq!(w.latest(Topic::Submit), Some(0));
+        assert_eq!(
+            Topic::of_message(b"gpu {ns:3}"),
+            Some((Topic::Gpu, &b"{ns:3}"[..]))
+        );
+        assert_eq!(
+            Topic::of_message(b"submit"),
+            Some((Topic::Submit, &b""[..]))
+        );
+        assert_eq!(Topic::of_message(b"other {ns}"), None);
     }
 }

@@ -53,10 +53,15 @@ async fn scripts_announce_work_with_several_partitions_and_stay_quiet_with_one()
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         pubsub.subscribe(&channel).await.unwrap();
         let mut messages = pubsub.into_on_message();
-        submit_and_place(&q, job(1)).await;
+        let id = submit_and_place(&q, job(1)).await;
         if parts > 1 {
-            assert_eq!(next_message(&mut messages).await, "submit");
-            assert_eq!(next_message(&mut messages).await, "cpu");
+            // Each names the partition the job lives in.
+            let prefix = q.keys_of(&id).prefix().to_string();
+            assert_eq!(
+                next_message(&mut messages).await,
+                format!("submit {prefix}")
+            );
+            assert_eq!(next_message(&mut messages).await, format!("cpu {prefix}"));
         }
         // A marker of our own: with one partition it is the first message heard.
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
