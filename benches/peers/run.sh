@@ -15,6 +15,8 @@
 #
 # Usage: benches/peers/run.sh [jobs]   (default 20000)
 #        PEERS_WORKER_ARGS='' benches/peers/run.sh   (gpujobs workers with their defaults)
+#        PEERS_GPUJOBS_BIN=path benches/peers/run.sh (that gpujobs binary instead of
+#            building this checkout's: to compare two versions against the same anchors)
 # Installs BullMQ into target/peers/node and Celery into target/peers/venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,8 +36,12 @@ if [ ! -x "$work/venv/bin/celery" ]; then
     python3 -m venv "$work/venv"
     "$work/venv/bin/pip" install -q -r "$here/requirements.txt"
 fi
-cargo build --release -q -p gpujobs-cli
-bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
+if [ -n "${PEERS_GPUJOBS_BIN:-}" ]; then
+    bin=$(realpath "$PEERS_GPUJOBS_BIN")
+else
+    cargo build --release -q -p gpujobs-cli
+    bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
+fi
 
 tmp=$(mktemp -d)
 pids=()

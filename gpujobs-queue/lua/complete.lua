@@ -25,19 +25,21 @@ while i + 8 <= #ARGV do
   local ni, nst = tonumber(ARGV[i + 7]) or 0, tonumber(ARGV[i + 8]) or 0
   local inl, stg = i + 9, i + 9 + 2 * ni
   local rec = rec_key(id)
-  if holds(rec, consumer, attempt, entry) then
+  -- The lease check, and what the recording needs, in one read.
+  local f = redis.call('HMGET', rec, 'state', 'worker', 'attempts', 'entry', 'completions', 'blobs')
+  if f[1] == 'running' and f[2] == consumer and f[3] == attempt and f[4] == entry then
     for k = 0, ni - 1 do
       redis.call('SET', ARGV[inl + 2 * k], ARGV[inl + 2 * k + 1], 'PX', ttl)
     end
     for k = 0, nst - 1 do
       redis.pcall('RENAME', ARGV[stg + 2 * k], ARGV[stg + 2 * k + 1])
     end
-    redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now)
-    redis.call('HINCRBY', rec, 'completions', 1)
+    redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now,
+      'completions', (tonumber(f[5]) or 0) + 1)
     redis.call('XACK', stream, 'workers', entry)
     redis.call('XDEL', stream, entry)
     redis.call('PEXPIRE', rec, ttl)
-    if ARGV[i + 6] ~= '1' then drop_inputs(id) end
+    if ARGV[i + 6] ~= '1' then drop_inputs(id, f[6]) end
     release_children(id, now)
     done = done + 1
     table.insert(finished, id)

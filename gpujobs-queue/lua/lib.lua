@@ -32,8 +32,9 @@ end
 -- tensors, so no script parses an envelope. Output blobs (`blob:<id>:out:*`) stay
 -- until the record expires; a record without the field (written before it existed)
 -- leaves its inputs to expire with their TTL.
-local function drop_inputs(id)
-  local list = redis.call('HGET', rec_key(id), 'blobs')
+-- `list`: the field's value when the caller already read it (false: absent).
+local function drop_inputs(id, list)
+  if list == nil then list = redis.call('HGET', rec_key(id), 'blobs') end
   if (not list) or list == '[]' then return end
   local ok, names = pcall(cjson.decode, list)
   if (not ok) or type(names) ~= 'table' then return end
@@ -49,6 +50,7 @@ end
 local function release_children(id, now)
   local set = ns .. ':children:' .. id
   local children = redis.call('SMEMBERS', set)
+  if #children == 0 then return end
   redis.call('DEL', set)
   for _, child in ipairs(children) do
     local crec = rec_key(child)

@@ -104,6 +104,7 @@ impl Wakeups {
     }
 
     /// Waits ended by a wake-up so far.
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn woken(&self) -> u64 {
         self.woken.load(Ordering::Relaxed)
     }
