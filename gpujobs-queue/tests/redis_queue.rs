@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+#[path = "redis_queue/ended.rs"]
+mod ended;
 #[path = "redis_queue/history.rs"]
 mod history;
 #[cfg(feature = "objects")]

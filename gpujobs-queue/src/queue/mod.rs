@@ -9,6 +9,8 @@ pub use admin::Counts;
 mod batcher;
 mod blobs;
 mod diagnose;
+mod ended;
+pub use ended::EndedCursor;
 mod graph;
 pub mod history;
 pub use diagnose::Diagnosis;
