@@ -14,6 +14,8 @@ use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
 use gpujobs_core::kinds::filters::{gaussian_kernel_f32, reflect101};
 use gpujobs_core::kinds::{FilterOp, ImageFilter, ImageFilterOutput};
+use gpujobs_core::model::fingerprint::BlockDigests;
+use gpujobs_core::model::tensor::Values;
 use gpujobs_core::model::timing::timed;
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
@@ -98,6 +100,19 @@ pub fn gaussian_blur(img: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
 /// `cv2.GaussianBlur(img, (0, 0), sigma)` of a row-major `h × w` image into `out`
 /// (every value overwritten). Panics if `img` or `out` is not `h * w` long.
 pub fn gaussian_blur_into(img: &[f32], h: usize, w: usize, sigma: f32, out: &mut [f32]) {
+    blur_digested(img, h, w, sigma, out, None);
+}
+
+/// [`gaussian_blur_into`], digesting the output for its fingerprint block by block as
+/// each strip's rows complete a block, while they are in cache.
+fn blur_digested(
+    img: &[f32],
+    h: usize,
+    w: usize,
+    sigma: f32,
+    out: &mut [f32],
+    digests: Option<&BlockDigests>,
+) {
     assert!(img.len() == h * w && out.len() == h * w, "image size");
     let weights = gaussian_kernel_f32(f64::from(sigma));
     let ksize = weights.len();
@@ -114,7 +129,7 @@ pub fn gaussian_blur_into(img: &[f32], h: usize, w: usize, sigma: f32, out: &mut
         let mut padded = vec![0f32; w + 2 * r];
         let mut ring = vec![0f32; ksize * w];
         let mut tags = vec![usize::MAX; ksize];
-        for (dy, out_row) in dst.chunks_mut(w).enumerate() {
+        for dy in 0..dst.len() / w.max(1) {
             let y = y0 + dy;
             for k in 0..ksize {
                 let s = reflect101(y as isize + k as isize - r as isize, h);
@@ -136,7 +151,10 @@ pub fn gaussian_blur_into(img: &[f32], h: usize, w: usize, sigma: f32, out: &mut
                     &ring[slot * w..(slot + 1) * w]
                 })
                 .collect();
-            vpass(&rows, &weights, out_row);
+            vpass(&rows, &weights, &mut dst[dy * w..(dy + 1) * w]);
+            if let Some(d) = digests {
+                d.written(y0 * w, &dst[..(dy + 1) * w]);
+            }
         }
     });
 }
@@ -182,16 +200,42 @@ pub fn sobel_magnitude(img: &[f32], h: usize, w: usize) -> Vec<f32> {
 /// Magnitude of `cv2.Sobel` (ksize 3, reflect-101) in x and y of a row-major `h × w`
 /// image into `out` (every value overwritten). Panics if either is not `h * w` long.
 pub fn sobel_magnitude_into(img: &[f32], h: usize, w: usize, out: &mut [f32]) {
+    sobel_digested(img, h, w, out, None);
+}
+
+/// [`sobel_magnitude_into`] in strips of rows, digesting the output for its fingerprint
+/// as each strip's rows complete a block, while they are in cache.
+fn sobel_digested(
+    img: &[f32],
+    h: usize,
+    w: usize,
+    out: &mut [f32],
+    digests: Option<&BlockDigests>,
+) {
     assert!(img.len() == h * w && out.len() == h * w, "image size");
-    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let above = reflect101(y as isize - 1, h);
-        let below = reflect101(y as isize + 1, h);
-        sobel_row(
-            &img[above * w..(above + 1) * w],
-            &img[y * w..(y + 1) * w],
-            &img[below * w..(below + 1) * w],
-            row,
-        );
+    let plan = strips(h, 16);
+    let mut chunks: Vec<(usize, &mut [f32])> = Vec::with_capacity(plan.len());
+    let mut rest = out;
+    for &(y0, y1) in &plan {
+        let (head, tail) = rest.split_at_mut((y1 - y0) * w);
+        chunks.push((y0, head));
+        rest = tail;
+    }
+    chunks.into_par_iter().for_each(|(y0, dst)| {
+        for dy in 0..dst.len() / w.max(1) {
+            let y = y0 + dy;
+            let above = reflect101(y as isize - 1, h);
+            let below = reflect101(y as isize + 1, h);
+            sobel_row(
+                &img[above * w..(above + 1) * w],
+                &img[y * w..(y + 1) * w],
+                &img[below * w..(below + 1) * w],
+                &mut dst[dy * w..(dy + 1) * w],
+            );
+            if let Some(d) = digests {
+                d.written(y0 * w, &dst[..(dy + 1) * w]);
+            }
+        }
     });
 }
 
@@ -209,10 +253,14 @@ impl Executor<ImageFilter> for CpuExecutor {
             let (img, prepare) = timed(|| materialize(&job.image, &pool));
             let img = img?;
             let mut out = pool.take(h * w)?;
+            let digests = BlockDigests::new(h * w);
+            let d = Some(&digests);
             let ((), compute) = timed(|| match job.filter {
-                FilterOp::GaussianBlur { sigma } => gaussian_blur_into(&img, h, w, sigma, &mut out),
-                FilterOp::Sobel => sobel_magnitude_into(&img, h, w, &mut out),
+                FilterOp::GaussianBlur { sigma } => blur_digested(&img, h, w, sigma, &mut out, d),
+                FilterOp::Sobel => sobel_digested(&img, h, w, &mut out, d),
             });
+            let fingerprint = digests.finish(&out);
+            let out = Values::from(out).with_fingerprint(fingerprint);
             let image = Tensor::from_values(vec![h, w], out)?;
             Ok(Execution {
                 output: ImageFilterOutput { image },

@@ -5,6 +5,8 @@ use crate::parallel::{CHUNK, materialize};
 use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
 use gpujobs_core::kinds::{VectorAdd, VectorAddOutput};
+use gpujobs_core::model::fingerprint::BlockDigests;
+use gpujobs_core::model::tensor::Values;
 use gpujobs_core::model::timing::timed;
 use gpujobs_core::{ExecContext, Execution, Executor, JobError, StageTimes, Tensor};
 use rayon::prelude::*;
@@ -20,6 +22,12 @@ multiversion!(fn add_chunk(a: &[f32], b: &[f32], c: &mut [f32]) = add_impl);
 
 /// `c = a + b` in parallel chunks. Panics if the lengths differ.
 pub fn vector_add_into(a: &[f32], b: &[f32], c: &mut [f32]) {
+    add_digested(a, b, c, None);
+}
+
+/// [`vector_add_into`], digesting each chunk of `c` for its fingerprint right after
+/// writing it, while it is in cache.
+fn add_digested(a: &[f32], b: &[f32], c: &mut [f32], digests: Option<&BlockDigests>) {
     assert!(
         a.len() == b.len() && a.len() == c.len(),
         "vector_add needs equal lengths"
@@ -27,7 +35,13 @@ pub fn vector_add_into(a: &[f32], b: &[f32], c: &mut [f32]) {
     c.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK))
         .zip(b.par_chunks(CHUNK))
-        .for_each(|((c, a), b)| add_chunk(a, b, c));
+        .enumerate()
+        .for_each(|(i, ((c, a), b))| {
+            add_chunk(a, b, c);
+            if let Some(d) = digests {
+                d.written(i * CHUNK, c);
+            }
+        });
 }
 
 /// `a + b` into a new vector. Panics if the lengths differ.
@@ -52,7 +66,10 @@ impl Executor<VectorAdd> for CpuExecutor {
             });
             let (a, b) = inputs?;
             let mut c = pool.take(a.len())?;
-            let ((), compute) = timed(|| vector_add_into(&a, &b, &mut c));
+            let digests = BlockDigests::new(c.len());
+            let ((), compute) = timed(|| add_digested(&a, &b, &mut c, Some(&digests)));
+            let fingerprint = digests.finish(&c);
+            let c = Values::from(c).with_fingerprint(fingerprint);
             let c = Tensor::from_values(vec![c.len()], c)?;
             Ok(Execution {
                 output: VectorAddOutput { c },

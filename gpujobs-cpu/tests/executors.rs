@@ -77,6 +77,41 @@ async fn every_kind_matches_the_reference() {
     }
 }
 
+/// The kernels that digest their output while writing it give exactly the fingerprint
+/// of the finished output, at sizes whose strips and rows do not line up with blocks.
+#[tokio::test]
+async fn fingerprints_made_while_writing_equal_those_of_the_output() {
+    let r = gpujobs_cpu::registry();
+    let image = || Tensor::synthetic(vec![777, 1029], 3, 0.0, 1.0);
+    let jobs = [
+        JobEnvelope::new(VectorAdd::synthetic(1_000_003, 2)).unwrap(),
+        JobEnvelope::new(ImageFilter {
+            image: image(),
+            filter: FilterOp::GaussianBlur { sigma: 2.0 },
+        })
+        .unwrap(),
+        JobEnvelope::new(ImageFilter {
+            image: image(),
+            filter: FilterOp::Sobel,
+        })
+        .unwrap(),
+    ];
+    for env in jobs {
+        let exec = r.executor(&env.kind, DeviceClass::Cpu).unwrap();
+        let result = exec
+            .execute(&env.payload, &env.blobs, &ExecContext::standalone(limits()))
+            .await
+            .unwrap();
+        let out = result.blobs.get("t0").expect("one output blob");
+        assert_eq!(
+            result.fingerprint,
+            gpujobs_core::Fingerprint::of(out),
+            "{}",
+            env.kind
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_trained_model_predicts_what_it_learned() {
     let r = gpujobs_cpu::registry();

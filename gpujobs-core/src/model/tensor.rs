@@ -23,6 +23,7 @@
 
 use crate::buffer::HostBuf;
 use crate::model::error::ValidationError;
+use crate::model::fingerprint::Fingerprint;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -33,10 +34,36 @@ use std::sync::Arc;
 /// Made from a backend's pooled output, from a file read into a page-aligned buffer, or
 /// from a caller's `Vec<f32>` (adopted as it is, no copy). When the last clone drops, a
 /// pooled buffer goes back to its pool.
-#[derive(Clone, PartialEq)]
-pub struct Values(Arc<HostBuf>);
+///
+/// It may carry the fingerprint of exactly these values, made by the kernel that wrote
+/// them while they were in cache ([`Values::with_fingerprint`]), so that encoding the
+/// result does not read them all again.
+#[derive(Clone)]
+pub struct Values(Arc<HostBuf>, Option<Fingerprint>);
+
+impl PartialEq for Values {
+    /// The values, not whether a fingerprint came along.
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
 
 impl Values {
+    /// These values with their fingerprint, computed while they were written (see
+    /// [`crate::model::fingerprint::BlockDigests`]). The caller vouches that it is
+    /// [`Fingerprint::of`] these very values; one of another length is ignored.
+    pub fn with_fingerprint(mut self, fingerprint: Fingerprint) -> Self {
+        if fingerprint.len == self.0.as_slice().len() as u64 {
+            self.1 = Some(fingerprint);
+        }
+        self
+    }
+
+    /// The fingerprint made while the values were written, if any.
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.1
+    }
+
     /// The values as a slice.
     pub fn as_slice(&self) -> &[f32] {
         self.0.as_slice()
@@ -60,7 +87,8 @@ impl Values {
 
     /// The buffer itself when this is its only handle, else `self` back.
     pub fn try_unwrap(self) -> Result<HostBuf, Values> {
-        Arc::try_unwrap(self.0).map_err(Values)
+        let fingerprint = self.1;
+        Arc::try_unwrap(self.0).map_err(|shared| Values(shared, fingerprint))
     }
 }
 
@@ -90,20 +118,20 @@ impl std::ops::Deref for Values {
 
 impl From<HostBuf> for Values {
     fn from(b: HostBuf) -> Self {
-        Values(Arc::new(b))
+        Values(Arc::new(b), None)
     }
 }
 
 impl From<Arc<HostBuf>> for Values {
     fn from(b: Arc<HostBuf>) -> Self {
-        Values(b)
+        Values(b, None)
     }
 }
 
 impl From<Vec<f32>> for Values {
     /// Adopts the vector without copying.
     fn from(v: Vec<f32>) -> Self {
-        Values(Arc::new(HostBuf::from(v)))
+        Values(Arc::new(HostBuf::from(v)), None)
     }
 }
 
