@@ -64,16 +64,18 @@ pub async fn until_done(
     let since = now_ms().saturating_sub(started.elapsed().as_millis() as u64 + 10_000);
     let mut cursor = q.ended_cursor(since);
     let mut pause = Duration::from_millis(2);
-    let mut polled = Instant::now();
+    // The first round reads the oldest states at once: jobs that ended before waiting
+    // began (`gpujobs wait` on finished jobs) may be older than the streams' entries.
+    let mut polled: Option<Instant> = None;
     while !waiting.pending.is_empty() && started.elapsed() < timeout {
         let ended = q.ended_since(&mut cursor, 10_000).await?;
         let mut progressed = false;
         for (id, state) in ended {
             progressed |= waiting.ended(&id, Some(state));
         }
-        if polled.elapsed() >= SAFETY_POLL {
+        if polled.is_none_or(|t| t.elapsed() >= SAFETY_POLL) {
             waiting.poll_oldest(q).await?;
-            polled = Instant::now();
+            polled = Some(Instant::now());
         }
         if waiting.pending.is_empty() {
             break;

@@ -34,15 +34,19 @@ impl RedisQueue {
 
     /// The jobs that ended after `cursor` (at most `count` entries per stream and
     /// partition), advancing it: `Succeeded` from the finished stream, `Failed`,
-    /// `Dead` and `Cancelled` from the events stream. A job may appear twice (a dead
-    /// letter retried and ended again); callers keep the states of the jobs they wait
-    /// for. One `XREAD` per partition.
+    /// `Dead` and `Cancelled` from the events stream. A failure read from the stream
+    /// may be older than a retry of the job (a dead letter retried since), so those are
+    /// checked against the job's state now and reported only if it is still terminal,
+    /// with that state (a success is final). A job may appear twice (retried and ended
+    /// again); callers keep the states of the jobs they wait for. One `XREAD` per
+    /// partition, and one read of state per failure.
     pub async fn ended_since(
         &self,
         cursor: &mut EndedCursor,
         count: usize,
     ) -> Result<Vec<(JobId, JobState)>, QueueError> {
         let mut out = Vec::new();
+        let mut failures = Vec::new();
         for (keys, (fin, ev)) in self.shared.parts.iter().zip(cursor.at.iter_mut()) {
             let (finished, events) = (keys.finished(), keys.events());
             let reply: redis::Value = redis::cmd("XREAD")
@@ -70,9 +74,17 @@ impl RedisQueue {
                     if let (Some(id), Some(state)) = (id, state)
                         && state.is_terminal()
                     {
-                        out.push((id, state));
+                        failures.push(id);
                     }
                     *ev = entry.id;
+                }
+            }
+        }
+        if !failures.is_empty() {
+            let now = self.states(&failures).await?;
+            for (id, state) in failures.into_iter().zip(now) {
+                if let Some(state) = state.filter(|s| s.is_terminal()) {
+                    out.push((id, state));
                 }
             }
         }

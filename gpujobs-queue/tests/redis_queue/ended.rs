@@ -5,7 +5,7 @@ use super::config_at;
 use gpujobs_core::conformance::submit_and_place;
 use gpujobs_core::kinds::VectorAdd;
 use gpujobs_core::model::envelope::now_ms;
-use gpujobs_core::queue::{LeaseQueue, SubmitQueue};
+use gpujobs_core::queue::{AdminQueue, LeaseQueue, SubmitQueue};
 use gpujobs_core::{
     DeviceClass, DeviceInfo, Fingerprint, JobEnvelope, JobError, JobResult, JobState, Timings,
 };
@@ -106,4 +106,22 @@ async fn ended_jobs_are_read_from_the_streams_of_every_partition() {
         paged.extend(page);
     }
     assert_eq!(paged, expected);
+
+    // A failure retried since is not an ending any more: a reader that starts before
+    // the failure sees the job only once it has ended again.
+    let failed = expected
+        .iter()
+        .find(|(_, s)| **s == JobState::Failed)
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    assert!(q.retry_dead(&failed).await.unwrap());
+    let mut stale = q.ended_cursor(now_ms().saturating_sub(60_000));
+    let seen: HashMap<_, _> = q
+        .ended_since(&mut stale, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!seen.contains_key(&failed), "queued again, not failed");
+    assert_eq!(seen.len(), expected.len() - 1);
 }
