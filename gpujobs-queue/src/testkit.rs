@@ -57,11 +57,32 @@ impl RedisServer {
             appendonly,
             extra: extra.iter().map(|a| a.to_string()).collect(),
         };
-        s.spawn();
-        s
+        // A free port is only free when asked: another process (a client's outgoing
+        // connection among the tests running beside) may take it before the server
+        // binds it, and the server then exits. Try again on fresh ports (a cluster
+        // node's bus port too).
+        for _ in 0..8 {
+            if s.try_spawn() {
+                return s;
+            }
+            s.port = free_port();
+            // A fresh directory too: a cluster node may have written its nodes.conf.
+            s.dir = tempfile::tempdir().expect("temp dir");
+            if let Some(i) = s.extra.iter().position(|a| a == "--cluster-port")
+                && let Some(bus) = s.extra.get_mut(i + 1)
+            {
+                *bus = free_port().to_string();
+            }
+        }
+        panic!(
+            "redis-server did not start on 8 free ports in a row (last {})",
+            s.port
+        );
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server on its port; `false` when it exited before accepting
+    /// connections (the port was taken).
+    fn try_spawn(&mut self) -> bool {
         let dir: PathBuf = self.dir.path().into();
         require_command("redis-server", "redis-server");
         let child = Command::new("redis-server")
@@ -93,6 +114,14 @@ impl RedisServer {
         self.child = Some(child);
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return false;
+            }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "redis-server did not start on port {}",
@@ -100,6 +129,16 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
+    }
+
+    /// Starts the server on its port, which must be free (a restart keeps its port).
+    fn spawn(&mut self) {
+        assert!(
+            self.try_spawn(),
+            "redis-server exited at start on port {} (taken?)",
+            self.port
+        );
     }
 
     /// `redis://127.0.0.1:<port>`.
