@@ -399,8 +399,9 @@ mod tests {
         let roots = t.roots();
         let target = t.p("allowed/flip.bin");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let flipper = {
-            let (target, stop) = (target.clone(), stop.clone());
+            let (target, stop, flipped) = (target.clone(), stop.clone(), flipped.clone());
             let (real, secret) = (t.p("allowed/ok.bin"), t.p("secret/key.bin"));
             std::thread::spawn(move || {
                 let tmp = target.with_extension("tmp");
@@ -414,12 +415,23 @@ mod tests {
                     }
                     std::fs::rename(&tmp, &target).unwrap();
                     n += 1;
+                    flipped.store(n, std::sync::atomic::Ordering::Relaxed);
                 }
                 n
             })
         };
-        let (mut ok, mut no) = (0, 0);
-        for _ in 0..3000 {
+        // On a loaded machine the flipper may not run at once: let it start, then read
+        // at least 3000 times and until both outcomes were seen (or 30 s passed).
+        let start = std::time::Instant::now();
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        while flipped.load(relaxed) < 2 && start.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (mut ok, mut no, mut reads) = (0, 0, 0);
+        while reads < 3000
+            || ((ok == 0 || no == 0) && start.elapsed() < std::time::Duration::from_secs(30))
+        {
+            reads += 1;
             match read(&roots, &target, "u", 1 << 20) {
                 Ok(bytes) => {
                     assert_eq!(bytes, b"public..", "a read returned the secret");
