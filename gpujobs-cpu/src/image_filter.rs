@@ -9,7 +9,7 @@
 //! `w[r]·x[r] + Σ w[k]·(x[k] + x[2r−k])`, and vectorize across x in register blocks.
 
 use crate::CpuExecutor;
-use crate::parallel::{materialize, strips};
+use crate::parallel::{materialize, row_strips};
 use crate::simd::{Madd, multiversion};
 use async_trait::async_trait;
 use gpujobs_core::kinds::filters::{gaussian_kernel_f32, reflect101};
@@ -117,46 +117,40 @@ fn blur_digested(
     let weights = gaussian_kernel_f32(f64::from(sigma));
     let ksize = weights.len();
     let r = ksize / 2;
-    let plan = strips(h, 16);
-    let mut chunks: Vec<(usize, &mut [f32])> = Vec::with_capacity(plan.len());
-    let mut rest = out;
-    for &(y0, y1) in &plan {
-        let (head, tail) = rest.split_at_mut((y1 - y0) * w);
-        chunks.push((y0, head));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(y0, dst)| {
-        let mut padded = vec![0f32; w + 2 * r];
-        let mut ring = vec![0f32; ksize * w];
-        let mut tags = vec![usize::MAX; ksize];
-        for dy in 0..dst.len() / w.max(1) {
-            let y = y0 + dy;
-            for k in 0..ksize {
-                let s = reflect101(y as isize + k as isize - r as isize, h);
-                let slot = s % ksize;
-                if tags[slot] != s {
-                    let src = &img[s * w..(s + 1) * w];
-                    padded[r..r + w].copy_from_slice(src);
-                    for i in 0..r {
-                        padded[i] = src[reflect101(i as isize - r as isize, w)];
-                        padded[r + w + i] = src[reflect101((w + i) as isize, w)];
+    row_strips(out, h, w, 16)
+        .into_par_iter()
+        .for_each(|(y0, dst)| {
+            let mut padded = vec![0f32; w + 2 * r];
+            let mut ring = vec![0f32; ksize * w];
+            let mut tags = vec![usize::MAX; ksize];
+            for dy in 0..dst.len() / w.max(1) {
+                let y = y0 + dy;
+                for k in 0..ksize {
+                    let s = reflect101(y as isize + k as isize - r as isize, h);
+                    let slot = s % ksize;
+                    if tags[slot] != s {
+                        let src = &img[s * w..(s + 1) * w];
+                        padded[r..r + w].copy_from_slice(src);
+                        for i in 0..r {
+                            padded[i] = src[reflect101(i as isize - r as isize, w)];
+                            padded[r + w + i] = src[reflect101((w + i) as isize, w)];
+                        }
+                        hpass(&padded, &weights, &mut ring[slot * w..(slot + 1) * w]);
+                        tags[slot] = s;
                     }
-                    hpass(&padded, &weights, &mut ring[slot * w..(slot + 1) * w]);
-                    tags[slot] = s;
+                }
+                let rows: Vec<&[f32]> = (0..ksize)
+                    .map(|k| {
+                        let slot = reflect101(y as isize + k as isize - r as isize, h) % ksize;
+                        &ring[slot * w..(slot + 1) * w]
+                    })
+                    .collect();
+                vpass(&rows, &weights, &mut dst[dy * w..(dy + 1) * w]);
+                if let Some(d) = digests {
+                    d.written(y0 * w, &dst[..(dy + 1) * w]);
                 }
             }
-            let rows: Vec<&[f32]> = (0..ksize)
-                .map(|k| {
-                    let slot = reflect101(y as isize + k as isize - r as isize, h) % ksize;
-                    &ring[slot * w..(slot + 1) * w]
-                })
-                .collect();
-            vpass(&rows, &weights, &mut dst[dy * w..(dy + 1) * w]);
-            if let Some(d) = digests {
-                d.written(y0 * w, &dst[..(dy + 1) * w]);
-            }
-        }
-    });
+        });
 }
 
 /// One row of Sobel magnitude from the rows above (`a`), at (`b`) and below (`c`).
@@ -213,30 +207,24 @@ fn sobel_digested(
     digests: Option<&BlockDigests>,
 ) {
     assert!(img.len() == h * w && out.len() == h * w, "image size");
-    let plan = strips(h, 16);
-    let mut chunks: Vec<(usize, &mut [f32])> = Vec::with_capacity(plan.len());
-    let mut rest = out;
-    for &(y0, y1) in &plan {
-        let (head, tail) = rest.split_at_mut((y1 - y0) * w);
-        chunks.push((y0, head));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(y0, dst)| {
-        for dy in 0..dst.len() / w.max(1) {
-            let y = y0 + dy;
-            let above = reflect101(y as isize - 1, h);
-            let below = reflect101(y as isize + 1, h);
-            sobel_row(
-                &img[above * w..(above + 1) * w],
-                &img[y * w..(y + 1) * w],
-                &img[below * w..(below + 1) * w],
-                &mut dst[dy * w..(dy + 1) * w],
-            );
-            if let Some(d) = digests {
-                d.written(y0 * w, &dst[..(dy + 1) * w]);
+    row_strips(out, h, w, 16)
+        .into_par_iter()
+        .for_each(|(y0, dst)| {
+            for dy in 0..dst.len() / w.max(1) {
+                let y = y0 + dy;
+                let above = reflect101(y as isize - 1, h);
+                let below = reflect101(y as isize + 1, h);
+                sobel_row(
+                    &img[above * w..(above + 1) * w],
+                    &img[y * w..(y + 1) * w],
+                    &img[below * w..(below + 1) * w],
+                    &mut dst[dy * w..(dy + 1) * w],
+                );
+                if let Some(d) = digests {
+                    d.written(y0 * w, &dst[..(dy + 1) * w]);
+                }
             }
-        }
-    });
+        });
 }
 
 #[async_trait]

@@ -26,8 +26,27 @@ pub fn materialize(t: &Tensor, pool: &BufferPool) -> Result<Values, ValidationEr
     }
 }
 
+/// `out`, the rows of an `h × w` image, cut into the strips of [`strips`]: each strip's
+/// first row and its rows, so that threads can write their strips side by side.
+pub(crate) fn row_strips(
+    out: &mut [f32],
+    h: usize,
+    w: usize,
+    min_rows: usize,
+) -> Vec<(usize, &mut [f32])> {
+    let plan = strips(h, min_rows);
+    let mut chunks = Vec::with_capacity(plan.len());
+    let mut rest = out;
+    for (y0, y1) in plan {
+        let (head, tail) = rest.split_at_mut((y1 - y0) * w);
+        chunks.push((y0, head));
+        rest = tail;
+    }
+    chunks
+}
+
 /// Splits `rows` rows into contiguous strips, several per thread for balance.
-pub(crate) fn strips(rows: usize, min_rows: usize) -> Vec<(usize, usize)> {
+fn strips(rows: usize, min_rows: usize) -> Vec<(usize, usize)> {
     let threads = rayon::current_num_threads().max(1);
     let target = rows.div_ceil(threads * 4).max(min_rows).max(1);
     (0..rows)

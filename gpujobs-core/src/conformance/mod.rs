@@ -76,11 +76,13 @@ pub async fn run_all_partitioned(q: &dyn Queue, partitions: usize) {
     heartbeats_and_lane_stats(q).await;
 }
 
-fn job(seed: u64) -> JobEnvelope {
+/// A tiny vector add (4 synthetic values from `seed`): the job every scenario uses.
+pub fn job(seed: u64) -> JobEnvelope {
     JobEnvelope::new(VectorAdd::synthetic(4, seed)).expect("a synthetic job serializes")
 }
 
-fn decision() -> PlacementDecision {
+/// A placement on the CPU lane with no worker preferred.
+pub fn decision() -> PlacementDecision {
     PlacementDecision {
         lane: LANE,
         estimates: BTreeMap::from([(LANE, 0.001)]),
@@ -92,7 +94,8 @@ fn decision() -> PlacementDecision {
     }
 }
 
-fn result() -> JobResult {
+/// A small successful result, as a CPU worker would record it.
+pub fn result() -> JobResult {
     JobResult {
         output: serde_json::json!({"ok": true}),
         blobs: Default::default(),

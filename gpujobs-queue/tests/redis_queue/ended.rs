@@ -2,37 +2,14 @@
 //! streams of every partition, for clients waiting on many jobs.
 
 use super::config_at;
-use gpujobs_core::conformance::submit_and_place;
-use gpujobs_core::kinds::VectorAdd;
+use gpujobs_core::conformance::{job, result, submit_and_place};
 use gpujobs_core::model::envelope::now_ms;
 use gpujobs_core::queue::{AdminQueue, LeaseQueue, SubmitQueue};
-use gpujobs_core::{
-    DeviceClass, DeviceInfo, Fingerprint, JobEnvelope, JobError, JobResult, JobState, Timings,
-};
+use gpujobs_core::{DeviceClass, JobError, JobState};
 use gpujobs_queue::RedisQueue;
 use gpujobs_queue::testkit::RedisServer;
 use std::collections::HashMap;
 use std::time::Duration;
-
-fn job(seed: u64) -> JobEnvelope {
-    JobEnvelope::new(VectorAdd::synthetic(4, seed)).unwrap()
-}
-
-fn result() -> JobResult {
-    JobResult {
-        output: serde_json::json!({"ok": true}),
-        blobs: Default::default(),
-        summary: "ok".into(),
-        fingerprint: Fingerprint::default(),
-        device: DeviceInfo {
-            class: DeviceClass::Cpu,
-            name: "test".into(),
-            ordinal: 0,
-        },
-        timings: Timings::default(),
-        held_by: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ended_jobs_are_read_from_the_streams_of_every_partition() {

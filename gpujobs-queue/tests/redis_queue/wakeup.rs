@@ -4,31 +4,13 @@
 
 use super::config_at;
 use futures_util::StreamExt;
-use gpujobs_core::conformance::submit_and_place;
-use gpujobs_core::kinds::VectorAdd;
+use gpujobs_core::DeviceClass;
+use gpujobs_core::conformance::{decision, job, submit_and_place};
 use gpujobs_core::queue::{LeaseQueue, ScheduleQueue, SubmitQueue};
-use gpujobs_core::{DeviceClass, JobEnvelope, PlacementDecision};
 use gpujobs_queue::testkit::{RedisCluster, RedisServer};
 use gpujobs_queue::{RedisConfig, RedisQueue};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn job(seed: u64) -> JobEnvelope {
-    JobEnvelope::new(VectorAdd::synthetic(4, seed)).unwrap()
-}
-
-fn on_cpu() -> PlacementDecision {
-    PlacementDecision {
-        lane: DeviceClass::Cpu,
-        estimates: BTreeMap::from([(DeviceClass::Cpu, 0.001)]),
-        run_estimate_s: 0.001,
-        reason: "test".into(),
-        model: "none".into(),
-        worker: None,
-        worker_wait_ms: 0,
-    }
-}
 
 /// The next message of a subscription, within 10 s.
 async fn next_message(
@@ -115,7 +97,7 @@ async fn woken_within_the_poll(url: String, ns: &str) {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = worker.wakeups_heard();
-    scheduler.place(&taken[0], on_cpu()).await.unwrap();
+    scheduler.place(&taken[0], decision()).await.unwrap();
     let got = fetching.await.unwrap().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].envelope.id, id);
