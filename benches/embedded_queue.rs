@@ -1,5 +1,9 @@
-//! Throughput of the embedded queue (criterion): the queue operations alone, and tiny
-//! jobs end to end through the scheduler and a worker.
+//! Throughput of the embedded queue (criterion): the queue operations alone, one after
+//! another in one task (`queue_ops_10k`, envelopes built inside the timing as before)
+//! and as a pipeline (`queue_ops_pipelined_10k`: a submitter, a scheduler and a worker
+//! as concurrent tasks on a runtime with one thread per core, envelopes built before
+//! the timing, as a service's own tasks would use the queue); and tiny jobs end to end
+//! through the scheduler and a worker.
 //!
 //! `cargo bench --bench embedded_queue`.
 
@@ -31,12 +35,8 @@ fn decision() -> PlacementDecision {
     }
 }
 
-/// submit → take → place → fetch → complete for `JOBS` jobs, in batches, no workers.
-async fn queue_ops(q: &MemoryQueue) {
-    let envs: Vec<JobEnvelope> = (0..JOBS)
-        .map(|_| JobEnvelope::new(Noop).expect("serializes"))
-        .collect();
-    let result = gpujobs::JobResult {
+fn noop_result() -> gpujobs::JobResult {
+    gpujobs::JobResult {
         output: serde_json::Value::Null,
         blobs: Default::default(),
         summary: String::new(),
@@ -44,7 +44,19 @@ async fn queue_ops(q: &MemoryQueue) {
         device: NoopExec.device(),
         timings: Default::default(),
         held_by: None,
-    };
+    }
+}
+
+fn envelopes() -> Vec<JobEnvelope> {
+    (0..JOBS)
+        .map(|_| JobEnvelope::new(Noop).expect("serializes"))
+        .collect()
+}
+
+/// submit → take → place → fetch → complete for `JOBS` jobs, in batches, no workers.
+async fn queue_ops(q: &MemoryQueue) {
+    let envs = envelopes();
+    let result = noop_result();
     for env in envs {
         q.submit(env).await.expect("submit");
     }
@@ -76,6 +88,49 @@ async fn queue_ops(q: &MemoryQueue) {
     }
 }
 
+/// The same operations as three concurrent tasks: a submitter, a scheduler (take,
+/// place) and a worker (fetch, complete a batch at once, as the worker service does).
+async fn pipelined(q: Arc<MemoryQueue>, envs: Vec<JobEnvelope>) {
+    let submitter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            for env in envs {
+                q.submit(env).await.expect("submit");
+            }
+        })
+    };
+    let scheduler = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let mut left = JOBS;
+            while left > 0 {
+                let wait = Duration::from_millis(50);
+                for inc in q.take_submitted("s", 256, wait).await.expect("take") {
+                    q.place(&inc, decision()).await.expect("place");
+                    left -= 1;
+                }
+            }
+        })
+    };
+    let result = noop_result();
+    let mut left = JOBS;
+    while left > 0 {
+        let wait = Duration::from_millis(50);
+        let lease = Duration::from_secs(30);
+        let got = q
+            .fetch(DeviceClass::Cpu, "w", 256, lease, wait)
+            .await
+            .expect("fetch");
+        let batch: Vec<_> = got.into_iter().map(|d| (d.lease, result.clone())).collect();
+        for done in q.complete_batch(batch).await {
+            done.expect("complete");
+            left -= 1;
+        }
+    }
+    submitter.await.expect("submitter");
+    scheduler.await.expect("scheduler");
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,6 +146,22 @@ fn bench(c: &mut Criterion) {
                     let q = MemoryQueue::default();
                     let t = Instant::now();
                     queue_ops(&q).await;
+                    total += t.elapsed();
+                }
+                total
+            })
+        })
+    });
+    g.bench_function("queue_ops_pipelined_10k", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let q = Arc::new(MemoryQueue::default());
+                    let envs = envelopes();
+                    let t = Instant::now();
+                    // A task itself, so all three run on the runtime's threads.
+                    tokio::spawn(pipelined(q, envs)).await.expect("pipeline");
                     total += t.elapsed();
                 }
                 total

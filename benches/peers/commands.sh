@@ -11,25 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs=${1:-20000}
 parts=${2:-1}
-if [ -n "${PEERS_GPUJOBS_BIN:-}" ]; then
-    bin=$(realpath "$PEERS_GPUJOBS_BIN")
-else
-    cargo build --release -q -p gpujobs-cli
-    bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
-fi
+# shellcheck source=benches/peers/lib.sh
+source benches/peers/lib.sh
+peers_bin
 tmp=$(mktemp -d)
 pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-    --daemonize no --logfile "$tmp/log" &
-pids+=($!)
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+trap 'stop_all; rm -rf "$tmp"' EXIT
+start_redis
 export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port" GPUJOBS_PARTITIONS=$parts RUST_LOG=warn
 "$bin" scheduler >/dev/null 2>&1 & pids+=($!)
 for _ in 1 2; do "$bin" worker --backend cpu --concurrency 64 >/dev/null 2>&1 & pids+=($!); done

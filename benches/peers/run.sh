@@ -26,22 +26,14 @@ here=benches/peers
 work=${CARGO_TARGET_DIR:-target}/peers
 mkdir -p "$work"
 work=$(realpath "$work")   # absolute: the Celery steps run from another folder
-if [ ! -d "$work/node/node_modules/bullmq" ]; then
-    mkdir -p "$work/node"
-    cp "$here/package.json" "$work/node/"
-    (cd "$work/node" && npm install --silent --no-audit --no-fund >/dev/null)
-fi
-cp "$here"/bullmq_*.mjs "$work/node/"
+# shellcheck source=benches/peers/lib.sh
+source "$here/lib.sh"
+peers_node "$work"
 if [ ! -x "$work/venv/bin/celery" ]; then
     python3 -m venv "$work/venv"
     "$work/venv/bin/pip" install -q -r "$here/requirements.txt"
 fi
-if [ -n "${PEERS_GPUJOBS_BIN:-}" ]; then
-    bin=$(realpath "$PEERS_GPUJOBS_BIN")
-else
-    cargo build --release -q -p gpujobs-cli
-    bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/gpujobs")
-fi
+peers_bin
 
 tmp=$(mktemp -d)
 pids=()
@@ -50,24 +42,6 @@ kill_all() {
     wait 2>/dev/null || true
 }
 trap 'kill_all; rm -rf "$tmp"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Starts a redis-server without persistence; sets $port.
-start_redis() {
-    port=$(free_port)
-    mkdir -p "$tmp/r$port"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$tmp/r$port" --daemonize no --logfile "$tmp/r$port/log" &
-    pids+=($!)
-    until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
-}
-
-stop_all() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
-}
 
 # Sum of `calls` over INFO commandstats.
 calls() { redis-cli -p "$1" info commandstats | sed -n 's/^cmdstat_[^:]*:calls=\([0-9]*\),.*/\1/p' | paste -sd+ | calc "$(cat)"; }

@@ -19,8 +19,10 @@ pub(crate) struct LaneQueue {
     delayed: BTreeMap<(Instant, u64), (JobId, Priority)>,
     credit: [i64; 3],
     seq: u64,
-    /// Placement estimate (seconds) of each queued job, for the backlog.
-    pub(crate) estimates: HashMap<JobId, f64>,
+    /// Sum of the placement estimates (seconds) of its waiting jobs: added when a job
+    /// is put on the lane, taken when it leaves (each job keeps its own figure, so
+    /// what is taken is what was added).
+    backlog: f64,
     /// Jobs placed by locality, per worker (consumer): offered to that worker alone
     /// until their deadline, then to the whole lane (see [`crate::scheduler::placement`]).
     near: HashMap<String, VecDeque<(JobId, Priority, Instant)>>,
@@ -150,7 +152,16 @@ impl LaneQueue {
             q.retain(|(j, _, _)| j != id);
         }
         self.near.retain(|_, q| !q.is_empty());
-        self.estimates.remove(id);
+    }
+
+    /// Counts a job's estimate in the backlog.
+    pub(crate) fn add_backlog(&mut self, estimate_s: f64) {
+        self.backlog += estimate_s;
+    }
+
+    /// Takes a job's estimate out of the backlog (it was fetched or ended).
+    pub(crate) fn take_backlog(&mut self, estimate_s: f64) {
+        self.backlog -= estimate_s;
     }
 
     /// Jobs waiting on the lane, those placed on one worker included.
@@ -163,8 +174,13 @@ impl LaneQueue {
         self.delayed.len()
     }
 
+    /// The backlog in seconds; rounding of the running sum never shows as a negative
+    /// or stray figure, and an empty lane has none.
     pub(crate) fn backlog_s(&self) -> f64 {
-        self.estimates.values().sum()
+        if self.ready_len() == 0 && self.delayed.is_empty() {
+            return 0.0;
+        }
+        self.backlog.max(0.0)
     }
 }
 

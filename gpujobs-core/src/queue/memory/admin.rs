@@ -1,6 +1,7 @@
 //! The embedded queue's operator role: dead letters and their retry, worker heartbeats,
 //! lane statistics.
 
+use super::table::{Table, lock};
 use super::{MemoryQueue, lane_index};
 use crate::model::device::DeviceClass;
 use crate::model::envelope::now_ms;
@@ -15,22 +16,21 @@ use std::sync::Arc;
 #[async_trait]
 impl AdminQueue for MemoryQueue {
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        Ok(self.lock().dead.iter().rev().take(max).cloned().collect())
+        Ok(lock(&self.dead).iter().rev().take(max).cloned().collect())
     }
 
     async fn retry_dead(&self, id: &JobId) -> Result<bool, QueueError> {
         {
-            let mut inner = self.lock();
-            let Some(pos) = inner.dead.iter().position(|d| d.id == id.as_str()) else {
+            let mut all = self.jobs.all();
+            if !lock(&self.dead).iter().any(|d| d.id == id.as_str()) {
                 return Ok(false);
-            };
-            let unmet: Vec<String> = inner
-                .records
+            }
+            let unmet: Vec<String> = all
                 .get(id)
-                .map(|r| r.parents.clone())
+                .map(|j| j.record.parents.clone())
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|p| inner.records.get(p).map(|r| r.state) != Some(JobState::Succeeded))
+                .filter(|p| all.get(p).map(|j| j.record.state) != Some(JobState::Succeeded))
                 .map(|p| p.to_string())
                 .collect();
             if !unmet.is_empty() {
@@ -39,22 +39,23 @@ impl AdminQueue for MemoryQueue {
                     unmet.join(", ")
                 )));
             }
-            let Some(env) = inner.jobs.get_mut(id) else {
+            let Some(job) = all.get_mut(id) else {
+                return Ok(false);
+            };
+            let Some(env) = job.env.as_mut() else {
                 return Ok(false);
             };
             Arc::make_mut(env).attempts = 0;
-            let Some(rec) = inner.records.get_mut(id) else {
-                return Ok(false);
-            };
+            let rec = &mut job.record;
             rec.state = JobState::Queued;
             rec.attempts = 0;
             rec.error = None;
             rec.finished_ms = None;
             rec.cancel_requested = false;
             rec.updated_ms = now_ms();
-            inner.dead.remove(pos);
-            inner.submitted.push_back(id.clone());
-            Self::revive_dependants(&mut inner, id);
+            lock(&self.dead).retain(|d| d.id != id.as_str());
+            lock(&self.submitted).push_back(id.clone());
+            self.revive_dependants(&mut all, id);
         }
         self.submit_ready.notify_waiters();
         Ok(true)
@@ -63,16 +64,15 @@ impl AdminQueue for MemoryQueue {
     async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
         let mut info = info.clone();
         info.last_seen_ms = now_ms();
-        self.lock().workers.insert(info.id.clone(), info);
+        lock(&self.workers).insert(info.id.clone(), info);
         Ok(())
     }
 
     async fn deregister(&self, worker_id: &str) -> Result<(), QueueError> {
-        let mut inner = self.lock();
-        inner.workers.remove(worker_id);
+        lock(&self.workers).remove(worker_id);
         // Jobs placed on it by locality go to their lanes at once.
-        for (li, lane) in inner.lanes.iter_mut().enumerate() {
-            if lane.release_near(worker_id) {
+        for (li, lane) in self.lanes.iter().enumerate() {
+            if lock(lane).release_near(worker_id) {
                 self.lane_ready[li].notify_waiters();
             }
         }
@@ -81,9 +81,7 @@ impl AdminQueue for MemoryQueue {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
         let cutoff = now_ms().saturating_sub(self.config.worker_ttl.as_millis() as u64);
-        let mut v: Vec<WorkerInfo> = self
-            .lock()
-            .workers
+        let mut v: Vec<WorkerInfo> = lock(&self.workers)
             .values()
             .filter(|w| w.last_seen_ms >= cutoff)
             .cloned()
@@ -93,16 +91,23 @@ impl AdminQueue for MemoryQueue {
     }
 
     async fn lane_stats(&self) -> Result<Vec<LaneStats>, QueueError> {
-        let inner = self.lock();
+        let mut in_flight = [0u64; 2];
+        self.jobs.each(|shard| {
+            for id in &shard.leased {
+                if let Some(a) = shard.jobs.get(id).and_then(|j| j.lease.as_ref()) {
+                    in_flight[lane_index(a.lane)] += 1;
+                }
+            }
+        });
         Ok(DeviceClass::ALL
             .iter()
             .map(|&lane| {
-                let q = &inner.lanes[lane_index(lane)];
+                let q = self.lane(lane);
                 LaneStats {
                     lane,
                     ready: q.ready_len() as u64,
                     delayed: q.delayed_len() as u64,
-                    in_flight: inner.leases.values().filter(|a| a.lane == lane).count() as u64,
+                    in_flight: in_flight[lane_index(lane)],
                     backlog_s: q.backlog_s(),
                 }
             })

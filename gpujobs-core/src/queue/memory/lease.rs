@@ -1,7 +1,8 @@
 //! The embedded queue's worker role: leases (fetch, renew, reclaim) and the ends of an
 //! attempt (complete, fail with retry or dead-letter, release).
 
-use super::{Inner, MemoryQueue, lane_index};
+use super::table::{AllShards, Table};
+use super::{MemoryQueue, lane_index};
 use crate::model::device::DeviceClass;
 use crate::model::envelope::{now_ms, now_us};
 use crate::model::error::{ErrorClass, JobError, QueueError};
@@ -24,35 +25,58 @@ impl LeaseQueue for MemoryQueue {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = Instant::now() + wait;
-        let li = lane_index(lane);
+        let max = max.max(1);
         let got = self
-            .wait_until(&self.lane_ready[li], deadline, |inner| {
-                let now = Instant::now();
-                inner.lanes[li].promote_due(now);
-                inner.lanes[li].expire_near(now);
+            .wait_until(&self.lane_ready[lane_index(lane)], deadline, || {
                 let mut out = Vec::new();
-                while out.len() < max.max(1) {
-                    let next = inner.lanes[li].pop_near(consumer);
-                    let Some(id) = next.or_else(|| inner.lanes[li].pop()) else {
-                        break;
+                let mut taken_s = 0.0;
+                let wake = loop {
+                    // Ids off the lane under its lock, then each job under its shard's.
+                    let (ids, wake) = {
+                        let mut q = self.lane(lane);
+                        q.take_backlog(std::mem::take(&mut taken_s));
+                        let now = Instant::now();
+                        q.promote_due(now);
+                        q.expire_near(now);
+                        let mut ids = Vec::with_capacity(max - out.len());
+                        while ids.len() < max - out.len() {
+                            match q.pop_near(consumer).or_else(|| q.pop()) {
+                                Some(id) => ids.push(id),
+                                None => break,
+                            }
+                        }
+                        let wake = [q.next_due(), q.next_near_due()]
+                            .into_iter()
+                            .flatten()
+                            .min();
+                        (ids, wake)
                     };
-                    let placed = inner
-                        .records
-                        .get(&id)
-                        .is_some_and(|r| r.state == JobState::Placed);
-                    if !placed {
-                        continue;
+                    if ids.is_empty() {
+                        break wake;
                     }
-                    let estimate = inner.lanes[li].estimates.remove(&id);
-                    if let Some(d) = Self::deliver(inner, &id, lane, consumer, lease, estimate) {
-                        out.push(d);
+                    let at = (now_ms(), Instant::now() + lease);
+                    for id in ids {
+                        let mut shard = self.jobs.of(&id);
+                        let Some(job) = shard.jobs.get_mut(&id) else {
+                            continue;
+                        };
+                        if job.record.state != JobState::Placed {
+                            continue;
+                        }
+                        let estimate = job.on_lane.take();
+                        taken_s += estimate.unwrap_or(0.0);
+                        if let Some(d) = job.deliver(lane, consumer, at, estimate) {
+                            shard.leased.insert(id);
+                            out.push(d);
+                        }
                     }
+                    if out.len() >= max {
+                        break wake;
+                    }
+                };
+                if taken_s != 0.0 {
+                    self.lane(lane).take_backlog(taken_s);
                 }
-                let lane_q = &inner.lanes[li];
-                let wake = [lane_q.next_due(), lane_q.next_near_due()]
-                    .into_iter()
-                    .flatten()
-                    .min();
                 ((!out.is_empty()).then_some(out), wake)
             })
             .await;
@@ -60,106 +84,110 @@ impl LeaseQueue for MemoryQueue {
     }
 
     async fn renew(&self, lease: &Lease, extend: Duration) -> Result<RenewOutcome, QueueError> {
-        let mut inner = self.lock();
-        Self::check_lease(&inner, lease)?;
-        if let Some(a) = inner.leases.get_mut(&lease.job_id) {
+        let mut shard = self.jobs.of(&lease.job_id);
+        Self::check_lease(&*shard, lease)?;
+        let job = shard
+            .jobs
+            .get_mut(&lease.job_id)
+            .ok_or_else(|| QueueError::LeaseLost(lease.job_id.to_string()))?;
+        if let Some(a) = job.lease.as_mut() {
             a.deadline = Instant::now() + extend;
         }
-        let cancel_requested = inner
-            .records
-            .get(&lease.job_id)
-            .is_some_and(|r| r.cancel_requested);
-        Ok(RenewOutcome { cancel_requested })
+        Ok(RenewOutcome {
+            cancel_requested: job.record.cancel_requested,
+        })
     }
 
     async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
-        let mut inner = self.lock();
-        self.complete_locked(&mut inner, lease, result)
-    }
-
-    /// One lock for the whole batch.
-    async fn complete_batch(&self, batch: Vec<(Lease, JobResult)>) -> Vec<Result<(), QueueError>> {
-        let mut inner = self.lock();
-        batch
-            .into_iter()
-            .map(|(lease, result)| self.complete_locked(&mut inner, &lease, result))
-            .collect()
+        let mut result = Some(result);
+        let done = self.with_job(&lease.job_id, |t| {
+            Self::check_lease(t, lease)?;
+            if let (Some(job), Some(mut result)) = (t.get_mut(&lease.job_id), result.take()) {
+                let rec = &mut job.record;
+                result.timings.total_s = now_us().saturating_sub(rec.created_us) as f64 / 1e6;
+                rec.result = Some(result);
+                rec.error = None;
+            }
+            self.finish(t, &lease.job_id, JobState::Succeeded);
+            Ok(())
+        });
+        self.sweep();
+        done
     }
 
     async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError> {
-        let mut inner = self.lock();
-        Self::check_lease(&inner, lease)?;
-        inner.leases.remove(&lease.job_id);
-        let id = lease.job_id.clone();
-        let Some(rec) = inner.records.get_mut(&id) else {
-            return Err(QueueError::NotFound(id.to_string()));
-        };
-        rec.error = Some(error.clone());
-        rec.updated_ms = now_ms();
-        let (attempts, max, priority, kind) = (
-            rec.attempts,
-            rec.max_attempts,
-            rec.priority,
-            rec.kind.clone(),
-        );
-        let cancelled = error.class == ErrorClass::Cancelled || rec.cancel_requested;
-        let letter = |reason: String| DeadLetter {
-            id: id.to_string(),
-            kind: Some(kind.clone()),
-            reason,
-            attempts,
-            at_ms: now_ms(),
-            raw: None,
-        };
-        if cancelled {
-            self.finish(&mut inner, &id, JobState::Cancelled);
-            return Ok(FailOutcome::Cancelled);
-        }
-        if error.class == ErrorClass::Permanent {
-            self.finish(&mut inner, &id, JobState::Failed);
-            self.dead_letter(&mut inner, letter(error.message.clone()));
-            return Ok(FailOutcome::Failed);
-        }
-        if attempts >= max {
-            self.finish(&mut inner, &id, JobState::Dead);
-            self.dead_letter(
-                &mut inner,
-                letter(format!(
+        let id = &lease.job_id;
+        let outcome = self.with_job(id, |t| {
+            Self::check_lease(t, lease)?;
+            let Some(job) = t.get_mut(id) else {
+                return Err(QueueError::NotFound(id.to_string()));
+            };
+            job.lease = None;
+            let rec = &mut job.record;
+            rec.error = Some(error.clone());
+            rec.updated_ms = now_ms();
+            let (attempts, max, priority) = (rec.attempts, rec.max_attempts, rec.priority);
+            let kind = rec.kind.clone();
+            let cancelled = error.class == ErrorClass::Cancelled || rec.cancel_requested;
+            let letter = |reason: String| DeadLetter {
+                id: id.to_string(),
+                kind: Some(kind.clone()),
+                reason,
+                attempts,
+                at_ms: now_ms(),
+                raw: None,
+            };
+            if cancelled {
+                self.finish(t, id, JobState::Cancelled);
+                return Ok(FailOutcome::Cancelled);
+            }
+            if error.class == ErrorClass::Permanent {
+                self.finish(t, id, JobState::Failed);
+                self.dead_letter(letter(error.message.clone()));
+                return Ok(FailOutcome::Failed);
+            }
+            if attempts >= max {
+                self.finish(t, id, JobState::Dead);
+                self.dead_letter(letter(format!(
                     "failed on all {max} attempts; last error: {}",
                     error.message
-                )),
-            );
-            return Ok(FailOutcome::Dead);
+                )));
+                return Ok(FailOutcome::Dead);
+            }
+            let delay = self.config.retry.delay(attempts, id.as_str());
+            rec.state = JobState::Placed;
+            let estimate = rec
+                .placement
+                .as_ref()
+                .and_then(|p| p.estimate_for(lease.lane))
+                .unwrap_or(0.0);
+            job.on_lane = Some(estimate);
+            t.set_leased(id, false);
+            let mut q = self.lane(lease.lane);
+            q.add_backlog(estimate);
+            q.push_delayed(id.clone(), priority, Instant::now() + delay);
+            Ok(FailOutcome::Retrying { attempts, delay })
+        });
+        if matches!(outcome, Ok(FailOutcome::Retrying { .. })) {
+            self.lane_ready[lane_index(lease.lane)].notify_waiters();
         }
-        let delay = self.config.retry.delay(attempts, id.as_str());
-        rec.state = JobState::Placed;
-        let li = lane_index(lease.lane);
-        let estimate = rec
-            .placement
-            .as_ref()
-            .and_then(|p| p.estimate_for(lease.lane))
-            .unwrap_or(0.0);
-        inner.lanes[li].estimates.insert(id.clone(), estimate);
-        inner.lanes[li].push_delayed(id, priority, Instant::now() + delay);
-        drop(inner);
-        self.lane_ready[li].notify_waiters();
-        Ok(FailOutcome::Retrying { attempts, delay })
+        self.sweep();
+        outcome
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
-        let li = lane_index(lease.lane);
-        {
-            let mut inner = self.lock();
-            Self::check_lease(&inner, lease)?;
-            inner.leases.remove(&lease.job_id);
-            let Some(rec) = inner.records.get_mut(&lease.job_id) else {
-                return Ok(());
+        let id = &lease.job_id;
+        let requeued = self.with_job(id, |t| -> Result<bool, QueueError> {
+            Self::check_lease(t, lease)?;
+            let Some(job) = t.get_mut(id) else {
+                return Ok(false);
             };
+            job.lease = None;
+            let rec = &mut job.record;
             rec.attempts = rec.attempts.saturating_sub(1);
             if rec.cancel_requested {
-                let id = lease.job_id.clone();
-                self.finish(&mut inner, &id, JobState::Cancelled);
-                return Ok(());
+                self.finish(t, id, JobState::Cancelled);
+                return Ok(false);
             }
             rec.state = JobState::Placed;
             rec.updated_ms = now_ms();
@@ -169,12 +197,17 @@ impl LeaseQueue for MemoryQueue {
                 .as_ref()
                 .and_then(|p| p.estimate_for(lease.lane))
                 .unwrap_or(0.0);
-            inner.lanes[li]
-                .estimates
-                .insert(lease.job_id.clone(), estimate);
-            inner.lanes[li].push_front(lease.job_id.clone(), priority);
+            job.on_lane = Some(estimate);
+            t.set_leased(id, false);
+            let mut q = self.lane(lease.lane);
+            q.add_backlog(estimate);
+            q.push_front(id.clone(), priority);
+            Ok(true)
+        })?;
+        if requeued {
+            self.lane_ready[lane_index(lease.lane)].notify_waiters();
         }
-        self.lane_ready[li].notify_waiters();
+        self.sweep();
         Ok(())
     }
 
@@ -185,75 +218,73 @@ impl LeaseQueue for MemoryQueue {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let mut inner = self.lock();
         let now = Instant::now();
-        inner.lanes[lane_index(lane)].expire_near(now);
-        let mut expired: Vec<(Instant, JobId)> = inner
-            .leases
-            .iter()
-            .filter(|(_, a)| a.lane == lane && a.deadline <= now)
-            .map(|(id, a)| (a.deadline, id.clone()))
-            .collect();
-        expired.sort();
+        self.lane(lane).expire_near(now);
         let mut out = Vec::new();
-        for (_, id) in expired {
-            let Some(old) = inner.leases.remove(&id) else {
-                continue;
-            };
-            let Some(rec) = inner.records.get_mut(&id) else {
-                continue;
-            };
-            if rec.cancel_requested {
-                self.finish(&mut inner, &id, JobState::Cancelled);
-                continue;
-            }
-            if rec.attempts >= rec.max_attempts {
-                let reason = format!(
-                    "lease expired on attempt {} of {} (worker {} stopped renewing it)",
-                    rec.attempts, rec.max_attempts, old.consumer
-                );
-                rec.error = Some(JobError::temporary(reason.clone()));
-                let letter = DeadLetter {
-                    id: id.to_string(),
-                    kind: Some(rec.kind.clone()),
-                    reason,
-                    attempts: rec.attempts,
-                    at_ms: now_ms(),
-                    raw: None,
-                };
-                self.finish(&mut inner, &id, JobState::Dead);
-                self.dead_letter(&mut inner, letter);
-                continue;
-            }
-            if out.len() >= max {
-                // Leave it expired for the next reclaim, by this or another worker.
-                inner.leases.insert(id, old);
-                continue;
-            }
-            if let Some(d) = Self::deliver(&mut inner, &id, lane, consumer, lease, None) {
-                out.push(d);
+        {
+            let mut all = self.jobs.all();
+            let mut expired: Vec<(Instant, JobId)> = all
+                .leased()
+                .filter_map(|id| {
+                    let a = all.get(id)?.lease.as_ref()?;
+                    (a.lane == lane && a.deadline <= now).then(|| (a.deadline, id.clone()))
+                })
+                .collect();
+            expired.sort();
+            for (_, id) in expired {
+                if let Some(d) = self.reclaim_one(&mut all, &id, lane, consumer, lease, &out, max) {
+                    out.push(d);
+                }
             }
         }
+        self.sweep();
         Ok(out)
     }
 }
 
 impl MemoryQueue {
-    /// Records a success under the lock the caller holds.
-    pub(super) fn complete_locked(
+    /// Job `id`'s lease lapsed: it ends (cancelled, or dead when out of attempts) or is
+    /// delivered again to `consumer` (while `out` holds fewer than `max` deliveries;
+    /// beyond that it stays expired for the next reclaim, by this or another worker).
+    #[allow(clippy::too_many_arguments)]
+    fn reclaim_one(
         &self,
-        inner: &mut Inner,
-        lease: &Lease,
-        mut result: JobResult,
-    ) -> Result<(), QueueError> {
-        Self::check_lease(inner, lease)?;
-        inner.leases.remove(&lease.job_id);
-        if let Some(rec) = inner.records.get_mut(&lease.job_id) {
-            result.timings.total_s = now_us().saturating_sub(rec.created_us) as f64 / 1e6;
-            rec.result = Some(result);
-            rec.error = None;
+        all: &mut AllShards<'_>,
+        id: &JobId,
+        lane: DeviceClass,
+        consumer: &str,
+        lease: Duration,
+        out: &[Delivery],
+        max: usize,
+    ) -> Option<Delivery> {
+        let job = all.get_mut(id)?;
+        let holder = job.lease.as_ref()?.consumer.clone();
+        let rec = &mut job.record;
+        if rec.cancel_requested {
+            self.finish(all, id, JobState::Cancelled);
+            return None;
         }
-        self.finish(inner, &lease.job_id, JobState::Succeeded);
-        Ok(())
+        if rec.attempts >= rec.max_attempts {
+            let reason = format!(
+                "lease expired on attempt {} of {} (worker {holder} stopped renewing it)",
+                rec.attempts, rec.max_attempts
+            );
+            rec.error = Some(JobError::temporary(reason.clone()));
+            let letter = DeadLetter {
+                id: id.to_string(),
+                kind: Some(rec.kind.clone()),
+                reason,
+                attempts: rec.attempts,
+                at_ms: now_ms(),
+                raw: None,
+            };
+            self.finish(all, id, JobState::Dead);
+            self.dead_letter(letter);
+            return None;
+        }
+        if out.len() >= max {
+            return None;
+        }
+        job.deliver(lane, consumer, (now_ms(), Instant::now() + lease), None)
     }
 }

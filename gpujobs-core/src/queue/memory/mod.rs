@@ -1,8 +1,10 @@
 //! The embedded in-memory queue: the Redis queue's semantics in one process.
 //!
 //! It backs `gpujobs demo` and `gpujobs run`, the tests of everything above the queue,
-//! and services that embed the library without Redis. State lives behind one mutex that
-//! is never held across an `.await`; waiting (for submits, for ready jobs, for results)
+//! and services that embed the library without Redis. Jobs live in a table split into
+//! shards by id (`table`), the submit queue and each lane behind their own locks, so a
+//! submitter, a scheduler and workers on different cores rarely wait for each other; no
+//! lock is held across an `.await`. Waiting (for submits, for ready jobs, for results)
 //! uses `Notify`, so idle consumers cost nothing. Durability ends with the process.
 //!
 //! This file holds the state and the steps every role shares (finishing a job, leasing
@@ -14,18 +16,21 @@ mod graph;
 mod lease;
 mod schedule;
 mod submit;
+mod table;
 
 use super::lane::LaneQueue;
-use super::types::{DeadLetter, Delivery, Lease, WorkerInfo};
+use super::types::{DeadLetter, Lease, WorkerInfo};
 use crate::model::device::DeviceClass;
 use crate::model::envelope::{JobEnvelope, now_ms};
 use crate::model::error::{QueueError, ValidationError};
 use crate::model::id::JobId;
 use crate::model::retry::RetryPolicy;
-use crate::model::state::{JobRecord, JobState};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::model::state::JobState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use table::{Shards, Table, lock};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -53,36 +58,15 @@ impl Default for MemoryQueueConfig {
     }
 }
 
-struct ActiveLease {
-    lane: DeviceClass,
-    attempt: u32,
-    consumer: String,
-    deadline: Instant,
-}
-
-#[derive(Default)]
-struct Inner {
-    records: HashMap<JobId, JobRecord>,
-    /// Envelopes of jobs not yet succeeded (kept for failed and dead ones, for retry).
-    jobs: HashMap<JobId, Arc<JobEnvelope>>,
-    submitted: VecDeque<JobId>,
-    taken: HashMap<String, JobId>,
-    lanes: [LaneQueue; 2],
-    leases: HashMap<JobId, ActiveLease>,
-    dead: VecDeque<DeadLetter>,
-    workers: HashMap<String, WorkerInfo>,
-    /// Graph edges: the jobs waiting for each job's outputs (kept when the job fails,
-    /// so that retrying it makes its dependants wait again).
-    children: HashMap<JobId, Vec<JobId>>,
-    /// Jobs failed only because an ancestor did: that ancestor.
-    failed_by: HashMap<JobId, JobId>,
-    next_entry: u64,
-    next_sweep_ms: u64,
-}
-
 /// The embedded queue.
 pub struct MemoryQueue {
-    inner: Mutex<Inner>,
+    jobs: Shards,
+    submitted: Mutex<VecDeque<JobId>>,
+    lanes: [Mutex<LaneQueue>; 2],
+    dead: Mutex<VecDeque<DeadLetter>>,
+    workers: Mutex<HashMap<String, WorkerInfo>>,
+    next_entry: AtomicU64,
+    next_sweep_ms: AtomicU64,
     config: MemoryQueueConfig,
     submit_ready: Notify,
     lane_ready: [Notify; 2],
@@ -114,7 +98,13 @@ impl MemoryQueue {
     /// A queue with the given settings.
     pub fn new(config: MemoryQueueConfig) -> Self {
         MemoryQueue {
-            inner: Mutex::new(Inner::default()),
+            jobs: Shards::default(),
+            submitted: Mutex::default(),
+            lanes: Default::default(),
+            dead: Mutex::default(),
+            workers: Mutex::default(),
+            next_entry: AtomicU64::new(0),
+            next_sweep_ms: AtomicU64::new(0),
             config,
             submit_ready: Notify::new(),
             lane_ready: [Notify::new(), Notify::new()],
@@ -122,10 +112,21 @@ impl MemoryQueue {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the state half-changed in a way
-        // that matters more than stopping every worker would, so keep going.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lane(&self, lane: DeviceClass) -> MutexGuard<'_, LaneQueue> {
+        lock(&self.lanes[lane_index(lane)])
+    }
+
+    /// Runs `op` on the table with the shard of `id` locked, or with every shard locked
+    /// when the job has graph children (its ending may reach them). Only a graph submit
+    /// adds children, and it holds every shard, so the check cannot go stale under `op`.
+    fn with_job<R>(&self, id: &JobId, mut op: impl FnMut(&mut dyn Table) -> R) -> R {
+        {
+            let mut shard = self.jobs.of(id);
+            if shard.jobs.get(id).is_none_or(|j| j.children.is_empty()) {
+                return op(&mut *shard);
+            }
+        }
+        op(&mut self.jobs.all())
     }
 
     /// Waits for `notify` (registered before `check` runs, so no wake-up is lost) until
@@ -135,13 +136,13 @@ impl MemoryQueue {
         &self,
         notify: &Notify,
         deadline: Instant,
-        mut check: impl FnMut(&mut Inner) -> (Option<T>, Option<Instant>),
+        mut check: impl FnMut() -> (Option<T>, Option<Instant>),
     ) -> Option<T> {
         loop {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (value, next_wake) = check(&mut self.lock());
+            let (value, next_wake) = check();
             if value.is_some() {
                 return value;
             }
@@ -154,126 +155,82 @@ impl MemoryQueue {
         }
     }
 
-    fn finish(&self, inner: &mut Inner, id: &JobId, state: JobState) {
+    /// Ends job `id` in `state` (a terminal one): its lane backlog, its envelope (kept
+    /// while it may run again), and the jobs of a graph that wait on it.
+    fn finish(&self, t: &mut dyn Table, id: &JobId, state: JobState) {
         let now = now_ms();
-        if let Some(rec) = inner.records.get_mut(id) {
-            rec.state = state;
-            rec.updated_ms = now;
-            rec.finished_ms = Some(now);
-        }
-        for lane in &mut inner.lanes {
-            lane.estimates.remove(id);
+        let Some(job) = t.get_mut(id) else {
+            return;
+        };
+        let rec = &mut job.record;
+        rec.state = state;
+        rec.updated_ms = now;
+        rec.finished_ms = Some(now);
+        if let (Some(est), Some(lane)) = (job.on_lane.take(), rec.lane) {
+            self.lane(lane).take_backlog(est);
         }
         // An ephemeral output lives in its worker's cache only: the envelope stays, so
         // another worker can re-run the job from it.
-        let held = inner
-            .records
-            .get(id)
-            .and_then(|r| r.result.as_ref())
-            .is_some_and(|r| r.held_by.is_some());
+        let held = rec.result.as_ref().is_some_and(|r| r.held_by.is_some());
         if (state == JobState::Succeeded && !held) || state == JobState::Cancelled {
-            inner.jobs.remove(id);
+            job.env = None;
         }
+        job.lease = None;
+        t.set_leased(id, false);
         match state {
-            JobState::Succeeded => self.release_children(inner, id),
+            JobState::Succeeded => self.release_children(t, id),
             JobState::Failed | JobState::Dead | JobState::Cancelled => {
-                self.fail_dependants(inner, id, state)
+                self.fail_dependants(t, id, state)
             }
             _ => {}
         }
-        self.sweep(inner, now);
         self.changed.notify_waiters();
     }
 
-    fn dead_letter(&self, inner: &mut Inner, letter: DeadLetter) {
-        inner.dead.retain(|d| d.id != letter.id);
-        inner.dead.push_back(letter);
-        while inner.dead.len() > self.config.max_dead_letters {
-            if let Some(id) = inner.dead.pop_front().and_then(|old| JobId::parse(&old.id)) {
-                inner.jobs.remove(&id);
-            }
+    fn dead_letter(&self, letter: DeadLetter) {
+        let mut dead = lock(&self.dead);
+        dead.retain(|d| d.id != letter.id);
+        dead.push_back(letter);
+        // A job whose letter is dropped here expires with its record (`sweep`).
+        while dead.len() > self.config.max_dead_letters {
+            dead.pop_front();
         }
     }
 
-    /// Drops records that finished longer than `finished_ttl` ago (at most every 10 s,
-    /// or every `finished_ttl` when that is shorter, so a short TTL frees results, and
-    /// the pooled buffers they hold, promptly).
-    fn sweep(&self, inner: &mut Inner, now: u64) {
-        if now < inner.next_sweep_ms {
+    /// Drops records that finished longer than `finished_ttl` ago, except dead letters
+    /// (at most every 10 s, or every `finished_ttl` when that is shorter, so a short TTL
+    /// frees results, and the pooled buffers they hold, promptly). Called with no lock
+    /// held, after a job ended.
+    fn sweep(&self) {
+        let now = now_ms();
+        let due = self.next_sweep_ms.load(Ordering::Relaxed);
+        let ttl = self.config.finished_ttl.as_millis() as u64;
+        let next = now + ttl.min(10_000);
+        if now < due
+            || self
+                .next_sweep_ms
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
             return;
         }
-        let ttl = self.config.finished_ttl.as_millis() as u64;
-        inner.next_sweep_ms = now + ttl.min(10_000);
-        let dead: std::collections::HashSet<String> =
-            inner.dead.iter().map(|d| d.id.clone()).collect();
-        let expired: Vec<JobId> = inner
-            .records
-            .values()
-            .filter(|r| {
-                r.state.is_terminal()
+        let dead: HashSet<String> = lock(&self.dead).iter().map(|d| d.id.clone()).collect();
+        self.jobs.each(|shard| {
+            shard.jobs.retain(|id, job| {
+                let r = &job.record;
+                !(r.state.is_terminal()
                     && r.finished_ms.is_some_and(|f| f + ttl < now)
-                    && !dead.contains(r.id.as_str())
+                    && !dead.contains(id.as_str()))
             })
-            .map(|r| r.id.clone())
-            .collect();
-        for id in expired {
-            inner.records.remove(&id);
-            inner.jobs.remove(&id);
-            inner.children.remove(&id);
-            inner.failed_by.remove(&id);
-        }
+        });
     }
 
     /// Checks that `lease` is the job's current lease.
-    fn check_lease(inner: &Inner, lease: &Lease) -> Result<(), QueueError> {
-        match inner.leases.get(&lease.job_id) {
+    fn check_lease(t: &dyn Table, lease: &Lease) -> Result<(), QueueError> {
+        match t.get(&lease.job_id).and_then(|j| j.lease.as_ref()) {
             Some(a) if a.attempt == lease.attempt && a.consumer == lease.consumer => Ok(()),
             _ => Err(QueueError::LeaseLost(lease.job_id.to_string())),
         }
-    }
-
-    /// Leases `id` to `consumer`, counting a delivery.
-    fn deliver(
-        inner: &mut Inner,
-        id: &JobId,
-        lane: DeviceClass,
-        consumer: &str,
-        lease: Duration,
-        estimate_s: Option<f64>,
-    ) -> Option<Delivery> {
-        let rec = inner.records.get_mut(id)?;
-        let env = inner.jobs.get_mut(id)?;
-        rec.attempts += 1;
-        rec.state = JobState::Running;
-        rec.started_ms = Some(now_ms());
-        rec.updated_ms = now_ms();
-        rec.worker = Some(consumer.to_string());
-        // Copies the envelope only when a worker still holds the previous delivery's.
-        Arc::make_mut(env).attempts = rec.attempts;
-        let attempt = rec.attempts;
-        inner.leases.insert(
-            id.clone(),
-            ActiveLease {
-                lane,
-                attempt,
-                consumer: consumer.to_string(),
-                deadline: Instant::now() + lease,
-            },
-        );
-        let entry = format!("{id}/{attempt}");
-        Some(Delivery {
-            lease: Lease {
-                job_id: id.clone(),
-                lane,
-                attempt,
-                consumer: consumer.to_string(),
-                entry,
-                results_to: None,
-            },
-            envelope: env.clone(),
-            estimate_s,
-            remote: Vec::new(),
-        })
     }
 }
 

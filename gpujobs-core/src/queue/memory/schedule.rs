@@ -1,14 +1,17 @@
 //! The embedded queue's scheduler role: take submitted jobs, place them on lanes (or on
 //! a worker's near queue, by locality), reject those that cannot run.
 
+use super::table::lock;
 use super::{MemoryQueue, lane_index};
 use crate::model::decision::PlacementDecision;
 use crate::model::envelope::now_ms;
 use crate::model::error::{JobError, QueueError};
+use crate::model::id::JobId;
 use crate::model::state::JobState;
 use crate::queue::ScheduleQueue;
 use crate::queue::types::{DeadLetter, Incoming};
 use async_trait::async_trait;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -21,27 +24,24 @@ impl ScheduleQueue for MemoryQueue {
         wait: Duration,
     ) -> Result<Vec<Incoming>, QueueError> {
         let deadline = Instant::now() + wait;
+        let max = max.max(1);
         let taken = self
-            .wait_until(&self.submit_ready, deadline, |inner| {
+            .wait_until(&self.submit_ready, deadline, || {
                 let mut out = Vec::new();
-                while out.len() < max.max(1) {
-                    let Some(id) = inner.submitted.pop_front() else {
+                while out.len() < max {
+                    let ids: Vec<JobId> = {
+                        let mut q = lock(&self.submitted);
+                        let n = (max - out.len()).min(q.len());
+                        q.drain(..n).collect()
+                    };
+                    if ids.is_empty() {
                         break;
-                    };
-                    let Some(env) = inner.jobs.get(&id).cloned() else {
-                        continue;
-                    };
-                    inner.next_entry += 1;
-                    let entry = format!("s{}", inner.next_entry);
-                    inner.taken.insert(entry.clone(), id.clone());
-                    let holders = Self::holders(inner, &id);
-                    out.push(Incoming {
-                        entry,
-                        job: Ok(env),
-                        raw: None,
-                        id: Some(id),
-                        holders,
-                    });
+                    }
+                    for id in ids {
+                        if let Some(incoming) = self.take_one(id) {
+                            out.push(incoming);
+                        }
+                    }
                 }
                 ((!out.is_empty()).then_some(out), None)
             })
@@ -55,15 +55,16 @@ impl ScheduleQueue for MemoryQueue {
         decision: PlacementDecision,
     ) -> Result<(), QueueError> {
         let lane = decision.lane;
+        let not_taken = || QueueError::NotFound(incoming.entry.clone());
+        let id = incoming.id.as_ref().ok_or_else(not_taken)?;
         {
-            let mut inner = self.lock();
-            let id = inner
-                .taken
-                .remove(&incoming.entry)
-                .ok_or_else(|| QueueError::NotFound(incoming.entry.clone()))?;
-            let Some(rec) = inner.records.get_mut(&id) else {
-                return Ok(());
-            };
+            let mut shard = self.jobs.of(id);
+            let job = shard.jobs.get_mut(id).ok_or_else(not_taken)?;
+            if job.taken.is_none() || job.taken != entry_number(&incoming.entry) {
+                return Err(not_taken());
+            }
+            job.taken = None;
+            let rec = &mut job.record;
             if rec.state.is_terminal() {
                 return Ok(());
             }
@@ -72,16 +73,17 @@ impl ScheduleQueue for MemoryQueue {
             rec.lane = Some(lane);
             rec.updated_ms = now_ms();
             let priority = rec.priority;
-            rec.placement = Some(decision);
-            let near = rec.placement.as_ref().and_then(|d| {
-                let wait = Duration::from_millis(d.worker_wait_ms);
-                Some((d.worker.clone()?, Instant::now() + wait))
+            let near = decision.worker.clone().map(|w| {
+                let wait = Duration::from_millis(decision.worker_wait_ms);
+                (w, Instant::now() + wait)
             });
-            let q = &mut inner.lanes[lane_index(lane)];
-            q.estimates.insert(id.clone(), estimate);
+            rec.placement = Some(decision);
+            job.on_lane = Some(estimate);
+            let mut q = self.lane(lane);
+            q.add_backlog(estimate);
             match near {
-                Some((worker, until)) => q.push_near(&worker, id, priority, until),
-                None => q.push(id, priority),
+                Some((worker, until)) => q.push_near(&worker, id.clone(), priority, until),
+                None => q.push(id.clone(), priority),
             }
         }
         self.lane_ready[lane_index(lane)].notify_waiters();
@@ -89,41 +91,79 @@ impl ScheduleQueue for MemoryQueue {
     }
 
     async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
-        let mut inner = self.lock();
-        let id = inner.taken.remove(&incoming.entry);
-        let (id_text, kind) = match &id {
-            Some(id) => (
-                id.to_string(),
-                inner.records.get(id).map(|r| r.kind.clone()),
-            ),
-            None => (incoming.entry.clone(), None),
-        };
-        if let Some(id) = &id {
-            if let Some(rec) = inner.records.get_mut(id) {
-                rec.error = Some(JobError::permanent(reason));
-            }
-            self.finish(&mut inner, id, JobState::Dead);
+        let entry = entry_number(&incoming.entry);
+        let mut kind = None;
+        let mut ended = false;
+        if let Some(id) = &incoming.id {
+            self.with_job(id, |t| {
+                let Some(job) = t.get_mut(id) else {
+                    return;
+                };
+                if entry.is_none() || job.taken != entry {
+                    return;
+                }
+                job.taken = None;
+                job.record.error = Some(JobError::permanent(reason));
+                kind = Some(job.record.kind.clone());
+                ended = true;
+                self.finish(t, id, JobState::Dead);
+            });
         }
-        let letter = DeadLetter {
+        let id_text = match (&incoming.id, ended) {
+            (Some(id), true) => id.to_string(),
+            _ => incoming.entry.clone(),
+        };
+        self.dead_letter(DeadLetter {
             id: id_text,
             kind,
             reason: reason.to_string(),
             attempts: 0,
             at_ms: now_ms(),
             raw: incoming.raw.clone(),
-        };
-        self.dead_letter(&mut inner, letter);
+        });
+        self.sweep();
         Ok(())
     }
 
     async fn release_overdue_near(&self) -> Result<(), QueueError> {
         let now = Instant::now();
-        let mut inner = self.lock();
-        for (li, lane) in inner.lanes.iter_mut().enumerate() {
-            if lane.expire_near(now) {
+        for (li, lane) in self.lanes.iter().enumerate() {
+            if lock(lane).expire_near(now) {
                 self.lane_ready[li].notify_waiters();
             }
         }
         Ok(())
     }
+}
+
+impl MemoryQueue {
+    /// Hands job `id`, just taken off the submit queue, to a scheduler; `None` when it
+    /// no longer waits to be placed (cancelled since).
+    fn take_one(&self, id: JobId) -> Option<Incoming> {
+        let (env, n, graph) = {
+            let mut shard = self.jobs.of(&id);
+            let job = shard.jobs.get_mut(&id)?;
+            if job.record.state != JobState::Queued {
+                return None;
+            }
+            let env = job.env.clone()?;
+            let n = self.next_entry.fetch_add(1, Ordering::Relaxed) + 1;
+            job.taken = Some(n);
+            let parents = &job.record.parents;
+            (env, n, (!parents.is_empty()).then(|| parents.clone()))
+        };
+        let holders = graph.map(|p| self.holders(&p)).unwrap_or_default();
+        Some(Incoming {
+            entry: format!("s{n}"),
+            job: Ok(env),
+            raw: None,
+            id: Some(id),
+            holders,
+        })
+    }
+}
+
+/// The number of a submit-queue entry (`s<n>`) handed out by `take_submitted`.
+fn entry_number(entry: &str) -> Option<u64> {
+    entry.strip_prefix('s')?.parse().ok()
 }

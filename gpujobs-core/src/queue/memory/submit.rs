@@ -1,6 +1,7 @@
 //! The embedded queue's client role: submit, status, cancel, wait.
 
-use super::{MemoryQueue, lane_index, refuse_results_to};
+use super::table::{Job, lock};
+use super::{MemoryQueue, refuse_results_to};
 use crate::model::envelope::JobEnvelope;
 use crate::model::error::QueueError;
 use crate::model::id::JobId;
@@ -8,7 +9,6 @@ use crate::model::state::{JobRecord, JobState};
 use crate::queue::SubmitQueue;
 use crate::queue::types::CancelOutcome;
 use async_trait::async_trait;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -19,52 +19,55 @@ impl SubmitQueue for MemoryQueue {
         job.stamp_for_submit();
         let id = job.id.clone();
         {
-            let mut inner = self.lock();
+            let mut shard = self.jobs.of(&id);
             // Submitting the same id twice is a no-op, so clients may retry a submit.
-            if inner.records.contains_key(&id) {
+            if shard.jobs.contains_key(&id) {
                 return Ok(id);
             }
-            inner.records.insert(id.clone(), JobRecord::submitted(&job));
-            inner.jobs.insert(id.clone(), Arc::new(job));
-            inner.submitted.push_back(id.clone());
+            let record = JobRecord::submitted(&job);
+            shard.jobs.insert(id.clone(), Job::new(record, job));
+            // Under the shard: a cancel that finds the job finds it in the submit queue.
+            lock(&self.submitted).push_back(id.clone());
         }
         self.submit_ready.notify_waiters();
         Ok(id)
     }
 
     async fn status(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
-        Ok(self.lock().records.get(id).cloned())
+        Ok(self.jobs.of(id).jobs.get(id).map(|j| j.record.clone()))
     }
 
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
-        let mut inner = self.lock();
-        let Some(rec) = inner.records.get_mut(id) else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        match rec.state {
-            s if s.is_terminal() => Ok(CancelOutcome::AlreadyFinished(s)),
-            JobState::Running => {
-                rec.cancel_requested = true;
-                Ok(CancelOutcome::Requested)
-            }
-            _ => {
-                let lane = rec.lane;
-                inner.submitted.retain(|j| j != id);
-                inner.taken.retain(|_, j| j != id);
-                if let Some(lane) = lane {
-                    inner.lanes[lane_index(lane)].remove(id);
+        let outcome = self.with_job(id, |t| {
+            let Some(job) = t.get_mut(id) else {
+                return CancelOutcome::NotFound;
+            };
+            match job.record.state {
+                s if s.is_terminal() => CancelOutcome::AlreadyFinished(s),
+                JobState::Running => {
+                    job.record.cancel_requested = true;
+                    CancelOutcome::Requested
                 }
-                self.finish(&mut inner, id, JobState::Cancelled);
-                Ok(CancelOutcome::Cancelled)
+                _ => {
+                    job.taken = None;
+                    if let Some(lane) = job.record.lane {
+                        self.lane(lane).remove(id);
+                    }
+                    lock(&self.submitted).retain(|j| j != id);
+                    self.finish(t, id, JobState::Cancelled);
+                    CancelOutcome::Cancelled
+                }
             }
-        }
+        });
+        self.sweep();
+        Ok(outcome)
     }
 
     async fn wait(&self, id: &JobId, timeout: Duration) -> Result<Option<JobRecord>, QueueError> {
         let deadline = Instant::now() + timeout;
         let done = self
-            .wait_until(&self.changed, deadline, |inner| {
-                match inner.records.get(id) {
+            .wait_until(&self.changed, deadline, || {
+                match self.jobs.of(id).jobs.get(id).map(|j| &j.record) {
                     Some(r) if !r.state.is_terminal() => (None, None),
                     other => (Some(other.cloned()), None),
                 }
