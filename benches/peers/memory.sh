@@ -32,7 +32,7 @@ per_job() { python3 -c "print(round(($2 - $1) / $jobs))"; }
 # One record's encoding and size, to see where the bytes go.
 sample() {
     local key
-    key=$(redis-cli -p "$port" --scan --pattern '{gpujobs}:job:*' | head -n 1)
+    key=$(redis-cli -p "$port" --scan --pattern '{gpujobs}:job:*' | sed -n 1p)
     echo "  record $key: $(redis-cli -p "$port" object encoding "$key"), $(redis-cli -p "$port" hlen "$key") fields, $(redis-cli -p "$port" memory usage "$key") bytes (MEMORY USAGE)"
 }
 

@@ -169,7 +169,8 @@ pub trait WorkerObserver: Send + Sync {
 pub struct Worker {
     queue: Arc<dyn Queue>,
     registry: Arc<Registry>,
-    config: WorkerConfig,
+    /// Shared with every job's task (a clone per job would copy its strings).
+    config: Arc<WorkerConfig>,
     stats: Arc<WorkerStats>,
     started_ms: u64,
     draining: Arc<AtomicBool>,
@@ -187,7 +188,7 @@ impl Worker {
             queue,
             registry,
             cache: Arc::new(OutputCache::new(config.cache_bytes)),
-            config,
+            config: Arc::new(config),
             stats: Arc::default(),
             started_ms: now_ms(),
             draining: Arc::default(),
@@ -399,7 +400,7 @@ impl Worker {
 struct JobRun {
     queue: Arc<dyn Queue>,
     registry: Arc<Registry>,
-    config: WorkerConfig,
+    config: Arc<WorkerConfig>,
     stats: Arc<WorkerStats>,
     inflight: InFlight,
     cancel: CancelFlag,

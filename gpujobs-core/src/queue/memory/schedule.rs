@@ -4,6 +4,7 @@
 use super::table::lock;
 use super::{MemoryQueue, lane_index};
 use crate::model::decision::PlacementDecision;
+use crate::model::device::DeviceClass;
 use crate::model::envelope::now_ms;
 use crate::model::error::{JobError, QueueError};
 use crate::model::id::JobId;
@@ -54,40 +55,33 @@ impl ScheduleQueue for MemoryQueue {
         incoming: &Incoming,
         decision: PlacementDecision,
     ) -> Result<(), QueueError> {
-        let lane = decision.lane;
-        let not_taken = || QueueError::NotFound(incoming.entry.clone());
-        let id = incoming.id.as_ref().ok_or_else(not_taken)?;
-        {
-            let mut shard = self.jobs.of(id);
-            let job = shard.jobs.get_mut(id).ok_or_else(not_taken)?;
-            if job.taken.is_none() || job.taken != entry_number(&incoming.entry) {
-                return Err(not_taken());
-            }
-            job.taken = None;
-            let rec = &mut job.record;
-            if rec.state.is_terminal() {
-                return Ok(());
-            }
-            let estimate = decision.estimate_for(lane).unwrap_or(0.0);
-            rec.state = JobState::Placed;
-            rec.lane = Some(lane);
-            rec.updated_ms = now_ms();
-            let priority = rec.priority;
-            let near = decision.worker.clone().map(|w| {
-                let wait = Duration::from_millis(decision.worker_wait_ms);
-                (w, Instant::now() + wait)
-            });
-            rec.placement = Some(decision);
-            job.on_lane = Some(estimate);
-            let mut q = self.lane(lane);
-            q.add_backlog(estimate);
-            match near {
-                Some((worker, until)) => q.push_near(&worker, id.clone(), priority, until),
-                None => q.push(id.clone(), priority),
+        if let Some(lane) = self.place_one(incoming, decision)? {
+            self.lane_ready[lane_index(lane)].notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// One wake-up per lane for the whole batch, so an idle worker wakes to find all
+    /// of it rather than the first job.
+    async fn place_batch(&self, batch: &[(Incoming, PlacementDecision)]) -> Result<(), QueueError> {
+        let mut woken = [false; 2];
+        let mut outcome = Ok(());
+        for (incoming, decision) in batch {
+            match self.place_one(incoming, decision.clone()) {
+                Ok(Some(lane)) => woken[lane_index(lane)] = true,
+                Ok(None) => {}
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
             }
         }
-        self.lane_ready[lane_index(lane)].notify_waiters();
-        Ok(())
+        for (li, woken) in woken.into_iter().enumerate() {
+            if woken {
+                self.lane_ready[li].notify_waiters();
+            }
+        }
+        outcome
     }
 
     async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
@@ -137,6 +131,46 @@ impl ScheduleQueue for MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Places a taken job on its lane (or a worker's near queue) without waking the
+    /// lane's readers; the lane, or `None` when the job ended meanwhile.
+    fn place_one(
+        &self,
+        incoming: &Incoming,
+        decision: PlacementDecision,
+    ) -> Result<Option<DeviceClass>, QueueError> {
+        let lane = decision.lane;
+        let not_taken = || QueueError::NotFound(incoming.entry.clone());
+        let id = incoming.id.as_ref().ok_or_else(not_taken)?;
+        let mut shard = self.jobs.of(id);
+        let job = shard.jobs.get_mut(id).ok_or_else(not_taken)?;
+        if job.taken.is_none() || job.taken != entry_number(&incoming.entry) {
+            return Err(not_taken());
+        }
+        job.taken = None;
+        let rec = &mut job.record;
+        if rec.state.is_terminal() {
+            return Ok(None);
+        }
+        let estimate = decision.estimate_for(lane).unwrap_or(0.0);
+        rec.state = JobState::Placed;
+        rec.lane = Some(lane);
+        rec.updated_ms = now_ms();
+        let priority = rec.priority;
+        let near = decision.worker.clone().map(|w| {
+            let wait = Duration::from_millis(decision.worker_wait_ms);
+            (w, Instant::now() + wait)
+        });
+        rec.placement = Some(decision);
+        job.on_lane = Some(estimate);
+        let mut q = self.lane(lane);
+        q.add_backlog(estimate);
+        match near {
+            Some((worker, until)) => q.push_near(&worker, id.clone(), priority, until),
+            None => q.push(id.clone(), priority),
+        }
+        Ok(Some(lane))
+    }
+
     /// Hands job `id`, just taken off the submit queue, to a scheduler; `None` when it
     /// no longer waits to be placed (cancelled since).
     fn take_one(&self, id: JobId) -> Option<Incoming> {
