@@ -40,6 +40,20 @@ pub struct RedisArgs {
     /// input file over it from its header (default 512MiB, Redis's own limit).
     #[arg(long, env = "GPUJOBS_MAX_BLOB_BYTES", global = true, value_parser = crate::units::blob_bytes)]
     pub max_blob_bytes: Option<u64>,
+    /// How long a finished job's record and output blobs stay (`24h`, at most a week):
+    /// the processes that end jobs apply it (workers, schedulers, `cancel`).
+    #[arg(long, env = "GPUJOBS_KEEP_FINISHED_FOR", global = true, default_value = "24h", value_parser = crate::units::positive_seconds)]
+    pub keep_finished_for: f64,
+    /// Succeeded jobs kept, newest first: past this many, workers delete the oldest
+    /// succeeded job's record and output blobs as new ones succeed (0: no count, only
+    /// --keep-finished-for). Failed and dead jobs are not counted.
+    #[arg(
+        long,
+        env = "GPUJOBS_KEEP_SUCCEEDED",
+        global = true,
+        default_value_t = 0
+    )]
+    pub keep_succeeded: u64,
     /// Object storage for large blobs (build with `--features objects`): blobs over
     /// --offload-above go to `<url>/<namespace>/<job>/<blob>` and Redis keeps a
     /// reference. file:///path or s3://bucket/prefix (S3 settings from AWS_* variables:
@@ -79,6 +93,8 @@ pub fn config(args: &RedisArgs) -> RedisConfig {
     let mut c = RedisConfig::new(args.url.clone());
     c.namespace = args.namespace.clone();
     c.partitions = args.partitions;
+    c.finished_ttl = Duration::from_secs_f64(args.keep_finished_for);
+    c.keep_succeeded = args.keep_succeeded;
     if let Some(b) = args.max_entry_bytes {
         c.max_entry_bytes = b;
     }

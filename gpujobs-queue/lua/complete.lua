@@ -4,7 +4,12 @@
 -- Also    <prefix>:finished  capped stream, one entry per call: field = each recorded
 --          job's id, value = the worker; the history a dashboard indexes (one command
 --          per batch, not per job)
--- ARGV     prefix, now_ms, ttl_ms, then per job: stream, entry, consumer, attempt, id,
+-- Also    <prefix>:succeeded list of succeeded ids, oldest first, kept only with a
+--          count (keep > 0): past it the oldest succeeded jobs' records and output
+--          blobs are deleted (at most 2 per job recorded plus 100 per call, so lowering
+--          the count drains the surplus over several calls instead of in one long one)
+-- ARGV     prefix, now_ms, ttl_ms, keep (succeeded jobs this partition keeps, 0: no
+--          count), then per job: stream, entry, consumer, attempt, id,
 --          result_json, keep_inputs (1: the output is ephemeral, held by its worker
 --          only, so the inputs stay for a re-run; they expire with their TTL), ni, ns,
 --          ni pairs (blob key, value) and ns pairs (staged key, blob key): the attempt's
@@ -15,11 +20,12 @@
 -- Touches  <prefix>:job:<id>, the lane streams named in ARGV, the job's input and output blobs;
 --          for graph jobs <prefix>:children:<id>, its children's records, <prefix>:submit
 -- Returns  one value per job: 1 recorded, -1 lease lost.
-local now, ttl = ARGV[2], ARGV[3]
+local now, ttl, keep = ARGV[2], ARGV[3], tonumber(ARGV[4]) or 0
 local out = {}
 local done = 0
 local finished = {}
-local i = 4
+local recorded = {}
+local i = 5
 while i + 8 <= #ARGV do
   local stream, entry, consumer, attempt, id = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local ni, nst = tonumber(ARGV[i + 7]) or 0, tonumber(ARGV[i + 8]) or 0
@@ -44,6 +50,7 @@ while i + 8 <= #ARGV do
     done = done + 1
     table.insert(finished, id)
     table.insert(finished, consumer)
+    table.insert(recorded, id)
     table.insert(out, 1)
   else
     for k = 0, nst - 1 do redis.call('DEL', ARGV[stg + 2 * k]) end
@@ -54,5 +61,6 @@ end
 if done > 0 then
   redis.call('HINCRBY', KEYS[1], 'succeeded', done)
   finished_entry(finished)
+  if keep > 0 then forget_oldest_successes(recorded, keep) end
 end
 return out

@@ -42,6 +42,27 @@ local function drop_inputs(id, list)
     if type(name) == 'string' then redis.call('DEL', ns .. ':blob:' .. id .. ':' .. name) end
   end
 end
+-- Retention by count: `ids` just succeeded join `<prefix>:succeeded` (a list, oldest
+-- first); past `keep` entries the oldest are taken off it and, when their record still
+-- says succeeded (an id submitted again since is a new job) and the job is not part of
+-- a graph (a child may still have to read its outputs; graph jobs go by age only),
+-- their record and output blobs (`out:t0`, `out:t1`, ...: outputs are numbered) are
+-- deleted. At most 2 * #ids + 100 go per call.
+local function forget_oldest_successes(ids, keep)
+  local list = ns .. ':succeeded'
+  local n = redis.call('RPUSH', list, unpack(ids))
+  if n <= keep then return end
+  local surplus = math.min(n - keep, 2 * #ids + 100)
+  for _, old in ipairs(redis.call('LPOP', list, surplus)) do
+    local rec = rec_key(old)
+    local f = redis.call('HMGET', rec, 'state', 'graph')
+    if f[1] == 'succeeded' and not f[2] then
+      redis.call('DEL', rec)
+      local k = 0
+      while k < 4096 and redis.call('DEL', ns .. ':blob:' .. old .. ':out:t' .. k) == 1 do k = k + 1 end
+    end
+  end
+end
 -- Graph edges: `<prefix>:children:<id>` is the set of jobs waiting for job `id`'s
 -- outputs; each child's record counts the parents it still waits for (`waiting_on`),
 -- and `<prefix>:counts` field `waiting` the partition's jobs in state `waiting`.

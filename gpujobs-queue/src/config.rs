@@ -19,6 +19,12 @@ pub struct RedisConfig {
     pub partitions: Option<u32>,
     /// Records of finished jobs (and their result blobs) expire this long after.
     pub finished_ttl: Duration,
+    /// Succeeded jobs kept, newest first: past this many, the oldest succeeded job's
+    /// record and output blobs are deleted as new ones succeed, before `finished_ttl`
+    /// would expire them (BullMQ's `removeOnComplete: <count>`). Spread evenly over the
+    /// partitions (each keeps its share, rounded up). `0`: no count, only the age.
+    /// Failed, dead and cancelled jobs are not counted (dead letters stay for retry).
+    pub keep_succeeded: u64,
     /// Input blobs expire this long after submit.
     pub blob_ttl: Duration,
     /// Largest blob accepted (Redis strings stop at 512 MiB; offloaded blobs and `url`
@@ -75,6 +81,7 @@ impl RedisConfig {
             namespace: "gpujobs".into(),
             partitions: None,
             finished_ttl: Duration::from_secs(24 * 3600),
+            keep_succeeded: 0,
             blob_ttl: Duration::from_secs(24 * 3600),
             max_blob_bytes: 512 << 20,
             objects: ObjectsConfig::default(),

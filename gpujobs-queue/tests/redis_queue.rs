@@ -15,6 +15,8 @@ mod object_faults;
 #[cfg(feature = "objects")]
 #[path = "redis_queue/objects.rs"]
 mod objects;
+#[path = "redis_queue/retention.rs"]
+mod retention;
 #[path = "redis_queue/wakeup.rs"]
 mod wakeup;
 

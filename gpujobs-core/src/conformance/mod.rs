@@ -163,8 +163,8 @@ async fn state(q: &dyn Queue, id: &JobId) -> JobState {
         .state
 }
 
-/// A result whose output is one tensor `c` holding `values`.
-fn result_with(values: Vec<f32>) -> JobResult {
+/// A result whose output is one tensor `c` holding `values` (blob `t0`).
+pub fn result_with(values: Vec<f32>) -> JobResult {
     let mut r = result();
     r.output = serde_json::json!({"c": {"shape": [values.len()], "blob": "t0"}});
     r.blobs.insert("t0".into(), values.into());

@@ -42,6 +42,10 @@ impl BatchWrite for Completions {
                 keys,
                 now_ms: now_ms(),
                 ttl_ms: ms(shared.cfg.finished_ttl),
+                keep: shared
+                    .cfg
+                    .keep_succeeded
+                    .div_ceil(shared.parts.len() as u64),
                 jobs: items,
             })
             .await

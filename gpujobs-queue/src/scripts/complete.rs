@@ -54,6 +54,8 @@ pub(crate) struct Complete<'a> {
     pub(crate) keys: &'a Keys,
     pub(crate) now_ms: u64,
     pub(crate) ttl_ms: u64,
+    /// Succeeded jobs this partition keeps (0: no count).
+    pub(crate) keep: u64,
     pub(crate) jobs: &'a [Completion],
 }
 
@@ -71,7 +73,8 @@ impl Call for Complete<'_> {
     fn fill(&self, inv: &mut ScriptInvocation<'_>) {
         inv.key(self.keys.counts())
             .arg(self.now_ms)
-            .arg(self.ttl_ms);
+            .arg(self.ttl_ms)
+            .arg(self.keep);
         for j in self.jobs {
             inv.arg(&j.stream)
                 .arg(&j.entry)
