@@ -99,6 +99,7 @@ impl LeaseQueue for MemoryQueue {
     }
 
     async fn complete(&self, lease: &Lease, result: JobResult) -> Result<(), QueueError> {
+        let now = now_ms();
         let mut result = Some(result);
         let done = self.with_job(&lease.job_id, |t| {
             Self::check_lease(t, lease)?;
@@ -111,11 +112,12 @@ impl LeaseQueue for MemoryQueue {
             self.finish(t, &lease.job_id, JobState::Succeeded);
             Ok(())
         });
-        self.sweep();
+        self.sweep(now);
         done
     }
 
     async fn fail(&self, lease: &Lease, error: &JobError) -> Result<FailOutcome, QueueError> {
+        let now = now_ms();
         let id = &lease.job_id;
         let outcome = self.with_job(id, |t| {
             Self::check_lease(t, lease)?;
@@ -171,11 +173,12 @@ impl LeaseQueue for MemoryQueue {
         if matches!(outcome, Ok(FailOutcome::Retrying { .. })) {
             self.lane_ready[lane_index(lease.lane)].notify_waiters();
         }
-        self.sweep();
+        self.sweep(now);
         outcome
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), QueueError> {
+        let now = now_ms();
         let id = &lease.job_id;
         let requeued = self.with_job(id, |t| -> Result<bool, QueueError> {
             Self::check_lease(t, lease)?;
@@ -207,7 +210,7 @@ impl LeaseQueue for MemoryQueue {
         if requeued {
             self.lane_ready[lane_index(lease.lane)].notify_waiters();
         }
-        self.sweep();
+        self.sweep(now);
         Ok(())
     }
 
@@ -218,7 +221,7 @@ impl LeaseQueue for MemoryQueue {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
-        let now = Instant::now();
+        let (now, started_ms) = (Instant::now(), now_ms());
         self.lane(lane).expire_near(now);
         let mut out = Vec::new();
         {
@@ -237,7 +240,7 @@ impl LeaseQueue for MemoryQueue {
                 }
             }
         }
-        self.sweep();
+        self.sweep(started_ms);
         Ok(out)
     }
 }

@@ -27,7 +27,7 @@ use crate::model::id::JobId;
 use crate::model::retry::RetryPolicy;
 use crate::model::state::JobState;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use table::{Shards, Table, lock};
@@ -67,6 +67,10 @@ pub struct MemoryQueue {
     workers: Mutex<HashMap<String, WorkerInfo>>,
     next_entry: AtomicU64,
     next_sweep_ms: AtomicU64,
+    /// A job ended since the last sweep: only endings sweep, as each ending once did
+    /// under the one lock (a reclaim that ends nothing must not take away a result its
+    /// waiter has not read yet).
+    ended: AtomicBool,
     config: MemoryQueueConfig,
     submit_ready: Notify,
     lane_ready: [Notify; 2],
@@ -105,6 +109,7 @@ impl MemoryQueue {
             workers: Mutex::default(),
             next_entry: AtomicU64::new(0),
             next_sweep_ms: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
             config,
             submit_ready: Notify::new(),
             lane_ready: [Notify::new(), Notify::new()],
@@ -184,6 +189,7 @@ impl MemoryQueue {
             }
             _ => {}
         }
+        self.ended.store(true, Ordering::Relaxed);
         self.changed.notify_waiters();
     }
 
@@ -197,12 +203,16 @@ impl MemoryQueue {
         }
     }
 
-    /// Drops records that finished longer than `finished_ttl` ago, except dead letters
-    /// (at most every 10 s, or every `finished_ttl` when that is shorter, so a short TTL
-    /// frees results, and the pooled buffers they hold, promptly). Called with no lock
-    /// held, after a job ended.
-    fn sweep(&self) {
-        let now = now_ms();
+    /// Drops records that finished longer than `finished_ttl` before `now`, except dead
+    /// letters, after a job ended (at most every 10 s, or every `finished_ttl` when that
+    /// is shorter, so a short TTL frees results, and the pooled buffers they hold,
+    /// promptly). Called with no lock held, after an operation that may have ended jobs,
+    /// with the time read before it: what that operation ended is never older than
+    /// `now`, so even with a zero TTL its waiter reads it (a later ending sweeps it).
+    fn sweep(&self, now: u64) {
+        if !self.ended.load(Ordering::Relaxed) {
+            return;
+        }
         let due = self.next_sweep_ms.load(Ordering::Relaxed);
         let ttl = self.config.finished_ttl.as_millis() as u64;
         let next = now + ttl.min(10_000);
@@ -214,6 +224,7 @@ impl MemoryQueue {
         {
             return;
         }
+        self.ended.store(false, Ordering::Relaxed);
         let dead: HashSet<String> = lock(&self.dead).iter().map(|d| d.id.clone()).collect();
         self.jobs.each(|shard| {
             shard.jobs.retain(|id, job| {

@@ -85,6 +85,7 @@ impl ScheduleQueue for MemoryQueue {
     }
 
     async fn reject(&self, incoming: &Incoming, reason: &str) -> Result<(), QueueError> {
+        let now = now_ms();
         let entry = entry_number(&incoming.entry);
         let mut kind = None;
         let mut ended = false;
@@ -115,7 +116,7 @@ impl ScheduleQueue for MemoryQueue {
             at_ms: now_ms(),
             raw: incoming.raw.clone(),
         });
-        self.sweep();
+        self.sweep(now);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use super::table::{Job, lock};
 use super::{MemoryQueue, refuse_results_to};
-use crate::model::envelope::JobEnvelope;
+use crate::model::envelope::{JobEnvelope, now_ms};
 use crate::model::error::QueueError;
 use crate::model::id::JobId;
 use crate::model::state::{JobRecord, JobState};
@@ -38,6 +38,7 @@ impl SubmitQueue for MemoryQueue {
     }
 
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError> {
+        let now = now_ms();
         let outcome = self.with_job(id, |t| {
             let Some(job) = t.get_mut(id) else {
                 return CancelOutcome::NotFound;
@@ -59,7 +60,7 @@ impl SubmitQueue for MemoryQueue {
                 }
             }
         });
-        self.sweep();
+        self.sweep(now);
         Ok(outcome)
     }
 
