@@ -48,7 +48,7 @@ async fn results_at_a_url_are_refused_at_submit() {
 /// `gpujobs bench --stream` was about to read).
 #[tokio::test]
 async fn a_zero_ttl_keeps_a_result_until_the_next_ending() {
-    use gpujobs_core::conformance::{job, result, submit_and_place};
+    use gpujobs_core::conformance::{fetch_one, job, result, submit_and_place};
     use gpujobs_core::queue::LeaseQueue;
     use gpujobs_core::{DeviceClass, JobState};
     let q = MemoryQueue::new(MemoryQueueConfig {
@@ -59,11 +59,8 @@ async fn a_zero_ttl_keeps_a_result_until_the_next_ending() {
     let mut ids = Vec::new();
     for seed in 0..20 {
         let id = submit_and_place(&q, job(seed)).await;
-        let d = q
-            .fetch(DeviceClass::Cpu, "w", 1, lease, Duration::from_secs(1))
-            .await
-            .unwrap();
-        q.complete(&d[0].lease, result()).await.unwrap();
+        let d = fetch_one(&q, "w", lease).await;
+        q.complete(&d.lease, result()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2)).await;
         let reclaimed = q
             .reclaim_expired(DeviceClass::Cpu, "w", 8, lease)

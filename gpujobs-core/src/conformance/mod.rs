@@ -146,7 +146,8 @@ async fn take_until(q: &dyn Queue, id: &JobId) -> Incoming {
     }
 }
 
-async fn fetch_one(q: &dyn Queue, consumer: &str, lease: Duration) -> Delivery {
+/// Fetches exactly one job from the CPU lane for `consumer` (waiting up to 1.5 s).
+pub async fn fetch_one(q: &dyn Queue, consumer: &str, lease: Duration) -> Delivery {
     let mut got = q
         .fetch(LANE, consumer, 1, lease, WAIT)
         .await

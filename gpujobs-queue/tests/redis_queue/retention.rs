@@ -4,12 +4,14 @@
 
 use super::config_at;
 use gpujobs_core::JobId;
-use gpujobs_core::conformance::{job, result_with, submit_and_place};
+use gpujobs_core::conformance::{fetch_one, job, result_with, submit_and_place};
 use gpujobs_core::queue::{LeaseQueue, SubmitQueue};
-use gpujobs_core::{DeviceClass, JobError, JobState};
+use gpujobs_core::{JobError, JobState};
 use gpujobs_queue::RedisQueue;
 use gpujobs_queue::testkit::RedisServer;
 use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(30);
 
 /// Submits `n` jobs and completes them one by one, in submit order, each with a
 /// one-value output blob; returns their ids.
@@ -17,18 +19,8 @@ async fn run_in_order(q: &RedisQueue, seeds: std::ops::Range<u64>) -> Vec<JobId>
     let mut ids = Vec::new();
     for seed in seeds {
         let id = submit_and_place(q, job(seed)).await;
-        let got = q
-            .fetch(
-                DeviceClass::Cpu,
-                "w",
-                1,
-                Duration::from_secs(30),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        assert_eq!(got.len(), 1);
-        q.complete(&got[0].lease, result_with(vec![seed as f32]))
+        let d = fetch_one(q, "w", LEASE).await;
+        q.complete(&d.lease, result_with(vec![seed as f32]))
             .await
             .unwrap();
         ids.push(id);
@@ -59,17 +51,8 @@ async fn past_the_count_the_oldest_successes_are_forgotten() {
 
     // A failure first: not counted, kept (a dead letter stays for retry).
     let failed = submit_and_place(&q, job(100)).await;
-    let d = q
-        .fetch(
-            DeviceClass::Cpu,
-            "w",
-            1,
-            Duration::from_secs(30),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    q.fail(&d[0].lease, &JobError::permanent("bad input"))
+    let d = fetch_one(&q, "w", LEASE).await;
+    q.fail(&d.lease, &JobError::permanent("bad input"))
         .await
         .unwrap();
 
@@ -160,19 +143,8 @@ async fn jobs_of_a_graph_are_not_counted_out() {
             .unwrap();
         assert_eq!(taken.len(), 1);
         q.place(&taken[0], decision()).await.unwrap();
-        let d = q
-            .fetch(
-                DeviceClass::Cpu,
-                "w",
-                1,
-                Duration::from_secs(30),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        q.complete(&d[0].lease, result_with(vec![1.0]))
-            .await
-            .unwrap();
+        let d = fetch_one(&q, "w", LEASE).await;
+        q.complete(&d.lease, result_with(vec![1.0])).await.unwrap();
     }
     let plain = run_in_order(&q, 0..3).await;
     for id in [&a, &b] {

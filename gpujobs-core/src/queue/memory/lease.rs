@@ -1,6 +1,7 @@
 //! The embedded queue's worker role: leases (fetch, renew, reclaim) and the ends of an
 //! attempt (complete, fail with retry or dead-letter, release).
 
+use super::super::lane::LaneQueue;
 use super::table::{AllShards, Table};
 use super::{MemoryQueue, lane_index};
 use crate::model::device::DeviceClass;
@@ -157,17 +158,8 @@ impl LeaseQueue for MemoryQueue {
                 return Ok(FailOutcome::Dead);
             }
             let delay = self.config.retry.delay(attempts, id.as_str());
-            rec.state = JobState::Placed;
-            let estimate = rec
-                .placement
-                .as_ref()
-                .and_then(|p| p.estimate_for(lease.lane))
-                .unwrap_or(0.0);
-            job.on_lane = Some(estimate);
-            t.set_leased(id, false);
-            let mut q = self.lane(lease.lane);
-            q.add_backlog(estimate);
-            q.push_delayed(id.clone(), priority, Instant::now() + delay);
+            let due = Instant::now() + delay;
+            self.back_on_lane(t, id, lease.lane, |q, id| q.push_delayed(id, priority, due));
             Ok(FailOutcome::Retrying { attempts, delay })
         });
         if matches!(outcome, Ok(FailOutcome::Retrying { .. })) {
@@ -192,19 +184,10 @@ impl LeaseQueue for MemoryQueue {
                 self.finish(t, id, JobState::Cancelled);
                 return Ok(false);
             }
-            rec.state = JobState::Placed;
-            rec.updated_ms = now_ms();
+            rec.updated_ms = now;
             let priority = rec.priority;
-            let estimate = rec
-                .placement
-                .as_ref()
-                .and_then(|p| p.estimate_for(lease.lane))
-                .unwrap_or(0.0);
-            job.on_lane = Some(estimate);
-            t.set_leased(id, false);
-            let mut q = self.lane(lease.lane);
-            q.add_backlog(estimate);
-            q.push_front(id.clone(), priority);
+            // It was next in line: back at the head of its priority.
+            self.back_on_lane(t, id, lease.lane, |q, id| q.push_front(id, priority));
             Ok(true)
         })?;
         if requeued {
@@ -246,6 +229,33 @@ impl LeaseQueue for MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Puts job `id`, whose attempt ended without ending the job (a retry, a release),
+    /// back on `lane`: placed, no longer leased, its placement estimate counted in the
+    /// lane's backlog again; `push` puts it in the lane's order.
+    fn back_on_lane(
+        &self,
+        t: &mut dyn Table,
+        id: &JobId,
+        lane: DeviceClass,
+        push: impl FnOnce(&mut LaneQueue, JobId),
+    ) {
+        let Some(job) = t.get_mut(id) else {
+            return;
+        };
+        job.record.state = JobState::Placed;
+        let estimate = job
+            .record
+            .placement
+            .as_ref()
+            .and_then(|p| p.estimate_for(lane))
+            .unwrap_or(0.0);
+        job.on_lane = Some(estimate);
+        t.set_leased(id, false);
+        let mut q = self.lane(lane);
+        q.add_backlog(estimate);
+        push(&mut q, id.clone());
+    }
+
     /// Job `id`'s lease lapsed: it ends (cancelled, or dead when out of attempts) or is
     /// delivered again to `consumer` (while `out` holds fewer than `max` deliveries;
     /// beyond that it stays expired for the next reclaim, by this or another worker).
