@@ -41,9 +41,15 @@ export GPUJOBS_REDIS_URL="redis://127.0.0.1:$port" RUST_LOG=warn
 u0=$(used)
 "$bin" submit vector-add --len 1 --count "$jobs" >/dev/null
 u1=$(used)
-echo "gpujobs queued:   $(per_job "$u0" "$u1") bytes per job"
+echo "gpujobs queued:   $(per_job "$u0" "$u1") bytes per job (submitted, no scheduler yet)"
 sample
 "$bin" scheduler >/dev/null 2>&1 & pids+=($!)
+# Placed on their lane, waiting for a worker (BullMQ's `wait` list is the like of it).
+lanes() { redis-cli -p "$port" eval "local n = 0 for _, k in ipairs(KEYS) do n = n + redis.call('XLEN', k) end return n" 3 '{gpujobs}:lane:cpu:normal' '{gpujobs}:lane:gpu:normal' '{gpujobs}:submit'; }
+until [ "$(redis-cli -p "$port" xlen '{gpujobs}:submit')" = 0 ] && [ "$(lanes)" = "$jobs" ]; do sleep 0.5; done
+u1=$(used)
+echo "gpujobs placed:   $(per_job "$u0" "$u1") bytes per job (on a lane, waiting for a worker)"
+sample
 for _ in 1 2; do "$bin" worker --backend cpu --concurrency 64 >/dev/null 2>&1 & pids+=($!); done
 until [ "$(redis-cli -p "$port" hget '{gpujobs}:counts' succeeded)" = "$jobs" ]; do sleep 0.5; done
 # Let the last completions' writes land before reading.

@@ -3,8 +3,10 @@
 -- a job submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (field `submitted`)
--- ARGV     prefix, now_ms, high_water, wake (the wake-up channel, '' for none), then
---          per job 8 values: id, env_json, kind,
+-- ARGV     prefix, now_ms, high_water, wake (the wake-up channel, '' for none), by_ref
+--          (1: the entry's `job` is `{"id":<id>,"ref":true}`, the envelope being in
+--          the record; 0: the envelope, as every scheduler reads it; see
+--          src/queue/entry_form.rs), then per job 8 values: id, env_json, kind,
 --          priority, device, max_attempts, created_us, blobs (JSON list of the names of
 --          its input blobs)
 --          (high_water: the share of maxmemory above which submits are refused, so the
@@ -19,7 +21,8 @@ if full then return full end
 local out = {}
 local added = 0
 local wake = ARGV[4]
-local i = 5
+local by_ref = ARGV[5] == '1'
+local i = 6
 while i + 7 <= #ARGV do
   local id = ARGV[i]
   local rec = rec_key(id)
@@ -27,7 +30,11 @@ while i + 7 <= #ARGV do
     table.insert(out, 0)
   else
     record_new(i, 'queued', now)
-    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    if by_ref then
+      redis.call('XADD', KEYS[1], '*', 'job', '{"id":' .. cjson.encode(id) .. ',"ref":true}')
+    else
+      redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    end
     added = added + 1
     table.insert(out, 1)
   end

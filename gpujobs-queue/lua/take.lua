@@ -3,7 +3,10 @@
 -- here each read asks only for as many entries as fit in what is left of the budget if
 -- every one were as large as allowed, so a take never holds more than `budget` bytes
 -- of entries within the size limit (one oversized foreign entry can still arrive
--- alone, to be dead-lettered on its length).
+-- alone, to be dead-lettered on its length). An id-only entry (`{"id":..,"ref":true}`,
+-- see src/queue/entry_form.rs) is returned with the envelope its record holds in its
+-- place (one HGET here instead of a round trip later), and counts its size; one whose
+-- record has none is returned as it is, for the scheduler to refuse.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- ARGV     prefix, consumer, max (entries), budget (bytes), largest (bytes per entry)
 -- Returns  the entries as XREADGROUP lists them for one stream: {{id, {field, value,
@@ -25,6 +28,10 @@ while #out < max do
   for _, e in ipairs(entries) do
     out[#out + 1] = e
     local fields = e[2]
+    for i = 1, #fields - 1, 2 do
+      local ref = fields[i] == 'job' and ref_of(fields[i + 1])
+      if ref then fields[i + 1] = redis.call('HGET', rec_key(ref), 'env') or fields[i + 1] end
+    end
     for i = 1, #fields do bytes = bytes + #fields[i] end
   end
   if #entries < n then break end

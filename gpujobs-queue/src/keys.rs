@@ -69,7 +69,15 @@ impl Keys {
         format!("{}:wake", self.prefix)
     }
 
-    /// Stream of new jobs, one field `job` with the JSON envelope.
+    /// Hash (partition 0 only) of the schedulers that read id-only submit entries:
+    /// field = scheduler (consumer) id, value = when it last said so, ms since the
+    /// epoch (see `queue/entry_form.rs`).
+    pub fn readers(&self) -> String {
+        format!("{}:readers", self.prefix)
+    }
+
+    /// Stream of new jobs: one field `job` with the JSON envelope, or for a job whose
+    /// record holds the envelope `{"id": "<id>", "ref": true}`.
     pub fn submit(&self) -> String {
         format!("{}:submit", self.prefix)
     }

@@ -7,6 +7,8 @@
 
 #[path = "redis_queue/ended.rs"]
 mod ended;
+#[path = "redis_queue/entry_form.rs"]
+mod entry_form;
 #[path = "redis_queue/history.rs"]
 mod history;
 #[cfg(feature = "objects")]

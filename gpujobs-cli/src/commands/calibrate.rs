@@ -207,7 +207,7 @@ pub async fn simulate_cmd(args: SimulateArgs) -> Result<(), CliError> {
         ));
     }
     let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
-    let model_name = model.name().to_string();
+    let model_name = model.description();
     if !args.json {
         println!("cost model: {model_name}");
     }

@@ -219,6 +219,36 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             ),
         );
     }
+    if !d.older_schedulers.is_empty() {
+        let names: Vec<String> = d
+            .older_schedulers
+            .iter()
+            .map(|(name, idle)| format!("{name} (read {:.1} s ago)", *idle as f64 / 1000.0))
+            .collect();
+        r.add(
+            Level::Warning,
+            format!(
+                "{} scheduler(s) older than id-only submit entries read this namespace: {}",
+                names.len(),
+                names.join(", ")
+            ),
+            "clients write whole entries (the envelope twice in Redis) while one runs; upgrade \
+             every scheduler (schedulers first, then clients: docs/wire-format.md, Submit entry forms)",
+        );
+    }
+    if !d.refs_refused.is_empty() {
+        let shown: Vec<&str> = d.refs_refused.iter().take(5).map(String::as_str).collect();
+        r.add(
+            Level::Error,
+            format!(
+                "{} id-only submit entries were refused by a scheduler older than them (jobs {}{})",
+                d.refs_refused.len(),
+                shown.join(", "),
+                if d.refs_refused.len() > shown.len() { ", ..." } else { "" }
+            ),
+            "upgrade every scheduler, then `gpujobs dead-letter retry <id>` runs each (its record kept the envelope)",
+        );
+    }
     match q.workers().await {
         Ok(w) if w.is_empty() => r.add(
             Level::Warning,

@@ -31,7 +31,7 @@ pub async fn run(args: SchedulerArgs) -> Result<(), CliError> {
     }
     tracing::info!(redis = %gpujobs_queue::redact(&args.redis.url), namespace = %args.redis.namespace, id = %config.id, "scheduler connected");
     let model = CalibratedCostModel::load(args.cost_model.as_deref()).map_err(CliError::input)?;
-    tracing::info!(model = %model.name(), "placement by earliest estimated finish");
+    tracing::info!(model = %model.description(), "placement by earliest estimated finish");
     let placement = Arc::new(EarliestFinish::new(model).with_locality_wait(
         match args.locality_wait_ms {
             // The old spelling, in milliseconds, wins when given.

@@ -137,13 +137,14 @@ impl CostModel for CalibratedCostModel {
 
     fn name(&self) -> String {
         if self.file.calibrated {
-            format!("calibrated ({})", self.file.source)
+            "calibrated".into()
         } else {
-            format!(
-                "default, not calibrated on this cluster ({})",
-                self.file.source
-            )
+            "default, not calibrated on this cluster".into()
         }
+    }
+
+    fn description(&self) -> String {
+        format!("{} ({})", self.name(), self.file.source)
     }
 }
 

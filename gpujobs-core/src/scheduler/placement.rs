@@ -95,8 +95,16 @@ pub trait CostModel: Send + Sync {
     /// included.
     fn estimate(&self, kind: &str, cost: &Cost, class: DeviceClass) -> f64;
 
-    /// A name recorded with each decision (says whether it was calibrated).
+    /// A short name recorded with each decision (says whether it was calibrated). It
+    /// is stored in every job's record, so it stays a few words: where the model came
+    /// from belongs in [`description`](Self::description).
     fn name(&self) -> String;
+
+    /// The name with where the model came from, for logs and reports (said once, not
+    /// per job). Defaults to [`name`](Self::name).
+    fn description(&self) -> String {
+        self.name()
+    }
 
     /// Estimated seconds to read `bytes` of inputs from the queue (another job's
     /// outputs, stored as blobs) and decode them. The default is a nominal

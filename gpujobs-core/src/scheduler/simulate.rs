@@ -168,6 +168,9 @@ pub fn simulate(
         fn name(&self) -> String {
             self.0.name()
         }
+        fn description(&self) -> String {
+            self.0.description()
+        }
     }
     let placement = EarliestFinish::new(ModelRef(model.clone()));
     let mut free: [Vec<f64>; 2] = [vec![0.0; cpu_workers], vec![0.0; gpu_workers]];

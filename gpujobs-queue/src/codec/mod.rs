@@ -3,7 +3,9 @@
 
 mod replies;
 
-pub(crate) use replies::{Begun, Entry, begun_rows, entries_of, int, stream_reply, text};
+pub(crate) use replies::{
+    Begun, Entry, begun_rows, consumers_idle, entries_of, int, stream_reply, text,
+};
 
 use gpujobs_core::buffer::le_bytes;
 use gpujobs_core::{BufferPool, HostBuf};
@@ -42,12 +44,36 @@ pub(crate) fn blob_values(bytes: &[u8], pool: &BufferPool) -> Result<HostBuf, St
 }
 
 /// Reads a submit-stream entry's `job` field as an envelope, or says why it cannot be.
+/// How a scheduler refuses a `job` field that is JSON but not an envelope (every
+/// version so far: so `gpujobs doctor` recognises an older scheduler's refusal of an
+/// id-only entry).
+pub(crate) const NOT_AN_ENVELOPE: &str = "`job` field is not a valid job envelope";
+
+/// An id-only submit entry's `job` value: `{"id":"<id>","ref":true}` (see
+/// `queue/entry_form.rs`). Exactly these two fields, so no envelope is taken for one.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefEntry {
+    id: String,
+    #[serde(rename = "ref")]
+    is_ref: bool,
+}
+
+/// The job id an id-only entry names, `None` for anything else.
+pub(crate) fn ref_of(field: &[u8]) -> Option<String> {
+    if field.len() > 300 {
+        return None;
+    }
+    let r: RefEntry = serde_json::from_slice(field).ok()?;
+    r.is_ref.then_some(r.id)
+}
+
 pub(crate) fn parse_submission(field: Option<&[u8]>) -> Result<JobEnvelope, String> {
     let bytes = field.ok_or("entry has no `job` field")?;
     let text =
         std::str::from_utf8(bytes).map_err(|_| "`job` field is not UTF-8 text".to_string())?;
-    let mut env: JobEnvelope = serde_json::from_str(text)
-        .map_err(|e| format!("`job` field is not a valid job envelope: {e}"))?;
+    let mut env: JobEnvelope =
+        serde_json::from_str(text).map_err(|e| format!("{NOT_AN_ENVELOPE}: {e}"))?;
     if env.version > WIRE_VERSION {
         return Err(format!(
             "wire format version {} is newer than this scheduler's {WIRE_VERSION}",

@@ -149,3 +149,20 @@ pub(crate) fn begun_rows(v: &Value) -> Vec<Begun> {
         })
         .collect()
 }
+
+/// The consumers of an `XINFO CONSUMERS` reply as `(name, idle ms)`.
+pub(crate) fn consumers_idle(v: &Value) -> Vec<(String, i64)> {
+    items(v)
+        .into_iter()
+        .filter_map(|c| {
+            let fields = pairs(c);
+            let get = |key: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| text(k).as_deref() == Some(key))
+                    .map(|(_, v)| *v)
+            };
+            Some((text(get("name")?)?, int(get("idle")?)?))
+        })
+        .collect()
+}

@@ -69,6 +69,7 @@ impl BatchWrite for Submits {
                 now_ms: now_ms(),
                 high_water: shared.cfg.high_water,
                 wake: &shared.wake,
+                by_ref: shared.entry_form.by_ref(shared).await,
                 jobs: items,
             })
             .await

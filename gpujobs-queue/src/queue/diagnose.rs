@@ -2,6 +2,7 @@
 //! the same on a single Redis and on a Redis Cluster, with the queue's credentials).
 
 use super::RedisQueue;
+use crate::codec::{NOT_AN_ENVELOPE, entries_of, ref_of};
 use crate::connection::Conn;
 use crate::keys::{SCHEDULERS, WORKERS};
 use gpujobs_core::DeviceClass;
@@ -35,6 +36,14 @@ pub struct Diagnosis {
     /// layout before partitions (`<namespace>:submit`), where a client written from an
     /// old example may still `XADD`. `(key, entries)`, only when it holds some.
     pub stray_submits: Vec<(String, u64)>,
+    /// Schedulers reading the submit stream now that are older than id-only submit
+    /// entries, with their idle ms: clients write whole entries while one runs.
+    pub older_schedulers: Vec<(String, i64)>,
+    /// Among the newest 1,000 dead letters of each partition, id-only submit entries
+    /// refused as "not a valid job envelope": what a scheduler older than them does
+    /// with one it takes (the job is `dead` with that error; `dead-letter retry` runs
+    /// it, with the envelope its record kept).
+    pub refs_refused: Vec<String>,
 }
 
 impl RedisQueue {
@@ -60,6 +69,30 @@ impl RedisQueue {
             Ok(n) if n > 0 => vec![(key, n)],
             _ => Vec::new(),
         }
+    }
+
+    /// See [`Diagnosis::refs_refused`]: the ids.
+    async fn refs_refused(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for keys in &self.shared.parts {
+            let v: Result<Value, _> = redis::cmd("XREVRANGE")
+                .arg(keys.dead())
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn())
+                .await;
+            if let Ok(v) = v {
+                ids.extend(
+                    entries_of(&keys.dead(), &v)
+                        .iter()
+                        .filter(|e| e.text("reason").starts_with(NOT_AN_ENVELOPE))
+                        .filter_map(|e| ref_of(e.field("raw")?)),
+                );
+            }
+        }
+        ids
     }
 
     /// Checks the server's version, persistence and eviction settings and that every
@@ -120,6 +153,8 @@ impl RedisQueue {
             partitions: self.shared.parts.len(),
             cluster: matches!(self.shared.conn, Conn::Cluster(_)),
             stray_submits: self.stray_submits().await,
+            older_schedulers: self.older_schedulers().await,
+            refs_refused: self.refs_refused().await,
         }
     }
 }

@@ -10,6 +10,7 @@ mod batcher;
 mod blobs;
 mod diagnose;
 mod ended;
+mod entry_form;
 pub use ended::EndedCursor;
 mod graph;
 pub mod history;
@@ -31,6 +32,7 @@ use crate::keys::{Keys, partition_of};
 use crate::objects::Objects;
 use crate::scripts::{Call, Scripts};
 use batcher::{Batcher, Completions, Submits};
+use entry_form::EntryForm;
 use gpujobs_core::{Backoff, BufferPool, DeviceClass, JobId, QueueError};
 use redis::Value;
 use std::collections::{HashMap, HashSet};
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     /// The wake-up channel the scripts publish on, `""` with one partition (where a
     /// blocking read covers every stream and nobody listens).
     pub(crate) wake: String,
+    /// Whether submits may write id-only entries (see [`entry_form`]).
+    pub(crate) entry_form: EntryForm,
 }
 
 impl Shared {
@@ -216,6 +220,7 @@ impl RedisQueue {
             scripts,
             reread_own: AtomicBool::new(false),
             wake,
+            entry_form: EntryForm::default(),
         });
         Ok(RedisQueue {
             submits: Batcher::start(shared.clone()),

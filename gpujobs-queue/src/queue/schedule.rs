@@ -6,7 +6,7 @@
 use super::wakeup::Topic;
 use super::{RedisQueue, Role, lock};
 use crate::codec::{Entry, entries_of};
-use crate::codec::{excerpt, parse_submission};
+use crate::codec::{excerpt, parse_submission, ref_of};
 use crate::connection::{backend, ensure_groups, is_nogroup};
 use crate::keys::{Keys, SCHEDULERS, partition_of};
 use crate::scripts::NearRelease;
@@ -18,6 +18,7 @@ use gpujobs_core::queue::Incoming;
 use gpujobs_core::queue::ScheduleQueue;
 use gpujobs_core::{JobError, JobId, PlacementDecision, QueueError};
 use redis::Value;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,10 @@ impl ScheduleQueue for RedisQueue {
             }
             due
         };
+        if reclaim && let Err(e) = self.announce_reader(consumer).await {
+            // Clients then write whole entries, which every scheduler reads.
+            tracing::warn!(error = %e, "could not announce that this scheduler reads id-only entries");
+        }
         let mut reread = self.shared.reread_own.swap(false, Ordering::AcqRel);
         if reread {
             lock(&self.drained).clear();
@@ -270,8 +275,9 @@ impl RedisQueue {
     async fn incoming(
         &self,
         keys: &Keys,
-        entries: Vec<Entry>,
+        mut entries: Vec<Entry>,
     ) -> Result<Vec<Incoming>, QueueError> {
+        let unresolved = self.resolve_refs(keys, &mut entries).await?;
         let n = self.shared.parts.len() as u32;
         let cap = self.shared.cfg.max_entry_bytes;
         let largest = entries
@@ -282,6 +288,22 @@ impl RedisQueue {
         self.entry_bytes_seen.store(largest, Ordering::Relaxed);
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
+            if let Some(id) = unresolved.get(&e.id) {
+                // Not forwarded: the record an id-only entry names is in the partition its
+                // client wrote it to, so another partition has nothing to resolve.
+                let reason = format!(
+                    "submit entry refers to job `{id}`, which has no record with an \
+                     envelope here (deleted or expired before the scheduler took it)"
+                );
+                out.push(Incoming {
+                    entry: format!("{}|{}", keys.partition(), e.id),
+                    job: Err(reason),
+                    raw: Some(excerpt(e.field("job").unwrap_or(b""))),
+                    id: None,
+                    holders: Vec::new(),
+                });
+                continue;
+            }
             let field = e.field("job");
             let len = field.map_or(0, <[u8]>::len) as u64;
             // Too large to parse: refused on its size, its id read from its start.
@@ -322,6 +344,48 @@ impl RedisQueue {
             });
         }
         Ok(out)
+    }
+
+    /// Gives each id-only entry (`{"id": .., "ref": true}`, see `entry_form.rs`) the
+    /// envelope its record's `env` holds, in one round trip. Returns the entries whose
+    /// record has none, by entry id, with the id they named.
+    async fn resolve_refs(
+        &self,
+        keys: &Keys,
+        entries: &mut [Entry],
+    ) -> Result<HashMap<String, String>, QueueError> {
+        let refs: Vec<(usize, String)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, ref_of(e.field("job")?)?)))
+            .collect();
+        let mut unresolved = HashMap::new();
+        if refs.is_empty() {
+            return Ok(unresolved);
+        }
+        let mut pipe = redis::pipe();
+        for (_, id) in &refs {
+            pipe.cmd("HGET")
+                .arg(format!("{}:job:{id}", keys.prefix()))
+                .arg("env");
+        }
+        let envs: Vec<Option<Vec<u8>>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(backend("reading the envelopes of id-only submit entries"))?;
+        for ((i, id), env) in refs.into_iter().zip(envs) {
+            match env {
+                Some(env) if !env.is_empty() => {
+                    if let Some(slot) = entries[i].fields.iter_mut().find(|(k, _)| k == "job") {
+                        slot.1 = env;
+                    }
+                }
+                _ => {
+                    unresolved.insert(entries[i].id.clone(), id);
+                }
+            }
+        }
+        Ok(unresolved)
     }
 
     /// Moves an entry submitted to the wrong partition to its job's own. At least once:

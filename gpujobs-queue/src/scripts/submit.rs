@@ -19,6 +19,9 @@ pub(crate) struct Submit<'a> {
     pub(crate) high_water: f64,
     /// The wake-up channel to announce the jobs on ('' for none: one partition).
     pub(crate) wake: &'a str,
+    /// Write id-only entries (`job` = `{"id": .., "ref": true}`) instead of envelopes (see
+    /// `queue/entry_form.rs`).
+    pub(crate) by_ref: bool,
     pub(crate) jobs: &'a [NewJob],
 }
 
@@ -38,7 +41,8 @@ impl Call for Submit<'_> {
             .key(self.keys.counts())
             .arg(self.now_ms)
             .arg(self.high_water)
-            .arg(self.wake);
+            .arg(self.wake)
+            .arg(u8::from(self.by_ref));
         for j in self.jobs {
             j.fill(inv);
         }
