@@ -121,12 +121,20 @@ local function fail_dependants(root, state, now)
 end
 -- Writes the record of a new job from the eight submit arguments at ARGV[i]: id,
 -- env_json, kind, priority, device, max_attempts, created_us, blobs (the JSON list of
--- its input blob names) (submit and submit_graph).
+-- its input blob names) (submit and submit_graph). `cancel` and `completions` are left
+-- out until they are set (absent reads as 0, in every script and reader), and `blobs`
+-- when the job has none (absent: nothing to delete): a record with at most 16 fields
+-- keeps Redis's smallest hash table, and each field costs ~60 bytes in it
+-- (docs/benchmarks.md, Redis memory per job).
 local function record_new(i, state, now)
-  redis.call('HSET', rec_key(ARGV[i]), 'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state,
-    'priority', ARGV[i + 3], 'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5],
-    'created_us', ARGV[i + 6], 'blobs', ARGV[i + 7], 'updated_ms', now, 'completions', 0,
-    'cancel', 0)
+  local set = {'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state, 'priority', ARGV[i + 3],
+    'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
+    'updated_ms', now}
+  if ARGV[i + 7] ~= '[]' then
+    set[#set + 1] = 'blobs'
+    set[#set + 1] = ARGV[i + 7]
+  end
+  redis.call('HSET', rec_key(ARGV[i]), unpack(set))
 end
 -- Refuses new work above the high-water mark (the share of maxmemory kept for the
 -- results of jobs already accepted; 0 turns it off): {'full', used, max}, else nil.

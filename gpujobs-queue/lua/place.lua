@@ -31,9 +31,14 @@ while i + 12 <= #ARGV do
         for j = 1, #e[1][2], 2 do if e[1][2][j] == 'job' then env = e[1][2][j + 1] end end
       end
       prio = ARGV[i + 3]
-      redis.call('HSET', rec, 'env', env, 'kind', ARGV[i + 2], 'priority', prio, 'device', ARGV[i + 4],
-        'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6], 'blobs', ARGV[i + 12],
-        'completions', 0, 'cancel', 0)
+      -- As record_new (lib.lua) writes it: no `blobs` field for a job without any.
+      local set = {'env', env, 'kind', ARGV[i + 2], 'priority', prio, 'device', ARGV[i + 4], 'attempts', 0,
+        'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6]}
+      if ARGV[i + 12] ~= '[]' then
+        set[#set + 1] = 'blobs'
+        set[#set + 1] = ARGV[i + 12]
+      end
+      redis.call('HSET', rec, unpack(set))
     end
     local worker, le = ARGV[i + 10], nil
     if worker ~= '' then
@@ -41,8 +46,14 @@ while i + 12 <= #ARGV do
     else
       le = redis.call('XADD', ns .. ':lane:' .. lane .. ':' .. prio, '*', 'id', id)
     end
-    redis.call('HSET', rec, 'state', 'placed', 'lane', lane, 'placement', ARGV[i + 8], 'est', ARGV[i + 9], 'entry', le,
-      'near', worker, 'updated_ms', now)
+    -- `near` only when placed by locality: a record that never had one reads as ''.
+    local set = {'state', 'placed', 'lane', lane, 'placement', ARGV[i + 8], 'est', ARGV[i + 9], 'entry', le,
+      'updated_ms', now}
+    if worker ~= '' then
+      set[#set + 1] = 'near'
+      set[#set + 1] = worker
+    end
+    redis.call('HSET', rec, unpack(set))
     added[lane] = (added[lane] or 0) + (tonumber(ARGV[i + 9]) or 0)
     table.insert(out, 1)
   end
