@@ -270,13 +270,17 @@ local function entry_stream(lane, prio, near)
   if near and near ~= '' then return ns .. ':near:' .. lane .. ':' .. near end
   return ns .. ':lane:' .. lane .. ':' .. prio
 end
--- The job id of an id-only submit entry's `job` value (`{"id":"<id>","ref":true}`, see
--- src/queue/entry_form.rs), or nil for an envelope.
+-- The job id of an id-only submit entry's `job` value (`{"id":"<id>","ref":true}`,
+-- exactly these two fields, as codec::ref_of reads it; see src/queue/entry_form.rs), or
+-- nil for an envelope.
 local function ref_of(v)
   if #v > 300 or not string.find(v, '"ref":true', 1, true) then return nil end
   local ok, t = pcall(cjson.decode, v)
-  if ok and type(t) == 'table' and t.ref == true and type(t.id) == 'string' then return t.id end
-  return nil
+  if not (ok and type(t) == 'table' and t.ref == true and type(t.id) == 'string') then return nil end
+  for k in pairs(t) do
+    if k ~= 'id' and k ~= 'ref' then return nil end
+  end
+  return t.id
 end
 -- The `id` field of stream entries read with XREADGROUP / XRANGE.
 local function entry_id(fields)

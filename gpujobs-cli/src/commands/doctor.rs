@@ -233,7 +233,7 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
                 names.join(", ")
             ),
             "clients write whole entries (the envelope twice in Redis) while one runs; upgrade \
-             every scheduler (schedulers first, then clients: docs/wire-format.md, Submit entry forms)",
+             every scheduler (schedulers first, then clients: docs/wire-format.md, Id-only entries)",
         );
     }
     if !d.refs_refused.is_empty() {

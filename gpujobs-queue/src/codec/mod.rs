@@ -154,6 +154,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_two_field_form_is_an_id_only_entry() {
+        assert_eq!(
+            ref_of(br#"{"id":"j-1","ref":true}"#).as_deref(),
+            Some("j-1")
+        );
+        assert_eq!(
+            ref_of(br#"{"ref":true,"id":"j-1"}"#).as_deref(),
+            Some("j-1")
+        );
+        assert_eq!(ref_of(br#"{"id":"j-1","ref":false}"#), None);
+        assert_eq!(ref_of(br#"{"id":"j-1","ref":true,"kind":"x"}"#), None);
+        assert_eq!(ref_of(br#"{"id":"j-1"}"#), None);
+        assert_eq!(ref_of(b"not json"), None);
+    }
+
+    #[test]
     fn submissions_are_checked() {
         assert!(parse_submission(None).is_err());
         assert!(

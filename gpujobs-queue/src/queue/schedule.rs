@@ -354,20 +354,25 @@ impl RedisQueue {
         keys: &Keys,
         entries: &mut [Entry],
     ) -> Result<HashMap<String, String>, QueueError> {
-        let refs: Vec<(usize, String)> = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| Some((i, ref_of(e.field("job")?)?)))
-            .collect();
         let mut unresolved = HashMap::new();
+        let mut refs: Vec<(usize, JobId)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let Some(named) = e.field("job").and_then(ref_of) else {
+                continue;
+            };
+            match JobId::parse(&named) {
+                Some(id) => refs.push((i, id)),
+                None => {
+                    unresolved.insert(e.id.clone(), named);
+                }
+            }
+        }
         if refs.is_empty() {
             return Ok(unresolved);
         }
         let mut pipe = redis::pipe();
         for (_, id) in &refs {
-            pipe.cmd("HGET")
-                .arg(format!("{}:job:{id}", keys.prefix()))
-                .arg("env");
+            pipe.cmd("HGET").arg(keys.job(id)).arg("env");
         }
         let envs: Vec<Option<Vec<u8>>> = pipe
             .query_async(&mut self.conn())
@@ -381,7 +386,7 @@ impl RedisQueue {
                     }
                 }
                 _ => {
-                    unresolved.insert(entries[i].id.clone(), id);
+                    unresolved.insert(entries[i].id.clone(), id.to_string());
                 }
             }
         }

@@ -209,23 +209,41 @@ async fn a_ref_entry_without_a_record_is_refused_with_its_reason() {
     let q = RedisQueue::connect(config_at(server.url(), "gone", None))
         .await
         .unwrap();
-    let _: String = redis::cmd("XADD")
-        .arg("{gone}:submit")
-        .arg("*")
-        .arg("job")
-        .arg(r#"{"id":"no-such-job","ref":true}"#)
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    // A job that exists, so that a lookalike naming it shows it is not resolved.
+    let real = q.submit(job(6)).await.unwrap();
+    for body in [
+        r#"{"id":"no-such-job","ref":true}"#.to_string(),
+        // A third field: an envelope (and not a valid one), in take.lua and in Rust.
+        format!(r#"{{"id":"{real}","ref":true,"kind":"vector-add"}}"#),
+    ] {
+        let _: String = redis::cmd("XADD")
+            .arg("{gone}:submit")
+            .arg("*")
+            .arg("job")
+            .arg(body)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
     let taken = q
         .take_submitted("s", 10, Duration::from_secs(2))
         .await
         .unwrap();
-    assert_eq!(taken.len(), 1);
-    let reason = taken[0].job.clone().unwrap_err();
+    assert_eq!(taken.len(), 3);
+    assert_eq!(taken[0].job.as_ref().unwrap().id, real);
+    let reason = taken[1].job.clone().unwrap_err();
     assert!(reason.contains("`no-such-job`"), "{reason}");
     assert!(reason.contains("no record"), "{reason}");
-    q.reject(&taken[0], &reason).await.unwrap();
+    let lookalike = taken[2].job.clone().unwrap_err();
+    assert!(
+        lookalike.contains("not a valid job envelope"),
+        "{lookalike}"
+    );
+    // Placed first: a refused entry naming a job still `queued` ends that job (as any
+    // malformed entry naming an id does).
+    q.place(&taken[0], decision()).await.unwrap();
+    q.reject(&taken[1], &reason).await.unwrap();
+    q.reject(&taken[2], &lookalike).await.unwrap();
     assert!(entries(&mut c, "gone").await.is_empty());
     // No record was made for the id it named, and doctor does not blame a scheduler.
     let missing = JobId::parse("no-such-job").unwrap();
