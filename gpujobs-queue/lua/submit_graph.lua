@@ -5,7 +5,8 @@
 -- that already exist are skipped: a graph submitted twice runs once.
 -- KEYS[1]  <prefix>:submit   the submit stream
 -- KEYS[2]  <prefix>:counts   hash of counters (fields `submitted`, `waiting`)
--- ARGV     prefix, now_ms, high_water, then per job, parents first: id, env_json, kind,
+-- ARGV     prefix, now_ms, high_water, by_ref (1: a queued job's entry is id-only, as in
+--          submit.lua), then per job, parents first: id, env_json, kind,
 --          priority, device, max_attempts, created_us, blobs (JSON list of the names of
 --          its input blobs), parents (space-separated ids)
 -- Touches  <prefix>:job:<id> and <prefix>:children:<parent> of each job and parent,
@@ -19,9 +20,10 @@ if full then return full end
 local out = {}
 local added, waiting_jobs = 0, 0
 local ended = {}
-local graph = string.match(ARGV[4] or '', '{([^}]+)}') or ARGV[4]
+local by_ref = ARGV[4] == '1'
+local graph = string.match(ARGV[5] or '', '{([^}]+)}') or ARGV[5]
 local members = {}
-local i = 4
+local i = 5
 while i + 8 <= #ARGV do
   local id, parents = ARGV[i], ARGV[i + 8]
   local rec = rec_key(id)
@@ -42,7 +44,9 @@ while i + 8 <= #ARGV do
     record_new(i, state, now)
     redis.call('HSET', rec, 'parents', parents, 'waiting_on', waiting, 'graph', graph)
     table.insert(members, id)
-    if waiting == 0 then
+    if waiting == 0 and by_ref then
+      redis.call('XADD', KEYS[1], '*', 'job', '{"id":' .. cjson.encode(id) .. ',"ref":true}')
+    elseif waiting == 0 then
       redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     else
       waiting_jobs = waiting_jobs + 1

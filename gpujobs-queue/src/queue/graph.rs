@@ -67,6 +67,7 @@ impl GraphQueue for RedisQueue {
                 keys,
                 now_ms: now_ms(),
                 high_water: self.shared.cfg.high_water,
+                by_ref: self.shared.entry_form.by_ref(&self.shared).await,
                 jobs: &ordered,
             })
             .await;

@@ -14,6 +14,8 @@ pub(crate) struct SubmitGraph<'a> {
     pub(crate) now_ms: u64,
     /// Share of `maxmemory` above which submits are refused (0: never).
     pub(crate) high_water: f64,
+    /// Write id-only entries for the jobs queued at once (see `queue/entry_form.rs`).
+    pub(crate) by_ref: bool,
     pub(crate) jobs: &'a [(NewJob, String)],
 }
 
@@ -32,7 +34,8 @@ impl Call for SubmitGraph<'_> {
         inv.key(self.keys.submit())
             .key(self.keys.counts())
             .arg(self.now_ms)
-            .arg(self.high_water);
+            .arg(self.high_water)
+            .arg(u8::from(self.by_ref));
         for (j, parents) in self.jobs {
             j.fill(inv);
             inv.arg(parents);

@@ -5,9 +5,11 @@
 
 use super::config_at;
 use gpujobs_core::conformance::{decision, fetch_one, job};
-use gpujobs_core::queue::{AdminQueue, Incoming};
+use gpujobs_core::kinds::VectorAdd;
+use gpujobs_core::model::graph::Graph;
+use gpujobs_core::queue::{AdminQueue, GraphQueue, Incoming};
 use gpujobs_core::queue::{ScheduleQueue, SubmitQueue};
-use gpujobs_core::{JobEnvelope, JobId, JobState};
+use gpujobs_core::{JobEnvelope, JobId, JobState, Tensor};
 use gpujobs_queue::RedisQueue;
 use gpujobs_queue::testkit::RedisServer;
 use redis::aio::MultiplexedConnection;
@@ -118,6 +120,24 @@ async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
             .collect::<Vec<_>>(),
         ids
     );
+
+    // A graph: the job that can start at once is queued id-only; the waiting one has
+    // no entry yet.
+    let mut g = Graph::new();
+    let parent = g.add_envelope("p", job(7)).unwrap();
+    let child_env = JobEnvelope::new(VectorAdd {
+        a: Tensor::output_of(&parent, "c", vec![4]),
+        b: Tensor::synthetic(vec![4], 1, 0.0, 1.0),
+    })
+    .unwrap();
+    g.add_envelope("c", child_env).unwrap();
+    client.submit_graph(g.into_jobs()).await.unwrap();
+    assert_eq!(entry_forms(&mut c, "form").await, [format!("ref {parent}")]);
+    let taken = sched
+        .take_submitted("new-sched", 10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(taken[0].job.as_ref().unwrap().id, parent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
