@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 /// How long a client keeps its answer before looking at the schedulers again.
 pub(crate) const RECHECK: Duration = Duration::from_secs(10);
 
-/// A client's cached answer: may it write `id-only entries?
+/// A client's cached answer: may it write id-only entries?
 #[derive(Default)]
 pub(crate) struct EntryForm {
     last: Mutex<Option<(Instant, bool)>>,
@@ -50,7 +50,7 @@ pub(crate) struct EntryForm {
 struct Readers {
     /// Consumers of the submit stream that read recently, with their idle ms.
     active: Vec<(String, i64)>,
-    /// Schedulers that said they read `id-only entries, with when (ms since the epoch).
+    /// Schedulers that said they read id-only entries, with when (ms since the epoch).
     announced: HashMap<String, u64>,
 }
 
@@ -72,9 +72,7 @@ impl EntryForm {
         *lock(&self.last) = Some((Instant::now(), answer));
         answer
     }
-}
 
-impl EntryForm {
     /// Drops the cached answer, so the next submit looks again (a scheduler in this
     /// process just announced itself: its own submits need not wait for [`RECHECK`]).
     pub(crate) fn forget(&self) {
@@ -110,7 +108,7 @@ impl Readers {
         Ok(Readers { active, announced })
     }
 
-    /// Active consumers that have not said (recently) that they read `id-only entries.
+    /// Active consumers that have not said (recently) that they read id-only entries.
     fn older(&self, shared: &Shared) -> Vec<(String, i64)> {
         let since = now_ms().saturating_sub(Self::window_ms(shared) as u64);
         self.active
@@ -129,7 +127,7 @@ impl Readers {
 }
 
 impl RedisQueue {
-    /// Says that scheduler `consumer` reads `id-only entries, and forgets schedulers that
+    /// Says that scheduler `consumer` reads id-only entries, and forgets schedulers that
     /// have not said so for an hour (scheduler ids are new with every process).
     pub(super) async fn announce_reader(&self, consumer: &str) -> Result<(), QueueError> {
         let key = self.shared.parts[0].readers();
@@ -149,7 +147,7 @@ impl RedisQueue {
             .0;
         let stale: Vec<&String> = all
             .iter()
-            .filter(|(_, at)| **at + 3_600_000 < now)
+            .filter(|(_, at)| at.saturating_add(3_600_000) < now)
             .map(|(name, _)| name)
             .collect();
         if !stale.is_empty() {
@@ -164,7 +162,7 @@ impl RedisQueue {
         Ok(())
     }
 
-    /// Schedulers reading the submit stream now that do not read `id-only entries (a
+    /// Schedulers reading the submit stream now that do not read id-only entries (a
     /// gpujobs older than them), with their idle ms: while one runs, clients write
     /// whole `job` entries. Empty when Redis will not say.
     pub async fn older_schedulers(&self) -> Vec<(String, i64)> {
