@@ -1,9 +1,9 @@
-//! Id-only submit entries (`job` = `{"id": .., "ref": true}`): written only while every scheduler reading the
-//! namespace has said it reads them; resolved from the record by the scheduler on each
+//! Id-only submit entries (`job` = `{"id": .., "ref": true}`): written only while
+//! every scheduler reading the namespace has said it reads them; resolved from the record by the scheduler on each
 //! way it takes entries (new, reclaimed from a dead scheduler); refused with a reason
 //! when the record is gone; older schedulers named by doctor's diagnosis.
 
-use super::config_at;
+use super::{config_at, query};
 use gpujobs_core::conformance::{decision, fetch_one, job};
 use gpujobs_core::kinds::VectorAdd;
 use gpujobs_core::model::graph::Graph;
@@ -12,26 +12,18 @@ use gpujobs_core::queue::{ScheduleQueue, SubmitQueue};
 use gpujobs_core::{JobEnvelope, JobId, JobState, Tensor};
 use gpujobs_queue::RedisQueue;
 use gpujobs_queue::testkit::RedisServer;
-use redis::aio::MultiplexedConnection;
 use std::time::Duration;
 
-async fn raw(server: &RedisServer) -> MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 /// The entries on the submit stream of namespace `ns`: (entry id, its `job` value).
-async fn entries(c: &mut MultiplexedConnection, ns: &str) -> Vec<(String, String)> {
-    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("{{{ns}}}:submit"))
-        .arg("-")
-        .arg("+")
-        .query_async(c)
-        .await
-        .unwrap();
+async fn entries(url: &str, ns: &str) -> Vec<(String, String)> {
+    let entries: Vec<(String, Vec<(String, String)>)> = query(
+        url,
+        redis::cmd("XRANGE")
+            .arg(format!("{{{ns}}}:submit"))
+            .arg("-")
+            .arg("+"),
+    )
+    .await;
     entries
         .into_iter()
         .map(|(e, f)| {
@@ -41,9 +33,40 @@ async fn entries(c: &mut MultiplexedConnection, ns: &str) -> Vec<(String, String
         .collect()
 }
 
+/// Appends an entry with this `job` value, as a plain-`XADD` client would.
+async fn xadd_job(url: &str, ns: &str, body: &str) {
+    let _: String = query(
+        url,
+        redis::cmd("XADD")
+            .arg(format!("{{{ns}}}:submit"))
+            .arg("*")
+            .arg("job")
+            .arg(body),
+    )
+    .await;
+}
+
+/// Takes the next new entry as consumer `old-sched` of the schedulers' group: what a
+/// scheduler of an older gpujobs does (it never announces itself).
+async fn take_as_older_scheduler(url: &str, ns: &str) {
+    let _: redis::Value = query(
+        url,
+        redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("schedulers")
+            .arg("old-sched")
+            .arg("COUNT")
+            .arg(1)
+            .arg("STREAMS")
+            .arg(format!("{{{ns}}}:submit"))
+            .arg(">"),
+    )
+    .await;
+}
+
 /// Each entry's form: `ref <id>` for an id-only one, `whole <id>` for an envelope.
-async fn entry_forms(c: &mut MultiplexedConnection, ns: &str) -> Vec<String> {
-    entries(c, ns)
+async fn entry_forms(url: &str, ns: &str) -> Vec<String> {
+    entries(url, ns)
         .await
         .into_iter()
         .map(|(_, job)| {
@@ -63,16 +86,13 @@ async fn entry_forms(c: &mut MultiplexedConnection, ns: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
     let server = RedisServer::start(false);
-    let mut c = raw(&server).await;
+    let url = server.url();
     let client = RedisQueue::connect(config_at(server.url(), "form", None))
         .await
         .unwrap();
     // No scheduler has ever run: a whole entry, which any version reads.
     let first = client.submit(job(1)).await.unwrap();
-    assert_eq!(
-        entry_forms(&mut c, "form").await,
-        [format!("whole {first}")]
-    );
+    assert_eq!(entry_forms(&url, "form").await, [format!("whole {first}")]);
 
     let sched = RedisQueue::connect(config_at(server.url(), "form", None))
         .await
@@ -90,7 +110,7 @@ async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
         .unwrap();
     let want = job(2);
     let second = client.submit(want.clone()).await.unwrap();
-    assert_eq!(entry_forms(&mut c, "form").await, [format!("ref {second}")]);
+    assert_eq!(entry_forms(&url, "form").await, [format!("ref {second}")]);
     let taken = sched
         .take_submitted("new-sched", 10, Duration::from_secs(2))
         .await
@@ -104,7 +124,7 @@ async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
     assert_eq!(env.kind, want.kind);
     assert_eq!(env.payload, want.payload);
     sched.place(&taken[0], decision()).await.unwrap();
-    assert!(entries(&mut c, "form").await.is_empty());
+    assert!(entries(&url, "form").await.is_empty());
 
     // Both run: the worker gets each job's envelope.
     let mut seen = [
@@ -132,7 +152,7 @@ async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
     .unwrap();
     g.add_envelope("c", child_env).unwrap();
     client.submit_graph(g.into_jobs()).await.unwrap();
-    assert_eq!(entry_forms(&mut c, "form").await, [format!("ref {parent}")]);
+    assert_eq!(entry_forms(&url, "form").await, [format!("ref {parent}")]);
     let taken = sched
         .take_submitted("new-sched", 10, Duration::from_secs(2))
         .await
@@ -143,7 +163,7 @@ async fn refs_are_written_once_a_scheduler_reads_them_and_run_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_scheduler_reading_the_stream_keeps_entries_whole() {
     let server = RedisServer::start(false);
-    let mut c = raw(&server).await;
+    let url = server.url();
     let sched = RedisQueue::connect(config_at(server.url(), "old", None))
         .await
         .unwrap();
@@ -153,26 +173,8 @@ async fn an_older_scheduler_reading_the_stream_keeps_entries_whole() {
         .unwrap();
     // A scheduler of an older gpujobs: takes an entry, never announces itself. (Redis
     // lists a consumer only once it has been delivered an entry.)
-    let _: String = redis::cmd("XADD")
-        .arg("{old}:submit")
-        .arg("*")
-        .arg("job")
-        .arg(serde_json::to_string(&job(9)).unwrap())
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("schedulers")
-        .arg("old-sched")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg("{old}:submit")
-        .arg(">")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    xadd_job(&url, "old", &serde_json::to_string(&job(9)).unwrap()).await;
+    take_as_older_scheduler(&url, "old").await;
     let older = sched.older_schedulers().await;
     assert_eq!(
         older.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
@@ -184,14 +186,14 @@ async fn an_older_scheduler_reading_the_stream_keeps_entries_whole() {
         .await
         .unwrap();
     let id = client.submit(job(3)).await.unwrap();
-    let forms = entry_forms(&mut c, "old").await;
+    let forms = entry_forms(&url, "old").await;
     assert_eq!(forms.last(), Some(&format!("whole {id}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_entry_taken_back_from_a_dead_scheduler_is_resolved() {
     let server = RedisServer::start(false);
-    let mut c = raw(&server).await;
+    let url = server.url();
     let mut cfg = config_at(server.url(), "claim", None);
     cfg.scheduler_lease = Duration::from_millis(300);
     let q = RedisQueue::connect(cfg).await.unwrap();
@@ -199,7 +201,7 @@ async fn a_ref_entry_taken_back_from_a_dead_scheduler_is_resolved() {
         .await
         .unwrap();
     let id = q.submit(job(4)).await.unwrap();
-    assert_eq!(entry_forms(&mut c, "claim").await, [format!("ref {id}")]);
+    assert_eq!(entry_forms(&url, "claim").await, [format!("ref {id}")]);
     // Scheduler `a` takes it and dies before placing it.
     let taken = q
         .take_submitted("a", 10, Duration::from_secs(2))
@@ -225,7 +227,7 @@ async fn a_ref_entry_taken_back_from_a_dead_scheduler_is_resolved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ref_entry_without_a_record_is_refused_with_its_reason() {
     let server = RedisServer::start(false);
-    let mut c = raw(&server).await;
+    let url = server.url();
     let q = RedisQueue::connect(config_at(server.url(), "gone", None))
         .await
         .unwrap();
@@ -236,14 +238,7 @@ async fn a_ref_entry_without_a_record_is_refused_with_its_reason() {
         // A third field: an envelope (and not a valid one), in take.lua and in Rust.
         format!(r#"{{"id":"{real}","ref":true,"kind":"vector-add"}}"#),
     ] {
-        let _: String = redis::cmd("XADD")
-            .arg("{gone}:submit")
-            .arg("*")
-            .arg("job")
-            .arg(body)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        xadd_job(&url, "gone", &body).await;
     }
     let taken = q
         .take_submitted("s", 10, Duration::from_secs(2))
@@ -264,7 +259,7 @@ async fn a_ref_entry_without_a_record_is_refused_with_its_reason() {
     q.place(&taken[0], decision()).await.unwrap();
     q.reject(&taken[1], &reason).await.unwrap();
     q.reject(&taken[2], &lookalike).await.unwrap();
-    assert!(entries(&mut c, "gone").await.is_empty());
+    assert!(entries(&url, "gone").await.is_empty());
     // No record was made for the id it named, and doctor does not blame a scheduler.
     let missing = JobId::parse("no-such-job").unwrap();
     assert!(q.status(&missing).await.unwrap().is_none());
@@ -277,7 +272,7 @@ async fn a_ref_entry_without_a_record_is_refused_with_its_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_schedulers_refusal_is_visible_and_retried() {
     let server = RedisServer::start(false);
-    let mut c = raw(&server).await;
+    let url = server.url();
     let q = RedisQueue::connect(config_at(server.url(), "race", None))
         .await
         .unwrap();
@@ -285,20 +280,11 @@ async fn an_older_schedulers_refusal_is_visible_and_retried() {
         .await
         .unwrap();
     let id = q.submit(job(5)).await.unwrap();
-    let (entry, body) = entries(&mut c, "race").await.remove(0);
+    let (entry, body) = entries(&url, "race").await.remove(0);
     // The older scheduler's parse of `{"id":..,"ref":true}`.
     let err = serde_json::from_str::<JobEnvelope>(&body).unwrap_err();
     let reason = format!("`job` field is not a valid job envelope: {err}");
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("schedulers")
-        .arg("old-sched")
-        .arg("STREAMS")
-        .arg("{race}:submit")
-        .arg(">")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    take_as_older_scheduler(&url, "race").await;
     let refused = Incoming {
         entry: format!("0|{entry}"),
         job: Err(reason.clone()),

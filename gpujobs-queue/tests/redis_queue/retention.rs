@@ -2,7 +2,7 @@
 //! succeeded jobs' records and output blobs are deleted as new ones succeed; other
 //! endings are not counted.
 
-use super::config_at;
+use super::{config_at, query};
 use gpujobs_core::JobId;
 use gpujobs_core::conformance::{fetch_one, job, result_with, submit_and_place};
 use gpujobs_core::queue::{LeaseQueue, SubmitQueue};
@@ -29,17 +29,7 @@ async fn run_in_order(q: &RedisQueue, seeds: std::ops::Range<u64>) -> Vec<JobId>
 }
 
 async fn exists(server: &RedisServer, key: &str) -> bool {
-    let mut c = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    redis::cmd("EXISTS")
-        .arg(key)
-        .query_async::<i64>(&mut c)
-        .await
-        .unwrap()
-        == 1
+    query::<i64>(&server.url(), redis::cmd("EXISTS").arg(key)).await == 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
