@@ -119,21 +119,28 @@ local function fail_dependants(root, state, now)
     end
   end
 end
--- Writes the record of a new job from the eight submit arguments at ARGV[i]: id,
--- env_json, kind, priority, device, max_attempts, created_us, blobs (the JSON list of
--- its input blob names) (submit and submit_graph). `cancel` and `completions` are left
--- out until they are set (absent reads as 0, in every script and reader), and `blobs`
--- when the job has none (absent: nothing to delete): a record with at most 16 fields
--- keeps Redis's smallest hash table, and each field costs ~60 bytes in it
--- (docs/benchmarks.md, Redis memory per job).
-local function record_new(i, state, now)
-  local set = {'env', ARGV[i + 1], 'kind', ARGV[i + 2], 'state', state, 'priority', ARGV[i + 3],
-    'device', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6],
-    'updated_ms', now}
-  if ARGV[i + 7] ~= '[]' then
+-- The fields of a new job's record, as a client's submit (record_new) and a plain
+-- `XADD`'s first placement (place.lua) both write them. `cancel` and `completions` are
+-- left out until they are set (absent reads as 0, in every script and reader), and
+-- `blobs` (the JSON list of the job's input blob names) when the job has none (absent:
+-- nothing to delete): a record with at most 16 fields keeps Redis's smallest hash
+-- table, and each field costs ~60 bytes in it (docs/benchmarks.md, Redis memory per job).
+local function new_record_fields(env, kind, priority, device, max_attempts, created_us, blobs)
+  local set = {'env', env, 'kind', kind, 'priority', priority, 'device', device, 'attempts', 0,
+    'max_attempts', max_attempts, 'created_us', created_us}
+  if blobs ~= '[]' then
     set[#set + 1] = 'blobs'
-    set[#set + 1] = ARGV[i + 7]
+    set[#set + 1] = blobs
   end
+  return set
+end
+-- Writes the record of a new job from the eight submit arguments at ARGV[i]: id,
+-- env_json, kind, priority, device, max_attempts, created_us, blobs (submit and
+-- submit_graph).
+local function record_new(i, state, now)
+  local set = new_record_fields(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6],
+    ARGV[i + 7])
+  for _, v in ipairs({'state', state, 'updated_ms', now}) do set[#set + 1] = v end
   redis.call('HSET', rec_key(ARGV[i]), unpack(set))
 end
 -- Refuses new work above the high-water mark (the share of maxmemory kept for the
@@ -269,6 +276,11 @@ end
 local function entry_stream(lane, prio, near)
   if near and near ~= '' then return ns .. ':near:' .. lane .. ':' .. near end
   return ns .. ':lane:' .. lane .. ':' .. prio
+end
+-- The `job` value of job `id`'s id-only submit entry (submit, submit_graph), spelt as
+-- ref_of below matches it without the JSON decoder.
+local function ref_entry(id)
+  return '{"id":' .. cjson.encode(id) .. ',"ref":true}'
 end
 -- The job id of an id-only submit entry's `job` value (`{"id":"<id>","ref":true}`,
 -- exactly these two fields, as codec::ref_of reads it; see src/queue/entry_form.rs), or

@@ -31,14 +31,8 @@ while i + 12 <= #ARGV do
         for j = 1, #e[1][2], 2 do if e[1][2][j] == 'job' then env = e[1][2][j + 1] end end
       end
       prio = ARGV[i + 3]
-      -- As record_new (lib.lua) writes it: no `blobs` field for a job without any.
-      local set = {'env', env, 'kind', ARGV[i + 2], 'priority', prio, 'device', ARGV[i + 4], 'attempts', 0,
-        'max_attempts', ARGV[i + 5], 'created_us', ARGV[i + 6]}
-      if ARGV[i + 12] ~= '[]' then
-        set[#set + 1] = 'blobs'
-        set[#set + 1] = ARGV[i + 12]
-      end
-      redis.call('HSET', rec, unpack(set))
+      redis.call('HSET', rec, unpack(new_record_fields(env, ARGV[i + 2], prio, ARGV[i + 4], ARGV[i + 5],
+        ARGV[i + 6], ARGV[i + 12])))
     end
     local worker, le = ARGV[i + 10], nil
     if worker ~= '' then

@@ -31,7 +31,7 @@ while i + 7 <= #ARGV do
   else
     record_new(i, 'queued', now)
     if by_ref then
-      redis.call('XADD', KEYS[1], '*', 'job', '{"id":' .. cjson.encode(id) .. ',"ref":true}')
+      redis.call('XADD', KEYS[1], '*', 'job', ref_entry(id))
     else
       redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     end

@@ -45,7 +45,7 @@ while i + 8 <= #ARGV do
     redis.call('HSET', rec, 'parents', parents, 'waiting_on', waiting, 'graph', graph)
     table.insert(members, id)
     if waiting == 0 and by_ref then
-      redis.call('XADD', KEYS[1], '*', 'job', '{"id":' .. cjson.encode(id) .. ',"ref":true}')
+      redis.call('XADD', KEYS[1], '*', 'job', ref_entry(id))
     elseif waiting == 0 then
       redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
     else

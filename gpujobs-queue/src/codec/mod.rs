@@ -43,7 +43,6 @@ pub(crate) fn blob_values(bytes: &[u8], pool: &BufferPool) -> Result<HostBuf, St
     Ok(buf)
 }
 
-/// Reads a submit-stream entry's `job` field as an envelope, or says why it cannot be.
 /// How a scheduler refuses a `job` field that is JSON but not an envelope (every
 /// version so far: so `gpujobs doctor` recognises an older scheduler's refusal of an
 /// id-only entry).
@@ -68,6 +67,7 @@ pub(crate) fn ref_of(field: &[u8]) -> Option<String> {
     r.is_ref.then_some(r.id)
 }
 
+/// Reads a submit-stream entry's `job` field as an envelope, or says why it cannot be.
 pub(crate) fn parse_submission(field: Option<&[u8]>) -> Result<JobEnvelope, String> {
     let bytes = field.ok_or("entry has no `job` field")?;
     let text =
