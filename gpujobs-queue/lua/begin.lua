@@ -8,12 +8,12 @@ local out = {}
 local i = 6
 while i + 2 <= #ARGV do
   if ARGV[i + 2] == '' then
-    redis.call('XACK', ARGV[i], 'workers', ARGV[i + 1])
-    redis.call('XDEL', ARGV[i], ARGV[i + 1])
+    ack_later(ARGV[i], 'workers', ARGV[i + 1])
   else
     table.insert(out, begin_one(ARGV[i], ARGV[i + 1], ARGV[i + 2], lane, consumer, now, lease))
   end
   i = i + 3
 end
 backlog_flush(lane)
+acks_flush()
 return out

@@ -42,8 +42,7 @@ while i + 8 <= #ARGV do
     end
     redis.call('HSET', rec, 'state', 'succeeded', 'result', ARGV[i + 5], 'finished_ms', now, 'updated_ms', now,
       'completions', (tonumber(f[5]) or 0) + 1)
-    redis.call('XACK', stream, 'workers', entry)
-    redis.call('XDEL', stream, entry)
+    ack_later(stream, 'workers', entry)
     redis.call('PEXPIRE', rec, ttl)
     if ARGV[i + 6] ~= '1' then drop_inputs(id, f[6]) end
     release_children(id, now)
@@ -58,6 +57,7 @@ while i + 8 <= #ARGV do
   end
   i = stg + 2 * nst
 end
+acks_flush()
 if done > 0 then
   redis.call('HINCRBY', KEYS[1], 'succeeded', done)
   finished_entry(finished)

@@ -36,8 +36,7 @@ local function read(stream, count)
       if id then
         table.insert(rows, begin_one(stream, e[1], id, lane, consumer, now, lease))
       else
-        redis.call('XACK', stream, 'workers', e[1])
-        redis.call('XDEL', stream, e[1])
+        ack_later(stream, 'workers', e[1])
       end
     end
   end
@@ -48,9 +47,14 @@ if redis.call('EXISTS', KEYS[5]) == 1 then
   read(KEYS[5], max)
 end
 for p = 1, 3 do read(KEYS[p], math.min(tonumber(ARGV[6 + p]), max - #rows)) end
--- Slots a priority left unused go to the others, most urgent first.
-for p = 1, 3 do read(KEYS[p], max - #rows) end
+-- Slots a priority left unused go to the others, most urgent first. Not when re-reading
+-- this consumer's own entries: a read from '0' returns the same pending entries again,
+-- and the first pass read each priority up to `max` already.
+if from == '>' then
+  for p = 1, 3 do read(KEYS[p], max - #rows) end
+end
 backlog_flush(lane)
+acks_flush()
 local next_due = -1
 local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
 if first[2] then next_due = math.floor(tonumber(first[2])) end

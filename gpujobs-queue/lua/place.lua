@@ -51,10 +51,10 @@ while i + 12 <= #ARGV do
     added[lane] = (added[lane] or 0) + (tonumber(ARGV[i + 9]) or 0)
     table.insert(out, 1)
   end
-  redis.call('XACK', submit, 'schedulers', entry)
-  redis.call('XDEL', submit, entry)
+  ack_later(submit, 'schedulers', entry)
   i = i + 13
 end
+acks_flush()
 for lane, est in pairs(added) do
   if est > 0 then redis.call('INCRBYFLOAT', ns .. ':backlog:' .. lane, string.format('%.9f', est)) end
   if wake ~= '' then redis.call('PUBLISH', wake, lane .. ' ' .. ns) end

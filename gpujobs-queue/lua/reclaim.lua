@@ -27,8 +27,7 @@ local function claim_stale(stream)
       local e = redis.call('XRANGE', stream, entry, entry)
       local id = e[1] and entry_id(e[1][2])
       if not id then
-        redis.call('XACK', stream, 'workers', entry)
-        redis.call('XDEL', stream, entry)
+        ack_later(stream, 'workers', entry)
       else
         local own = tonumber(redis.call('HGET', rec_key(id), 'lease_ms') or lease)
         if idle >= own then
@@ -49,4 +48,5 @@ for p = 1, 3 do
 end
 near_sweep(lane, now, claim_stale)
 backlog_flush(lane)
+acks_flush()
 return out

@@ -687,6 +687,40 @@ async fn a_redis_restart_loses_no_acknowledged_job() {
     }
 }
 
+/// A worker that restarts under its name gets back the jobs it held, each once, with
+/// one attempt more: the re-read of its pending entries used to return them twice
+/// when they were fewer than the fetch asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_gets_each_of_its_pending_jobs_once() {
+    let server = RedisServer::start(false);
+    let cfg = config(&server, "own-again");
+    let lease = Duration::from_secs(30);
+    let client = RedisQueue::connect(cfg.clone()).await.unwrap();
+    let mut ids = Vec::new();
+    for seed in 0..2 {
+        ids.push(conformance::submit_and_place(&client, conformance::job(seed)).await);
+    }
+    let before = RedisQueue::connect(cfg.clone()).await.unwrap();
+    let held = before
+        .fetch(DeviceClass::Cpu, "w-own", 2, lease, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 2);
+    drop(before); // killed: its entries stay pending under its name
+    let after = RedisQueue::connect(cfg).await.unwrap();
+    let again = after
+        .fetch(DeviceClass::Cpu, "w-own", 10, lease, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut got: Vec<_> = again.iter().map(|d| d.envelope.id.clone()).collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "each held job once");
+    for d in &again {
+        assert_eq!(d.lease.attempt, 2, "{}", d.envelope.id);
+    }
+}
+
 /// Wrong or missing credentials: retried for the grace, then a clear error that says
 /// so (a daemon then exits instead of retrying forever); the right ones connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
