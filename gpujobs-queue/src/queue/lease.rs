@@ -5,6 +5,7 @@
 
 use super::batcher::{BatchWrite, Completions};
 use super::blobs::BlobError;
+use super::signalled::Found;
 use super::wakeup::Topic;
 use super::{RedisQueue, Role, lock};
 use crate::codec::Begun;
@@ -36,6 +37,69 @@ fn quotas(credits: &mut [i64; 3], max: usize) -> [usize; 3] {
     q
 }
 
+/// What one partition's `fetch` call gave.
+struct Fetched {
+    deliveries: Vec<Delivery>,
+    /// Rows the script returned (deliveries, and entries it dropped or dead-lettered).
+    rows: usize,
+    /// When the partition's next delayed retry comes due, ms since the epoch.
+    due_ms: Option<u64>,
+}
+
+impl RedisQueue {
+    /// One `fetch` script call on partition `p`: its near stream and lanes by the
+    /// priority quotas, or, the first time this consumer reads `p` from this handle,
+    /// the entries it left pending there (a restarted worker's own).
+    async fn fetch_from(
+        &self,
+        p: usize,
+        lane: DeviceClass,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Fetched, QueueError> {
+        let keys = &self.shared.parts[p];
+        let own = lock(&self.drained).insert((lane, consumer.to_string(), keys.partition()));
+        let quotas = if own {
+            [max; 3]
+        } else {
+            quotas(
+                lock(&self.credits)
+                    .entry((consumer.to_string(), keys.partition()))
+                    .or_insert([0; 3]),
+                max,
+            )
+        };
+        let fetched = self
+            .shared
+            .call(&Fetch {
+                keys,
+                lane,
+                consumer,
+                now_ms: now_ms(),
+                lease_ms: ms(lease),
+                own,
+                quotas,
+                max,
+            })
+            .await?;
+        if own && !fetched.rows.is_empty() {
+            tracing::info!(
+                consumer,
+                count = fetched.rows.len(),
+                "re-delivering this consumer's pending entries"
+            );
+        }
+        let rows = fetched.rows.len();
+        let deliveries = self.deliveries(keys, lane, consumer, fetched.rows).await?;
+        Ok(Fetched {
+            deliveries,
+            rows,
+            due_ms: fetched.next_due_ms,
+        })
+    }
+}
+
 #[async_trait]
 impl LeaseQueue for RedisQueue {
     async fn fetch(
@@ -47,53 +111,32 @@ impl LeaseQueue for RedisQueue {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let deadline = Instant::now() + wait;
-        let mut order: Vec<usize> = self.sweep(Role::Fetch).collect();
-        let topic = Topic::lane(lane);
+        let order: Vec<usize> = self.sweep(Role::Fetch).collect();
         loop {
-            // Taken before the sweep, so a wake-up during it ends the wait below at once.
-            let seen = self.wakeups().map(|w| w.seen(topic));
+            // The subscription comes up during the first call: from then on, by wake-ups.
+            if let Some(w) = self.live_wakeups() {
+                let read = |p: usize| async move {
+                    let got = self.fetch_from(p, lane, consumer, max, lease).await?;
+                    Ok(Found {
+                        more: got.rows >= max,
+                        value: (!got.deliveries.is_empty()).then_some(got.deliveries),
+                        due_ms: got.due_ms,
+                    })
+                };
+                let got = self
+                    .read_signalled(w, Role::Fetch, Topic::lane(lane), consumer, deadline, read)
+                    .await?;
+                return Ok(got.unwrap_or_default());
+            }
             let mut next_due: Option<u64> = None;
             for &p in &order {
-                let keys = &self.shared.parts[p];
-                let own =
-                    lock(&self.drained).insert((lane, consumer.to_string(), keys.partition()));
-                let quotas = if own {
-                    [max; 3]
-                } else {
-                    quotas(
-                        lock(&self.credits)
-                            .entry((consumer.to_string(), keys.partition()))
-                            .or_insert([0; 3]),
-                        max,
-                    )
-                };
-                let fetched = self
-                    .shared
-                    .call(&Fetch {
-                        keys,
-                        lane,
-                        consumer,
-                        now_ms: now_ms(),
-                        lease_ms: ms(lease),
-                        own,
-                        quotas,
-                        max,
-                    })
-                    .await?;
-                if own && !fetched.rows.is_empty() {
-                    tracing::info!(
-                        consumer,
-                        count = fetched.rows.len(),
-                        "re-delivering this consumer's pending entries"
-                    );
-                }
-                if let Some(d) = fetched.next_due_ms {
+                let got = self.fetch_from(p, lane, consumer, max, lease).await?;
+                if let Some(d) = got.due_ms {
                     next_due = Some(next_due.map_or(d, |n| n.min(d)));
                 }
-                let got = self.deliveries(keys, lane, consumer, fetched.rows).await?;
-                if !got.is_empty() {
+                if !got.deliveries.is_empty() {
                     self.adapt_slice(Role::Fetch, true);
-                    return Ok(got);
+                    return Ok(got.deliveries);
                 }
             }
             let mut left = deadline.saturating_duration_since(Instant::now());
@@ -103,12 +146,6 @@ impl LeaseQueue for RedisQueue {
             // Block no longer than until the next retry comes due, so it is promoted.
             if let Some(due) = next_due {
                 left = left.min(Duration::from_millis(due.saturating_sub(now_ms()).max(1)));
-            }
-            if self
-                .wait_for_wakeup(Role::Fetch, topic, seen, left, &mut order)
-                .await
-            {
-                continue;
             }
             let keys = &self.shared.parts[order[0]];
             // Its near stream first: a job placed on this worker by locality wakes it.

@@ -18,6 +18,7 @@ pub use diagnose::Diagnosis;
 mod lease;
 mod outputs;
 mod schedule;
+mod signalled;
 mod submit;
 mod wakeup;
 
@@ -40,11 +41,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// With several partitions an idle reader waits for a wake-up (see [`wakeup`]), or while
-/// the wake-up channel is down blocks on one partition, for a slice before sweeping all
-/// of them again (one partition: no limit): 1 ms right after work was found, doubling
-/// while nothing comes, up to `RedisConfig::partition_poll` (so a missed wake-up delays
-/// work by at most that, and an idle reader sweeps 50 times a second by default).
+/// With several partitions an idle reader waits for a wake-up (see [`signalled`]), or
+/// while the wake-up channel is down blocks on one partition, for a slice before reading
+/// all of them again (one partition: no limit): 1 ms right after it found work (by
+/// wake-ups: work that no wake-up announced), doubling while nothing comes, up to
+/// `RedisConfig::partition_poll` (so a missed wake-up delays work by at most that, and
+/// an idle reader reads every partition 50 times a second by default). Reading by
+/// wake-ups starts at that ceiling; blocking, at 1 ms.
 const FIRST_SLICE_US: u64 = 1_000;
 
 /// Who sweeps the partitions (each role rotates on its own).
@@ -141,6 +144,9 @@ pub struct RedisQueue {
     /// The current blocking slice per role with several partitions, µs (see
     /// `RedisConfig::partition_poll`).
     slices: [AtomicU64; 3],
+    /// The same while reading by wake-ups: how long a reader goes without reading every
+    /// partition, µs.
+    polls: [AtomicU64; 3],
     /// Where blobs read from Redis land (page-aligned, recycled host buffers).
     buffers: BufferPool,
     /// Object storage for offloaded blobs and `url` tensors.
@@ -152,6 +158,9 @@ pub struct RedisQueue {
     /// Wake-ups heard on the channel, with several partitions; subscribed on the first
     /// fetch or take, so one-shot clients never open the subscription.
     wakeups: std::sync::OnceLock<Arc<wakeup::Wakeups>>,
+    /// What each reader (role, topic, consumer) keeps between calls while reading by
+    /// wake-ups.
+    readers: Mutex<HashMap<signalled::ReaderKey, signalled::ReaderState>>,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -213,6 +222,7 @@ impl RedisQueue {
         } else {
             String::new()
         };
+        let ceiling_us = cfg.partition_poll.as_micros().max(1) as u64;
         let shared = Arc::new(Shared {
             cfg,
             parts,
@@ -233,9 +243,11 @@ impl RedisQueue {
             entry_bytes_seen: AtomicU64::new(0),
             rotation: Default::default(),
             slices: std::array::from_fn(|_| AtomicU64::new(FIRST_SLICE_US)),
+            polls: std::array::from_fn(|_| AtomicU64::new(ceiling_us)),
             buffers: BufferPool::global().clone(),
             objects,
             wakeups: std::sync::OnceLock::new(),
+            readers: Mutex::default(),
         })
     }
 
@@ -347,38 +359,10 @@ impl RedisQueue {
         self.wakeups.get().map_or(0, |w| w.woken())
     }
 
-    /// With a live wake-up channel: waits for a wake-up of `topic` newer than `seen` for
-    /// at most `role`'s slice and `left`, and returns `true` (the caller sweeps every
-    /// partition next, woken or not, starting with the partition the wake-up named,
-    /// which this moves to the front of `order`). `false` when there is no live
-    /// channel: the caller blocks on one partition instead.
-    async fn wait_for_wakeup(
-        &self,
-        role: Role,
-        topic: wakeup::Topic,
-        seen: Option<u64>,
-        left: Duration,
-        order: &mut [usize],
-    ) -> bool {
-        let (Some(w), Some(seen)) = (self.wakeups(), seen) else {
-            return false;
-        };
-        if !w.live() {
-            return false;
-        }
-        let slice = self.block_slice(role, left);
-        let woken = w
-            .wait(topic, seen, tokio::time::Instant::now() + slice)
-            .await;
-        if !woken {
-            self.adapt_slice(role, false);
-        } else if let Some(at) = w
-            .latest(topic)
-            .and_then(|p| order.iter().position(|&q| q == p))
-        {
-            order.rotate_left(at);
-        }
-        true
+    /// The wake-ups to read by (see [`signalled`]) while their channel is live; `None`
+    /// with one partition or while it is down (a reader then blocks on one partition).
+    fn live_wakeups(&self) -> Option<&Arc<wakeup::Wakeups>> {
+        self.wakeups().filter(|w| w.live())
     }
 
     /// Partition indices in the order of `role`'s next sweep.
@@ -391,24 +375,41 @@ impl RedisQueue {
     /// How long `role`'s next blocking read may wait, given the time `left`.
     fn block_slice(&self, role: Role, left: Duration) -> Duration {
         if self.shared.parts.len() > 1 {
-            left.min(Duration::from_micros(
-                self.slices[role as usize].load(Ordering::Relaxed),
-            ))
+            left.min(self.slice(role))
         } else {
             left
         }
     }
 
+    /// `role`'s current slice, blocking.
+    fn slice(&self, role: Role) -> Duration {
+        Duration::from_micros(self.slices[role as usize].load(Ordering::Relaxed))
+    }
+
     /// After a blocking read: back to the shortest slice when it found work, else a
     /// longer one next time.
     fn adapt_slice(&self, role: Role, found: bool) {
-        let s = &self.slices[role as usize];
+        self.adapt(&self.slices[role as usize], found);
+    }
+
+    /// How long `role` goes without reading every partition while reading by wake-ups.
+    fn poll(&self, role: Role) -> Duration {
+        Duration::from_micros(self.polls[role as usize].load(Ordering::Relaxed))
+    }
+
+    /// After reading every partition by wake-ups: a short poll when that found work no
+    /// wake-up announced, else a longer one next time.
+    fn adapt_poll(&self, role: Role, found: bool) {
+        self.adapt(&self.polls[role as usize], found);
+    }
+
+    fn adapt(&self, slot: &AtomicU64, found: bool) {
         if found {
-            s.store(FIRST_SLICE_US, Ordering::Relaxed);
+            slot.store(FIRST_SLICE_US, Ordering::Relaxed);
         } else {
             let ceiling = self.shared.cfg.partition_poll.as_micros().max(1) as u64;
-            let next = (s.load(Ordering::Relaxed) * 2).min(ceiling);
-            s.store(next, Ordering::Relaxed);
+            let next = (slot.load(Ordering::Relaxed) * 2).min(ceiling);
+            slot.store(next, Ordering::Relaxed);
         }
     }
 

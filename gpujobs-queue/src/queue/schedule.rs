@@ -3,6 +3,7 @@
 //!
 //! An [`Incoming`]'s entry is `<partition>|<stream entry id>`.
 
+use super::signalled::Found;
 use super::wakeup::Topic;
 use super::{RedisQueue, Role, lock};
 use crate::codec::{Entry, entries_of};
@@ -47,7 +48,7 @@ impl ScheduleQueue for RedisQueue {
             lock(&self.drained).clear();
         }
         let deadline = Instant::now() + wait;
-        let mut order: Vec<usize> = self.sweep(Role::Take).collect();
+        let order: Vec<usize> = self.sweep(Role::Take).collect();
         // Entries taken back (stale or this consumer's own) come from XAUTOCLAIM and
         // XREADGROUP, which cannot be bounded by bytes: as many as the largest of the
         // last batch fits into `take_batch_bytes` (the first batch assumes entries of
@@ -58,8 +59,39 @@ impl ScheduleQueue for RedisQueue {
         };
         let max = max.min((self.shared.cfg.take_batch_bytes / largest.max(1024)).max(1) as usize);
         loop {
-            // Taken before the sweep, so a wake-up during it ends the wait below at once.
-            let seen = self.wakeups().map(|w| w.seen(Topic::Submit));
+            // The subscription comes up during the first call: from then on, by wake-ups.
+            if let Some(w) = self.live_wakeups() {
+                // Taking back reads every partition once, before reading by wake-ups.
+                if reclaim || reread {
+                    for &p in &order {
+                        let keys = &self.shared.parts[p];
+                        let got = self
+                            .take_from(keys, consumer, max, reclaim, reread, None)
+                            .await?;
+                        if !got.is_empty() {
+                            return self.incoming(keys, got).await;
+                        }
+                    }
+                }
+                let read = |p: usize| async move {
+                    let keys = &self.shared.parts[p];
+                    let got = self
+                        .take_from(keys, consumer, max, false, false, None)
+                        .await?;
+                    Ok(Found {
+                        more: got.len() >= max,
+                        value: (!got.is_empty()).then_some((keys, got)),
+                        due_ms: None,
+                    })
+                };
+                let got = self
+                    .read_signalled(w, Role::Take, Topic::Submit, consumer, deadline, read)
+                    .await?;
+                return match got {
+                    Some((keys, got)) => self.incoming(keys, got).await,
+                    None => Ok(Vec::new()),
+                };
+            }
             for &p in &order {
                 let keys = &self.shared.parts[p];
                 let got = self
@@ -74,12 +106,6 @@ impl ScheduleQueue for RedisQueue {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Vec::new());
-            }
-            if self
-                .wait_for_wakeup(Role::Take, Topic::Submit, seen, left, &mut order)
-                .await
-            {
-                continue;
             }
             let keys = &self.shared.parts[order[0]];
             let block = Some(self.block_slice(Role::Take, left));

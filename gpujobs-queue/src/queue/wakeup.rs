@@ -8,10 +8,11 @@
 //! partition waited up to a slice. Now the scripts that add work publish one message per
 //! call on `{<ns>}:wake`, `<topic> <prefix>` (topic `cpu`, `gpu`: jobs placed on that
 //! lane; `submit`: jobs submitted; the prefix names the partition), and an idle reader
-//! waits for that message instead, then sweeps, starting with the partition named.
+//! waits for that message instead, then reads the partitions named since it last looked
+//! (see [`super::signalled`]), not all of them.
 //!
-//! The guarantee of the old loop is kept: a reader never waits longer than its slice
-//! without sweeping every partition, so a missed message (a client that adds a submit
+//! The guarantee of the old loop is kept: a reader never goes longer than its slice
+//! without reading every partition, so a missed message (a client that adds a submit
 //! entry with a plain `XADD`, a subscriber reconnecting, a Redis restart) costs at most
 //! that slice, never a job. Classic Pub/Sub reaches every node of a Redis Cluster, so one
 //! subscription to any node hears every partition.
@@ -20,7 +21,7 @@ use crate::config::RedisConfig;
 use crate::connection::cluster_nodes;
 use futures_util::StreamExt;
 use gpujobs_core::{Backoff, DeviceClass};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -62,45 +63,86 @@ impl Topic {
     }
 }
 
-/// Wake-ups heard by this process: a counter per topic, so that a reader that took the
-/// counter before sweeping notices a message that came during the sweep (nothing is
-/// lost between the sweep and the wait).
+/// Wake-ups heard by this process: a counter per topic, and per topic and partition, so
+/// that a reader that took a [`Seen`] before reading notices a message that came
+/// meanwhile (nothing is lost between the reading and the wait), and knows which
+/// partitions got work since (it reads those, not all of them).
 #[derive(Debug)]
 pub(crate) struct Wakeups {
     /// The partitions' prefixes, in order, to name the partition of a message.
     prefixes: Vec<String>,
     /// Whether the subscription is up: only then may a reader rely on messages.
     live: AtomicBool,
+    /// Per topic, every message heard (those naming no known partition included).
     counts: [AtomicU64; 3],
-    /// Per topic, the partition of its latest wake-up (`usize::MAX`: none known).
-    latest: [AtomicUsize; 3],
+    /// Per partition and topic, the messages that named it.
+    parts: Vec<[AtomicU64; 3]>,
     changed: Notify,
     /// Waits ended by a wake-up (for tests and diagnostics).
     woken: AtomicU64,
 }
 
+/// A reader's view of one topic's counters at one moment (see [`Wakeups::seen`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen {
+    total: u64,
+    parts: Vec<u64>,
+}
+
+/// What came since a [`Seen`]: wake-ups of these partitions (most of the time), or some
+/// that named none the reader knows (a resubscription, a message of another layout),
+/// after which it reads every partition.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Since {
+    Parts(Vec<usize>),
+    Unknown,
+}
+
 impl Wakeups {
     /// Wake-ups of the partitions with these prefixes (partition 0 first).
     pub(crate) fn new(prefixes: Vec<String>) -> Self {
+        let parts = prefixes.iter().map(|_| Default::default()).collect();
         Wakeups {
             prefixes,
             live: AtomicBool::new(false),
             counts: Default::default(),
-            latest: std::array::from_fn(|_| AtomicUsize::new(usize::MAX)),
+            parts,
             changed: Notify::new(),
             woken: AtomicU64::new(0),
         }
     }
 
-    /// The partition `topic`'s latest wake-up named, if any: the one to read first.
-    pub(crate) fn latest(&self, topic: Topic) -> Option<usize> {
-        let p = self.latest[topic as usize].load(Ordering::Acquire);
-        (p != usize::MAX).then_some(p)
+    /// `topic`'s counters now, to pass to [`Wakeups::wait`] and [`Wakeups::since`].
+    /// The total is read before the partitions (and [`Wakeups::bump`] counts the
+    /// partition before the total), so a message counted in the total here is counted
+    /// in its partition too.
+    pub(crate) fn seen(&self, topic: Topic) -> Seen {
+        let total = self.counts[topic as usize].load(Ordering::Acquire);
+        let parts = self
+            .parts
+            .iter()
+            .map(|c| c[topic as usize].load(Ordering::Acquire))
+            .collect();
+        Seen { total, parts }
     }
 
-    /// The count of `topic`'s wake-ups so far, to pass to [`Wakeups::wait`].
-    pub(crate) fn seen(&self, topic: Topic) -> u64 {
-        self.counts[topic as usize].load(Ordering::Acquire)
+    /// The partitions `topic`'s wake-ups named since `seen`, or [`Since::Unknown`]
+    /// when some named none.
+    pub(crate) fn since(&self, topic: Topic, seen: &Seen) -> Since {
+        let now = self.seen(topic);
+        let mut named = 0u64;
+        let mut parts = Vec::new();
+        for (p, (&n, &s)) in now.parts.iter().zip(&seen.parts).enumerate() {
+            if n > s {
+                named += n - s;
+                parts.push(p);
+            }
+        }
+        if named < now.total.saturating_sub(seen.total) || seen.parts.len() != now.parts.len() {
+            Since::Unknown
+        } else {
+            Since::Parts(parts)
+        }
     }
 
     /// Waits ended by a wake-up so far.
@@ -115,13 +157,15 @@ impl Wakeups {
     }
 
     fn bump(&self, topic: Topic, prefix: &[u8]) {
-        let partition = self.prefixes.iter().position(|p| p.as_bytes() == prefix);
-        self.latest[topic as usize].store(partition.unwrap_or(usize::MAX), Ordering::Release);
+        if let Some(p) = self.prefixes.iter().position(|p| p.as_bytes() == prefix) {
+            self.parts[p][topic as usize].fetch_add(1, Ordering::AcqRel);
+        }
         self.counts[topic as usize].fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }
 
-    /// Every topic at once: after (re)subscribing, messages may have been missed.
+    /// Every topic at once, naming no partition: after (re)subscribing, messages may
+    /// have been missed, so readers read every partition.
     fn bump_all(&self) {
         for c in &self.counts {
             c.fetch_add(1, Ordering::AcqRel);
@@ -129,18 +173,19 @@ impl Wakeups {
         self.changed.notify_waiters();
     }
 
-    /// Waits until `topic` has had a wake-up since its count was `seen`, or until
-    /// `deadline`. Returns whether a wake-up came.
-    pub(crate) async fn wait(&self, topic: Topic, seen: u64, deadline: Instant) -> bool {
+    /// Waits until `topic` has had a wake-up since `seen`, or until `deadline`.
+    /// Returns whether a wake-up came.
+    pub(crate) async fn wait(&self, topic: Topic, seen: &Seen, deadline: Instant) -> bool {
+        let moved = || self.counts[topic as usize].load(Ordering::Acquire) != seen.total;
         let woken = loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.seen(topic) != seen {
+            if moved() {
                 break true;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break self.seen(topic) != seen;
+                break moved();
             }
         };
         if woken {
@@ -233,21 +278,37 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_wake_up_during_the_sweep_is_not_lost() {
-        let w = Wakeups::new(vec!["{ns}".into(), "{ns:1}".into()]);
+    async fn a_wake_up_during_the_reading_is_not_lost() {
+        let w = Wakeups::new(vec!["{ns}".into(), "{ns:1}".into(), "{ns:2}".into()]);
         let seen = w.seen(Topic::Cpu);
-        // Arrives after the count was taken, before the wait starts.
+        // Arrives after the counters were taken, before the wait starts.
         w.bump(Topic::Cpu, b"{ns:1}");
+        w.bump(Topic::Cpu, b"{ns:2}");
         let far = Instant::now() + Duration::from_secs(60);
-        assert!(w.wait(Topic::Cpu, seen, far).await);
+        assert!(w.wait(Topic::Cpu, &seen, far).await);
         assert_eq!(w.woken(), 1);
-        assert_eq!(w.latest(Topic::Cpu), Some(1));
+        assert_eq!(w.since(Topic::Cpu, &seen), Since::Parts(vec![1, 2]));
         // Another topic's wake-up does not end a wait; the deadline does.
         let seen = w.seen(Topic::Gpu);
-        w.bump(Topic::Submit, b"{other}");
-        assert_eq!(w.latest(Topic::Submit), None, "a prefix of no partition");
+        w.bump(Topic::Submit, b"{ns}");
         let soon = Instant::now() + Duration::from_millis(20);
-        assert!(!w.wait(Topic::Gpu, seen, soon).await);
+        assert!(!w.wait(Topic::Gpu, &seen, soon).await);
+        assert_eq!(w.since(Topic::Gpu, &seen), Since::Parts(vec![]));
+    }
+
+    #[test]
+    fn a_wake_up_naming_no_known_partition_means_reading_all() {
+        let w = Wakeups::new(vec!["{ns}".into(), "{ns:1}".into()]);
+        let seen = w.seen(Topic::Submit);
+        w.bump(Topic::Submit, b"{ns:1}");
+        w.bump(Topic::Submit, b"{other}");
+        assert_eq!(w.since(Topic::Submit, &seen), Since::Unknown);
+        let seen = w.seen(Topic::Submit);
+        w.bump_all();
+        assert_eq!(w.since(Topic::Submit, &seen), Since::Unknown);
+        let seen = w.seen(Topic::Submit);
+        w.bump(Topic::Submit, b"{ns}");
+        assert_eq!(w.since(Topic::Submit, &seen), Since::Parts(vec![0]));
     }
 
     #[tokio::test]
@@ -259,7 +320,7 @@ mod tests {
             tokio::spawn(async move {
                 w.wait(
                     Topic::Submit,
-                    seen,
+                    &seen,
                     Instant::now() + Duration::from_secs(60),
                 )
                 .await
@@ -268,7 +329,6 @@ mod tests {
         tokio::task::yield_now().await;
         w.bump(Topic::Submit, b"{ns}");
         assert!(waiter.await.expect("joins"));
-        assert_eq!(w.latest(Topic::Submit), Some(0));
         assert_eq!(
             Topic::of_message(b"gpu {ns:3}"),
             Some((Topic::Gpu, &b"{ns:3}"[..]))

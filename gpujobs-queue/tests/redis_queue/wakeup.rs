@@ -1,8 +1,9 @@
 //! The wake-up channel of several partitions: the scripts announce work on it, an idle
 //! worker and an idle scheduler are woken by it (on a single Redis and across the nodes
-//! of a Redis Cluster), and work whose wake-up never comes is still found by the poll.
+//! of a Redis Cluster) and read only the partitions it named, and work whose wake-up
+//! never comes is still found by the poll.
 
-use super::config_at;
+use super::{config_at, query};
 use futures_util::StreamExt;
 use gpujobs_core::DeviceClass;
 use gpujobs_core::conformance::{decision, job, submit_and_place};
@@ -155,4 +156,75 @@ async fn work_without_a_wake_up_is_found_by_the_poll() {
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].job.as_ref().unwrap().id, env.id);
     assert_eq!(q.wakeups_heard(), before, "nothing was published");
+}
+
+/// Script calls Redis has run so far (`INFO commandstats`).
+async fn script_calls(url: &str) -> u64 {
+    let info: String = query(url, redis::cmd("INFO").arg("commandstats")).await;
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A woken worker reads the partition the wake-up named, and its next fetch reads that
+/// partition again (its batch was full, more may wait) instead of every partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn woken_readers_read_only_what_was_announced() {
+    let server = RedisServer::start(false);
+    let mut cfg = config_at(server.url(), "announced", Some(3));
+    cfg.partition_poll = Duration::from_secs(60);
+    let worker = RedisQueue::connect(cfg.clone()).await.unwrap();
+    let client = RedisQueue::connect(cfg).await.unwrap();
+    let lease = Duration::from_secs(30);
+    // The first fetch subscribes; the second, by wake-ups, reads every partition once
+    // and then waits: its slice is the poll of a minute, so nothing below is a poll.
+    for _ in 0..2 {
+        let idle = worker
+            .fetch(DeviceClass::Cpu, "w1", 1, lease, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(idle.is_empty());
+    }
+    // Two jobs in one partition.
+    let first = job(10);
+    let partition = client.keys_of(&first.id).partition();
+    let second = (11..)
+        .map(job)
+        .find(|e| client.keys_of(&e.id).partition() == partition)
+        .unwrap();
+    let mut ids = vec![
+        submit_and_place(&client, first).await,
+        submit_and_place(&client, second).await,
+    ];
+    let before = script_calls(&server.url()).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let d = worker
+            .fetch(DeviceClass::Cpu, "w1", 1, lease, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        got.push(d[0].envelope.id.clone());
+    }
+    let none = worker
+        .fetch(DeviceClass::Cpu, "w1", 1, lease, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let calls = script_calls(&server.url()).await - before;
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+    assert_eq!(
+        calls, 3,
+        "one fetch call each, on the partition named, not three"
+    );
 }
