@@ -68,8 +68,9 @@ pub struct RedisConfig {
     /// reading every partition again when no wake-up came (`<{ns}>:wake`, see
     /// `docs/wire-format.md`): the bound on how late it sees work whose wake-up was
     /// missed (a client that adds a submit entry without publishing one, a subscriber
-    /// reconnecting). It waits 1 ms right after finding work, doubling up to this.
-    /// Unused with one partition, where a blocking read waits on every stream at once.
+    /// reconnecting). It waits 1 ms right after finding work that no wake-up announced,
+    /// doubling up to this. Unused with one partition, where a blocking read waits on
+    /// every stream at once.
     pub partition_poll: Duration,
 }
 

@@ -78,8 +78,16 @@ impl ScheduleQueue for RedisQueue {
                     let got = self
                         .take_from(keys, consumer, max, false, false, None)
                         .await?;
+                    // More may wait when the take stopped at its count or its bytes.
+                    let cfg = &self.shared.cfg;
+                    let bytes: u64 = got
+                        .iter()
+                        .flat_map(|e| &e.fields)
+                        .map(|(k, v)| (k.len() + v.len()) as u64)
+                        .sum();
                     Ok(Found {
-                        more: got.len() >= max,
+                        more: got.len() >= max
+                            || bytes + cfg.max_entry_bytes > cfg.take_batch_bytes,
                         value: (!got.is_empty()).then_some((keys, got)),
                         due_ms: None,
                     })
