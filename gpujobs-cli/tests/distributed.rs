@@ -875,6 +875,14 @@ fn doctor_reports_persistence_workers_and_unreachable_redis() {
     assert!(out.contains("warning  persistence is off"), "{out}");
     assert!(out.contains("fix: set appendonly yes"), "{out}");
     assert!(out.contains("warning  no live workers"), "{out}");
+    assert!(
+        out.contains("warning  hash-max-listpack-value 64: job records are stored as hash tables"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: CONFIG SET hash-max-listpack-value 1024"),
+        "{out}"
+    );
     // A running worker shows up in the next report.
     let _w = spawn(&url, &["worker", "--concurrency", "1"]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -888,11 +896,23 @@ fn doctor_reports_persistence_workers_and_unreachable_redis() {
     }
     assert!(seen.contains("1 live workers (1 cpu, 0 gpu)"), "{seen}");
 
-    // With AOF the persistence line is ok.
+    // With AOF the persistence line is ok; with compact records the memory line.
     let durable = RedisServer::start(true);
+    let set = std::process::Command::new("redis-cli")
+        .args(["-p", &durable.port.to_string()])
+        .args(["config", "set", "hash-max-listpack-value", "1024"])
+        .output()
+        .unwrap();
+    assert!(set.status.success());
     let out = text(&run(&durable.url(), &["doctor", "--redis-only"]).stdout);
     assert!(
         out.contains("ok       persistence: append-only file on"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "ok       hash-max-listpack-value 1024: job records use Redis's compact encoding"
+        ),
         "{out}"
     );
 

@@ -12,4 +12,4 @@ pub mod testkit;
 
 pub use config::{RedisConfig, redact};
 pub use objects::ObjectsConfig;
-pub use queue::{Counts, Diagnosis, EndedCursor, RedisQueue, history};
+pub use queue::{Counts, Diagnosis, EndedCursor, RECORD_LISTPACK_VALUE, RedisQueue, history};

@@ -6,7 +6,7 @@ use crate::error::CliError;
 use clap::Args;
 use gpujobs_core::DeviceClass;
 use gpujobs_core::queue::AdminQueue;
-use gpujobs_queue::RedisQueue;
+use gpujobs_queue::{RECORD_LISTPACK_VALUE, RedisQueue};
 use std::time::Duration;
 
 /// Options of `gpujobs doctor`.
@@ -156,6 +156,25 @@ async fn redis_checks(args: &RedisArgs, r: &mut Report) {
             "maxmemory-policy: unknown (CONFIG GET is not allowed)",
             "make sure eviction is off",
         ),
+    }
+    // A managed Redis that forbids CONFIG GET gets no line: this is about memory, not
+    // about losing jobs.
+    match d.hash_listpack_value {
+        Some(v) if v >= RECORD_LISTPACK_VALUE => r.add(
+            Level::Ok,
+            format!("hash-max-listpack-value {v}: job records use Redis's compact encoding"),
+            "",
+        ),
+        Some(v) => r.add(
+            Level::Warning,
+            format!(
+                "hash-max-listpack-value {v}: job records are stored as hash tables, up to twice the memory of the compact encoding"
+            ),
+            format!(
+                "CONFIG SET hash-max-listpack-value {RECORD_LISTPACK_VALUE} (and in redis.conf); records written from then on are compact"
+            ),
+        ),
+        None => {}
     }
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     match (d.used_memory, d.maxmemory) {

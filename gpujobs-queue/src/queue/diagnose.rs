@@ -8,6 +8,12 @@ use crate::keys::{SCHEDULERS, WORKERS};
 use gpujobs_core::DeviceClass;
 use redis::Value;
 
+/// The `hash-max-listpack-value` at which a typical job record (its envelope, placement
+/// and result are each a few hundred bytes) stays a listpack: about 40% less Redis
+/// memory per queued job and a third less per finished one than the default 64, where
+/// every record is a hash table (docs/benchmarks.md, Redis memory per job).
+pub const RECORD_LISTPACK_VALUE: u64 = 1024;
+
 /// The server facts and queue structures an operator should know about. `None`: the
 /// server would not say (a managed Redis may forbid `INFO` or `CONFIG GET`).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +26,9 @@ pub struct Diagnosis {
     pub save: Option<String>,
     /// `CONFIG GET maxmemory-policy`.
     pub maxmemory_policy: Option<String>,
+    /// `CONFIG GET hash-max-listpack-value`: the longest value a hash may hold and stay
+    /// in Redis's compact encoding (see [`RECORD_LISTPACK_VALUE`]).
+    pub hash_listpack_value: Option<u64>,
     /// `used_memory` from `INFO memory`, bytes.
     pub used_memory: Option<u64>,
     /// `maxmemory` from `INFO memory`, bytes (0: no limit).
@@ -146,6 +155,10 @@ impl RedisQueue {
             appendonly: self.config_get("appendonly").await,
             save: self.config_get("save").await,
             maxmemory_policy: self.config_get("maxmemory-policy").await,
+            hash_listpack_value: self
+                .config_get("hash-max-listpack-value")
+                .await
+                .and_then(|v| v.parse().ok()),
             used_memory: memory_field("used_memory:"),
             maxmemory: memory_field("maxmemory:"),
             high_water: self.shared.cfg.high_water,

@@ -14,7 +14,7 @@ mod entry_form;
 pub use ended::EndedCursor;
 mod graph;
 pub mod history;
-pub use diagnose::Diagnosis;
+pub use diagnose::{Diagnosis, RECORD_LISTPACK_VALUE};
 mod lease;
 mod outputs;
 mod schedule;
