@@ -687,6 +687,70 @@ async fn a_redis_restart_loses_no_acknowledged_job() {
     }
 }
 
+/// An entry that names a queued job it does not carry (the job was submitted with its
+/// own entry) is dead-lettered alone: refusing it, malformed or of an unknown kind,
+/// leaves that job queued, and the job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_naming_another_queued_job_is_refused_alone() {
+    let server = RedisServer::start(false);
+    let q = RedisQueue::connect(config(&server, "foreign"))
+        .await
+        .unwrap();
+    let env = conformance::job(1);
+    let mut lookalike = serde_json::to_value(&env).unwrap();
+    lookalike["kind"] = "no-such-kind".into();
+    let victim = q.submit(env).await.unwrap();
+    let malformed = format!(r#"{{"id":"{victim}"}}"#);
+    q.submit_raw(malformed.as_bytes()).await.unwrap();
+    q.submit_raw(lookalike.to_string().as_bytes())
+        .await
+        .unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < 3 {
+        let got = q
+            .take_submitted("sched", 10, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(!got.is_empty(), "taken so far: {}", taken.len());
+        taken.extend(got);
+    }
+    let (own, foreign): (Vec<_>, Vec<_>) = taken
+        .into_iter()
+        .partition(|i| i.job.as_ref().is_ok_and(|e| e.kind == "vector-add"));
+    assert_eq!((own.len(), foreign.len()), (1, 2));
+    for inc in &foreign {
+        assert_eq!(inc.id.as_ref(), Some(&victim), "both name the job");
+        q.reject(inc, "refused by the test").await.unwrap();
+    }
+    let rec = q.status(&victim).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Queued, "{rec:?}");
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:#?}");
+    for d in &dead {
+        assert_ne!(d.id, victim.as_str(), "filed under its entry, not the job");
+        assert!(
+            d.reason.contains(&format!(
+                "names job `{victim}`, which was submitted with another entry"
+            )),
+            "{}",
+            d.reason
+        );
+    }
+    q.place(&own[0], conformance::decision()).await.unwrap();
+    let d = q
+        .fetch(
+            DeviceClass::Cpu,
+            "w",
+            1,
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].envelope.id, victim);
+}
+
 /// A worker that restarts under its name gets back the jobs it held, each once, with
 /// one attempt more: the re-read of its pending entries used to return them twice
 /// when they were fewer than the fetch asked for.
