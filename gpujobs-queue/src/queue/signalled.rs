@@ -6,9 +6,11 @@
 //! last read filled its batch), and when it last read every partition. A call reads the
 //! owed partitions and those named since; with nothing there it waits for the next
 //! wake-up and reads the partitions that one named. It reads every partition when its
-//! slice has passed since it last did (so a missed message, a plain `XADD` or a delayed
-//! retry coming due, costs at most that slice), when a wake-up named no partition it
-//! knows (a resubscription), and on its first call.
+//! poll has passed since it last did (`RedisConfig::partition_poll`, shorter while work
+//! comes unannounced; so a missed message, a plain `XADD` or a delayed retry coming due
+//! costs at most that), when a wake-up named no partition it knows (a resubscription),
+//! and on its first call. Either way it reads in the role's rotating order, so that no
+//! partition's work waits behind another's.
 //!
 //! Why: the loop before read every partition before each wait, so with three partitions
 //! each hop of an idle job (submit → scheduler, place → worker) cost every reader three
@@ -46,7 +48,7 @@ pub(crate) struct ReaderState {
 /// A reader: role, topic and consumer name.
 pub(crate) type ReaderKey = (u8, u8, String);
 
-/// The partitions to read: those owed, then those named since; `None`: all of them.
+/// The partitions to read: those owed and those named since, each once; `None`: all.
 fn plan_of(mut owed: Vec<usize>, since: Since) -> Option<Vec<usize>> {
     match since {
         Since::Unknown => None,
@@ -103,8 +105,7 @@ impl RedisQueue {
             // Taken before reading, so a wake-up during the reads ends the wait below.
             let seen = w.seen(topic);
             let all = plan.is_none();
-            // In the role's rotating order either way, so that no partition's work waits
-            // behind another's (a fetch of one job reads where more may wait first).
+            // In the role's rotating order either way (see the module's doc).
             let order: Vec<usize> = self.sweep(role).collect();
             let parts: Vec<usize> = match plan.take() {
                 Some(p) => order.into_iter().filter(|q| p.contains(q)).collect(),
@@ -145,7 +146,7 @@ impl RedisQueue {
                 lock(&self.readers).insert(key, st);
                 return Ok(None);
             }
-            // Every partition is read again when the slice has passed, or a retry came due.
+            // Every partition is read again when the poll has passed, or a retry came due.
             let mut all_due = st.all_read.map_or(now, |t| t + self.poll(role));
             if let Some(d) = due {
                 let due = now + Duration::from_millis(d.saturating_sub(now_ms()).max(1));
@@ -176,7 +177,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn owed_partitions_come_first_and_once() {
+    fn a_plan_names_each_partition_once() {
         assert_eq!(
             plan_of(vec![2, 0], Since::Parts(vec![0, 1])),
             Some(vec![2, 0, 1])
