@@ -236,8 +236,10 @@ impl Executor<ImageFilter> for CpuExecutor {
     ) -> Result<Execution<ImageFilterOutput>, JobError> {
         ctx.cancel.check()?;
         let pool = self.pool.clone();
-        Self::blocking(move || {
-            let (h, w) = job.dims();
+        let (h, w) = job.dims();
+        // A few dozen operations per pixel for the filters (a blur's taps, Sobel's 3×3).
+        let work = h.saturating_mul(w).saturating_mul(32);
+        Self::compute(work, move || {
             let (img, prepare) = timed(|| materialize(&job.image, &pool));
             let img = img?;
             let mut out = pool.take(h * w)?;

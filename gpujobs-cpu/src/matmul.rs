@@ -119,8 +119,9 @@ impl Executor<Matmul> for CpuExecutor {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
         let pool = self.pool.clone();
-        Self::blocking(move || {
-            let (m, k, n) = job.dims();
+        let (m, k, n) = job.dims();
+        let work = m.saturating_mul(k).saturating_mul(n);
+        Self::compute(work, move || {
             let (inputs, prepare) = timed(|| {
                 Ok::<_, JobError>((materialize(&job.a, &pool)?, materialize(&job.b, &pool)?))
             });

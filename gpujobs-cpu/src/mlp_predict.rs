@@ -37,7 +37,8 @@ impl Executor<MlpPredict> for CpuExecutor {
     ) -> Result<Execution<MlpPredictOutput>, JobError> {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
-        Self::blocking(move || {
+        // Always on the pool: its cost is in the model, not in one shape.
+        Self::compute(usize::MAX, move || {
             let (out, compute) = timed(|| mlp_predict(&job, &cancel));
             Ok(Execution {
                 output: out?,

@@ -134,7 +134,8 @@ impl Executor<MlpTrain> for CpuExecutor {
     ) -> Result<Execution<MlpTrainOutput>, JobError> {
         ctx.cancel.check()?;
         let cancel = ctx.cancel.clone();
-        Self::blocking(move || {
+        // Always on the pool: its cost is in the model, not in one shape.
+        Self::compute(usize::MAX, move || {
             let (data, prepare) =
                 timed(|| Ok::<_, JobError>((job.dataset()?, job.test_dataset()?)));
             let (data, test) = data?;

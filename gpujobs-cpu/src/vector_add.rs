@@ -60,7 +60,8 @@ impl Executor<VectorAdd> for CpuExecutor {
     ) -> Result<Execution<VectorAddOutput>, JobError> {
         ctx.cancel.check()?;
         let pool = self.pool.clone();
-        Self::blocking(move || {
+        let work = job.a.numel().unwrap_or(usize::MAX);
+        Self::compute(work, move || {
             let (inputs, prepare) = timed(|| {
                 Ok::<_, JobError>((materialize(&job.a, &pool)?, materialize(&job.b, &pool)?))
             });
