@@ -5,7 +5,8 @@
 //! - end-to-end throughput of no-op jobs: submit → scheduler → worker → result recorded,
 //!   with one scheduler and two workers in this process;
 //! - submit-to-result latency (p50, p99) when idle and under that load, from each job's
-//!   own `total_s` (submit time to result recorded, measured by the worker);
+//!   own `total_s` (submit time to result recorded, measured by the worker), and the
+//!   slowest of ten jobs each submitted after a second of quiet;
 //! - the embedded queue's throughput (queue operations alone, and end to end);
 //! - end-to-end throughput on a local three-master Redis Cluster (started here) with
 //!   one and with three partitions.
@@ -160,6 +161,23 @@ async fn redis_part(url: String, partitions: u32, n: usize) -> BTreeMap<&'static
     let idle = latencies(&q, &idle).await;
     out.insert("idle_p50_ms", percentile(idle.clone(), 0.5) * 1e3);
     out.insert("idle_p99_ms", percentile(idle, 0.99) * 1e3);
+    // After a quiet spell: one job after each second of nothing, when a reader that
+    // polled would be at its longest wait.
+    let mut quiet = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let id = q
+            .submit(JobEnvelope::new(Noop).expect("serializes"))
+            .await
+            .expect("submit");
+        q.wait(&id, Duration::from_secs(10)).await.expect("wait");
+        quiet.push(id);
+    }
+    let quiet = latencies(&q, &quiet).await;
+    out.insert(
+        "quiet_max_ms",
+        quiet.iter().copied().fold(0.0, f64::max) * 1e3,
+    );
     // Throughput and latency under load.
     let start = Instant::now();
     let ids = submit_many(&q, n).await;
@@ -330,6 +348,12 @@ fn main() {
             c["idle_p50_ms"],
             r["jobs_per_s"],
             c["jobs_per_s"] / r["jobs_per_s"]
+        );
+    }
+    for (what, c) in [("single Redis", &r), ("Cluster, 3 partitions", &c3)] {
+        println!(
+            "| {what}: slowest of 10 jobs, each after 1 s of quiet | {:.2} ms | - | - |",
+            c["quiet_max_ms"]
         );
     }
     println!(
