@@ -62,16 +62,12 @@ impl ScheduleQueue for RedisQueue {
             // The subscription comes up during the first call: from then on, by wake-ups.
             if let Some(w) = self.live_wakeups() {
                 // Taking back reads every partition once, before reading by wake-ups.
-                if reclaim || reread {
-                    for &p in &order {
-                        let keys = &self.shared.parts[p];
-                        let got = self
-                            .take_from(keys, consumer, max, reclaim, reread, None)
-                            .await?;
-                        if !got.is_empty() {
-                            return self.incoming(keys, got).await;
-                        }
-                    }
+                if (reclaim || reread)
+                    && let Some((keys, got)) = self
+                        .take_first(&order, consumer, max, reclaim, reread)
+                        .await?
+                {
+                    return self.incoming(keys, got).await;
                 }
                 let read = |p: usize| async move {
                     let keys = &self.shared.parts[p];
@@ -100,15 +96,12 @@ impl ScheduleQueue for RedisQueue {
                     None => Ok(Vec::new()),
                 };
             }
-            for &p in &order {
-                let keys = &self.shared.parts[p];
-                let got = self
-                    .take_from(keys, consumer, max, reclaim, reread, None)
-                    .await?;
-                if !got.is_empty() {
-                    self.adapt_slice(Role::Take, true);
-                    return self.incoming(keys, got).await;
-                }
+            if let Some((keys, got)) = self
+                .take_first(&order, consumer, max, reclaim, reread)
+                .await?
+            {
+                self.adapt_slice(Role::Take, true);
+                return self.incoming(keys, got).await;
             }
             (reclaim, reread) = (false, false);
             let left = deadline.saturating_duration_since(Instant::now());
@@ -264,6 +257,28 @@ impl RedisQueue {
     /// (when `reclaim`), then this consumer's own (after an error), then new ones.
     /// New ones are bounded by bytes exactly (`lua/take.lua`); while blocking, when
     /// Redis cannot measure them first, one at a time.
+    /// Takes from the partitions in `order`, one non-blocking take each (taking back
+    /// stale or this consumer's own entries first as asked), until one gives entries.
+    async fn take_first(
+        &self,
+        order: &[usize],
+        consumer: &str,
+        max: usize,
+        reclaim: bool,
+        reread: bool,
+    ) -> Result<Option<(&Keys, Vec<Entry>)>, QueueError> {
+        for &p in order {
+            let keys = &self.shared.parts[p];
+            let got = self
+                .take_from(keys, consumer, max, reclaim, reread, None)
+                .await?;
+            if !got.is_empty() {
+                return Ok(Some((keys, got)));
+            }
+        }
+        Ok(None)
+    }
+
     async fn take_from(
         &self,
         keys: &Keys,

@@ -11,11 +11,13 @@
 //! waits for that message instead, then reads the partitions named since it last looked
 //! (see [`super::signalled`]), not all of them.
 //!
-//! The guarantee of the old loop is kept: a reader never goes longer than its slice
+//! The guarantee of the old loop is kept: a reader never goes longer than its poll
 //! without reading every partition, so a missed message (a client that adds a submit
 //! entry with a plain `XADD`, a subscriber reconnecting, a Redis restart) costs at most
-//! that slice, never a job. Classic Pub/Sub reaches every node of a Redis Cluster, so one
-//! subscription to any node hears every partition.
+//! that poll, never a job. Classic Pub/Sub reaches every node of a Redis Cluster, so one
+//! subscription to any node hears every partition, though a message that crosses the
+//! Cluster bus can arrive tens of milliseconds late (docs/benchmarks.md, "After a quiet
+//! spell").
 
 use crate::config::RedisConfig;
 use crate::connection::cluster_nodes;
